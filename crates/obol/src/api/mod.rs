@@ -1,0 +1,150 @@
+//! The HTTP API: the router, shared state, and a file per resource.
+
+pub mod auth;
+pub mod customer_tokens;
+pub mod customers;
+pub mod health;
+pub mod json;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{header, HeaderValue, Method, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::ids::TokenHash;
+use crate::storage::Store;
+use crate::stripe::StripeInfo;
+use crate::telemetry::{MakeObolRequestId, REQUEST_ID_HEADER};
+
+/// Everything handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    store: Store,
+    api_key_hashes: Vec<TokenHash>,
+    stripe: StripeInfo,
+    token_default_ttl: u64,
+    token_max_ttl: u64,
+}
+
+impl AppState {
+    pub fn new(
+        config: &Config,
+        store: Store,
+        api_key_hashes: Vec<TokenHash>,
+        stripe: StripeInfo,
+    ) -> Self {
+        AppState(Arc::new(Inner {
+            store,
+            api_key_hashes,
+            stripe,
+            token_default_ttl: config.customer_tokens.default_ttl_seconds,
+            token_max_ttl: config.customer_tokens.max_ttl_seconds,
+        }))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    pub fn api_key_hashes(&self) -> &[TokenHash] {
+        &self.0.api_key_hashes
+    }
+
+    pub fn token_ttls(&self) -> (u64, u64) {
+        (self.0.token_default_ttl, self.0.token_max_ttl)
+    }
+
+    pub fn stripe(&self) -> &StripeInfo {
+        &self.0.stripe
+    }
+}
+
+pub fn router(state: AppState, body_limit: usize) -> Router {
+    let request_id = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeObolRequestId))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let id = req
+                    .headers()
+                    .get(REQUEST_ID_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER));
+
+    Router::new()
+        .merge(health::router())
+        .merge(customers::router())
+        .merge(customer_tokens::router())
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        // Refuses a declared Content-Length over the limit before reading
+        // any of it (clients sending `Expect: 100-continue` never upload);
+        // DefaultBodyLimit above catches chunked bodies while reading.
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(middleware::from_fn(errors_as_json))
+        .layer(CatchPanicLayer::custom(|_| {
+            Error::internal("a handler panicked").into_response()
+        }))
+        .layer(request_id)
+        .with_state(state)
+}
+
+async fn route_not_found(method: Method, uri: Uri) -> Error {
+    Error::RouteNotFound {
+        method: method.to_string(),
+        path: uri.path().chars().take(200).collect(),
+    }
+}
+
+async fn method_not_allowed() -> Error {
+    Error::MethodNotAllowed
+}
+
+/// Any error response that a layer (not a handler) produced in plain text
+/// is rewritten into obol's shape, so callers parse one format only.
+async fn errors_as_json(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !status.is_client_error() && !status.is_server_error() || is_json {
+        return response;
+    }
+    let error = match status.as_u16() {
+        413 => Error::BodyTooLarge,
+        405 => Error::MethodNotAllowed,
+        415 => Error::UnsupportedMediaType,
+        401 => Error::Unauthenticated,
+        400 => Error::InvalidBody("the request could not be read".into()),
+        _ => Error::internal(format!("unexpected plain {status} response")),
+    };
+    let mut rewritten = error.into_response();
+    *rewritten.status_mut() = status;
+    rewritten
+}
+
+/// Default timeout for outbound calls made while serving a request.
+pub const OUTBOUND_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn no_store() -> (header::HeaderName, HeaderValue) {
+    (header::CACHE_CONTROL, HeaderValue::from_static("no-store"))
+}

@@ -1,0 +1,93 @@
+//! The `obol` command line. Doc comments here are the `--help` text.
+
+mod config_check;
+mod migrate;
+mod sandbox;
+mod serve;
+mod trigger;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+/// obol: a self-hosted Stripe payments hub.
+#[derive(Debug, Parser)]
+#[command(name = "obol", version, about)]
+pub struct Cli {
+    /// Configuration file (default: obol.yaml when present).
+    #[arg(long, global = true, env = "OBOL_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the hub: HTTP API, webhook inbox, background jobs.
+    Serve,
+    /// Run the offline Stripe sandbox alone, for host applications' tests
+    /// and Stripe's official SDKs (`stripe.api_base = …`).
+    Sandbox(sandbox::SandboxArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Create the sandbox objects that make a Stripe event happen (like `stripe trigger`).
+    Trigger(trigger::TriggerArgs),
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Load and validate the configuration; print a summary without secrets.
+    Check,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve => serve::run(load(&cli.config)?).await,
+        Command::Sandbox(args) => sandbox::run(args).await,
+        Command::Migrate => migrate::run(load(&cli.config)?).await,
+        Command::Trigger(args) => trigger::run(args, &cli.config).await,
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => config_check::run(load(&cli.config)?),
+    }
+}
+
+fn load(path: &Option<PathBuf>) -> anyhow::Result<Config> {
+    Ok(Config::load(path.as_deref())?)
+}
+
+/// Completes on SIGTERM or ctrl-c.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,503 @@
+//! obol's configuration: embedded defaults, then `obol.yaml` (or `--config`),
+//! then `OBOL_*` environment variables (`__` nests: `OBOL_STRIPE__SECRET_KEY`).
+//!
+//! Loaded and validated once at start; every problem names the key at fault.
+//! Secrets (Stripe keys, webhook secrets, API keys, the database URL, which
+//! may hold a password) are `SecretString`, so `Debug` never shows them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Yaml};
+use figment::Figment;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer};
+
+pub const DEFAULT_CONFIG_FILE: &str = "obol.yaml";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://obol.db?mode=rwc";
+pub const STRIPE_API_BASE: &str = "https://api.stripe.com";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address `obol serve` listens on; port 0 picks a free port.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// `sqlite://…` (embedded default) or `postgres://…`.
+    #[serde(default = "default_database_url")]
+    pub database_url: SecretString,
+    /// The URL obol is reached at from outside (webhooks, hosted pages).
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// Secret API keys (`obol_sk_…`), a list or one comma-separated string.
+    #[serde(default, deserialize_with = "secret_list")]
+    pub api_keys: Vec<SecretString>,
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// A tracing filter such as `info` or `obol=debug,info`.
+    #[serde(default = "default_log")]
+    pub log: String,
+    #[serde(default)]
+    pub stripe: StripeSettings,
+    #[serde(default)]
+    pub sandbox: SandboxSettings,
+    #[serde(default)]
+    pub http: HttpSettings,
+    #[serde(default)]
+    pub customer_tokens: CustomerTokenSettings,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StripeSettings {
+    /// `sk_test_…`, `sk_live_…` or a restricted `rk_…` key. None: built-in sandbox.
+    #[serde(default)]
+    pub secret_key: Option<SecretString>,
+    #[serde(default)]
+    pub publishable_key: Option<String>,
+    /// `whsec_…` signing secrets; several during a rotation.
+    #[serde(default, deserialize_with = "secret_list")]
+    pub webhook_secrets: Vec<SecretString>,
+    /// Any Stripe-compatible server; default Stripe's own.
+    #[serde(default)]
+    pub api_base: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxSettings {
+    /// Where the in-process sandbox keeps its state: a file path, or `memory`.
+    /// Default: beside obol's SQLite database (`obol-sandbox.db` for PostgreSQL).
+    #[serde(default)]
+    pub db: Option<String>,
+    /// Chaos settings for tests, e.g. `seed=1,drop=0.2` (see the sandbox docs).
+    #[serde(default)]
+    pub chaos: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Largest request body accepted, in bytes (413 above it).
+    #[serde(default = "default_body_limit")]
+    pub body_limit_bytes: usize,
+    /// How long shutdown waits for in-flight requests.
+    #[serde(default = "default_grace")]
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            body_limit_bytes: default_body_limit(),
+            shutdown_grace_seconds: default_grace(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerTokenSettings {
+    #[serde(default = "default_token_ttl")]
+    pub default_ttl_seconds: u64,
+    #[serde(default = "default_token_max_ttl")]
+    pub max_ttl_seconds: u64,
+}
+
+impl Default for CustomerTokenSettings {
+    fn default() -> Self {
+        Self {
+            default_ttl_seconds: default_token_ttl(),
+            max_ttl_seconds: default_token_max_ttl(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// Which Stripe obol talks to, derived from the secret key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StripeMode {
+    Sandbox,
+    Test,
+    Live,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// A configuration problem, naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {key}: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(key: &str, message: impl Into<String>) -> Self {
+        Self {
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_database_url() -> SecretString {
+    SecretString::from(DEFAULT_DATABASE_URL)
+}
+fn default_log() -> String {
+    "info".into()
+}
+fn default_body_limit() -> usize {
+    1024 * 1024
+}
+fn default_grace() -> u64 {
+    20
+}
+fn default_token_ttl() -> u64 {
+    900
+}
+fn default_token_max_ttl() -> u64 {
+    24 * 3600
+}
+
+/// Accepts `["a", "b"]` (YAML) or `"a,b"` (one environment variable).
+fn secret_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let items = match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s.split(',').map(str::to_string).collect(),
+        OneOrMany::Many(v) => v,
+    };
+    Ok(items
+        .into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .map(SecretString::from)
+        .collect())
+}
+
+impl Config {
+    /// Defaults, then the file, then the environment; then validation.
+    /// `path` given explicitly must exist; the default `obol.yaml` is optional.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::new();
+        match path {
+            Some(p) => {
+                if !p.exists() {
+                    return Err(ConfigError::new(
+                        "--config",
+                        format!("file {} does not exist", p.display()),
+                    ));
+                }
+                figment = figment.merge(Yaml::file(p));
+            }
+            None => figment = figment.merge(Yaml::file(DEFAULT_CONFIG_FILE)),
+        }
+        // Variables that configure other commands, not the config tree.
+        let env = Env::prefixed("OBOL_").split("__").ignore(&[
+            "config",
+            "sandbox_listen",
+            "sandbox_db",
+            "sandbox_chaos",
+        ]);
+        let config: Config = figment.merge(env).extract().map_err(|e| {
+            let key = e
+                .path
+                .iter()
+                .filter(|p| p.as_str() != "default")
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(".");
+            let mut message = e.kind.to_string();
+            if let Some(source) = &e.metadata {
+                message.push_str(&format!(" (from {})", source.name));
+            }
+            ConfigError::new(if key.is_empty() { "config" } else { &key }, message)
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Configuration from a YAML text alone (no file, no environment):
+    /// for tests and tools that build a configuration programmatically.
+    pub fn from_yaml(yaml: &str) -> Result<Config, ConfigError> {
+        let config: Config = Figment::new()
+            .merge(Yaml::string(yaml))
+            .extract()
+            .map_err(|e| ConfigError::new("config", e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Every rule a value must meet, checked once at start.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        self.backend()?;
+        if let Some(url) = &self.public_url {
+            let parsed = url::Url::parse(url)
+                .map_err(|e| ConfigError::new("public_url", format!("not a URL: {e}")))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(ConfigError::new("public_url", "must be an http(s) URL"));
+            }
+        }
+        for (i, key) in self.api_keys.iter().enumerate() {
+            let k = key.expose_secret();
+            if !k.starts_with("obol_sk_") || k.len() < "obol_sk_".len() + 32 {
+                return Err(ConfigError::new(
+                    &format!("api_keys[{i}]"),
+                    "an API key starts with obol_sk_ and has at least 32 characters after it (generate one with `openssl rand -base64 32 | tr '+/' '-_'`)",
+                ));
+            }
+        }
+        if let Some(sk) = &self.stripe.secret_key {
+            let sk = sk.expose_secret();
+            if !(sk.starts_with("sk_test_")
+                || sk.starts_with("sk_live_")
+                || sk.starts_with("rk_test_")
+                || sk.starts_with("rk_live_"))
+            {
+                return Err(ConfigError::new(
+                    "stripe.secret_key",
+                    "must start with sk_test_, sk_live_, rk_test_ or rk_live_",
+                ));
+            }
+            let live = sk.contains("_live_");
+            match &self.stripe.publishable_key {
+                None => {
+                    return Err(ConfigError::new(
+                        "stripe.publishable_key",
+                        "is required when stripe.secret_key is set",
+                    ))
+                }
+                Some(pk) if live && !pk.starts_with("pk_live_") => {
+                    return Err(ConfigError::new(
+                        "stripe.publishable_key",
+                        "a live secret key needs a pk_live_ publishable key",
+                    ))
+                }
+                Some(pk) if !live && !pk.starts_with("pk_test_") => {
+                    return Err(ConfigError::new(
+                        "stripe.publishable_key",
+                        "a test secret key needs a pk_test_ publishable key",
+                    ))
+                }
+                Some(_) => {}
+            }
+            if self.api_keys.is_empty() {
+                return Err(ConfigError::new(
+                    "api_keys",
+                    "at least one obol_sk_ key is required with real Stripe keys (only the sandbox generates a development key)",
+                ));
+            }
+        }
+        for (i, s) in self.stripe.webhook_secrets.iter().enumerate() {
+            if !s.expose_secret().starts_with("whsec_") {
+                return Err(ConfigError::new(
+                    &format!("stripe.webhook_secrets[{i}]"),
+                    "a Stripe webhook signing secret starts with whsec_",
+                ));
+            }
+        }
+        if let Some(base) = &self.stripe.api_base {
+            url::Url::parse(base)
+                .map_err(|e| ConfigError::new("stripe.api_base", format!("not a URL: {e}")))?;
+        }
+        if let Some(chaos) = &self.sandbox.chaos {
+            chaos
+                .parse::<obol_sandbox::ChaosConfig>()
+                .map_err(|e| ConfigError::new("sandbox.chaos", e.to_string()))?;
+        }
+        if self.http.body_limit_bytes < 1024 {
+            return Err(ConfigError::new(
+                "http.body_limit_bytes",
+                "must be at least 1024",
+            ));
+        }
+        let t = &self.customer_tokens;
+        if t.default_ttl_seconds == 0 || t.default_ttl_seconds > t.max_ttl_seconds {
+            return Err(ConfigError::new(
+                "customer_tokens.default_ttl_seconds",
+                "must be between 1 and customer_tokens.max_ttl_seconds",
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen.parse().map_err(|_| {
+            ConfigError::new(
+                "listen",
+                format!("{:?} is not an address such as 127.0.0.1:8080", self.listen),
+            )
+        })
+    }
+
+    pub fn backend(&self) -> Result<Backend, ConfigError> {
+        let url = self.database_url.expose_secret();
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(ConfigError::new(
+                "database_url",
+                "must start with sqlite: or postgres://",
+            ))
+        }
+    }
+
+    pub fn stripe_mode(&self) -> StripeMode {
+        match &self.stripe.secret_key {
+            None => StripeMode::Sandbox,
+            Some(k) if k.expose_secret().contains("_live_") => StripeMode::Live,
+            Some(_) => StripeMode::Test,
+        }
+    }
+
+    /// Where the in-process sandbox keeps its state (`None`: in memory).
+    pub fn sandbox_db_path(&self) -> Option<PathBuf> {
+        match self.sandbox.db.as_deref() {
+            Some("memory") | Some(":memory:") => None,
+            Some(path) => Some(PathBuf::from(path)),
+            None => {
+                let url = self.database_url.expose_secret();
+                let file = url
+                    .strip_prefix("sqlite://")
+                    .or_else(|| url.strip_prefix("sqlite:"))
+                    .map(|rest| rest.split('?').next().unwrap_or(rest))
+                    .filter(|f| !f.is_empty() && !f.contains(":memory:"));
+                match file {
+                    Some(f) => {
+                        let p = Path::new(f);
+                        let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("obol");
+                        Some(p.with_file_name(format!("{stem}-sandbox.db")))
+                    }
+                    None if url.contains(":memory:") => None,
+                    None => Some(PathBuf::from("obol-sandbox.db")),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Error, in tests only
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn env_overrides_file_and_nests_with_double_underscore() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "obol.yaml",
+                "listen: 127.0.0.1:9000\nstripe:\n  publishable_key: pk_test_file\n",
+            )?;
+            jail.set_env("OBOL_LISTEN", "127.0.0.1:0");
+            jail.set_env("OBOL_STRIPE__SECRET_KEY", "sk_test_abc");
+            jail.set_env(
+                "OBOL_API_KEYS",
+                "obol_sk_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa, obol_sk_bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+            );
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.listen, "127.0.0.1:0");
+            assert_eq!(c.stripe.publishable_key.as_deref(), Some("pk_test_file"));
+            assert_eq!(c.api_keys.len(), 2);
+            assert_eq!(c.stripe_mode(), StripeMode::Test);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        Jail::expect_with(|jail| {
+            jail.set_env("OBOL_LISTEN", "not-an-address");
+            let e = Config::load(None).unwrap_err();
+            assert_eq!(e.key, "listen");
+            jail.set_env("OBOL_LISTEN", "127.0.0.1:0");
+            jail.create_file("obol.yaml", "stripe:\n  secret_kye: x\n")?;
+            let e = Config::load(None).unwrap_err();
+            assert!(e.to_string().contains("secret_kye"), "{e}");
+            jail.create_file("obol.yaml", "http:\n  body_limit_bytes: lots\n")?;
+            let e = Config::load(None).unwrap_err();
+            assert_eq!(e.key, "http.body_limit_bytes", "{e}");
+            jail.create_file("obol.yaml", "")?;
+            jail.set_env("OBOL_STRIPE__WEBHOOK_SECRETS", "whsec_a,nope");
+            let e = Config::load(None).unwrap_err();
+            assert_eq!(e.key, "stripe.webhook_secrets[1]");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn debug_output_hides_every_secret() {
+        Jail::expect_with(|jail| {
+            jail.set_env("OBOL_STRIPE__SECRET_KEY", "sk_test_SECRETSTRIPE");
+            jail.set_env("OBOL_STRIPE__PUBLISHABLE_KEY", "pk_test_x");
+            jail.set_env("OBOL_STRIPE__WEBHOOK_SECRETS", "whsec_SECRETHOOK");
+            jail.set_env(
+                "OBOL_API_KEYS",
+                "obol_sk_SECRETAPIKEYSECRETAPIKEYSECRETAPIKEY",
+            );
+            jail.set_env(
+                "OBOL_DATABASE_URL",
+                "postgres://postgres:SECRETPASSWORD@127.0.0.1/obol",
+            );
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            let debug = format!("{c:?} {c:#?}");
+            for secret in [
+                "SECRETSTRIPE",
+                "SECRETHOOK",
+                "SECRETAPIKEY",
+                "SECRETPASSWORD",
+            ] {
+                assert!(!debug.contains(secret), "{secret} leaked: {debug}");
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn sandbox_db_sits_beside_the_sqlite_database() {
+        Jail::expect_with(|jail| {
+            jail.set_env(
+                "OBOL_DATABASE_URL",
+                "sqlite:///var/lib/obol/obol.db?mode=rwc",
+            );
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(
+                c.sandbox_db_path(),
+                Some(PathBuf::from("/var/lib/obol/obol-sandbox.db"))
+            );
+            Ok(())
+        });
+    }
+}

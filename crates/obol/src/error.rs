@@ -1,0 +1,254 @@
+//! The one error type of obol's service code and its HTTP rendering.
+//!
+//! Every variant has a stable snake_case `code()` and an HTTP `status()`;
+//! host applications branch on the code, so renaming one is a breaking change
+//! (the `error_code_table` snapshot test makes a rename visible in review).
+//! Internal variants (`Database`, `Internal`) log their detail and answer a
+//! generic message: SQL and stack traces never reach a response body.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::money::MoneyError;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    // 400: the request could not be understood.
+    #[error("the request body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("{0}")]
+    InvalidBody(String),
+    #[error("invalid query parameter: {0}")]
+    InvalidQuery(String),
+    #[error("{0}")]
+    InvalidId(String),
+
+    // 401
+    #[error("this endpoint needs credentials: send `Authorization: Bearer obol_sk_…` or a customer token")]
+    Unauthenticated,
+    #[error("the API key is not valid")]
+    InvalidApiKey,
+    #[error("the customer token is not valid, has expired or was revoked")]
+    InvalidCustomerToken,
+    #[error("this endpoint takes the secret API key, not a customer token")]
+    SecretKeyRequired,
+
+    // 404
+    #[error("no {0} with that id")]
+    NotFound(Resource),
+    #[error("no route for {method} {path}")]
+    RouteNotFound { method: String, path: String },
+
+    // 405 / 413 / 415
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    #[error("the request body is larger than obol accepts (http.body_limit_bytes)")]
+    BodyTooLarge,
+    #[error("send the body as JSON with `Content-Type: application/json`")]
+    UnsupportedMediaType,
+
+    // 409
+    #[error("a customer with external_id {external_id:?} already exists ({existing_id})")]
+    CustomerExists {
+        external_id: String,
+        existing_id: String,
+    },
+
+    // 422: the request is understood but breaks a rule.
+    #[error("{message}")]
+    Rule { code: &'static str, message: String },
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+
+    // 429
+    #[error("too many requests; retry after {retry_after_seconds} s")]
+    RateLimited { retry_after_seconds: u64 },
+
+    // 502
+    #[error("Stripe did not answer as expected: {0}")]
+    Stripe(String),
+
+    // 500: detail to the log only.
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    #[error("internal error")]
+    Internal(String),
+}
+
+/// The kinds of object a caller can ask for; used in `*_not_found` codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    Customer,
+    CustomerToken,
+}
+
+impl Resource {
+    fn as_str(self) -> &'static str {
+        match self {
+            Resource::Customer => "customer",
+            Resource::CustomerToken => "customer token",
+        }
+    }
+}
+
+impl std::fmt::Display for Resource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Error {
+    pub fn rule(code: &'static str, message: impl Into<String>) -> Self {
+        Error::Rule {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        Error::Internal(detail.to_string())
+    }
+
+    /// The stable, documented code host applications match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::MalformedJson(_) => "malformed_json",
+            Error::InvalidBody(_) => "invalid_body",
+            Error::InvalidQuery(_) => "invalid_query",
+            Error::InvalidId(_) => "invalid_id",
+            Error::Unauthenticated => "unauthenticated",
+            Error::InvalidApiKey => "invalid_api_key",
+            Error::InvalidCustomerToken => "invalid_customer_token",
+            Error::SecretKeyRequired => "secret_key_required",
+            Error::NotFound(Resource::Customer) => "customer_not_found",
+            Error::NotFound(Resource::CustomerToken) => "customer_token_not_found",
+            Error::RouteNotFound { .. } => "route_not_found",
+            Error::MethodNotAllowed => "method_not_allowed",
+            Error::BodyTooLarge => "body_too_large",
+            Error::UnsupportedMediaType => "unsupported_media_type",
+            Error::CustomerExists { .. } => "customer_exists",
+            Error::Rule { code, .. } => code,
+            Error::Money(e) => e.code(),
+            Error::RateLimited { .. } => "rate_limited",
+            Error::Stripe(_) => "stripe_error",
+            Error::Database(_) | Error::Internal(_) => "internal_error",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::MalformedJson(_)
+            | Error::InvalidBody(_)
+            | Error::InvalidQuery(_)
+            | Error::InvalidId(_) => StatusCode::BAD_REQUEST,
+            Error::Unauthenticated
+            | Error::InvalidApiKey
+            | Error::InvalidCustomerToken
+            | Error::SecretKeyRequired => StatusCode::UNAUTHORIZED,
+            Error::NotFound(_) | Error::RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Error::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::CustomerExists { .. } => StatusCode::CONFLICT,
+            Error::Rule { .. } | Error::Money(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::Stripe(_) => StatusCode::BAD_GATEWAY,
+            Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The JSON body: `{"error": {"code", "message", …}}`.
+    pub fn body(&self) -> serde_json::Value {
+        let message = match self {
+            Error::Database(_) | Error::Internal(_) => {
+                "obol hit an internal error; the request id in the `x-request-id` header finds it in the log".to_string()
+            }
+            other => other.to_string(),
+        };
+        let mut error = json!({ "code": self.code(), "message": message });
+        if let Error::CustomerExists { existing_id, .. } = self {
+            error["existing_id"] = json!(existing_id);
+        }
+        json!({ "error": error })
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match &self {
+            Error::Database(e) => tracing::error!(error = %e, "database error"),
+            Error::Internal(detail) => tracing::error!(%detail, "internal error"),
+            Error::Stripe(detail) => tracing::warn!(%detail, "Stripe call failed"),
+            _ => tracing::debug!(code = self.code(), "request refused"),
+        }
+        let mut response = (status, axum::Json(self.body())).into_response();
+        if let Error::RateLimited {
+            retry_after_seconds,
+        } = self
+        {
+            if let Ok(v) = retry_after_seconds.to_string().parse() {
+                response.headers_mut().insert("retry-after", v);
+            }
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every code and status, in one table: a renamed code is a breaking
+    /// change for host applications and must show up in review.
+    #[test]
+    fn error_code_table() {
+        let samples = vec![
+            Error::MalformedJson("x".into()),
+            Error::InvalidBody("x".into()),
+            Error::InvalidQuery("x".into()),
+            Error::InvalidId("x".into()),
+            Error::Unauthenticated,
+            Error::InvalidApiKey,
+            Error::InvalidCustomerToken,
+            Error::SecretKeyRequired,
+            Error::NotFound(Resource::Customer),
+            Error::NotFound(Resource::CustomerToken),
+            Error::RouteNotFound {
+                method: "GET".into(),
+                path: "/x".into(),
+            },
+            Error::MethodNotAllowed,
+            Error::BodyTooLarge,
+            Error::UnsupportedMediaType,
+            Error::CustomerExists {
+                external_id: "a".into(),
+                existing_id: "cus_1".into(),
+            },
+            Error::rule("some_rule", "x"),
+            Error::Money(MoneyError::NotPositive { got: 0 }),
+            Error::RateLimited {
+                retry_after_seconds: 1,
+            },
+            Error::Stripe("x".into()),
+            Error::Database(sqlx::Error::RowNotFound),
+            Error::Internal("x".into()),
+        ];
+        let table: Vec<String> = samples
+            .iter()
+            .map(|e| format!("{} {}", e.status().as_u16(), e.code()))
+            .collect();
+        insta::assert_snapshot!(table.join("\n"));
+    }
+
+    #[test]
+    fn internal_errors_hide_their_detail() {
+        let e = Error::Internal("SELECT secret FROM table".into());
+        let body = e.body().to_string();
+        assert!(!body.contains("SELECT"), "{body}");
+        assert_eq!(e.code(), "internal_error");
+    }
+}

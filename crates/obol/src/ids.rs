@@ -1,0 +1,162 @@
+//! Prefixed object ids (`cus_…`, `ctok_…`) and secret tokens.
+//!
+//! Ids are a prefix plus a lowercase ULID: unique, URL-safe and sortable by
+//! creation time, which cursor pagination relies on. Secret tokens (API keys,
+//! customer tokens, link capabilities) carry 256 bits from the OS generator,
+//! are stored only as SHA-256 hashes and never print in `Debug` output.
+
+use base64::Engine;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::Error;
+
+macro_rules! prefixed_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub const PREFIX: &'static str = $prefix;
+
+            pub fn generate() -> Self {
+                Self(format!("{}{}", $prefix, ulid::Ulid::new().to_string().to_ascii_lowercase()))
+            }
+
+            /// Parses a caller-supplied id: the prefix and a 26-character ULID body.
+            pub fn parse(s: &str) -> Result<Self, Error> {
+                let body = s.strip_prefix($prefix).ok_or_else(|| {
+                    Error::InvalidId(format!("{s:?} is not a {} id (they start with {:?})", stringify!($name), $prefix))
+                })?;
+                if body.len() != 26 || !body.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                    return Err(Error::InvalidId(format!("{s:?} is not a well-formed {} id", stringify!($name))));
+                }
+                Ok(Self(s.to_ascii_lowercase()))
+            }
+
+            /// Wraps an id read back from our own storage.
+            pub fn from_db(s: String) -> Self {
+                Self(s)
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+prefixed_id!(
+    /// An obol customer (not Stripe's `cus_` id, which lives in `stripe_customer_id`).
+    CustomerId,
+    "cus_"
+);
+prefixed_id!(
+    /// A customer token's public handle, used to revoke it.
+    CustomerTokenId,
+    "ctok_"
+);
+prefixed_id!(
+    /// A generated API key's public handle.
+    ApiKeyId,
+    "key_"
+);
+
+/// A freshly minted secret: shown to its owner once, stored as a hash.
+pub struct SecretToken {
+    value: String,
+}
+
+impl SecretToken {
+    /// `prefix` + base64url(32 random bytes): 256 bits of entropy.
+    pub fn generate(prefix: &str) -> Self {
+        let mut bytes = [0u8; 32];
+        // ThreadRng is a CSPRNG (ChaCha12) seeded and periodically reseeded from the OS.
+        rand::rng().fill_bytes(&mut bytes);
+        let body = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        Self {
+            value: format!("{prefix}{body}"),
+        }
+    }
+
+    /// The plaintext, for the one response (or start-up line) that reveals it.
+    pub fn expose(&self) -> &str {
+        &self.value
+    }
+
+    pub fn hash(&self) -> TokenHash {
+        TokenHash::of(&self.value)
+    }
+}
+
+impl std::fmt::Debug for SecretToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let prefix: String = self.value.chars().take_while(|c| *c != '_').collect();
+        write!(f, "SecretToken({prefix}_…)")
+    }
+}
+
+/// SHA-256 of a token, hex-encoded: what storage keeps and looks up by.
+/// A fast hash is right here: the tokens carry 256 random bits, so there is
+/// nothing to brute-force that a slow hash would protect.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenHash(String);
+
+impl TokenHash {
+    pub fn of(token: &str) -> Self {
+        Self(hex::encode(Sha256::digest(token.as_bytes())))
+    }
+
+    pub fn from_db(s: String) -> Self {
+        Self(s)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Constant-time comparison, for checks that do not go through an
+    /// indexed lookup.
+    pub fn ct_eq(&self, other: &TokenHash) -> bool {
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
+}
+
+impl std::fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenHash(…)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_and_refuse_other_prefixes() {
+        let id = CustomerId::generate();
+        assert_eq!(CustomerId::parse(id.as_str()).unwrap(), id);
+        assert!(CustomerId::parse("ctok_01h").is_err());
+        assert!(CustomerId::parse("cus_short").is_err());
+        assert!(CustomerId::parse("cus_01hzzzzzzzzzzzzzzzzzzzzz'--").is_err());
+    }
+
+    #[test]
+    fn tokens_carry_256_bits_and_hide_in_debug() {
+        let t = SecretToken::generate("obol_ct_");
+        assert_eq!(t.expose().len(), "obol_ct_".len() + 43);
+        assert_ne!(t.expose(), SecretToken::generate("obol_ct_").expose());
+        let debug = format!("{t:?} {:?}", t.hash());
+        assert!(!debug.contains(&t.expose()["obol_ct_".len()..]), "{debug}");
+        assert!(t.hash().ct_eq(&TokenHash::of(t.expose())));
+    }
+}

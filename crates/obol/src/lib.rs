@@ -1,0 +1,218 @@
+//! obol: a self-hosted Stripe payments hub.
+//!
+//! `Application::build` connects storage, starts the built-in Stripe
+//! sandbox when no Stripe keys are configured, and binds the listener;
+//! `run_until_stopped` serves until the shutdown signal, then lets in-flight
+//! requests finish.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod ids;
+pub mod money;
+pub mod storage;
+pub mod stripe;
+pub mod telemetry;
+pub mod validate;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::auth::API_KEY_PREFIX;
+use crate::config::{Config, StripeMode, STRIPE_API_BASE};
+use crate::ids::{ApiKeyId, SecretToken, TokenHash};
+use crate::storage::Store;
+use crate::stripe::StripeInfo;
+
+/// Keys the in-process sandbox accepts: any well-formed test key works there.
+const SANDBOX_SECRET_KEY: &str = "sk_test_obol_sandbox";
+const SANDBOX_PUBLISHABLE_KEY: &str = "pk_test_obol_sandbox";
+
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    store: Store,
+    sandbox: Option<JoinHandle<()>>,
+    stop_background: CancellationToken,
+    grace: Duration,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        let store = Store::connect(&config)
+            .await
+            .context("connecting to the database")?;
+        let applied = store.migrate().await.context("applying migrations")?;
+        tracing::info!(backend = store.backend().as_str(), applied, "storage ready");
+
+        let stop_background = CancellationToken::new();
+        let (stripe, sandbox) = start_stripe(&config, &stop_background).await?;
+        let api_key_hashes = api_key_hashes(&config, &store).await?;
+
+        let addr = config.listen_addr()?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        let state = api::AppState::new(&config, store.clone(), api_key_hashes, stripe);
+        let router = api::router(state, config.http.body_limit_bytes);
+        Ok(Application {
+            listener,
+            router,
+            store,
+            sandbox,
+            stop_background,
+            grace: Duration::from_secs(config.http.shutdown_grace_seconds),
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes; then stops accepting, waits up to
+    /// the grace period for in-flight requests, and closes storage.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let stopping = CancellationToken::new();
+        let trigger = stopping.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            trigger.cancel();
+        });
+        let server = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stopping.clone().cancelled_owned());
+        let grace = self.grace;
+        let deadline = async {
+            stopping.cancelled().await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            result = server => result.context("serving HTTP")?,
+            () = deadline => tracing::warn!(grace_seconds = grace.as_secs(), "in-flight requests did not finish within the grace period"),
+        }
+        self.stop_background.cancel();
+        if let Some(sandbox) = self.sandbox {
+            let _ = tokio::time::timeout(Duration::from_secs(5), sandbox).await;
+        }
+        self.store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Real Stripe when keys are configured; otherwise the built-in sandbox on
+/// a loopback port, reached through the same HTTP client.
+async fn start_stripe(
+    config: &Config,
+    stop: &CancellationToken,
+) -> anyhow::Result<(StripeInfo, Option<JoinHandle<()>>)> {
+    match (config.stripe_mode(), &config.stripe.secret_key) {
+        (StripeMode::Sandbox, _) | (_, None) => {
+            let chaos = match &config.sandbox.chaos {
+                Some(c) => c
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("sandbox.chaos: {e}"))?,
+                None => obol_sandbox::ChaosConfig::default(),
+            };
+            let db = match config.sandbox_db_path() {
+                Some(path) => obol_sandbox::SandboxDb::File(path),
+                None => obol_sandbox::SandboxDb::Memory,
+            };
+            let sandbox = obol_sandbox::Sandbox::bind(
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+                obol_sandbox::SandboxConfig {
+                    db,
+                    chaos,
+                    public_url: None,
+                    webhook_retry_base: Duration::from_secs(5),
+                },
+            )
+            .await
+            .context("starting the built-in Stripe sandbox")?;
+            let api_base = format!("http://{}", sandbox.local_addr());
+            tracing::warn!(
+                %api_base,
+                "no Stripe keys configured: obol runs against its built-in Stripe sandbox; no real money moves"
+            );
+            let stop = stop.clone();
+            let handle = tokio::spawn(async move {
+                if let Err(e) = sandbox.run_until(stop.cancelled_owned()).await {
+                    tracing::error!(error = %e, "the built-in Stripe sandbox stopped");
+                }
+            });
+            let info = StripeInfo::new(
+                StripeMode::Sandbox,
+                api_base,
+                SANDBOX_PUBLISHABLE_KEY.to_string(),
+                SecretString::from(SANDBOX_SECRET_KEY),
+            )?;
+            Ok((info, Some(handle)))
+        }
+        (mode, Some(secret_key)) => {
+            let api_base = config
+                .stripe
+                .api_base
+                .clone()
+                .unwrap_or_else(|| STRIPE_API_BASE.to_string());
+            let info = StripeInfo::new(
+                mode,
+                api_base,
+                config.stripe.publishable_key.clone().unwrap_or_default(),
+                secret_key.clone(),
+            )?;
+            Ok((info, None))
+        }
+    }
+}
+
+/// The hashes of every accepted secret API key. Configured keys win; with
+/// none configured (only allowed in sandbox mode) obol uses the development
+/// key it generated earlier, or generates one now and prints it once.
+async fn api_key_hashes(config: &Config, store: &Store) -> anyhow::Result<Vec<TokenHash>> {
+    if !config.api_keys.is_empty() {
+        return Ok(config
+            .api_keys
+            .iter()
+            .map(|k| TokenHash::of(k.expose_secret()))
+            .collect());
+    }
+    let mut handle = store.acquire().await?;
+    let stored = handle.conn().list_live_api_key_hashes().await?;
+    if !stored.is_empty() {
+        tracing::info!(
+            "using the development API key generated on first start (set OBOL_API_KEYS to use your own)"
+        );
+        return Ok(stored);
+    }
+    let key = SecretToken::generate(API_KEY_PREFIX);
+    handle
+        .conn()
+        .insert_api_key(
+            &ApiKeyId::generate(),
+            &key.hash(),
+            "development",
+            storage::now(),
+        )
+        .await?;
+    // stdout, once: the only place this key is ever shown.
+    println!(
+        "development API key (shown once, stored hashed): {}",
+        key.expose()
+    );
+    Ok(vec![key.hash()])
+}

@@ -1,0 +1,83 @@
+//! Customers: obol's record of a host application's customer.
+
+use chrono::{DateTime, Utc};
+
+use super::{is_unique_violation, on_conn, Conn};
+use crate::error::Result;
+use crate::ids::CustomerId;
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct CustomerRow {
+    pub id: String,
+    pub account_id: String,
+    pub external_id: Option<String>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub stripe_customer_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+pub struct NewCustomer<'a> {
+    pub id: &'a CustomerId,
+    pub account_id: &'a str,
+    pub external_id: Option<&'a str>,
+    pub email: Option<&'a str>,
+    pub name: Option<&'a str>,
+    pub now: DateTime<Utc>,
+}
+
+const COLUMNS: &str =
+    "id, account_id, external_id, email, name, stripe_customer_id, created_at, updated_at";
+
+impl Conn<'_> {
+    /// Inserts a customer; `Ok(None)` when the external id is taken.
+    pub async fn insert_customer(&mut self, c: &NewCustomer<'_>) -> Result<Option<CustomerRow>> {
+        let sql = format!(
+            "INSERT INTO customers (id, account_id, external_id, email, name, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {COLUMNS}"
+        );
+        let result = on_conn!(self, |conn| {
+            sqlx::query_as::<_, CustomerRow>(&sql)
+                .bind(c.id.as_str())
+                .bind(c.account_id)
+                .bind(c.external_id)
+                .bind(c.email)
+                .bind(c.name)
+                .bind(c.now)
+                .fetch_one(&mut **conn)
+                .await
+        });
+        match result {
+            Ok(row) => Ok(Some(row)),
+            Err(e) if is_unique_violation(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn get_customer(&mut self, id: &CustomerId) -> Result<Option<CustomerRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM customers WHERE id = $1");
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, CustomerRow>(&sql)
+                .bind(id.as_str())
+                .fetch_optional(&mut **conn)
+                .await?
+        }))
+    }
+
+    pub async fn get_customer_by_external_id(
+        &mut self,
+        account_id: &str,
+        external_id: &str,
+    ) -> Result<Option<CustomerRow>> {
+        let sql =
+            format!("SELECT {COLUMNS} FROM customers WHERE account_id = $1 AND external_id = $2");
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, CustomerRow>(&sql)
+                .bind(account_id)
+                .bind(external_id)
+                .fetch_optional(&mut **conn)
+                .await?
+        }))
+    }
+}

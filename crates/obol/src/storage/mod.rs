@@ -1,0 +1,230 @@
+//! Storage: one `Store` over SQLite (embedded default, WAL) or PostgreSQL.
+//!
+//! All SQL lives under this folder, one function per query named
+//! `verb_noun`, written once with `$n` placeholders that both backends
+//! accept; the `on_conn!` macro expands a query body for each backend, so
+//! dialect differences stay here and nowhere else. Transactions are
+//! explicit: `Store::begin` returns a `Tx` that must be committed; dropping
+//! it rolls back. On SQLite, write transactions start with `BEGIN IMMEDIATE`
+//! so a read-then-write transaction never fails to upgrade its lock.
+
+pub mod api_keys;
+pub mod customer_tokens;
+pub mod customers;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use secrecy::ExposeSecret;
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool};
+
+use crate::config::{Backend, Config};
+use crate::error::Result;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: Pool,
+}
+
+#[derive(Clone, Debug)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A borrowed connection of either backend; every query function takes one.
+pub enum Conn<'a> {
+    Sqlite(&'a mut SqliteConnection),
+    Postgres(&'a mut PgConnection),
+}
+
+/// Expands `$body` once per backend with `$c` bound to that backend's
+/// connection, so one query text and one row mapping serve both.
+macro_rules! on_conn {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::storage::Conn::Sqlite($c) => $body,
+            $crate::storage::Conn::Postgres($c) => $body,
+        }
+    };
+}
+pub(crate) use on_conn;
+
+/// A pooled connection for reads and single-statement writes.
+pub enum Handle {
+    Sqlite(PoolConnection<Sqlite>),
+    Postgres(PoolConnection<Postgres>),
+}
+
+impl Handle {
+    pub fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Handle::Sqlite(c) => Conn::Sqlite(&mut *c),
+            Handle::Postgres(c) => Conn::Postgres(&mut *c),
+        }
+    }
+}
+
+/// An open transaction; `commit` or it rolls back when dropped.
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+impl Tx {
+    pub fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Tx::Sqlite(t) => Conn::Sqlite(&mut *t),
+            Tx::Postgres(t) => Conn::Postgres(&mut *t),
+        }
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Connects (creating a SQLite file if needed) without migrating.
+    pub async fn connect(config: &Config) -> anyhow::Result<Store> {
+        let url = config.database_url.expose_secret();
+        let pool = match config.backend()? {
+            Backend::Sqlite => {
+                let options = SqliteConnectOptions::from_str(url)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(10));
+                let in_memory = url.contains(":memory:");
+                let pool = SqlitePoolOptions::new()
+                    // An in-memory database lives and dies with one connection.
+                    .max_connections(if in_memory { 1 } else { 8 })
+                    .min_connections(if in_memory { 1 } else { 0 })
+                    .idle_timeout(if in_memory {
+                        None
+                    } else {
+                        Some(Duration::from_secs(600))
+                    })
+                    .max_lifetime(if in_memory {
+                        None
+                    } else {
+                        Some(Duration::from_secs(1800))
+                    })
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await?;
+                Pool::Sqlite(pool)
+            }
+            Backend::Postgres => {
+                let options = PgConnectOptions::from_str(url)?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await?;
+                Pool::Postgres(pool)
+            }
+        };
+        Ok(Store { pool })
+    }
+
+    /// Applies pending migrations. Safe with several instances starting at
+    /// once: on PostgreSQL sqlx holds an advisory lock while it migrates.
+    pub async fn migrate(&self) -> anyhow::Result<usize> {
+        let applied = match &self.pool {
+            Pool::Sqlite(p) => {
+                let before = count_applied_sqlite(p).await;
+                // SQLite has no advisory lock: run every migration inside one
+                // IMMEDIATE transaction (sqlx nests its own as savepoints), so
+                // a second process waits for the first instead of racing it.
+                let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
+                SQLITE_MIGRATIONS.run_direct(&mut *tx).await?;
+                tx.commit().await?;
+                count_applied_sqlite(p).await - before
+            }
+            Pool::Postgres(p) => {
+                let before = count_applied_pg(p).await;
+                POSTGRES_MIGRATIONS.run(p).await?;
+                count_applied_pg(p).await - before
+            }
+        };
+        Ok(applied)
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    pub async fn acquire(&self) -> Result<Handle> {
+        Ok(match &self.pool {
+            Pool::Sqlite(p) => Handle::Sqlite(p.acquire().await?),
+            Pool::Postgres(p) => Handle::Postgres(p.acquire().await?),
+        })
+    }
+
+    /// Begins a write transaction.
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(match &self.pool {
+            Pool::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
+    /// A cheap round trip, for `/health`.
+    pub async fn ping(&self) -> Result<()> {
+        let mut h = self.acquire().await?;
+        on_conn!(h.conn(), |c| {
+            sqlx::query("SELECT 1").execute(&mut *c).await?;
+        });
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+async fn count_applied_sqlite(p: &SqlitePool) -> usize {
+    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM _sqlx_migrations")
+        .fetch_one(p)
+        .await
+        .map(|n| n as usize)
+        .unwrap_or(0)
+}
+
+async fn count_applied_pg(p: &PgPool) -> usize {
+    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM _sqlx_migrations")
+        .fetch_one(p)
+        .await
+        .map(|n| n as usize)
+        .unwrap_or(0)
+}
+
+/// The current time at the precision both backends store (microseconds),
+/// so a value written and read back compares equal.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// Maps a unique-constraint violation to `Ok(None)`, anything else to an error.
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}

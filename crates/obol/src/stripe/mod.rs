@@ -1,0 +1,126 @@
+//! obol's side of Stripe: which Stripe it talks to, and the client.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use crate::config::StripeMode;
+
+/// The Stripe API version obol pins; the shapes it parses are this version's.
+pub const STRIPE_VERSION: &str = "2023-08-16";
+
+/// What `/health` reports about Stripe, and the account seen there.
+#[derive(Clone)]
+pub struct StripeInfo {
+    pub mode: StripeMode,
+    pub api_base: String,
+    pub publishable_key: String,
+    secret_key: SecretString,
+    http: reqwest::Client,
+    account: Arc<Mutex<AccountCache>>,
+}
+
+#[derive(Default)]
+struct AccountCache {
+    value: Option<AccountSummary>,
+    fetched: Option<Instant>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct AccountSummary {
+    pub name: Option<String>,
+    /// The last four characters of the account id: enough to tell accounts
+    /// apart on a dashboard without publishing the id.
+    pub id_last4: String,
+}
+
+#[derive(Deserialize)]
+struct Account {
+    id: String,
+    business_profile: Option<BusinessProfile>,
+    settings: Option<Settings>,
+}
+#[derive(Deserialize)]
+struct BusinessProfile {
+    name: Option<String>,
+}
+#[derive(Deserialize)]
+struct Settings {
+    dashboard: Option<Dashboard>,
+}
+#[derive(Deserialize)]
+struct Dashboard {
+    display_name: Option<String>,
+}
+
+impl std::fmt::Debug for StripeInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StripeInfo")
+            .field("mode", &self.mode)
+            .field("api_base", &self.api_base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StripeInfo {
+    pub fn new(
+        mode: StripeMode,
+        api_base: String,
+        publishable_key: String,
+        secret_key: SecretString,
+    ) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .user_agent(concat!("obol/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            mode,
+            api_base: api_base.trim_end_matches('/').to_string(),
+            publishable_key,
+            secret_key,
+            http,
+            account: Arc::default(),
+        })
+    }
+
+    /// The Stripe account, fetched at most once a minute; `None` while
+    /// Stripe cannot be reached.
+    pub async fn account(&self) -> Option<AccountSummary> {
+        let mut cache = self.account.lock().await;
+        let fresh = cache
+            .fetched
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(60));
+        if !fresh {
+            cache.fetched = Some(Instant::now());
+            match self.fetch_account().await {
+                Ok(a) => cache.value = Some(a),
+                Err(e) => tracing::warn!(error = %e, "could not read the Stripe account"),
+            }
+        }
+        cache.value.clone()
+    }
+
+    async fn fetch_account(&self) -> anyhow::Result<AccountSummary> {
+        let account: Account = self
+            .http
+            .get(format!("{}/v1/account", self.api_base))
+            .bearer_auth(self.secret_key.expose_secret())
+            .header("Stripe-Version", STRIPE_VERSION)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let name = account
+            .settings
+            .and_then(|s| s.dashboard)
+            .and_then(|d| d.display_name)
+            .or_else(|| account.business_profile.and_then(|b| b.name));
+        let chars: Vec<char> = account.id.chars().collect();
+        let id_last4 = chars[chars.len().saturating_sub(4)..].iter().collect();
+        Ok(AccountSummary { name, id_last4 })
+    }
+}

@@ -1,0 +1,9 @@
+//! obol's integration tests: one binary, a file per area. Storage and API
+//! tests run once per backend (`sqlite::…` and `postgres::…`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+mod api_customers;
+mod api_errors;
+mod helpers;
+mod serve;
+mod storage;

@@ -1,0 +1,168 @@
+//! `obol serve` as a process: health, the development key, configuration
+//! errors, secrets kept out of the logs, and graceful shutdown.
+
+use serde_json::json;
+
+use crate::helpers::{run_obol, Backend, Obol};
+
+#[tokio::test]
+async fn health_reports_the_sandbox_and_storage() {
+    let obol = Obol::start(Backend::Sqlite).await;
+    let r = obol.http.get(obol.url("/health")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r
+        .headers()
+        .get("x-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("req_"));
+    let h: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(h["status"], "ok");
+    assert_eq!(h["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(h["stripe"]["mode"], "sandbox");
+    assert!(h["stripe"]["api_base"]
+        .as_str()
+        .unwrap()
+        .starts_with("http://127.0.0.1:"));
+    assert!(h["publishable_key"]
+        .as_str()
+        .unwrap()
+        .starts_with("pk_test_"));
+    assert_eq!(h["storage"]["backend"], "sqlite");
+    assert!(h["checked_at"].is_string());
+    assert!(h["stripe"].get("account").is_some());
+}
+
+#[tokio::test]
+async fn health_on_postgres_names_the_backend() {
+    let obol = Obol::start(Backend::Postgres).await;
+    let (status, h) = obol.get("/health").await;
+    assert_eq!(status, 200);
+    assert_eq!(h["storage"]["backend"], "postgres");
+}
+
+#[tokio::test]
+async fn the_development_key_is_printed_once_and_survives_a_restart() {
+    let obol = Obol::builder(Backend::Sqlite)
+        .without_api_keys()
+        .start()
+        .await;
+    assert!(
+        obol.api_key.starts_with("obol_sk_"),
+        "no key printed:\n{}",
+        obol.output()
+    );
+    let key = obol.api_key.clone();
+    obol.create_customer("first").await;
+    let (status, db, _) = obol.terminate();
+    assert!(status.success());
+
+    let again = Obol::builder(Backend::Sqlite)
+        .without_api_keys()
+        .with_db(db)
+        .start()
+        .await;
+    assert!(
+        again.api_key.is_empty(),
+        "printed a second time:\n{}",
+        again.output()
+    );
+    assert!(!again.output().contains(&key));
+    let (status, _) = again
+        .get_as("/v1/customers/cus_01jzzzzzzzzzzzzzzzzzzzzzzz", &key)
+        .await;
+    assert_eq!(status, 404, "the stored key still authenticates");
+}
+
+#[tokio::test]
+async fn sigterm_stops_cleanly_with_exit_code_zero() {
+    let obol = Obol::start(Backend::Sqlite).await;
+    obol.create_customer("ana").await;
+    let (status, _, output) = obol.terminate();
+    assert!(status.success(), "{status:?}\n{output}");
+    assert!(output.contains("stopped"), "{output}");
+}
+
+#[tokio::test]
+async fn secrets_never_reach_the_logs() {
+    let key = crate::helpers::random_api_key();
+    let webhook_secret = "whsec_LOGLEAKCHECKxxxxxxxxxxxxxxxx";
+    let obol = Obol::builder(Backend::Sqlite)
+        .env("OBOL_API_KEYS", &key)
+        .env("OBOL_STRIPE__WEBHOOK_SECRETS", webhook_secret)
+        .env("OBOL_LOG", "trace")
+        .env("OBOL_LOG_FORMAT", "json")
+        .start()
+        .await;
+    let ana = obol.create_customer("ana").await;
+    let token = obol.customer_token(ana["id"].as_str().unwrap(), 60).await;
+    obol.get_as(
+        &format!("/v1/customers/{}", ana["id"].as_str().unwrap()),
+        &token,
+    )
+    .await;
+    obol.get_as(
+        "/v1/customers/x",
+        "obol_sk_WRONGKEYxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    )
+    .await;
+    obol.post("/v1/customers", json!({"external_id": "ana"}))
+        .await;
+    let (_, _, output) = obol.terminate();
+    assert!(
+        output.contains("\"level\""),
+        "JSON logs expected:\n{output}"
+    );
+    for secret in [&key[8..], &webhook_secret[6..], &token[8..], "WRONGKEY"] {
+        assert!(
+            !output.contains(secret),
+            "secret {secret} leaked into the log:\n{output}"
+        );
+    }
+}
+
+#[test]
+fn bad_configuration_names_the_key_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("obol.yaml"), "listen: nowhere\n").unwrap();
+    let (code, _, stderr) = run_obol(&["config", "check"], &[], dir.path());
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("listen"), "{stderr}");
+
+    let (code, _, stderr) = run_obol(
+        &["serve"],
+        &[("OBOL_STRIPE__SECRET_KEY", "pk_live_wrong")],
+        dir.path(),
+    );
+    assert_eq!(code, 2, "{stderr}");
+
+    std::fs::write(dir.path().join("obol.yaml"), "").unwrap();
+    let (code, _, stderr) = run_obol(
+        &["serve"],
+        &[("OBOL_STRIPE__SECRET_KEY", "pk_live_wrong")],
+        dir.path(),
+    );
+    assert_eq!(code, 2);
+    assert!(stderr.contains("stripe.secret_key"), "{stderr}");
+    assert!(
+        !stderr.contains("pk_live_wrong"),
+        "the bad secret is echoed: {stderr}"
+    );
+
+    let (code, stdout, stderr) = run_obol(&["config", "check"], &[], dir.path());
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("configuration ok"));
+    assert!(stdout.contains("Sandbox"));
+}
+
+#[test]
+fn migrate_reports_applied_migrations() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = run_obol(&["migrate"], &[], dir.path());
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("sqlite"), "{stdout}");
+    let (code, stdout, _) = run_obol(&["migrate"], &[], dir.path());
+    assert_eq!(code, 0);
+    assert!(stdout.contains(" 0 migration"), "{stdout}");
+}

@@ -1,0 +1,241 @@
+//! The storage layer on both backends, through obol's own `Store`.
+
+use obol::ids::{CustomerId, CustomerTokenId, SecretToken};
+use obol::storage::customers::NewCustomer;
+use obol::storage::{now, Store};
+
+use crate::helpers::{Backend, TestDb};
+use crate::on_both_backends;
+
+on_both_backends!(
+    migrations_apply_once_and_are_idempotent,
+    customer_round_trips_exactly,
+    external_id_is_unique_per_account,
+    concurrent_inserts_of_one_external_id_leave_one_row,
+    dropped_transaction_writes_nothing,
+    customer_tokens_expire_and_revoke,
+    several_instances_migrate_one_database_at_once,
+);
+
+fn new_customer<'a>(
+    id: &'a CustomerId,
+    account: &'a str,
+    external: Option<&'a str>,
+) -> NewCustomer<'a> {
+    NewCustomer {
+        id,
+        account_id: account,
+        external_id: external,
+        email: Some("ana@example.com"),
+        name: Some("Ana"),
+        now: now(),
+    }
+}
+
+async fn migrations_apply_once_and_are_idempotent(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = Store::connect(&db.config("")).await.unwrap();
+    assert!(store.migrate().await.unwrap() >= 1);
+    assert_eq!(store.migrate().await.unwrap(), 0);
+}
+
+async fn customer_round_trips_exactly(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let id = CustomerId::generate();
+    let mut h = store.acquire().await.unwrap();
+    let inserted = h
+        .conn()
+        .insert_customer(&new_customer(&id, "default", Some("member-42")))
+        .await
+        .unwrap()
+        .unwrap();
+    let read = h.conn().get_customer(&id).await.unwrap().unwrap();
+    assert_eq!(inserted, read);
+    assert_eq!(read.external_id.as_deref(), Some("member-42"));
+    assert_eq!(read.stripe_customer_id, None);
+    assert!(h
+        .conn()
+        .get_customer(&CustomerId::generate())
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn external_id_is_unique_per_account(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let mut h = store.acquire().await.unwrap();
+    let mut c = h.conn();
+    let first = CustomerId::generate();
+    assert!(c
+        .insert_customer(&new_customer(&first, "default", Some("m-1")))
+        .await
+        .unwrap()
+        .is_some());
+    let second = CustomerId::generate();
+    assert!(c
+        .insert_customer(&new_customer(&second, "default", Some("m-1")))
+        .await
+        .unwrap()
+        .is_none());
+    // Another account may use the same external id.
+    assert!(c
+        .insert_customer(&new_customer(&second, "acct_other", Some("m-1")))
+        .await
+        .unwrap()
+        .is_some());
+    // Customers without an external id never collide.
+    for _ in 0..2 {
+        assert!(c
+            .insert_customer(&new_customer(&CustomerId::generate(), "default", None))
+            .await
+            .unwrap()
+            .is_some());
+    }
+    let found = c
+        .get_customer_by_external_id("default", "m-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, first.as_str());
+}
+
+async fn concurrent_inserts_of_one_external_id_leave_one_row(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let id = CustomerId::generate();
+            let mut tx = store.begin().await.unwrap();
+            let row = tx
+                .conn()
+                .insert_customer(&new_customer(&id, "default", Some("race")))
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            row.is_some()
+        }));
+    }
+    let mut winners = 0;
+    for t in tasks {
+        winners += usize::from(t.await.unwrap());
+    }
+    assert_eq!(winners, 1);
+}
+
+async fn dropped_transaction_writes_nothing(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let id = CustomerId::generate();
+    {
+        let mut tx = store.begin().await.unwrap();
+        tx.conn()
+            .insert_customer(&new_customer(&id, "default", Some("gone")))
+            .await
+            .unwrap();
+        // dropped without commit
+    }
+    let mut h = store.acquire().await.unwrap();
+    assert!(h.conn().get_customer(&id).await.unwrap().is_none());
+}
+
+async fn customer_tokens_expire_and_revoke(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let mut h = store.acquire().await.unwrap();
+    let mut c = h.conn();
+    let customer = CustomerId::generate();
+    c.insert_customer(&new_customer(&customer, "default", None))
+        .await
+        .unwrap()
+        .unwrap();
+    let t = now();
+    let live = SecretToken::generate("obol_ct_");
+    let live_id = CustomerTokenId::generate();
+    c.insert_customer_token(
+        &live_id,
+        &customer,
+        &live.hash(),
+        t + chrono::Duration::seconds(60),
+        t,
+    )
+    .await
+    .unwrap();
+    let expired = SecretToken::generate("obol_ct_");
+    c.insert_customer_token(
+        &CustomerTokenId::generate(),
+        &customer,
+        &expired.hash(),
+        t - chrono::Duration::seconds(1),
+        t,
+    )
+    .await
+    .unwrap();
+    let found = c
+        .find_live_customer_token(&live.hash(), now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.customer_id, customer.as_str());
+    assert!(c
+        .find_live_customer_token(&expired.hash(), now())
+        .await
+        .unwrap()
+        .is_none());
+    let revoked = c
+        .revoke_customer_token(&live_id, now())
+        .await
+        .unwrap()
+        .unwrap();
+    let first_revocation = revoked.revoked_at.unwrap();
+    assert!(c
+        .find_live_customer_token(&live.hash(), now())
+        .await
+        .unwrap()
+        .is_none());
+    let again = c
+        .revoke_customer_token(&live_id, now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.revoked_at, Some(first_revocation));
+    assert!(c
+        .revoke_customer_token(&CustomerTokenId::generate(), now())
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn several_instances_migrate_one_database_at_once(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let config = db.config("");
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        let store = Store::connect(&config).await.unwrap();
+        tasks.push(tokio::spawn(
+            async move { store.migrate().await.map(|_| ()) },
+        ));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let store = db.store().await;
+    assert_eq!(store.migrate().await.unwrap(), 0);
+}
+
+#[test]
+fn both_backends_have_the_same_migrations() {
+    let names = |dir: &str| {
+        let mut v: Vec<String> =
+            std::fs::read_dir(format!("{}/migrations/{dir}", env!("CARGO_MANIFEST_DIR")))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names("sqlite"), names("postgres"));
+}
