@@ -52,7 +52,7 @@ impl TestDb {
                 format!("sqlite://{}?mode=rwc", dir.path().join("obol.db").display())
             }
             Backend::Postgres => {
-                let admin = std::env::var("OBOL_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+                let admin = std::env::var("POSTGRES_TEST_URL").unwrap_or_else(|_| {
                     "postgres://postgres:postgres@127.0.0.1:5432/postgres".to_string()
                 });
                 let name = format!("obol_test_{}", uuid::Uuid::new_v4().simple());

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs and starts what it
+# needs (PostgreSQL, jq, Python venv and Node packages for the Stripe SDK
+# conformance suite), then runs every test and exits non-zero on any failure.
+#   ./scripts/test.sh
+# Environment: POSTGRES_TEST_URL (default postgres://postgres:postgres@127.0.0.1:5432/postgres)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+export POSTGRES_TEST_URL=${POSTGRES_TEST_URL:-postgres://postgres:postgres@127.0.0.1:5432/postgres}
+step() { printf '\n==> %s\n' "$*"; }
+
+# --- system packages --------------------------------------------------------
+need=()
+command -v jq >/dev/null || need+=(jq)
+command -v curl >/dev/null || need+=(curl)
+command -v pg_ctlcluster >/dev/null || need+=(postgresql)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+command -v node >/dev/null || need+=(nodejs npm)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    step "installing ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "missing: ${need[*]} (run as root, or install them)" >&2
+    exit 1
+  fi
+fi
+
+# --- PostgreSQL ---------------------------------------------------------------
+pg_ready() { PGPASSWORD=postgres psql -h 127.0.0.1 -U postgres -d postgres -Atqc 'select 1' >/dev/null 2>&1; }
+if ! pg_ready; then
+  if [ "$(id -u)" = 0 ]; then
+    step "starting PostgreSQL"
+    version=$(ls /etc/postgresql 2>/dev/null | sort -n | tail -1)
+    [ -n "$version" ] || { echo "no PostgreSQL cluster found" >&2; exit 1; }
+    pg_ctlcluster "$version" main start 2>/dev/null || pg_ctlcluster "$version" main status >/dev/null
+    for _ in $(seq 1 30); do su postgres -c "psql -Atqc 'select 1'" >/dev/null 2>&1 && break; sleep 1; done
+    su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'postgres'\""
+  fi
+  pg_ready || { echo "PostgreSQL is not reachable at $POSTGRES_TEST_URL" >&2; exit 1; }
+fi
+# Databases left behind by earlier runs (each test makes its own).
+PGPASSWORD=postgres psql -h 127.0.0.1 -U postgres -d postgres -Atqc \
+  "select datname from pg_database where datname like 'obol_test_%'" |
+  while read -r db; do PGPASSWORD=postgres psql -h 127.0.0.1 -U postgres -d postgres -qc "drop database if exists $db" >/dev/null; done
+
+# --- Rust tests (unit, storage on both backends, end-to-end) -------------------
+step "cargo test"
+cargo build --workspace --bins --quiet
+cargo test --workspace --quiet 2>&1 | tee target/cargo-test.log
+grep -q "test result: FAILED" target/cargo-test.log && exit 1
+
+# --- Stripe SDK conformance suite against the sandbox ---------------------------
+if [ -x conformance/run.sh ]; then
+  step "Stripe SDK conformance suite"
+  OBOL_SANDBOX_BIN="$root/target/debug/obol sandbox" conformance/run.sh
+fi
+
+# --- the README's quickstart, run as written -------------------------------------
+step "README quickstart"
+scripts/quickstart-check.sh "$root/target/debug/obol"
+
+step "all tests passed"
