@@ -61,6 +61,16 @@ pub struct StripeSettings {
     /// Any Stripe-compatible server; default Stripe's own.
     #[serde(default)]
     pub api_base: Option<String>,
+    /// Requests per second towards Stripe, shared by the whole process.
+    /// Default: 25 in test and sandbox mode, 100 in live mode (Stripe's limits).
+    #[serde(default)]
+    pub rate_limit_per_second: Option<u32>,
+    /// Attempts per Stripe request, retries included (default 6).
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    /// Timeout of one Stripe request in seconds (default 30).
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -335,6 +345,24 @@ impl Config {
                 .parse::<obol_sandbox::ChaosConfig>()
                 .map_err(|e| ConfigError::new("sandbox.chaos", e.to_string()))?;
         }
+        if self.stripe.rate_limit_per_second == Some(0) {
+            return Err(ConfigError::new(
+                "stripe.rate_limit_per_second",
+                "must be at least 1",
+            ));
+        }
+        if matches!(self.stripe.max_attempts, Some(0) | Some(21..)) {
+            return Err(ConfigError::new(
+                "stripe.max_attempts",
+                "must be between 1 and 20",
+            ));
+        }
+        if self.stripe.timeout_seconds == Some(0) {
+            return Err(ConfigError::new(
+                "stripe.timeout_seconds",
+                "must be at least 1",
+            ));
+        }
         if self.http.body_limit_bytes < 1024 {
             return Err(ConfigError::new(
                 "http.body_limit_bytes",
@@ -380,6 +408,26 @@ impl Config {
             Some(k) if k.expose_secret().contains("_live_") => StripeMode::Live,
             Some(_) => StripeMode::Test,
         }
+    }
+
+    pub fn stripe_rate_limit(&self) -> u32 {
+        self.stripe
+            .rate_limit_per_second
+            .unwrap_or(match self.stripe_mode() {
+                StripeMode::Live => 100,
+                StripeMode::Test | StripeMode::Sandbox => 25,
+            })
+    }
+
+    pub fn stripe_retry_policy(&self) -> crate::stripe::RetryPolicy {
+        let mut p = crate::stripe::RetryPolicy::default();
+        if let Some(n) = self.stripe.max_attempts {
+            p.max_attempts = n;
+        }
+        if let Some(t) = self.stripe.timeout_seconds {
+            p.request_timeout = std::time::Duration::from_secs(t);
+        }
+        p
     }
 
     /// Where the in-process sandbox keeps its state (`None`: in memory).

@@ -30,7 +30,7 @@ use crate::api::auth::API_KEY_PREFIX;
 use crate::config::{Config, StripeMode, STRIPE_API_BASE};
 use crate::ids::{ApiKeyId, SecretToken, TokenHash};
 use crate::storage::Store;
-use crate::stripe::StripeInfo;
+use crate::stripe::{RateLimit, StripeClient, StripeInfo};
 
 /// Keys the in-process sandbox accepts: any well-formed test key works there.
 const SANDBOX_SECRET_KEY: &str = "sk_test_obol_sandbox";
@@ -155,12 +155,12 @@ async fn start_stripe(
                     tracing::error!(error = %e, "the built-in Stripe sandbox stopped");
                 }
             });
+            let client = stripe_client(config, &api_base, SecretString::from(SANDBOX_SECRET_KEY))?;
             let info = StripeInfo::new(
                 StripeMode::Sandbox,
-                api_base,
                 SANDBOX_PUBLISHABLE_KEY.to_string(),
-                SecretString::from(SANDBOX_SECRET_KEY),
-            )?;
+                client,
+            );
             Ok((info, Some(handle)))
         }
         (mode, Some(secret_key)) => {
@@ -169,15 +169,28 @@ async fn start_stripe(
                 .api_base
                 .clone()
                 .unwrap_or_else(|| STRIPE_API_BASE.to_string());
+            let client = stripe_client(config, &api_base, secret_key.clone())?;
             let info = StripeInfo::new(
                 mode,
-                api_base,
                 config.stripe.publishable_key.clone().unwrap_or_default(),
-                secret_key.clone(),
-            )?;
+                client,
+            );
             Ok((info, None))
         }
     }
+}
+
+fn stripe_client(
+    config: &Config,
+    api_base: &str,
+    secret_key: SecretString,
+) -> anyhow::Result<StripeClient> {
+    Ok(StripeClient::new(
+        api_base,
+        secret_key,
+        RateLimit::per_second(config.stripe_rate_limit()),
+        config.stripe_retry_policy(),
+    )?)
 }
 
 /// The hashes of every accepted secret API key. Configured keys win; with

@@ -1,9 +1,12 @@
 //! obol's side of Stripe: which Stripe it talks to, and the client.
 
+pub mod client;
+
+pub use client::{IdempotencyKey, Params, RateLimit, RetryPolicy, StripeClient, StripeError};
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
@@ -12,14 +15,13 @@ use crate::config::StripeMode;
 /// The Stripe API version obol pins; the shapes it parses are this version's.
 pub const STRIPE_VERSION: &str = "2023-08-16";
 
-/// What `/health` reports about Stripe, and the account seen there.
+/// Which Stripe obol talks to, its client, and the account seen there.
 #[derive(Clone)]
 pub struct StripeInfo {
     pub mode: StripeMode,
     pub api_base: String,
     pub publishable_key: String,
-    secret_key: SecretString,
-    http: reqwest::Client,
+    client: StripeClient,
     account: Arc<Mutex<AccountCache>>,
 }
 
@@ -66,24 +68,18 @@ impl std::fmt::Debug for StripeInfo {
 }
 
 impl StripeInfo {
-    pub fn new(
-        mode: StripeMode,
-        api_base: String,
-        publishable_key: String,
-        secret_key: SecretString,
-    ) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .user_agent(concat!("obol/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Self {
+    pub fn new(mode: StripeMode, publishable_key: String, client: StripeClient) -> Self {
+        Self {
             mode,
-            api_base: api_base.trim_end_matches('/').to_string(),
+            api_base: client.api_base().to_string(),
             publishable_key,
-            secret_key,
-            http,
+            client,
             account: Arc::default(),
-        })
+        }
+    }
+
+    pub fn client(&self) -> &StripeClient {
+        &self.client
     }
 
     /// The Stripe account, fetched at most once a minute; `None` while
@@ -95,32 +91,27 @@ impl StripeInfo {
             .is_some_and(|t| t.elapsed() < Duration::from_secs(60));
         if !fresh {
             cache.fetched = Some(Instant::now());
-            match self.fetch_account().await {
-                Ok(a) => cache.value = Some(a),
+            let probe = self.client.with_retry(RetryPolicy {
+                max_attempts: 1,
+                request_timeout: Duration::from_secs(5),
+                ..RetryPolicy::default()
+            });
+            match probe.get::<Account>("/v1/account", &Params::new()).await {
+                Ok(account) => cache.value = Some(summarize(account)),
                 Err(e) => tracing::warn!(error = %e, "could not read the Stripe account"),
             }
         }
         cache.value.clone()
     }
+}
 
-    async fn fetch_account(&self) -> anyhow::Result<AccountSummary> {
-        let account: Account = self
-            .http
-            .get(format!("{}/v1/account", self.api_base))
-            .bearer_auth(self.secret_key.expose_secret())
-            .header("Stripe-Version", STRIPE_VERSION)
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        let name = account
-            .settings
-            .and_then(|s| s.dashboard)
-            .and_then(|d| d.display_name)
-            .or_else(|| account.business_profile.and_then(|b| b.name));
-        let chars: Vec<char> = account.id.chars().collect();
-        let id_last4 = chars[chars.len().saturating_sub(4)..].iter().collect();
-        Ok(AccountSummary { name, id_last4 })
-    }
+fn summarize(account: Account) -> AccountSummary {
+    let name = account
+        .settings
+        .and_then(|s| s.dashboard)
+        .and_then(|d| d.display_name)
+        .or_else(|| account.business_profile.and_then(|b| b.name));
+    let chars: Vec<char> = account.id.chars().collect();
+    let id_last4 = chars.iter().skip(chars.len().saturating_sub(4)).collect();
+    AccountSummary { name, id_last4 }
 }

@@ -280,14 +280,18 @@ impl Obol {
         body["token"].as_str().unwrap().to_string()
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn output(&self) -> String {
         self.output.lock().unwrap().clone()
     }
 
-    /// SIGTERM, then wait for the exit status.
+    /// SIGTERM (again, if already sent), then wait for the exit status.
     pub fn terminate(mut self) -> (std::process::ExitStatus, TestDb, String) {
         let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
         let deadline = Instant::now() + Duration::from_secs(30);
         let status = loop {
             if let Some(s) = self.child.try_wait().unwrap() {

@@ -166,3 +166,43 @@ fn migrate_reports_applied_migrations() {
     assert_eq!(code, 0);
     assert!(stdout.contains(" 0 migration"), "{stdout}");
 }
+
+#[tokio::test]
+async fn sigterm_lets_an_in_flight_request_finish() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let obol = Obol::start(Backend::Sqlite).await;
+    let addr = obol.base_url.trim_start_matches("http://").to_string();
+    let body = br#"{"external_id": "in-flight", "email": "late@example.com"}"#;
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/customers HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        obol.api_key,
+        body.len()
+    );
+    // Headers and half the body are in; the handler is waiting for the rest.
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body[..10]).await.unwrap();
+    stream.flush().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let pid = obol.pid();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    stream.write_all(&body[10..]).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+
+    let (status, db, output) = obol.terminate();
+    assert!(status.success(), "{output}");
+    // The row is there after a restart.
+    let again = Obol::builder(Backend::Sqlite).with_db(db).start().await;
+    let (status, body) = again
+        .post("/v1/customers", json!({"external_id": "in-flight"}))
+        .await;
+    assert_eq!(status, 409, "{body}");
+}
