@@ -1,6 +1,7 @@
 //! obol's side of Stripe: which Stripe it talks to, and the client.
 
 pub mod client;
+pub mod signature;
 
 pub use client::{IdempotencyKey, Params, RateLimit, RetryPolicy, StripeClient, StripeError};
 

@@ -6,4 +6,6 @@ mod api_customers;
 mod api_errors;
 mod helpers;
 mod serve;
+mod signature;
 mod storage;
+mod stripe_client;
