@@ -94,6 +94,10 @@ pub struct HttpSettings {
     /// How long shutdown waits for in-flight requests.
     #[serde(default = "default_grace")]
     pub shutdown_grace_seconds: u64,
+    /// Failed authentications one client address may make per minute
+    /// before it is answered 429 for a while.
+    #[serde(default = "default_auth_failures")]
+    pub auth_failures_per_minute: u32,
 }
 
 impl Default for HttpSettings {
@@ -101,6 +105,7 @@ impl Default for HttpSettings {
         Self {
             body_limit_bytes: default_body_limit(),
             shutdown_grace_seconds: default_grace(),
+            auth_failures_per_minute: default_auth_failures(),
         }
     }
 }
@@ -186,6 +191,9 @@ fn default_body_limit() -> usize {
 }
 fn default_grace() -> u64 {
     20
+}
+fn default_auth_failures() -> u32 {
+    30
 }
 fn default_token_ttl() -> u64 {
     900

@@ -6,7 +6,9 @@
 //!   answer 404, never 403, for someone else's object.
 //! - `SecretKey`: endpoints only the host backend may call.
 
-use axum::extract::FromRequestParts;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
@@ -61,33 +63,50 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        let token = bearer(parts)?;
-        if token.starts_with(API_KEY_PREFIX) {
-            let presented = TokenHash::of(token);
-            // Compare against every key, without stopping at a match, so the
-            // time taken does not tell which key (or how much of one) matched.
-            let mut matched = false;
-            for key in state.api_key_hashes() {
-                matched |= key.ct_eq(&presented);
-            }
-            return if matched {
-                Ok(Caller::Secret)
-            } else {
-                Err(Error::InvalidApiKey)
-            };
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        if let Some(retry) = ip.and_then(|ip| state.auth_throttle().blocked(ip)) {
+            return Err(Error::RateLimited {
+                retry_after_seconds: retry.as_secs().max(1),
+            });
         }
-        if token.starts_with(CUSTOMER_TOKEN_PREFIX) {
-            let hash = TokenHash::of(token);
-            let mut handle = state.store().acquire().await?;
-            let row = handle
-                .conn()
-                .find_live_customer_token(&hash, storage::now())
-                .await?
-                .ok_or(Error::InvalidCustomerToken)?;
-            return Ok(Caller::Customer(CustomerId::from_db(row.customer_id)));
+        let result = authenticate(parts, state).await;
+        if let (Err(Error::InvalidApiKey | Error::InvalidCustomerToken), Some(ip)) = (&result, ip) {
+            state.auth_throttle().record_failure(ip);
         }
-        Err(Error::InvalidApiKey)
+        result
     }
+}
+
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, Error> {
+    let token = bearer(parts)?;
+    if token.starts_with(API_KEY_PREFIX) {
+        let presented = TokenHash::of(token);
+        // Compare against every key, without stopping at a match, so the
+        // time taken does not tell which key (or how much of one) matched.
+        let mut matched = false;
+        for key in state.api_key_hashes() {
+            matched |= key.ct_eq(&presented);
+        }
+        return if matched {
+            Ok(Caller::Secret)
+        } else {
+            Err(Error::InvalidApiKey)
+        };
+    }
+    if token.starts_with(CUSTOMER_TOKEN_PREFIX) {
+        let hash = TokenHash::of(token);
+        let mut handle = state.store().acquire().await?;
+        let row = handle
+            .conn()
+            .find_live_customer_token(&hash, storage::now())
+            .await?
+            .ok_or(Error::InvalidCustomerToken)?;
+        return Ok(Caller::Customer(CustomerId::from_db(row.customer_id)));
+    }
+    Err(Error::InvalidApiKey)
 }
 
 impl FromRequestParts<AppState> for SecretKey {

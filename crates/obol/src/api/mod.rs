@@ -5,6 +5,7 @@ pub mod customer_tokens;
 pub mod customers;
 pub mod health;
 pub mod json;
+pub mod throttle;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +38,7 @@ struct Inner {
     stripe: StripeInfo,
     token_default_ttl: u64,
     token_max_ttl: u64,
+    auth_throttle: throttle::AuthThrottle,
 }
 
 impl AppState {
@@ -52,6 +54,7 @@ impl AppState {
             stripe,
             token_default_ttl: config.customer_tokens.default_ttl_seconds,
             token_max_ttl: config.customer_tokens.max_ttl_seconds,
+            auth_throttle: throttle::AuthThrottle::new(config.http.auth_failures_per_minute),
         }))
     }
 
@@ -61,6 +64,10 @@ impl AppState {
 
     pub fn api_key_hashes(&self) -> &[TokenHash] {
         &self.0.api_key_hashes
+    }
+
+    pub fn auth_throttle(&self) -> &throttle::AuthThrottle {
+        &self.0.auth_throttle
     }
 
     pub fn token_ttls(&self) -> (u64, u64) {

@@ -228,3 +228,34 @@ async fn bad_customer_fields_are_refused_with_codes(backend: Backend) {
         );
     }
 }
+
+#[tokio::test]
+async fn guessing_keys_is_throttled_per_address() {
+    let obol = Obol::builder(Backend::Sqlite)
+        .env("OBOL_HTTP__AUTH_FAILURES_PER_MINUTE", "5")
+        .start()
+        .await;
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let (status, _) = obol
+            .get_as("/v1/customers/x", &format!("obol_sk_guess{i:0>40}"))
+            .await;
+        statuses.push(status);
+    }
+    // Five failures fit the budget; the sixth exceeds it and blocks the address.
+    assert_eq!(&statuses[..6], &[401; 6], "{statuses:?}");
+    assert!(statuses[6..].iter().all(|s| *s == 429), "{statuses:?}");
+    // While throttled even the right key is refused, so a hit cannot be told apart.
+    let r = obol
+        .http
+        .get(obol.url("/v1/customers/x"))
+        .bearer_auth(&obol.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().get("retry-after").is_some());
+    // Health stays open.
+    let (status, _) = obol.get("/health").await;
+    assert_eq!(status, 200);
+}
