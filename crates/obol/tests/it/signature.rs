@@ -30,7 +30,7 @@ fn headers_from_stripes_node_library_verify() {
     let t = verify(
         payload.as_bytes(),
         Some(header),
-        &[secret.clone()],
+        std::slice::from_ref(&secret),
         now,
         DEFAULT_TOLERANCE_SECONDS,
     );
