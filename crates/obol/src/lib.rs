@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod ids;
+pub mod ledger;
 pub mod money;
 pub mod storage;
 pub mod stripe;

@@ -1,0 +1,242 @@
+//! The payment state machine: one pure function, `transition`, that every
+//! change goes through — API calls, webhook events, reconciliation, jobs.
+//!
+//! Stripe delivers events at least once and in any order, so a payment is
+//! not moved by *which* event arrived but by what the Stripe object looked
+//! like (`Observation`) and *when* Stripe saw it that way (the event's
+//! `created`, or the retrieval time for reconciliation). An observation
+//! older than the last one applied changes nothing; within the same second,
+//! the more advanced state wins. Reconciliation observes the object as it
+//! is now, which is newer than every event, so the ledger converges to
+//! Stripe's state whatever was lost or reordered.
+//!
+//! Nothing here touches storage; `storage/` writes the outcome, guarded by
+//! the state it read.
+
+use serde::{Deserialize, Serialize};
+
+/// A payment's state in obol's ledger (DESIGN.md "Payment states").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentState {
+    Pending,
+    RequiresAction,
+    Authorized,
+    Completed,
+    PartiallyRefunded,
+    Refunded,
+    Failed,
+    Canceled,
+}
+
+impl PaymentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentState::Pending => "pending",
+            PaymentState::RequiresAction => "requires_action",
+            PaymentState::Authorized => "authorized",
+            PaymentState::Completed => "completed",
+            PaymentState::PartiallyRefunded => "partially_refunded",
+            PaymentState::Refunded => "refunded",
+            PaymentState::Failed => "failed",
+            PaymentState::Canceled => "canceled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => PaymentState::Pending,
+            "requires_action" => PaymentState::RequiresAction,
+            "authorized" => PaymentState::Authorized,
+            "completed" => PaymentState::Completed,
+            "partially_refunded" => PaymentState::PartiallyRefunded,
+            "refunded" => PaymentState::Refunded,
+            "failed" => PaymentState::Failed,
+            "canceled" => PaymentState::Canceled,
+            _ => return None,
+        })
+    }
+
+    /// No Stripe event can move the payment on (refund amounts aside).
+    pub fn is_final(self) -> bool {
+        match self {
+            PaymentState::Refunded | PaymentState::Canceled => true,
+            PaymentState::Pending
+            | PaymentState::RequiresAction
+            | PaymentState::Authorized
+            | PaymentState::Completed
+            | PaymentState::PartiallyRefunded
+            | PaymentState::Failed => false,
+        }
+    }
+
+    /// Money has been captured.
+    pub fn is_captured(self) -> bool {
+        match self {
+            PaymentState::Completed | PaymentState::PartiallyRefunded | PaymentState::Refunded => {
+                true
+            }
+            PaymentState::Pending
+            | PaymentState::RequiresAction
+            | PaymentState::Authorized
+            | PaymentState::Failed
+            | PaymentState::Canceled => false,
+        }
+    }
+
+    /// How far along a payment is; breaks ties between observations made
+    /// in the same second (Stripe's `created` has one-second resolution).
+    fn progress(self) -> u8 {
+        match self {
+            PaymentState::Pending => 0,
+            PaymentState::RequiresAction => 1,
+            PaymentState::Failed => 2,
+            PaymentState::Authorized => 3,
+            PaymentState::Canceled => 4,
+            PaymentState::Completed => 5,
+            PaymentState::PartiallyRefunded => 6,
+            PaymentState::Refunded => 7,
+        }
+    }
+
+    /// Moves Stripe can make. Everything else is a late or duplicate
+    /// observation and leaves the payment as it is.
+    fn can_move_to(self, to: PaymentState) -> bool {
+        use PaymentState::*;
+        match self {
+            Pending => to != Pending,
+            RequiresAction => matches!(
+                to,
+                Pending | Failed | Authorized | Completed | PartiallyRefunded | Refunded | Canceled
+            ),
+            Failed => matches!(
+                to,
+                Pending
+                    | RequiresAction
+                    | Authorized
+                    | Completed
+                    | PartiallyRefunded
+                    | Refunded
+                    | Canceled
+            ),
+            Authorized => matches!(to, Completed | PartiallyRefunded | Refunded | Canceled),
+            Completed => matches!(to, PartiallyRefunded | Refunded),
+            PartiallyRefunded => matches!(to, Refunded),
+            Refunded | Canceled => false,
+        }
+    }
+}
+
+/// A PaymentIntent's status, as Stripe names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntentStatus {
+    RequiresPaymentMethod,
+    RequiresConfirmation,
+    RequiresAction,
+    Processing,
+    RequiresCapture,
+    Succeeded,
+    Canceled,
+}
+
+/// What a Stripe object said about a payment, and when Stripe said it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Observation {
+    pub status: IntentStatus,
+    /// The intent carried `last_payment_error` (an attempt failed).
+    pub failed_attempt: bool,
+    /// Captured amount (`amount_received`), minor units.
+    pub amount_received: i64,
+    /// Refunded so far (the charge's `amount_refunded`), minor units.
+    pub amount_refunded: i64,
+    /// Unix seconds: the event's `created`, or when the object was retrieved.
+    pub at: i64,
+}
+
+impl Observation {
+    /// The ledger state this observation implies.
+    pub fn implied_state(&self) -> PaymentState {
+        match self.status {
+            IntentStatus::RequiresPaymentMethod if self.failed_attempt => PaymentState::Failed,
+            IntentStatus::RequiresPaymentMethod
+            | IntentStatus::RequiresConfirmation
+            | IntentStatus::Processing => PaymentState::Pending,
+            IntentStatus::RequiresAction => PaymentState::RequiresAction,
+            IntentStatus::RequiresCapture => PaymentState::Authorized,
+            IntentStatus::Canceled => PaymentState::Canceled,
+            IntentStatus::Succeeded => {
+                if self.amount_refunded <= 0 {
+                    PaymentState::Completed
+                } else if self.amount_refunded >= self.amount_received {
+                    PaymentState::Refunded
+                } else {
+                    PaymentState::PartiallyRefunded
+                }
+            }
+        }
+    }
+}
+
+/// The part of a payment the state machine reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ledger {
+    pub state: PaymentState,
+    pub amount_refunded: i64,
+    /// Newest observation applied so far (unix seconds); 0 before any.
+    pub observed_at: i64,
+}
+
+/// The decision for one observation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// A move: write `next` and a timeline entry `from → next.state`.
+    Move { from: PaymentState, next: Ledger },
+    /// Only bookkeeping changed (newer observation time, refund amount
+    /// within the same state): write `next`, no timeline entry.
+    Update { next: Ledger },
+    /// Stale or duplicate: nothing to write.
+    Ignore,
+}
+
+/// Applies one observation. Pure: the caller stores the result in the same
+/// transaction as the timeline entry, guarded by the state it read.
+pub fn transition(current: Ledger, obs: &Observation) -> Decision {
+    let target = obs.implied_state();
+    let refunded = current.amount_refunded.max(obs.amount_refunded.max(0));
+    let newer = obs.at > current.observed_at;
+    let same_second = obs.at == current.observed_at;
+    let moves = current.state != target
+        && current.state.can_move_to(target)
+        && (newer || (same_second && target.progress() > current.state.progress()));
+    // A refund that is already counted and a refund state that lags the
+    // amount (partially → refunded) both follow the amount, which only grows.
+    let state = if moves { target } else { current.state };
+    let state = match state {
+        PaymentState::Completed | PaymentState::PartiallyRefunded
+            if refunded > 0 && obs.amount_received > 0 && refunded >= obs.amount_received =>
+        {
+            PaymentState::Refunded
+        }
+        PaymentState::Completed if refunded > 0 => PaymentState::PartiallyRefunded,
+        other => other,
+    };
+    let next = Ledger {
+        state,
+        amount_refunded: refunded,
+        observed_at: current.observed_at.max(obs.at),
+    };
+    if next.state != current.state {
+        Decision::Move {
+            from: current.state,
+            next,
+        }
+    } else if next != current {
+        Decision::Update { next }
+    } else {
+        Decision::Ignore
+    }
+}
+
+#[cfg(test)]
+mod tests;
