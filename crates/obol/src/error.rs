@@ -35,6 +35,8 @@ pub enum Error {
     InvalidCustomerToken,
     #[error("this endpoint takes the secret API key, not a customer token")]
     SecretKeyRequired,
+    #[error("Stripe-Signature check failed: {0}")]
+    InvalidSignature(crate::stripe::signature::SignatureError),
 
     // 404
     #[error("no {0} with that id")]
@@ -83,6 +85,8 @@ pub enum Error {
 pub enum Resource {
     Customer,
     CustomerToken,
+    Payment,
+    WebhookEvent,
 }
 
 impl Resource {
@@ -90,6 +94,8 @@ impl Resource {
         match self {
             Resource::Customer => "customer",
             Resource::CustomerToken => "customer token",
+            Resource::Payment => "payment",
+            Resource::WebhookEvent => "webhook event",
         }
     }
 }
@@ -123,8 +129,11 @@ impl Error {
             Error::InvalidApiKey => "invalid_api_key",
             Error::InvalidCustomerToken => "invalid_customer_token",
             Error::SecretKeyRequired => "secret_key_required",
+            Error::InvalidSignature(_) => "invalid_signature",
             Error::NotFound(Resource::Customer) => "customer_not_found",
             Error::NotFound(Resource::CustomerToken) => "customer_token_not_found",
+            Error::NotFound(Resource::Payment) => "payment_not_found",
+            Error::NotFound(Resource::WebhookEvent) => "webhook_event_not_found",
             Error::RouteNotFound { .. } => "route_not_found",
             Error::MethodNotAllowed => "method_not_allowed",
             Error::BodyTooLarge => "body_too_large",
@@ -147,7 +156,8 @@ impl Error {
             Error::Unauthenticated
             | Error::InvalidApiKey
             | Error::InvalidCustomerToken
-            | Error::SecretKeyRequired => StatusCode::UNAUTHORIZED,
+            | Error::SecretKeyRequired
+            | Error::InvalidSignature(_) => StatusCode::UNAUTHORIZED,
             Error::NotFound(_) | Error::RouteNotFound { .. } => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -215,8 +225,11 @@ mod tests {
             Error::InvalidApiKey,
             Error::InvalidCustomerToken,
             Error::SecretKeyRequired,
+            Error::InvalidSignature(crate::stripe::signature::SignatureError::Mismatch),
             Error::NotFound(Resource::Customer),
             Error::NotFound(Resource::CustomerToken),
+            Error::NotFound(Resource::Payment),
+            Error::NotFound(Resource::WebhookEvent),
             Error::RouteNotFound {
                 method: "GET".into(),
                 path: "/x".into(),

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod ids;
+pub mod inbox;
 pub mod ledger;
 pub mod money;
 pub mod storage;
@@ -19,11 +20,13 @@ pub mod validate;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -31,17 +34,20 @@ use crate::api::auth::API_KEY_PREFIX;
 use crate::config::{Config, StripeMode, STRIPE_API_BASE};
 use crate::ids::{ApiKeyId, SecretToken, TokenHash};
 use crate::storage::Store;
-use crate::stripe::{RateLimit, StripeClient, StripeInfo};
+use crate::stripe::{IdempotencyKey, Params, RateLimit, StripeClient, StripeInfo};
 
 /// Keys the in-process sandbox accepts: any well-formed test key works there.
 const SANDBOX_SECRET_KEY: &str = "sk_test_obol_sandbox";
 const SANDBOX_PUBLISHABLE_KEY: &str = "pk_test_obol_sandbox";
+/// Concurrent appliers of the webhook inbox in one process.
+const INBOX_WORKERS: usize = 2;
 
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     store: Store,
     sandbox: Option<JoinHandle<()>>,
+    background: Vec<JoinHandle<()>>,
     stop_background: CancellationToken,
     grace: Duration,
 }
@@ -62,13 +68,37 @@ impl Application {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding {addr}"))?;
-        let state = api::AppState::new(&config, store.clone(), api_key_hashes, stripe);
+        let local = listener.local_addr()?;
+        let inbox_wake = Arc::new(Notify::new());
+        let state = api::AppState::new(
+            &config,
+            store.clone(),
+            api_key_hashes,
+            stripe.clone(),
+            inbox_wake.clone(),
+        );
+        if stripe.mode == StripeMode::Sandbox {
+            let url = format!("http://{local}/webhooks/stripe");
+            let secret = register_sandbox_webhook(stripe.client(), &url)
+                .await
+                .context("registering obol's webhook endpoint with the sandbox")?;
+            state.add_webhook_secret(secret);
+        }
+        let mut background = Vec::new();
+        for _ in 0..INBOX_WORKERS {
+            background.push(tokio::spawn(inbox::worker::run(
+                store.clone(),
+                inbox_wake.clone(),
+                stop_background.clone(),
+            )));
+        }
         let router = api::router(state, config.http.body_limit_bytes);
         Ok(Application {
             listener,
             router,
             store,
             sandbox,
+            background,
             stop_background,
             grace: Duration::from_secs(config.http.shutdown_grace_seconds),
         })
@@ -107,6 +137,9 @@ impl Application {
             () = deadline => tracing::warn!(grace_seconds = grace.as_secs(), "in-flight requests did not finish within the grace period"),
         }
         self.stop_background.cancel();
+        for task in self.background {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
         if let Some(sandbox) = self.sandbox {
             let _ = tokio::time::timeout(Duration::from_secs(5), sandbox).await;
         }
@@ -192,6 +225,56 @@ fn stripe_client(
         RateLimit::per_second(config.stripe_rate_limit()),
         config.stripe_retry_policy(),
     )?)
+}
+
+/// Points the sandbox's deliveries at this obol: removes the endpoints an
+/// earlier run registered (their port is gone) and registers a new one for
+/// the event types obol handles. Returns the new endpoint's signing secret.
+async fn register_sandbox_webhook(
+    client: &StripeClient,
+    url: &str,
+) -> anyhow::Result<SecretString> {
+    #[derive(serde::Deserialize)]
+    struct Endpoint {
+        id: String,
+        #[serde(default)]
+        metadata: std::collections::HashMap<String, String>,
+        secret: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct List {
+        data: Vec<Endpoint>,
+    }
+    let existing: List = client
+        .get("/v1/webhook_endpoints", &Params::new().set("limit", 100))
+        .await?;
+    for old in existing.data {
+        if old.metadata.get("obol_managed").map(String::as_str) == Some("true") {
+            let _: serde_json::Value = client
+                .delete(&format!("/v1/webhook_endpoints/{}", old.id))
+                .await?;
+        }
+    }
+    let mut params = Params::new()
+        .set("url", url)
+        .set("metadata[obol_managed]", "true")
+        .set("description", "obol (registered at start-up)");
+    for event_type in inbox::apply::handled_event_types() {
+        params = params.set("enabled_events[]", event_type);
+    }
+    let boot = ulid::Ulid::new().to_string();
+    let created: Endpoint = client
+        .post(
+            "/v1/webhook_endpoints",
+            &params,
+            &IdempotencyKey::for_op("register-webhook", &[url, &boot]),
+        )
+        .await?;
+    let secret = created
+        .secret
+        .ok_or_else(|| anyhow::anyhow!("the sandbox returned no webhook secret"))?;
+    tracing::info!(endpoint = %created.id, %url, "webhook endpoint registered with the sandbox");
+    Ok(SecretString::from(secret))
 }
 
 /// The hashes of every accepted secret API key. Configured keys win; with

@@ -5,7 +5,10 @@ pub mod customer_tokens;
 pub mod customers;
 pub mod health;
 pub mod json;
+pub mod pagination;
+pub mod payments;
 pub mod throttle;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +18,8 @@ use axum::http::{header, HeaderValue, Method, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use secrecy::SecretString;
+use tokio::sync::Notify;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -39,6 +44,8 @@ struct Inner {
     token_default_ttl: u64,
     token_max_ttl: u64,
     auth_throttle: throttle::AuthThrottle,
+    webhook_secrets: std::sync::RwLock<Vec<SecretString>>,
+    inbox_wake: Arc<Notify>,
 }
 
 impl AppState {
@@ -47,6 +54,7 @@ impl AppState {
         store: Store,
         api_key_hashes: Vec<TokenHash>,
         stripe: StripeInfo,
+        inbox_wake: Arc<Notify>,
     ) -> Self {
         AppState(Arc::new(Inner {
             store,
@@ -55,6 +63,8 @@ impl AppState {
             token_default_ttl: config.customer_tokens.default_ttl_seconds,
             token_max_ttl: config.customer_tokens.max_ttl_seconds,
             auth_throttle: throttle::AuthThrottle::new(config.http.auth_failures_per_minute),
+            webhook_secrets: std::sync::RwLock::new(config.stripe.webhook_secrets.clone()),
+            inbox_wake,
         }))
     }
 
@@ -64,6 +74,27 @@ impl AppState {
 
     pub fn api_key_hashes(&self) -> &[TokenHash] {
         &self.0.api_key_hashes
+    }
+
+    /// The Stripe webhook signing secrets in force: configured ones plus
+    /// the one obol registered with its built-in sandbox.
+    pub fn webhook_secrets(&self) -> Vec<SecretString> {
+        self.0
+            .webhook_secrets
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn add_webhook_secret(&self, secret: SecretString) {
+        if let Ok(mut s) = self.0.webhook_secrets.write() {
+            s.push(secret);
+        }
+    }
+
+    /// Tells the inbox worker a new event is waiting.
+    pub fn wake_inbox(&self) {
+        self.0.inbox_wake.notify_one();
     }
 
     pub fn auth_throttle(&self) -> &throttle::AuthThrottle {
@@ -98,6 +129,8 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .merge(health::router())
         .merge(customers::router())
         .merge(customer_tokens::router())
+        .merge(payments::router())
+        .merge(webhooks::router())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

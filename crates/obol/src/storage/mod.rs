@@ -11,6 +11,8 @@
 pub mod api_keys;
 pub mod customer_tokens;
 pub mod customers;
+pub mod payments;
+pub mod webhook_events;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -5,6 +5,7 @@
 mod api_customers;
 mod api_errors;
 mod helpers;
+mod inbox;
 mod serve;
 mod signature;
 mod storage;

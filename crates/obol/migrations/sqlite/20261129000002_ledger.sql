@@ -1,0 +1,55 @@
+-- The ledger: payments, their timeline, and the Stripe webhook inbox.
+
+CREATE TABLE payments (
+    id                        TEXT PRIMARY KEY,
+    account_id                TEXT NOT NULL DEFAULT 'default',
+    customer_id               TEXT REFERENCES customers (id),
+    order_id                  TEXT,
+    stripe_payment_intent_id  TEXT NOT NULL,
+    amount                    BIGINT NOT NULL,
+    currency                  TEXT NOT NULL,
+    amount_refunded           BIGINT NOT NULL DEFAULT 0,
+    status                    TEXT NOT NULL,
+    disputed                  INTEGER NOT NULL DEFAULT 0,
+    -- Unix seconds of the newest Stripe observation applied (see ledger/).
+    observed_at               BIGINT NOT NULL DEFAULT 0,
+    created_at                TEXT NOT NULL,
+    updated_at                TEXT NOT NULL
+);
+CREATE UNIQUE INDEX payments_intent ON payments (account_id, stripe_payment_intent_id);
+CREATE INDEX payments_created ON payments (created_at, id);
+CREATE INDEX payments_status ON payments (status, created_at);
+CREATE INDEX payments_customer ON payments (customer_id, created_at);
+
+CREATE TABLE payment_timeline (
+    id          TEXT PRIMARY KEY,
+    payment_id  TEXT NOT NULL REFERENCES payments (id),
+    from_state  TEXT,
+    to_state    TEXT NOT NULL,
+    at          TEXT NOT NULL,
+    cause_kind  TEXT NOT NULL,
+    cause_ref   TEXT
+);
+CREATE INDEX payment_timeline_payment ON payment_timeline (payment_id, id);
+
+-- Every Stripe event obol received or fetched, stored before it is
+-- acknowledged; unique on Stripe's id, so a redelivery is a no-op.
+CREATE TABLE webhook_events (
+    id               TEXT PRIMARY KEY,
+    stripe_event_id  TEXT NOT NULL UNIQUE,
+    account_id       TEXT NOT NULL,
+    event_type       TEXT NOT NULL,
+    stripe_created   BIGINT NOT NULL,
+    livemode         INTEGER NOT NULL,
+    payload          TEXT NOT NULL,
+    source           TEXT NOT NULL,
+    status           TEXT NOT NULL,
+    reason           TEXT,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  TEXT NOT NULL,
+    locked_until     TEXT,
+    received_at      TEXT NOT NULL,
+    applied_at       TEXT
+);
+CREATE INDEX webhook_events_due ON webhook_events (status, next_attempt_at);
+CREATE INDEX webhook_events_received ON webhook_events (received_at, id);

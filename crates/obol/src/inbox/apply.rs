@@ -1,0 +1,303 @@
+//! Applying stored Stripe events to the ledger.
+//!
+//! `apply` dispatches on the event type through `HANDLERS`; a later
+//! capability (invoices, subscriptions, payouts, customers) adds rows to
+//! that table and a handler function, nothing else. Each handler runs in
+//! the transaction that also marks the event applied, so an event takes
+//! effect exactly once or not at all.
+
+use chrono::{TimeZone, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::ledger::{self, Decision, IntentStatus, Ledger, Observation, PaymentState};
+use crate::storage::payments::{NewPayment, NewTimelineEntry, PaymentRow};
+use crate::storage::webhook_events::WebhookEventRow;
+use crate::storage::{self, Conn};
+
+/// What became of an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Applied,
+    /// Stored and visible, deliberately not applied (the reason says why).
+    Ignored(String),
+}
+
+type Handler = for<'a> fn(
+    &'a mut Conn<'_>,
+    &'a WebhookEventRow,
+    &'a Value,
+) -> futures_like::BoxFuture<'a, Result<Outcome>>;
+
+/// Event types obol applies, and their handlers.
+const HANDLERS: &[(&str, Handler)] = &[
+    ("payment_intent.created", |c, e, o| {
+        Box::pin(intent_changed(c, e, o))
+    }),
+    ("payment_intent.processing", |c, e, o| {
+        Box::pin(intent_changed(c, e, o))
+    }),
+    ("payment_intent.requires_action", |c, e, o| {
+        Box::pin(intent_changed(c, e, o))
+    }),
+    ("payment_intent.amount_capturable_updated", |c, e, o| {
+        Box::pin(intent_changed(c, e, o))
+    }),
+    ("payment_intent.succeeded", |c, e, o| {
+        Box::pin(intent_changed(c, e, o))
+    }),
+    ("payment_intent.payment_failed", |c, e, o| {
+        Box::pin(intent_changed(c, e, o))
+    }),
+    ("payment_intent.canceled", |c, e, o| {
+        Box::pin(intent_changed(c, e, o))
+    }),
+    ("charge.refunded", |c, e, o| {
+        Box::pin(charge_refunded(c, e, o))
+    }),
+    ("charge.refund.updated", |c, e, o| {
+        Box::pin(refund_updated(c, e, o))
+    }),
+];
+
+/// Every event type obol handles (for webhook endpoint registration).
+pub fn handled_event_types() -> impl Iterator<Item = &'static str> {
+    HANDLERS.iter().map(|(t, _)| *t)
+}
+
+mod futures_like {
+    pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+}
+
+/// Applies one event within the caller's transaction.
+pub async fn apply(conn: &mut Conn<'_>, event: &WebhookEventRow) -> Result<Outcome> {
+    let Some((_, handler)) = HANDLERS.iter().find(|(t, _)| *t == event.event_type) else {
+        return Ok(Outcome::Ignored(format!(
+            "obol does not handle {} events",
+            event.event_type
+        )));
+    };
+    let payload: Value = serde_json::from_str(&event.payload)
+        .map_err(|e| Error::internal(format!("stored event {} is not JSON: {e}", event.id)))?;
+    let object = &payload["data"]["object"];
+    handler(conn, event, object).await
+}
+
+#[derive(Debug, Deserialize)]
+struct IntentObject {
+    id: String,
+    amount: i64,
+    currency: String,
+    status: IntentStatus,
+    #[serde(default)]
+    amount_received: i64,
+    last_payment_error: Option<Value>,
+    #[serde(default)]
+    metadata: serde_json::Map<String, Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChargeObject {
+    payment_intent: Option<Value>,
+    amount: i64,
+    #[serde(default)]
+    amount_captured: i64,
+    #[serde(default)]
+    amount_refunded: i64,
+    currency: String,
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(object: &Value, what: &str) -> Result<T> {
+    serde_json::from_value(object.clone())
+        .map_err(|e| Error::internal(format!("unexpected {what} object: {e}")))
+}
+
+/// An id field that may be expanded into an object.
+fn id_of(v: &Option<Value>) -> Option<String> {
+    match v {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Object(o)) => o.get("id").and_then(Value::as_str).map(str::to_string),
+        _ => None,
+    }
+}
+
+async fn intent_changed(
+    conn: &mut Conn<'_>,
+    event: &WebhookEventRow,
+    object: &Value,
+) -> Result<Outcome> {
+    let pi: IntentObject = parse(object, "payment_intent")?;
+    let observation = Observation {
+        status: pi.status,
+        failed_attempt: pi.last_payment_error.as_ref().is_some_and(|v| !v.is_null()),
+        amount_received: pi.amount_received,
+        amount_refunded: 0,
+        at: event.stripe_created,
+    };
+    let adopt = Adopt {
+        intent_id: &pi.id,
+        amount: pi.amount,
+        currency: &pi.currency,
+        order_id: pi.metadata.get("obol_order_id").and_then(Value::as_str),
+        customer_hint: pi.metadata.get("obol_customer_id").and_then(Value::as_str),
+    };
+    observe(conn, event, &adopt, &observation).await
+}
+
+async fn charge_refunded(
+    conn: &mut Conn<'_>,
+    event: &WebhookEventRow,
+    object: &Value,
+) -> Result<Outcome> {
+    let charge: ChargeObject = parse(object, "charge")?;
+    let Some(intent_id) = id_of(&charge.payment_intent) else {
+        return Ok(Outcome::Ignored("the charge has no payment intent".into()));
+    };
+    let observation = Observation {
+        status: IntentStatus::Succeeded,
+        failed_attempt: false,
+        amount_received: if charge.amount_captured > 0 {
+            charge.amount_captured
+        } else {
+            charge.amount
+        },
+        amount_refunded: charge.amount_refunded,
+        at: event.stripe_created,
+    };
+    let adopt = Adopt {
+        intent_id: &intent_id,
+        amount: charge.amount,
+        currency: &charge.currency,
+        order_id: None,
+        customer_hint: None,
+    };
+    observe(conn, event, &adopt, &observation).await
+}
+
+/// A refund's own status changed (pending → succeeded or failed). The
+/// refunded amount reaches the ledger through `charge.refunded`; until the
+/// refund records of the refunds capability exist there is nothing else
+/// to update.
+async fn refund_updated(
+    _conn: &mut Conn<'_>,
+    _event: &WebhookEventRow,
+    _object: &Value,
+) -> Result<Outcome> {
+    Ok(Outcome::Applied)
+}
+
+/// What obol needs to start a payment record for an intent it has not seen.
+struct Adopt<'a> {
+    intent_id: &'a str,
+    amount: i64,
+    currency: &'a str,
+    order_id: Option<&'a str>,
+    customer_hint: Option<&'a str>,
+}
+
+/// Moves the payment of an intent by one observation, creating the payment
+/// when the intent is new to obol (created elsewhere, or its creating call
+/// was lost), and appends the timeline entry.
+async fn observe(
+    conn: &mut Conn<'_>,
+    event: &WebhookEventRow,
+    adopt: &Adopt<'_>,
+    observation: &Observation,
+) -> Result<Outcome> {
+    let now = storage::now();
+    let at = Utc
+        .timestamp_opt(event.stripe_created, 0)
+        .single()
+        .unwrap_or(now);
+    let existing = conn
+        .get_payment_by_intent(&event.account_id, adopt.intent_id)
+        .await?;
+    let payment: PaymentRow = match existing {
+        Some(p) => p,
+        None => {
+            let customer_id = match adopt.customer_hint {
+                Some(id) => conn
+                    .get_customer(&crate::ids::CustomerId::from_db(id.to_string()))
+                    .await?
+                    .map(|c| c.id),
+                None => None,
+            };
+            let start = Ledger {
+                state: PaymentState::Pending,
+                amount_refunded: 0,
+                observed_at: 0,
+            };
+            let first = match ledger::transition(start, observation) {
+                Decision::Move { next, .. } | Decision::Update { next } => next,
+                Decision::Ignore => start,
+            };
+            let id = format!("pay_{}", ulid::Ulid::new().to_string().to_ascii_lowercase());
+            let inserted = conn
+                .insert_payment(&NewPayment {
+                    id: &id,
+                    account_id: &event.account_id,
+                    customer_id: customer_id.as_deref(),
+                    order_id: adopt.order_id,
+                    stripe_payment_intent_id: adopt.intent_id,
+                    amount: adopt.amount,
+                    currency: adopt.currency,
+                    ledger: first,
+                    now,
+                })
+                .await?
+                .ok_or_else(|| Error::internal("the payment was created concurrently; retrying"))?;
+            conn.insert_timeline_entry(&NewTimelineEntry {
+                payment_id: &inserted.id,
+                from: None,
+                to: first.state,
+                at,
+                cause_kind: "webhook",
+                cause_ref: Some(&event.stripe_event_id),
+            })
+            .await?;
+            return Ok(Outcome::Applied);
+        }
+    };
+    let read = payment.ledger();
+    match ledger::transition(read, observation) {
+        Decision::Ignore => Ok(Outcome::Ignored(format!(
+            "older than or equal to the payment's state ({})",
+            read.state.as_str()
+        ))),
+        Decision::Update { next } => {
+            guarded(
+                conn.update_payment_ledger(&payment.id, &read, &next, now)
+                    .await?,
+            )?;
+            Ok(Outcome::Applied)
+        }
+        Decision::Move { from, next } => {
+            guarded(
+                conn.update_payment_ledger(&payment.id, &read, &next, now)
+                    .await?,
+            )?;
+            conn.insert_timeline_entry(&NewTimelineEntry {
+                payment_id: &payment.id,
+                from: Some(from),
+                to: next.state,
+                at,
+                cause_kind: "webhook",
+                cause_ref: Some(&event.stripe_event_id),
+            })
+            .await?;
+            Ok(Outcome::Applied)
+        }
+    }
+}
+
+/// A guarded write that lost a race: the event is retried from a fresh read.
+fn guarded(written: bool) -> Result<()> {
+    if written {
+        Ok(())
+    } else {
+        Err(Error::internal(
+            "the payment changed concurrently; retrying",
+        ))
+    }
+}

@@ -1,0 +1,115 @@
+//! The applier: claims stored events and applies them, oldest Stripe event
+//! first. Several workers (and several obol instances) may run at once:
+//! claims are exclusive, expire after `LOCK`, and every handler is guarded.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::apply::{self, Outcome};
+use crate::error::Result;
+use crate::storage::webhook_events::WebhookEventRow;
+use crate::storage::{self, Store};
+
+/// How long a claim holds before another worker may take the event.
+const LOCK: Duration = Duration::from_secs(60);
+/// Delay before retry n of a failed application (the last one repeats).
+pub const RETRY_SCHEDULE: [Duration; 7] = [
+    Duration::from_secs(1),
+    Duration::from_secs(5),
+    Duration::from_secs(30),
+    Duration::from_secs(120),
+    Duration::from_secs(600),
+    Duration::from_secs(3600),
+    Duration::from_secs(6 * 3600),
+];
+const BATCH: i64 = 64;
+
+/// Runs until `stop`; `wake` is notified when a new event is stored.
+pub async fn run(store: Store, wake: Arc<Notify>, stop: CancellationToken) {
+    tracing::debug!("inbox worker started");
+    loop {
+        let worked = match run_once(&store).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %e, "inbox worker could not claim events");
+                0
+            }
+        };
+        if worked > 0 {
+            continue;
+        }
+        tokio::select! {
+            () = stop.cancelled() => break,
+            () = wake.notified() => {},
+            () = tokio::time::sleep(Duration::from_millis(500)) => {},
+        }
+    }
+    tracing::debug!("inbox worker stopped");
+}
+
+/// Claims one batch and applies it; returns how many events it handled.
+pub async fn run_once(store: &Store) -> Result<usize> {
+    let now = storage::now();
+    let lock_until = now + chrono::Duration::from_std(LOCK).unwrap_or_default();
+    let events = {
+        let mut tx = store.begin().await?;
+        let events = tx
+            .conn()
+            .claim_due_webhook_events(now, lock_until, BATCH)
+            .await?;
+        tx.commit().await?;
+        events
+    };
+    let n = events.len();
+    for event in events {
+        apply_one(store, &event).await;
+    }
+    Ok(n)
+}
+
+async fn apply_one(store: &Store, event: &WebhookEventRow) {
+    let result = async {
+        let mut tx = store.begin().await?;
+        let outcome = apply::apply(&mut tx.conn(), event).await?;
+        let (status, reason) = match &outcome {
+            Outcome::Applied => ("applied", None),
+            Outcome::Ignored(reason) => ("ignored", Some(reason.as_str())),
+        };
+        tx.conn()
+            .finish_webhook_event(&event.id, status, reason, storage::now())
+            .await?;
+        tx.commit().await?;
+        Ok::<_, crate::error::Error>(outcome)
+    }
+    .await;
+    match result {
+        Ok(Outcome::Applied) => {
+            tracing::debug!(event = %event.stripe_event_id, kind = %event.event_type, "event applied")
+        }
+        Ok(Outcome::Ignored(reason)) => {
+            tracing::debug!(event = %event.stripe_event_id, kind = %event.event_type, %reason, "event ignored")
+        }
+        Err(e) => {
+            let retry = usize::try_from(event.attempts.max(1) - 1)
+                .ok()
+                .and_then(|i| RETRY_SCHEDULE.get(i))
+                .copied()
+                .unwrap_or(RETRY_SCHEDULE[RETRY_SCHEDULE.len() - 1]);
+            tracing::warn!(event = %event.stripe_event_id, kind = %event.event_type, attempts = event.attempts, error = %e, retry_in_s = retry.as_secs(), "event application failed");
+            let next = storage::now() + chrono::Duration::from_std(retry).unwrap_or_default();
+            let reason = match &e {
+                crate::error::Error::Database(_) => "database error (see the log)".to_string(),
+                crate::error::Error::Internal(detail) => detail.clone(),
+                other => other.to_string(),
+            };
+            if let Ok(mut h) = store.acquire().await {
+                if let Err(e) = h.conn().fail_webhook_event(&event.id, &reason, next).await {
+                    tracing::error!(error = %e, "could not record a failed event; its claim will expire");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! Payments and their timeline.
+
+use chrono::{DateTime, Utc};
+
+use super::{is_unique_violation, on_conn, Conn};
+use crate::error::Result;
+use crate::ledger::{Ledger, PaymentState};
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct PaymentRow {
+    pub id: String,
+    pub account_id: String,
+    pub customer_id: Option<String>,
+    pub order_id: Option<String>,
+    pub stripe_payment_intent_id: String,
+    pub amount: i64,
+    pub currency: String,
+    pub amount_refunded: i64,
+    pub status: String,
+    pub disputed: bool,
+    pub observed_at: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl PaymentRow {
+    /// The part the state machine reads. An unknown stored status cannot
+    /// happen (only `PaymentState::as_str` writes it); it reads as pending.
+    pub fn ledger(&self) -> Ledger {
+        Ledger {
+            state: PaymentState::parse(&self.status).unwrap_or(PaymentState::Pending),
+            amount_refunded: self.amount_refunded,
+            observed_at: self.observed_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct TimelineRow {
+    pub id: String,
+    pub payment_id: String,
+    pub from_state: Option<String>,
+    pub to_state: String,
+    pub at: DateTime<Utc>,
+    pub cause_kind: String,
+    pub cause_ref: Option<String>,
+}
+
+pub struct NewPayment<'a> {
+    pub id: &'a str,
+    pub account_id: &'a str,
+    pub customer_id: Option<&'a str>,
+    pub order_id: Option<&'a str>,
+    pub stripe_payment_intent_id: &'a str,
+    pub amount: i64,
+    pub currency: &'a str,
+    pub ledger: Ledger,
+    pub now: DateTime<Utc>,
+}
+
+pub struct NewTimelineEntry<'a> {
+    pub payment_id: &'a str,
+    pub from: Option<PaymentState>,
+    pub to: PaymentState,
+    pub at: DateTime<Utc>,
+    pub cause_kind: &'a str,
+    pub cause_ref: Option<&'a str>,
+}
+
+const COLUMNS: &str = "id, account_id, customer_id, order_id, stripe_payment_intent_id, amount, \
+    currency, amount_refunded, status, disputed, observed_at, created_at, updated_at";
+
+/// Filters of `GET /v1/payments`.
+#[derive(Debug, Default)]
+pub struct PaymentFilter<'a> {
+    pub status: Option<&'a str>,
+    pub customer_id: Option<&'a str>,
+    pub order_id: Option<&'a str>,
+    pub created_gte: Option<DateTime<Utc>>,
+    pub created_lt: Option<DateTime<Utc>>,
+    /// Keyset cursor: rows strictly after (created_at, id) in descending order.
+    pub before: Option<(DateTime<Utc>, String)>,
+    pub limit: i64,
+}
+
+impl Conn<'_> {
+    /// Inserts a payment; `Ok(None)` when the intent is already recorded.
+    pub async fn insert_payment(&mut self, p: &NewPayment<'_>) -> Result<Option<PaymentRow>> {
+        let sql = format!(
+            "INSERT INTO payments (id, account_id, customer_id, order_id, stripe_payment_intent_id, \
+             amount, currency, amount_refunded, status, observed_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING {COLUMNS}"
+        );
+        let result = on_conn!(self, |conn| {
+            sqlx::query_as::<_, PaymentRow>(&sql)
+                .bind(p.id)
+                .bind(p.account_id)
+                .bind(p.customer_id)
+                .bind(p.order_id)
+                .bind(p.stripe_payment_intent_id)
+                .bind(p.amount)
+                .bind(p.currency)
+                .bind(p.ledger.amount_refunded)
+                .bind(p.ledger.state.as_str())
+                .bind(p.ledger.observed_at)
+                .bind(p.now)
+                .fetch_one(&mut **conn)
+                .await
+        });
+        match result {
+            Ok(row) => Ok(Some(row)),
+            Err(e) if is_unique_violation(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn get_payment(&mut self, id: &str) -> Result<Option<PaymentRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM payments WHERE id = $1");
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, PaymentRow>(&sql)
+                .bind(id)
+                .fetch_optional(&mut **conn)
+                .await?
+        }))
+    }
+
+    pub async fn get_payment_by_intent(
+        &mut self,
+        account_id: &str,
+        intent_id: &str,
+    ) -> Result<Option<PaymentRow>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM payments WHERE account_id = $1 AND stripe_payment_intent_id = $2"
+        );
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, PaymentRow>(&sql)
+                .bind(account_id)
+                .bind(intent_id)
+                .fetch_optional(&mut **conn)
+                .await?
+        }))
+    }
+
+    /// Writes a new ledger state, guarded by the one read: `false` when
+    /// another writer got there first (the caller retries from a fresh read).
+    pub async fn update_payment_ledger(
+        &mut self,
+        id: &str,
+        read: &Ledger,
+        next: &Ledger,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let done = on_conn!(self, |conn| {
+            sqlx::query(
+                "UPDATE payments SET status = $1, amount_refunded = $2, observed_at = $3, updated_at = $4 \
+                 WHERE id = $5 AND status = $6 AND amount_refunded = $7 AND observed_at = $8",
+            )
+            .bind(next.state.as_str())
+            .bind(next.amount_refunded)
+            .bind(next.observed_at)
+            .bind(now)
+            .bind(id)
+            .bind(read.state.as_str())
+            .bind(read.amount_refunded)
+            .bind(read.observed_at)
+            .execute(&mut **conn)
+            .await?
+            .rows_affected()
+        });
+        Ok(done == 1)
+    }
+
+    pub async fn set_payment_disputed(
+        &mut self,
+        id: &str,
+        disputed: bool,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let done = on_conn!(self, |conn| {
+            sqlx::query("UPDATE payments SET disputed = $1, updated_at = $2 WHERE id = $3 AND disputed <> $1")
+                .bind(disputed)
+                .bind(now)
+                .bind(id)
+                .execute(&mut **conn)
+                .await?
+                .rows_affected()
+        });
+        Ok(done == 1)
+    }
+
+    pub async fn insert_timeline_entry(&mut self, e: &NewTimelineEntry<'_>) -> Result<()> {
+        let id = format!("tl_{}", ulid::Ulid::new().to_string().to_ascii_lowercase());
+        on_conn!(self, |conn| {
+            sqlx::query(
+                "INSERT INTO payment_timeline (id, payment_id, from_state, to_state, at, cause_kind, cause_ref) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&id)
+            .bind(e.payment_id)
+            .bind(e.from.map(PaymentState::as_str))
+            .bind(e.to.as_str())
+            .bind(e.at)
+            .bind(e.cause_kind)
+            .bind(e.cause_ref)
+            .execute(&mut **conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn list_timeline(&mut self, payment_id: &str) -> Result<Vec<TimelineRow>> {
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, TimelineRow>(
+                "SELECT id, payment_id, from_state, to_state, at, cause_kind, cause_ref \
+                 FROM payment_timeline WHERE payment_id = $1 ORDER BY id",
+            )
+            .bind(payment_id)
+            .fetch_all(&mut **conn)
+            .await?
+        }))
+    }
+
+    /// Newest first, keyset-paginated on (created_at, id).
+    pub async fn list_payments(&mut self, f: &PaymentFilter<'_>) -> Result<Vec<PaymentRow>> {
+        let (before_at, before_id) = match &f.before {
+            Some((at, id)) => (Some(*at), Some(id.as_str())),
+            None => (None, None),
+        };
+        let sql = format!(
+            "SELECT {COLUMNS} FROM payments WHERE \
+             ($1 IS NULL OR status = $1) AND ($2 IS NULL OR customer_id = $2) \
+             AND ($3 IS NULL OR order_id = $3) AND ($4 IS NULL OR created_at >= $4) \
+             AND ($5 IS NULL OR created_at < $5) \
+             AND ($6 IS NULL OR created_at < $6 OR (created_at = $6 AND id < $7)) \
+             ORDER BY created_at DESC, id DESC LIMIT $8"
+        );
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, PaymentRow>(&sql)
+                .bind(f.status)
+                .bind(f.customer_id)
+                .bind(f.order_id)
+                .bind(f.created_gte)
+                .bind(f.created_lt)
+                .bind(before_at)
+                .bind(before_id)
+                .bind(f.limit)
+                .fetch_all(&mut **conn)
+                .await?
+        }))
+    }
+
+    /// Payments whose state Stripe may still change, for reconciliation.
+    pub async fn list_unsettled_payments(&mut self, limit: i64) -> Result<Vec<PaymentRow>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM payments WHERE status IN ('pending', 'requires_action', 'authorized', 'failed') \
+             ORDER BY updated_at LIMIT $1"
+        );
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, PaymentRow>(&sql)
+                .bind(limit)
+                .fetch_all(&mut **conn)
+                .await?
+        }))
+    }
+}

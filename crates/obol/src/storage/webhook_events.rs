@@ -1,0 +1,213 @@
+//! The Stripe webhook inbox: events stored before they are acknowledged,
+//! claimed by workers, applied once.
+
+use chrono::{DateTime, Utc};
+
+use super::{on_conn, Conn};
+use crate::error::Result;
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct WebhookEventRow {
+    pub id: String,
+    pub stripe_event_id: String,
+    pub account_id: String,
+    pub event_type: String,
+    pub stripe_created: i64,
+    pub livemode: bool,
+    pub payload: String,
+    pub source: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub applied_at: Option<DateTime<Utc>>,
+}
+
+pub struct NewWebhookEvent<'a> {
+    pub stripe_event_id: &'a str,
+    pub account_id: &'a str,
+    pub event_type: &'a str,
+    pub stripe_created: i64,
+    pub livemode: bool,
+    pub payload: &'a str,
+    /// `webhook` (delivered by Stripe) or `reconcile` (fetched by obol).
+    pub source: &'a str,
+    pub now: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, stripe_event_id, account_id, event_type, stripe_created, livemode, \
+    payload, source, status, reason, attempts, next_attempt_at, received_at, applied_at";
+
+impl Conn<'_> {
+    /// Stores an event; `false` when Stripe's id is already in the inbox.
+    pub async fn insert_webhook_event(&mut self, e: &NewWebhookEvent<'_>) -> Result<bool> {
+        let id = format!(
+            "whev_{}",
+            ulid::Ulid::new().to_string().to_ascii_lowercase()
+        );
+        let inserted: Option<String> = on_conn!(self, |conn| {
+            sqlx::query_scalar(
+                "INSERT INTO webhook_events (id, stripe_event_id, account_id, event_type, stripe_created, \
+                 livemode, payload, source, status, next_attempt_at, received_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'received', $9, $9) \
+                 ON CONFLICT (stripe_event_id) DO NOTHING RETURNING id",
+            )
+            .bind(&id)
+            .bind(e.stripe_event_id)
+            .bind(e.account_id)
+            .bind(e.event_type)
+            .bind(e.stripe_created)
+            .bind(e.livemode)
+            .bind(e.payload)
+            .bind(e.source)
+            .bind(e.now)
+            .fetch_optional(&mut **conn)
+            .await?
+        });
+        Ok(inserted.is_some())
+    }
+
+    /// Claims up to `limit` due events, oldest Stripe event first, for
+    /// `lock_until`; a crashed worker's claim expires and another takes it.
+    pub async fn claim_due_webhook_events(
+        &mut self,
+        now: DateTime<Utc>,
+        lock_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<WebhookEventRow>> {
+        // PostgreSQL: SKIP LOCKED so instances side by side never claim
+        // the same row. SQLite: one writer at a time already.
+        let lock = match self {
+            Conn::Sqlite(_) => "",
+            Conn::Postgres(_) => "FOR UPDATE SKIP LOCKED",
+        };
+        let sql = format!(
+            "UPDATE webhook_events SET locked_until = $1, attempts = attempts + 1 WHERE id IN (\
+               SELECT id FROM webhook_events WHERE status IN ('received', 'failed') \
+               AND next_attempt_at <= $2 AND (locked_until IS NULL OR locked_until <= $2) \
+               ORDER BY stripe_created, received_at LIMIT $3 {lock}) \
+             RETURNING {COLUMNS}"
+        );
+        let mut rows = on_conn!(self, |conn| {
+            sqlx::query_as::<_, WebhookEventRow>(&sql)
+                .bind(lock_until)
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&mut **conn)
+                .await?
+        });
+        rows.sort_by(|a, b| {
+            (a.stripe_created, &a.received_at).cmp(&(b.stripe_created, &b.received_at))
+        });
+        Ok(rows)
+    }
+
+    /// Final outcome: `applied` or `ignored` (with the reason).
+    pub async fn finish_webhook_event(
+        &mut self,
+        id: &str,
+        status: &str,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        on_conn!(self, |conn| {
+            sqlx::query(
+                "UPDATE webhook_events SET status = $1, reason = $2, applied_at = $3, locked_until = NULL \
+                 WHERE id = $4",
+            )
+            .bind(status)
+            .bind(reason)
+            .bind(now)
+            .bind(id)
+            .execute(&mut **conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// A failed application: visible as `failed`, retried at `next_attempt_at`.
+    pub async fn fail_webhook_event(
+        &mut self,
+        id: &str,
+        reason: &str,
+        next_attempt_at: DateTime<Utc>,
+    ) -> Result<()> {
+        on_conn!(self, |conn| {
+            sqlx::query(
+                "UPDATE webhook_events SET status = 'failed', reason = $1, next_attempt_at = $2, \
+                 locked_until = NULL WHERE id = $3",
+            )
+            .bind(reason)
+            .bind(next_attempt_at)
+            .bind(id)
+            .execute(&mut **conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Puts an event back in the queue (`POST /v1/webhook-events/{id}/replay`).
+    pub async fn requeue_webhook_event(&mut self, id: &str, now: DateTime<Utc>) -> Result<bool> {
+        let n = on_conn!(self, |conn| {
+            sqlx::query(
+                "UPDATE webhook_events SET status = 'received', reason = NULL, next_attempt_at = $1, \
+                 locked_until = NULL, applied_at = NULL WHERE id = $2",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(&mut **conn)
+            .await?
+            .rows_affected()
+        });
+        Ok(n == 1)
+    }
+
+    pub async fn get_webhook_event(&mut self, id: &str) -> Result<Option<WebhookEventRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM webhook_events WHERE id = $1");
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, WebhookEventRow>(&sql)
+                .bind(id)
+                .fetch_optional(&mut **conn)
+                .await?
+        }))
+    }
+
+    /// Newest first; keyset pagination on (received_at, id).
+    pub async fn list_webhook_events(
+        &mut self,
+        status: Option<&str>,
+        before: Option<(DateTime<Utc>, String)>,
+        limit: i64,
+    ) -> Result<Vec<WebhookEventRow>> {
+        let (before_at, before_id) = match &before {
+            Some((at, id)) => (Some(*at), Some(id.as_str())),
+            None => (None, None),
+        };
+        let sql = format!(
+            "SELECT {COLUMNS} FROM webhook_events WHERE ($1 IS NULL OR status = $1) \
+             AND ($2 IS NULL OR received_at < $2 OR (received_at = $2 AND id < $3)) \
+             ORDER BY received_at DESC, id DESC LIMIT $4"
+        );
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, WebhookEventRow>(&sql)
+                .bind(status)
+                .bind(before_at)
+                .bind(before_id)
+                .bind(limit)
+                .fetch_all(&mut **conn)
+                .await?
+        }))
+    }
+
+    /// Counts by status, for health and metrics.
+    pub async fn count_webhook_events_by_status(&mut self) -> Result<Vec<(String, i64)>> {
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, (String, i64)>(
+                "SELECT status, COUNT(*) FROM webhook_events GROUP BY status ORDER BY status",
+            )
+            .fetch_all(&mut **conn)
+            .await?
+        }))
+    }
+}
