@@ -45,6 +45,25 @@ pub struct Config {
     pub http: HttpSettings,
     #[serde(default)]
     pub customer_tokens: CustomerTokenSettings,
+    #[serde(default)]
+    pub reconcile: ReconcileSettings,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileSettings {
+    /// Seconds between reconciliation passes; 0 turns the loop off
+    /// (`obol reconcile` and `POST /v1/reconciliations` still work).
+    #[serde(default = "default_reconcile_interval")]
+    pub interval_seconds: u64,
+}
+
+impl Default for ReconcileSettings {
+    fn default() -> Self {
+        Self {
+            interval_seconds: default_reconcile_interval(),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -191,6 +210,9 @@ fn default_body_limit() -> usize {
 }
 fn default_grace() -> u64 {
     20
+}
+fn default_reconcile_interval() -> u64 {
+    300
 }
 fn default_auth_failures() -> u32 {
     30

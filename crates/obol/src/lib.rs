@@ -92,6 +92,14 @@ impl Application {
                 stop_background.clone(),
             )));
         }
+        if config.reconcile.interval_seconds > 0 {
+            background.push(tokio::spawn(inbox::reconcile::run(
+                store.clone(),
+                stripe.client().clone(),
+                Duration::from_secs(config.reconcile.interval_seconds),
+                stop_background.clone(),
+            )));
+        }
         let router = api::router(state, config.http.body_limit_bytes);
         Ok(Application {
             listener,

@@ -53,3 +53,11 @@ CREATE TABLE webhook_events (
 );
 CREATE INDEX webhook_events_due ON webhook_events (status, next_attempt_at);
 CREATE INDEX webhook_events_received ON webhook_events (received_at, id);
+
+-- Small named values background jobs keep between runs (reconciliation's
+-- event cursor).
+CREATE TABLE sync_state (
+    name        TEXT PRIMARY KEY,
+    value       TEXT NOT NULL,
+    updated_at  TIMESTAMPTZ NOT NULL
+);

@@ -24,6 +24,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/webhook-events", get(list_webhook_events))
         .route("/v1/webhook-events/{id}", get(get_webhook_event))
         .route("/v1/webhook-events/{id}/replay", post(replay_webhook_event))
+        .route("/v1/reconciliations", post(reconcile))
 }
 
 /// Stripe's delivery. 200 only once the event is stored; a bad or missing
@@ -155,4 +156,17 @@ async fn replay_webhook_event(
         .await?
         .ok_or(Error::NotFound(Resource::WebhookEvent))?;
     Ok(Json(row.into()))
+}
+
+/// Runs one reconciliation pass now and answers what it recovered:
+/// `{"events_listed", "events_new", "payments_checked", "payments_moved"}`.
+async fn reconcile(
+    State(state): State<AppState>,
+    _: SecretKey,
+) -> Result<Json<inbox::reconcile::Report>> {
+    let report = inbox::reconcile::run_once(state.store(), state.stripe().client()).await?;
+    if report.events_new > 0 {
+        state.wake_inbox();
+    }
+    Ok(Json(report))
 }

@@ -2,6 +2,7 @@
 
 mod config_check;
 mod migrate;
+mod reconcile;
 mod sandbox;
 mod serve;
 mod trigger;
@@ -33,6 +34,8 @@ pub enum Command {
     Sandbox(sandbox::SandboxArgs),
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Recover what Stripe's webhook deliveries lost: one pass, then exit.
+    Reconcile,
     /// Create the sandbox objects that make a Stripe event happen (like `stripe trigger`).
     Trigger(trigger::TriggerArgs),
     /// Inspect the configuration.
@@ -53,6 +56,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve => serve::run(load(&cli.config)?).await,
         Command::Sandbox(args) => sandbox::run(args).await,
         Command::Migrate => migrate::run(load(&cli.config)?).await,
+        Command::Reconcile => reconcile::run(load(&cli.config)?).await,
         Command::Trigger(args) => trigger::run(args, &cli.config).await,
         Command::Config {
             command: ConfigCommand::Check,

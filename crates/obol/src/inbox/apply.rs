@@ -127,13 +127,55 @@ async fn intent_changed(
     event: &WebhookEventRow,
     object: &Value,
 ) -> Result<Outcome> {
+    observe_intent(conn, &Cause::of(event), object, event.stripe_created).await
+}
+
+/// Who or what caused a change: the timeline entry's cause, and the
+/// account the object belongs to.
+pub struct Cause<'a> {
+    /// `webhook`, `reconcile`, `api` or `job`.
+    pub kind: &'a str,
+    /// The Stripe event id, request id or job name.
+    pub reference: Option<&'a str>,
+    pub account_id: &'a str,
+}
+
+impl<'a> Cause<'a> {
+    fn of(event: &'a WebhookEventRow) -> Self {
+        // An event fetched by reconciliation (not delivered) says so.
+        let kind = if event.source == "reconcile" {
+            "reconcile"
+        } else {
+            "webhook"
+        };
+        Cause {
+            kind,
+            reference: Some(&event.stripe_event_id),
+            account_id: &event.account_id,
+        }
+    }
+}
+
+/// Applies a PaymentIntent object as Stripe showed it at `at` (unix
+/// seconds): from an event, or retrieved by reconciliation.
+pub async fn observe_intent(
+    conn: &mut Conn<'_>,
+    cause: &Cause<'_>,
+    object: &Value,
+    at: i64,
+) -> Result<Outcome> {
     let pi: IntentObject = parse(object, "payment_intent")?;
+    // Reconciliation expands the latest charge, which carries the refunded
+    // amount; an event's intent does not (0 leaves the ledger's amount as is).
+    let amount_refunded = object["latest_charge"]["amount_refunded"]
+        .as_i64()
+        .unwrap_or(0);
     let observation = Observation {
         status: pi.status,
         failed_attempt: pi.last_payment_error.as_ref().is_some_and(|v| !v.is_null()),
         amount_received: pi.amount_received,
-        amount_refunded: 0,
-        at: event.stripe_created,
+        amount_refunded,
+        at,
     };
     let adopt = Adopt {
         intent_id: &pi.id,
@@ -142,7 +184,7 @@ async fn intent_changed(
         order_id: pi.metadata.get("obol_order_id").and_then(Value::as_str),
         customer_hint: pi.metadata.get("obol_customer_id").and_then(Value::as_str),
     };
-    observe(conn, event, &adopt, &observation).await
+    observe(conn, cause, &adopt, &observation).await
 }
 
 async fn charge_refunded(
@@ -172,7 +214,7 @@ async fn charge_refunded(
         order_id: None,
         customer_hint: None,
     };
-    observe(conn, event, &adopt, &observation).await
+    observe(conn, &Cause::of(event), &adopt, &observation).await
 }
 
 /// A refund's own status changed (pending → succeeded or failed). The
@@ -201,17 +243,14 @@ struct Adopt<'a> {
 /// was lost), and appends the timeline entry.
 async fn observe(
     conn: &mut Conn<'_>,
-    event: &WebhookEventRow,
+    cause: &Cause<'_>,
     adopt: &Adopt<'_>,
     observation: &Observation,
 ) -> Result<Outcome> {
     let now = storage::now();
-    let at = Utc
-        .timestamp_opt(event.stripe_created, 0)
-        .single()
-        .unwrap_or(now);
+    let at = Utc.timestamp_opt(observation.at, 0).single().unwrap_or(now);
     let existing = conn
-        .get_payment_by_intent(&event.account_id, adopt.intent_id)
+        .get_payment_by_intent(cause.account_id, adopt.intent_id)
         .await?;
     let payment: PaymentRow = match existing {
         Some(p) => p,
@@ -236,7 +275,7 @@ async fn observe(
             let inserted = conn
                 .insert_payment(&NewPayment {
                     id: &id,
-                    account_id: &event.account_id,
+                    account_id: cause.account_id,
                     customer_id: customer_id.as_deref(),
                     order_id: adopt.order_id,
                     stripe_payment_intent_id: adopt.intent_id,
@@ -252,8 +291,8 @@ async fn observe(
                 from: None,
                 to: first.state,
                 at,
-                cause_kind: "webhook",
-                cause_ref: Some(&event.stripe_event_id),
+                cause_kind: cause.kind,
+                cause_ref: cause.reference,
             })
             .await?;
             return Ok(Outcome::Applied);
@@ -282,8 +321,8 @@ async fn observe(
                 from: Some(from),
                 to: next.state,
                 at,
-                cause_kind: "webhook",
-                cause_ref: Some(&event.stripe_event_id),
+                cause_kind: cause.kind,
+                cause_ref: cause.reference,
             })
             .await?;
             Ok(Outcome::Applied)

@@ -7,6 +7,7 @@
 //! nothing and a redelivery is acknowledged without being applied again.
 
 pub mod apply;
+pub mod reconcile;
 pub mod worker;
 
 use secrecy::SecretString;

@@ -13,6 +13,7 @@ on_both_backends!(
     a_sandbox_payment_reaches_the_ledger_with_its_timeline,
     unsigned_or_forged_deliveries_are_401_and_store_nothing,
     a_redelivered_event_is_acknowledged_and_not_applied_twice,
+    lost_deliveries_are_recovered_by_reconciliation,
 );
 
 /// The sandbox's API base, from obol's own `/health`.
@@ -201,4 +202,76 @@ async fn a_redelivered_event_is_acknowledged_and_not_applied_twice(backend: Back
     );
     let (_, events) = obol.get("/v1/webhook-events").await;
     assert_eq!(events["data"].as_array().unwrap().len(), 1);
+}
+
+async fn lost_deliveries_are_recovered_by_reconciliation(backend: Backend) {
+    // Every delivery is dropped; only reconciliation can tell obol.
+    let obol = Obol::builder(backend)
+        .env("OBOL_SANDBOX__CHAOS", "seed=3,drop=1")
+        .env("OBOL_RECONCILE__INTERVAL_SECONDS", "0")
+        .start()
+        .await;
+    let base = sandbox(&obol).await;
+    let pi = stripe_post(
+        &base,
+        "/v1/payment_intents",
+        &[
+            ("amount", "2500"),
+            ("currency", "jpy"),
+            ("payment_method", "pm_card_visa"),
+            ("confirm", "true"),
+            ("capture_method", "manual"),
+            ("payment_method_types[]", "card"),
+        ],
+    )
+    .await;
+    let pi_id = pi["id"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, payments) = obol.get("/v1/payments").await;
+    assert_eq!(payments["data"], json!([]), "nothing was delivered");
+
+    let (status, report) = obol.post("/v1/reconciliations", json!({})).await;
+    assert_eq!(status, 200, "{report}");
+    assert!(report["events_new"].as_u64().unwrap() >= 1, "{report}");
+    let list = eventually(&obol, "/v1/payments", |b| {
+        b["data"]
+            .as_array()
+            .is_some_and(|d| d.first().is_some_and(|p| p["status"] == "authorized"))
+    })
+    .await;
+    assert_eq!(list["data"][0]["amount"], 2500);
+    assert_eq!(list["data"][0]["currency"], "jpy");
+
+    stripe_post(&base, &format!("/v1/payment_intents/{pi_id}/capture"), &[]).await;
+    let (_, report) = obol.post("/v1/reconciliations", json!({})).await;
+    assert!(
+        report["payments_checked"].as_u64().unwrap() >= 1,
+        "{report}"
+    );
+    let id = list["data"][0]["id"].as_str().unwrap();
+    let done = eventually(&obol, &format!("/v1/payments/{id}"), |b| {
+        b["status"] == "completed"
+    })
+    .await;
+    let causes: Vec<&str> = done["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["cause"]["kind"].as_str().unwrap())
+        .collect();
+    assert!(causes.iter().all(|c| *c == "reconcile"), "{causes:?}");
+
+    // A second pass finds nothing new.
+    let (_, again) = obol.post("/v1/reconciliations", json!({})).await;
+    assert_eq!(again["events_new"], 0, "{again}");
+    assert_eq!(again["payments_moved"], 0, "{again}");
+    let (_, events) = obol.get("/v1/webhook-events?limit=100").await;
+    assert!(
+        events["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["source"] == "reconcile"),
+        "{events}"
+    );
 }

@@ -1,0 +1,160 @@
+//! Reconciliation: recovers what Stripe's deliveries lost.
+//!
+//! Two passes, both safe while deliveries keep arriving:
+//! 1. list Stripe's events of the handled types since the last run (with an
+//!    overlap) and store them in the inbox like deliveries: the inbox's
+//!    uniqueness drops the ones already there, the workers apply the rest;
+//! 2. retrieve the intents of payments Stripe may still move and apply
+//!    each as an observation made *now*, newer than every event, so the
+//!    payment converges to Stripe's state even if events were lost for
+//!    good.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::apply::{self, Cause, Outcome};
+use super::Envelope;
+use crate::error::{Error, Result};
+use crate::storage::{self, Store};
+use crate::stripe::{Params, StripeClient};
+
+const CURSOR: &str = "reconcile.events_created";
+/// Events are listed from this long before the last one seen: Stripe's
+/// `created` has one-second resolution and events of one second may be
+/// listed over two runs.
+const OVERLAP_SECONDS: i64 = 300;
+/// On the first run, how far back to look (Stripe retries deliveries for
+/// three days).
+const FIRST_LOOKBACK_SECONDS: i64 = 3 * 24 * 3600;
+const PAYMENTS_PER_RUN: i64 = 200;
+
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+pub struct Report {
+    pub events_listed: usize,
+    pub events_new: usize,
+    pub payments_checked: usize,
+    pub payments_moved: usize,
+}
+
+#[derive(Deserialize)]
+struct EventList {
+    data: Vec<Value>,
+    has_more: bool,
+}
+
+pub async fn run_once(store: &Store, stripe: &StripeClient) -> Result<Report> {
+    let mut report = Report::default();
+    recover_events(store, stripe, &mut report).await?;
+    recheck_payments(store, stripe, &mut report).await?;
+    Ok(report)
+}
+
+async fn recover_events(store: &Store, stripe: &StripeClient, report: &mut Report) -> Result<()> {
+    let now = chrono::Utc::now().timestamp();
+    let since = {
+        let mut h = store.acquire().await?;
+        match h.conn().get_sync_state(CURSOR).await? {
+            Some(v) => v.parse::<i64>().unwrap_or(now - FIRST_LOOKBACK_SECONDS) - OVERLAP_SECONDS,
+            None => now - FIRST_LOOKBACK_SECONDS,
+        }
+    };
+    let mut newest = since;
+    let mut starting_after: Option<String> = None;
+    loop {
+        let mut params = Params::new().set("limit", 100).set("created[gte]", since);
+        for t in apply::handled_event_types() {
+            params = params.set("types[]", t);
+        }
+        let params = params.set_opt("starting_after", starting_after.as_deref());
+        let page: EventList = stripe
+            .get("/v1/events", &params)
+            .await
+            .map_err(|e| Error::Stripe(e.to_string()))?;
+        for event in &page.data {
+            let envelope: Envelope = serde_json::from_value(event.clone())
+                .map_err(|e| Error::Stripe(format!("an event Stripe listed is malformed: {e}")))?;
+            newest = newest.max(envelope.created);
+            let payload = serde_json::to_string(event).map_err(Error::internal)?;
+            report.events_listed += 1;
+            if super::store_event(store, &envelope, &payload, "reconcile")
+                .await?
+                .stored
+            {
+                report.events_new += 1;
+            }
+        }
+        match (
+            page.has_more,
+            page.data.last().and_then(|e| e["id"].as_str()),
+        ) {
+            (true, Some(last)) => starting_after = Some(last.to_string()),
+            _ => break,
+        }
+    }
+    let mut h = store.acquire().await?;
+    h.conn()
+        .set_sync_state(CURSOR, &newest.to_string(), storage::now())
+        .await?;
+    Ok(())
+}
+
+async fn recheck_payments(store: &Store, stripe: &StripeClient, report: &mut Report) -> Result<()> {
+    let unsettled = {
+        let mut h = store.acquire().await?;
+        h.conn().list_unsettled_payments(PAYMENTS_PER_RUN).await?
+    };
+    for payment in unsettled {
+        let path = format!("/v1/payment_intents/{}", payment.stripe_payment_intent_id);
+        let intent: Value = match stripe
+            .get(&path, &Params::new().set("expand[]", "latest_charge"))
+            .await
+        {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(payment = %payment.id, error = %e, "could not retrieve an intent to reconcile");
+                continue;
+            }
+        };
+        report.payments_checked += 1;
+        let at = chrono::Utc::now().timestamp();
+        let cause = Cause {
+            kind: "reconcile",
+            reference: None,
+            account_id: &payment.account_id,
+        };
+        let mut tx = store.begin().await?;
+        let outcome = apply::observe_intent(&mut tx.conn(), &cause, &intent, at).await?;
+        tx.commit().await?;
+        let after = {
+            let mut h = store.acquire().await?;
+            h.conn().get_payment(&payment.id).await?
+        };
+        if outcome == Outcome::Applied && after.is_some_and(|p| p.status != payment.status) {
+            report.payments_moved += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Runs a pass every `every` until `stop`.
+pub async fn run(store: Store, stripe: StripeClient, every: Duration, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            () = tokio::time::sleep(every) => {}
+        }
+        match run_once(&store, &stripe).await {
+            Ok(r) if r.events_new > 0 || r.payments_moved > 0 => {
+                tracing::info!(
+                    ?r,
+                    "reconciliation recovered changes Stripe had not delivered"
+                )
+            }
+            Ok(r) => tracing::debug!(?r, "reconciliation found nothing missing"),
+            Err(e) => tracing::warn!(error = %e, "reconciliation failed; next run retries"),
+        }
+    }
+}
