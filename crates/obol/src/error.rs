@@ -62,6 +62,9 @@ pub enum Error {
     // 422: the request is understood but breaks a rule.
     #[error("{message}")]
     Rule { code: &'static str, message: String },
+    // 409: the request conflicts with the object's current state.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
     #[error(transparent)]
     Money(#[from] MoneyError),
 
@@ -114,6 +117,13 @@ impl Error {
         }
     }
 
+    pub fn rule_conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Error::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         Error::Internal(detail.to_string())
     }
@@ -139,7 +149,7 @@ impl Error {
             Error::BodyTooLarge => "body_too_large",
             Error::UnsupportedMediaType => "unsupported_media_type",
             Error::CustomerExists { .. } => "customer_exists",
-            Error::Rule { code, .. } => code,
+            Error::Rule { code, .. } | Error::Conflict { code, .. } => code,
             Error::Money(e) => e.code(),
             Error::RateLimited { .. } => "rate_limited",
             Error::Stripe(_) => "stripe_error",
@@ -162,7 +172,7 @@ impl Error {
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Error::CustomerExists { .. } => StatusCode::CONFLICT,
+            Error::CustomerExists { .. } | Error::Conflict { .. } => StatusCode::CONFLICT,
             Error::Rule { .. } | Error::Money(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Stripe(_) => StatusCode::BAD_GATEWAY,
@@ -242,6 +252,7 @@ mod tests {
                 existing_id: "cus_1".into(),
             },
             Error::rule("some_rule", "x"),
+            Error::rule_conflict("some_conflict", "x"),
             Error::Money(MoneyError::NotPositive { got: 0 }),
             Error::RateLimited {
                 retry_after_seconds: 1,

@@ -13,6 +13,7 @@ pub mod ids;
 pub mod inbox;
 pub mod ledger;
 pub mod money;
+pub mod ops;
 pub mod storage;
 pub mod stripe;
 pub mod telemetry;

@@ -61,3 +61,22 @@ CREATE TABLE sync_state (
     value       TEXT NOT NULL,
     updated_at  TIMESTAMPTZ NOT NULL
 );
+
+-- Refunds obol asked Stripe for (or learnt of from Stripe's events).
+-- status: pending_submission (not yet accepted by Stripe; retried with the
+-- same idempotency key), pending, succeeded, failed, canceled.
+CREATE TABLE refunds (
+    id                TEXT PRIMARY KEY,
+    payment_id        TEXT NOT NULL REFERENCES payments (id),
+    stripe_refund_id  TEXT UNIQUE,
+    amount            BIGINT NOT NULL,
+    currency          TEXT NOT NULL,
+    reason            TEXT,
+    status            TEXT NOT NULL,
+    failure_reason    TEXT,
+    observed_at       BIGINT NOT NULL DEFAULT 0,
+    created_at        TIMESTAMPTZ NOT NULL,
+    updated_at        TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX refunds_payment ON refunds (payment_id, created_at);
+CREATE INDEX refunds_status ON refunds (status, updated_at);

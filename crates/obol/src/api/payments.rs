@@ -6,19 +6,27 @@ use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::auth::Caller;
+use axum::http::StatusCode;
+
+use super::auth::{Caller, SecretKey};
 use super::json::{Json, Query};
 use super::pagination::{self, Cursor, Page};
 use super::AppState;
 use crate::error::{Error, Resource, Result};
 use crate::ids::CustomerId;
 use crate::ledger::PaymentState;
+use crate::ops;
 use crate::storage::payments::{PaymentFilter, PaymentRow, TimelineRow};
+use crate::storage::refunds::RefundRow;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/payments", get(list_payments))
         .route("/v1/payments/{id}", get(get_payment))
+        .route(
+            "/v1/payments/{id}/refunds",
+            get(list_refunds).post(create_refund),
+        )
 }
 
 #[derive(Debug, Serialize)]
@@ -166,4 +174,87 @@ async fn get_payment(
     let mut out = PaymentOut::from(row);
     out.timeline = Some(timeline.into_iter().map(TimelineEntryOut::from).collect());
     Ok(Json(out))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundIn {
+    /// Minor units; default: everything not yet refunded.
+    pub amount: Option<i64>,
+    /// duplicate, fraudulent or requested_by_customer.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RefundOut {
+    pub id: String,
+    pub payment_id: String,
+    /// pending_submission (Stripe not reached yet; retried), pending,
+    /// succeeded, failed or canceled.
+    pub status: String,
+    pub amount: i64,
+    pub currency: String,
+    pub reason: Option<String>,
+    pub failure_reason: Option<String>,
+    pub stripe_refund_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<RefundRow> for RefundOut {
+    fn from(r: RefundRow) -> Self {
+        RefundOut {
+            id: r.id,
+            payment_id: r.payment_id,
+            status: r.status,
+            amount: r.amount,
+            currency: r.currency,
+            reason: r.reason,
+            failure_reason: r.failure_reason,
+            stripe_refund_id: r.stripe_refund_id,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// Refunds all or part of a captured payment (secret key only).
+async fn create_refund(
+    State(state): State<AppState>,
+    _: SecretKey,
+    Path(id): Path<String>,
+    Json(body): Json<RefundIn>,
+) -> Result<(StatusCode, Json<RefundOut>)> {
+    let refund = ops::refunds::create_refund(
+        state.store(),
+        state.stripe().client(),
+        &id,
+        body.amount,
+        body.reason.as_deref(),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(refund.into())))
+}
+
+async fn list_refunds(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Page<RefundOut>>> {
+    let mut h = state.store().acquire().await?;
+    let mut conn = h.conn();
+    let payment = conn
+        .get_payment(&id)
+        .await?
+        .ok_or(Error::NotFound(Resource::Payment))?;
+    let owner = payment.customer_id.clone().map(CustomerId::from_db);
+    if !caller.may_access(owner.as_ref()) {
+        return Err(Error::NotFound(Resource::Payment));
+    }
+    let refunds = conn.list_refunds(&id).await?;
+    Ok(Json(Page {
+        data: refunds.into_iter().map(RefundOut::from).collect(),
+        has_more: false,
+        next_cursor: None,
+    }))
 }

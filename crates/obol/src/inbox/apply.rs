@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::ledger::{self, Decision, IntentStatus, Ledger, Observation, PaymentState};
 use crate::storage::payments::{NewPayment, NewTimelineEntry, PaymentRow};
+use crate::storage::refunds::NewRefund;
 use crate::storage::webhook_events::WebhookEventRow;
 use crate::storage::{self, Conn};
 
@@ -24,55 +25,53 @@ pub enum Outcome {
     Ignored(String),
 }
 
-type Handler = for<'a> fn(
-    &'a mut Conn<'_>,
-    &'a WebhookEventRow,
-    &'a Value,
-) -> futures_like::BoxFuture<'a, Result<Outcome>>;
-
-/// Event types obol applies, and their handlers.
-const HANDLERS: &[(&str, Handler)] = &[
-    ("payment_intent.created", |c, e, o| {
-        Box::pin(intent_changed(c, e, o))
-    }),
-    ("payment_intent.processing", |c, e, o| {
-        Box::pin(intent_changed(c, e, o))
-    }),
-    ("payment_intent.requires_action", |c, e, o| {
-        Box::pin(intent_changed(c, e, o))
-    }),
-    ("payment_intent.amount_capturable_updated", |c, e, o| {
-        Box::pin(intent_changed(c, e, o))
-    }),
-    ("payment_intent.succeeded", |c, e, o| {
-        Box::pin(intent_changed(c, e, o))
-    }),
-    ("payment_intent.payment_failed", |c, e, o| {
-        Box::pin(intent_changed(c, e, o))
-    }),
-    ("payment_intent.canceled", |c, e, o| {
-        Box::pin(intent_changed(c, e, o))
-    }),
-    ("charge.refunded", |c, e, o| {
-        Box::pin(charge_refunded(c, e, o))
-    }),
-    ("charge.refund.updated", |c, e, o| {
-        Box::pin(refund_updated(c, e, o))
-    }),
+/// Event types obol applies. A later capability (invoices, subscriptions,
+/// payouts, customers, payment methods) adds its types here and a `Kind`
+/// with its handler; nothing else changes.
+pub const HANDLED_EVENT_TYPES: &[&str] = &[
+    "payment_intent.created",
+    "payment_intent.processing",
+    "payment_intent.requires_action",
+    "payment_intent.amount_capturable_updated",
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "payment_intent.canceled",
+    "charge.refunded",
+    "charge.refund.updated",
+    "refund.created",
+    "refund.updated",
 ];
 
 /// Every event type obol handles (for webhook endpoint registration).
 pub fn handled_event_types() -> impl Iterator<Item = &'static str> {
-    HANDLERS.iter().map(|(t, _)| *t)
+    HANDLED_EVENT_TYPES.iter().copied()
 }
 
-mod futures_like {
-    pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Intent,
+    ChargeRefunded,
+    Refund,
+}
+
+fn kind_of(event_type: &str) -> Option<Kind> {
+    Some(match event_type {
+        "payment_intent.created"
+        | "payment_intent.processing"
+        | "payment_intent.requires_action"
+        | "payment_intent.amount_capturable_updated"
+        | "payment_intent.succeeded"
+        | "payment_intent.payment_failed"
+        | "payment_intent.canceled" => Kind::Intent,
+        "charge.refunded" => Kind::ChargeRefunded,
+        "charge.refund.updated" | "refund.created" | "refund.updated" => Kind::Refund,
+        _ => return None,
+    })
 }
 
 /// Applies one event within the caller's transaction.
 pub async fn apply(conn: &mut Conn<'_>, event: &WebhookEventRow) -> Result<Outcome> {
-    let Some((_, handler)) = HANDLERS.iter().find(|(t, _)| *t == event.event_type) else {
+    let Some(kind) = kind_of(&event.event_type) else {
         return Ok(Outcome::Ignored(format!(
             "obol does not handle {} events",
             event.event_type
@@ -81,7 +80,11 @@ pub async fn apply(conn: &mut Conn<'_>, event: &WebhookEventRow) -> Result<Outco
     let payload: Value = serde_json::from_str(&event.payload)
         .map_err(|e| Error::internal(format!("stored event {} is not JSON: {e}", event.id)))?;
     let object = &payload["data"]["object"];
-    handler(conn, event, object).await
+    match kind {
+        Kind::Intent => intent_changed(conn, event, object).await,
+        Kind::ChargeRefunded => charge_refunded(conn, event, object).await,
+        Kind::Refund => refund_changed(conn, event, object).await,
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -217,16 +220,83 @@ async fn charge_refunded(
     observe(conn, &Cause::of(event), &adopt, &observation).await
 }
 
-/// A refund's own status changed (pending → succeeded or failed). The
-/// refunded amount reaches the ledger through `charge.refunded`; until the
-/// refund records of the refunds capability exist there is nothing else
-/// to update.
-async fn refund_updated(
-    _conn: &mut Conn<'_>,
-    _event: &WebhookEventRow,
-    _object: &Value,
+#[derive(Debug, Deserialize)]
+struct RefundObject {
+    id: String,
+    amount: i64,
+    currency: String,
+    status: String,
+    payment_intent: Option<Value>,
+    failure_reason: Option<String>,
+    #[serde(default)]
+    metadata: serde_json::Map<String, Value>,
+}
+
+/// A refund's own status (pending → succeeded, failed or canceled). The
+/// refunded amount reaches the payment through `charge.refunded`; this
+/// keeps the refund record true, and records refunds made outside obol.
+async fn refund_changed(
+    conn: &mut Conn<'_>,
+    event: &WebhookEventRow,
+    object: &Value,
 ) -> Result<Outcome> {
-    Ok(Outcome::Applied)
+    let refund: RefundObject = parse(object, "refund")?;
+    let mut local = match refund
+        .metadata
+        .get("obol_refund_id")
+        .and_then(Value::as_str)
+    {
+        Some(id) => conn.get_refund(id).await?,
+        None => None,
+    };
+    if local.is_none() {
+        local = conn.get_refund_by_stripe_id(&refund.id).await?;
+    }
+    let now = storage::now();
+    match local {
+        Some(r) => {
+            let updated = conn
+                .update_refund_from_stripe(
+                    &r.id,
+                    &refund.id,
+                    &refund.status,
+                    refund.failure_reason.as_deref(),
+                    event.stripe_created,
+                    now,
+                )
+                .await?;
+            Ok(if updated {
+                Outcome::Applied
+            } else {
+                Outcome::Ignored("older than the refund's recorded state".into())
+            })
+        }
+        None => {
+            let Some(intent) = id_of(&refund.payment_intent) else {
+                return Ok(Outcome::Ignored("the refund has no payment intent".into()));
+            };
+            let Some(payment) = conn
+                .get_payment_by_intent(&event.account_id, &intent)
+                .await?
+            else {
+                return Ok(Outcome::Ignored(format!("no payment for {intent}")));
+            };
+            let id = format!("rf_{}", ulid::Ulid::new().to_string().to_ascii_lowercase());
+            conn.insert_refund(&NewRefund {
+                id: &id,
+                payment_id: &payment.id,
+                stripe_refund_id: Some(&refund.id),
+                amount: refund.amount,
+                currency: &refund.currency,
+                reason: None,
+                status: &refund.status,
+                observed_at: event.stripe_created,
+                now,
+            })
+            .await?;
+            Ok(Outcome::Applied)
+        }
+    }
 }
 
 /// What obol needs to start a payment record for an intent it has not seen.
@@ -338,5 +408,28 @@ fn guarded(written: bool) -> Result<()> {
         Err(Error::internal(
             "the payment changed concurrently; retrying",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_handled_type_has_a_handler_and_no_other_does() {
+        for t in HANDLED_EVENT_TYPES {
+            assert!(kind_of(t).is_some(), "{t} has no handler");
+        }
+        for t in [
+            "customer.created",
+            "charge.succeeded",
+            "payout.paid",
+            "invoice.paid",
+        ] {
+            assert!(
+                kind_of(t).is_none() || HANDLED_EVENT_TYPES.contains(&t),
+                "{t}"
+            );
+        }
     }
 }

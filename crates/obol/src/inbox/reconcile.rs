@@ -37,6 +37,8 @@ pub struct Report {
     pub events_new: usize,
     pub payments_checked: usize,
     pub payments_moved: usize,
+    /// Refunds Stripe had not accepted yet, sent again with their key.
+    pub refunds_resubmitted: usize,
 }
 
 #[derive(Deserialize)]
@@ -49,6 +51,7 @@ pub async fn run_once(store: &Store, stripe: &StripeClient) -> Result<Report> {
     let mut report = Report::default();
     recover_events(store, stripe, &mut report).await?;
     recheck_payments(store, stripe, &mut report).await?;
+    report.refunds_resubmitted = crate::ops::refunds::resubmit_stale(store, stripe).await?;
     Ok(report)
 }
 

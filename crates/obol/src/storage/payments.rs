@@ -114,6 +114,18 @@ impl Conn<'_> {
         }
     }
 
+    /// Serialises writers of one payment for the rest of the transaction
+    /// (SQLite transactions are already exclusive: `BEGIN IMMEDIATE`).
+    pub async fn lock_payment(&mut self, id: &str) -> Result<()> {
+        if let Conn::Postgres(conn) = self {
+            sqlx::query("SELECT id FROM payments WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .execute(&mut **conn)
+                .await?;
+        }
+        Ok(())
+    }
+
     pub async fn get_payment(&mut self, id: &str) -> Result<Option<PaymentRow>> {
         let sql = format!("SELECT {COLUMNS} FROM payments WHERE id = $1");
         Ok(on_conn!(self, |conn| {

@@ -154,13 +154,13 @@ impl RetryPolicy {
 pub struct RateLimit(Arc<DefaultDirectRateLimiter>);
 
 impl RateLimit {
-    /// `per_second` evenly spaced requests with a burst of at most a tenth
-    /// of that, so no one-second window carries more than 1.1× the rate.
+    /// `per_second` requests evenly spaced (GCRA without burst), so no
+    /// one-second window carries more than the rate plus one: the defaults
+    /// are Stripe's own limits, and a burst above them would earn 429s.
     pub fn per_second(per_second: u32) -> Self {
         let rate = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new((per_second / 10).max(1)).unwrap_or(NonZeroU32::MIN);
         Self(Arc::new(RateLimiter::direct(
-            Quota::per_second(rate).allow_burst(burst),
+            Quota::per_second(rate).allow_burst(NonZeroU32::MIN),
         )))
     }
 

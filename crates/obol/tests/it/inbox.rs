@@ -17,12 +17,12 @@ on_both_backends!(
 );
 
 /// The sandbox's API base, from obol's own `/health`.
-async fn sandbox(obol: &Obol) -> String {
+pub async fn sandbox(obol: &Obol) -> String {
     let (_, h) = obol.get("/health").await;
     h["stripe"]["api_base"].as_str().unwrap().to_string()
 }
 
-async fn stripe_post(base: &str, path: &str, form: &[(&str, &str)]) -> Value {
+pub async fn stripe_post(base: &str, path: &str, form: &[(&str, &str)]) -> Value {
     let r = reqwest::Client::new()
         .post(format!("{base}{path}"))
         .bearer_auth("sk_test_obol_tests")
@@ -34,7 +34,7 @@ async fn stripe_post(base: &str, path: &str, form: &[(&str, &str)]) -> Value {
 }
 
 /// Polls `GET path` until `done` holds, for at most 20 s.
-async fn eventually(obol: &Obol, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub async fn eventually(obol: &Obol, path: &str, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let (_, body) = obol.get(path).await;

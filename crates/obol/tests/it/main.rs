@@ -6,6 +6,7 @@ mod api_customers;
 mod api_errors;
 mod helpers;
 mod inbox;
+mod refunds;
 mod serve;
 mod signature;
 mod storage;

@@ -167,7 +167,10 @@ async fn a_burst_of_500_creations_under_chaos_makes_exactly_500_intents_within_t
     // No one-second window holds more than the rate plus the allowed burst.
     let mut times = arrivals.lock().unwrap().clone();
     times.sort();
-    let burst = (rate / 10) as usize;
+    // The limiter spaces departures by 1/rate, so at most rate + 1 leave in
+    // any second; arrivals at the proxy add scheduling jitter on a busy
+    // two-core machine, allowed here as 5 % of the rate (50 ms).
+    let jitter = (rate / 20) as usize;
     let mut worst = 0;
     for (i, t) in times.iter().enumerate() {
         let in_window = times[i..]
@@ -177,8 +180,8 @@ async fn a_burst_of_500_creations_under_chaos_makes_exactly_500_intents_within_t
         worst = worst.max(in_window);
     }
     assert!(
-        worst <= rate as usize + burst,
-        "{worst} requests in one second, limit {rate}+{burst}"
+        worst <= rate as usize + 1 + jitter,
+        "{worst} requests in one second, limit {rate} (+1, +{jitter} jitter)"
     );
     eprintln!(
         "burst: 500 intents, {} requests, {:.1} s, worst 1-s window {worst} (limit {rate})",

@@ -1,0 +1,185 @@
+//! Refunds of payments.
+
+use chrono::{DateTime, Utc};
+
+use super::{on_conn, Conn};
+use crate::error::Result;
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct RefundRow {
+    pub id: String,
+    pub payment_id: String,
+    pub stripe_refund_id: Option<String>,
+    pub amount: i64,
+    pub currency: String,
+    pub reason: Option<String>,
+    pub status: String,
+    pub failure_reason: Option<String>,
+    pub observed_at: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, payment_id, stripe_refund_id, amount, currency, reason, status, \
+    failure_reason, observed_at, created_at, updated_at";
+
+pub struct NewRefund<'a> {
+    pub id: &'a str,
+    pub payment_id: &'a str,
+    pub stripe_refund_id: Option<&'a str>,
+    pub amount: i64,
+    pub currency: &'a str,
+    pub reason: Option<&'a str>,
+    pub status: &'a str,
+    pub observed_at: i64,
+    pub now: DateTime<Utc>,
+}
+
+impl Conn<'_> {
+    pub async fn insert_refund(&mut self, r: &NewRefund<'_>) -> Result<RefundRow> {
+        let sql = format!(
+            "INSERT INTO refunds (id, payment_id, stripe_refund_id, amount, currency, reason, status, \
+             observed_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
+             RETURNING {COLUMNS}"
+        );
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, RefundRow>(&sql)
+                .bind(r.id)
+                .bind(r.payment_id)
+                .bind(r.stripe_refund_id)
+                .bind(r.amount)
+                .bind(r.currency)
+                .bind(r.reason)
+                .bind(r.status)
+                .bind(r.observed_at)
+                .bind(r.now)
+                .fetch_one(&mut **conn)
+                .await?
+        }))
+    }
+
+    pub async fn get_refund(&mut self, id: &str) -> Result<Option<RefundRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM refunds WHERE id = $1");
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, RefundRow>(&sql)
+                .bind(id)
+                .fetch_optional(&mut **conn)
+                .await?
+        }))
+    }
+
+    pub async fn get_refund_by_stripe_id(&mut self, stripe_id: &str) -> Result<Option<RefundRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM refunds WHERE stripe_refund_id = $1");
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, RefundRow>(&sql)
+                .bind(stripe_id)
+                .fetch_optional(&mut **conn)
+                .await?
+        }))
+    }
+
+    pub async fn list_refunds(&mut self, payment_id: &str) -> Result<Vec<RefundRow>> {
+        let sql =
+            format!("SELECT {COLUMNS} FROM refunds WHERE payment_id = $1 ORDER BY created_at, id");
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, RefundRow>(&sql)
+                .bind(payment_id)
+                .fetch_all(&mut **conn)
+                .await?
+        }))
+    }
+
+    /// Refunds Stripe has not accepted yet, oldest first, for resubmission.
+    pub async fn list_unsubmitted_refunds(
+        &mut self,
+        older_than: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<RefundRow>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM refunds WHERE status = 'pending_submission' AND updated_at < $1 \
+             ORDER BY created_at LIMIT $2"
+        );
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, RefundRow>(&sql)
+                .bind(older_than)
+                .bind(limit)
+                .fetch_all(&mut **conn)
+                .await?
+        }))
+    }
+
+    /// Sum of refunds not failed or canceled: what is already promised back.
+    pub async fn sum_open_refunds(&mut self, payment_id: &str) -> Result<i64> {
+        let sum: Option<i64> = on_conn!(self, |conn| {
+            sqlx::query_scalar(
+                "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM refunds \
+                 WHERE payment_id = $1 AND status IN ('pending_submission', 'pending', 'succeeded')",
+            )
+            .bind(payment_id)
+            .fetch_one(&mut **conn)
+            .await?
+        });
+        Ok(sum.unwrap_or(0))
+    }
+
+    /// Records what Stripe said about a refund, unless an observation at
+    /// least as new was recorded already (`false` then).
+    pub async fn update_refund_from_stripe(
+        &mut self,
+        id: &str,
+        stripe_refund_id: &str,
+        status: &str,
+        failure_reason: Option<&str>,
+        observed_at: i64,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let n = on_conn!(self, |conn| {
+            sqlx::query(
+                "UPDATE refunds SET stripe_refund_id = $1, status = $2, failure_reason = $3, \
+                 observed_at = $4, updated_at = $5 WHERE id = $6 AND (observed_at < $4 OR status = 'pending_submission')",
+            )
+            .bind(stripe_refund_id)
+            .bind(status)
+            .bind(failure_reason)
+            .bind(observed_at)
+            .bind(now)
+            .bind(id)
+            .execute(&mut **conn)
+            .await?
+            .rows_affected()
+        });
+        Ok(n == 1)
+    }
+
+    /// Stripe refused the refund outright; it will never happen.
+    pub async fn fail_refund_submission(
+        &mut self,
+        id: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        on_conn!(self, |conn| {
+            sqlx::query(
+                "UPDATE refunds SET status = 'failed', failure_reason = $1, updated_at = $2 \
+                 WHERE id = $3 AND status = 'pending_submission'",
+            )
+            .bind(reason)
+            .bind(now)
+            .bind(id)
+            .execute(&mut **conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn touch_refund(&mut self, id: &str, now: DateTime<Utc>) -> Result<()> {
+        on_conn!(self, |conn| {
+            sqlx::query("UPDATE refunds SET updated_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(id)
+                .execute(&mut **conn)
+                .await?;
+        });
+        Ok(())
+    }
+}
