@@ -90,6 +90,7 @@ pub enum Resource {
     CustomerToken,
     Payment,
     WebhookEvent,
+    Dispute,
 }
 
 impl Resource {
@@ -99,6 +100,7 @@ impl Resource {
             Resource::CustomerToken => "customer token",
             Resource::Payment => "payment",
             Resource::WebhookEvent => "webhook event",
+            Resource::Dispute => "dispute",
         }
     }
 }
@@ -144,6 +146,7 @@ impl Error {
             Error::NotFound(Resource::CustomerToken) => "customer_token_not_found",
             Error::NotFound(Resource::Payment) => "payment_not_found",
             Error::NotFound(Resource::WebhookEvent) => "webhook_event_not_found",
+            Error::NotFound(Resource::Dispute) => "dispute_not_found",
             Error::RouteNotFound { .. } => "route_not_found",
             Error::MethodNotAllowed => "method_not_allowed",
             Error::BodyTooLarge => "body_too_large",
@@ -240,6 +243,7 @@ mod tests {
             Error::NotFound(Resource::CustomerToken),
             Error::NotFound(Resource::Payment),
             Error::NotFound(Resource::WebhookEvent),
+            Error::NotFound(Resource::Dispute),
             Error::RouteNotFound {
                 method: "GET".into(),
                 path: "/x".into(),

@@ -80,3 +80,48 @@ CREATE TABLE refunds (
 );
 CREATE INDEX refunds_payment ON refunds (payment_id, created_at);
 CREATE INDEX refunds_status ON refunds (status, updated_at);
+
+-- Disputes (chargebacks) and their own timeline.
+CREATE TABLE disputes (
+    id                 TEXT PRIMARY KEY,
+    stripe_dispute_id  TEXT NOT NULL UNIQUE,
+    payment_id         TEXT NOT NULL REFERENCES payments (id),
+    amount             BIGINT NOT NULL,
+    currency           TEXT NOT NULL,
+    reason             TEXT NOT NULL,
+    status             TEXT NOT NULL,
+    evidence_due_by    BIGINT,
+    observed_at        BIGINT NOT NULL,
+    created_at         TEXT NOT NULL,
+    updated_at         TEXT NOT NULL
+);
+CREATE INDEX disputes_created ON disputes (created_at, id);
+CREATE INDEX disputes_payment ON disputes (payment_id);
+
+CREATE TABLE dispute_timeline (
+    id           TEXT PRIMARY KEY,
+    dispute_id   TEXT NOT NULL REFERENCES disputes (id),
+    from_status  TEXT,
+    to_status    TEXT NOT NULL,
+    at           TEXT NOT NULL,
+    cause_kind   TEXT NOT NULL,
+    cause_ref    TEXT
+);
+CREATE INDEX dispute_timeline_dispute ON dispute_timeline (dispute_id, id);
+
+-- Work for a person: "Respond to dispute", …
+CREATE TABLE tasks (
+    id            TEXT PRIMARY KEY,
+    kind          TEXT NOT NULL,
+    title         TEXT NOT NULL,
+    subject_type  TEXT NOT NULL,
+    subject_id    TEXT NOT NULL,
+    payment_id    TEXT,
+    customer_id   TEXT,
+    status        TEXT NOT NULL,
+    due_at        TEXT,
+    created_at    TEXT NOT NULL,
+    closed_at     TEXT
+);
+CREATE UNIQUE INDEX tasks_subject ON tasks (kind, subject_type, subject_id);
+CREATE INDEX tasks_status ON tasks (status, created_at);

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod customer_tokens;
 pub mod customers;
+pub mod disputes;
 pub mod health;
 pub mod json;
 pub mod pagination;
@@ -130,6 +131,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .merge(customers::router())
         .merge(customer_tokens::router())
         .merge(payments::router())
+        .merge(disputes::router())
         .merge(webhooks::router())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::ledger::{self, Decision, IntentStatus, Ledger, Observation, PaymentState};
+use crate::storage::disputes::{NewDispute, NewTask};
 use crate::storage::payments::{NewPayment, NewTimelineEntry, PaymentRow};
 use crate::storage::refunds::NewRefund;
 use crate::storage::webhook_events::WebhookEventRow;
@@ -40,6 +41,9 @@ pub const HANDLED_EVENT_TYPES: &[&str] = &[
     "charge.refund.updated",
     "refund.created",
     "refund.updated",
+    "charge.dispute.created",
+    "charge.dispute.updated",
+    "charge.dispute.closed",
 ];
 
 /// Every event type obol handles (for webhook endpoint registration).
@@ -52,6 +56,7 @@ enum Kind {
     Intent,
     ChargeRefunded,
     Refund,
+    Dispute,
 }
 
 fn kind_of(event_type: &str) -> Option<Kind> {
@@ -65,6 +70,9 @@ fn kind_of(event_type: &str) -> Option<Kind> {
         | "payment_intent.canceled" => Kind::Intent,
         "charge.refunded" => Kind::ChargeRefunded,
         "charge.refund.updated" | "refund.created" | "refund.updated" => Kind::Refund,
+        "charge.dispute.created" | "charge.dispute.updated" | "charge.dispute.closed" => {
+            Kind::Dispute
+        }
         _ => return None,
     })
 }
@@ -84,6 +92,7 @@ pub async fn apply(conn: &mut Conn<'_>, event: &WebhookEventRow) -> Result<Outco
         Kind::Intent => intent_changed(conn, event, object).await,
         Kind::ChargeRefunded => charge_refunded(conn, event, object).await,
         Kind::Refund => refund_changed(conn, event, object).await,
+        Kind::Dispute => dispute_changed(conn, event, object).await,
     }
 }
 
@@ -297,6 +306,127 @@ async fn refund_changed(
             Ok(Outcome::Applied)
         }
     }
+}
+
+#[derive(Debug, Deserialize)]
+struct DisputeObject {
+    id: String,
+    amount: i64,
+    currency: String,
+    payment_intent: Option<Value>,
+    reason: String,
+    status: String,
+    evidence_details: Option<EvidenceDetails>,
+}
+
+#[derive(Debug, Deserialize)]
+struct EvidenceDetails {
+    due_by: Option<i64>,
+}
+
+/// Stripe's dispute statuses in which the merchant still has to act or wait.
+fn dispute_is_open(status: &str) -> bool {
+    matches!(
+        status,
+        "warning_needs_response" | "warning_under_review" | "needs_response" | "under_review"
+    )
+}
+
+/// A dispute opened, changed or closed: the dispute record and its
+/// timeline, the payment's `disputed` flag while it is open, and a
+/// "Respond to dispute" task, closed with the dispute.
+async fn dispute_changed(
+    conn: &mut Conn<'_>,
+    event: &WebhookEventRow,
+    object: &Value,
+) -> Result<Outcome> {
+    let d: DisputeObject = parse(object, "dispute")?;
+    let Some(intent) = id_of(&d.payment_intent) else {
+        return Ok(Outcome::Ignored("the dispute has no payment intent".into()));
+    };
+    // The intent's own events may still be on their way: fail and retry
+    // rather than lose the dispute.
+    let payment = conn
+        .get_payment_by_intent(&event.account_id, &intent)
+        .await?
+        .ok_or_else(|| Error::internal(format!("no payment for {intent} yet; retrying")))?;
+    let now = storage::now();
+    let at = Utc
+        .timestamp_opt(event.stripe_created, 0)
+        .single()
+        .unwrap_or(now);
+    let cause = Cause::of(event);
+    let due_by = d.evidence_details.as_ref().and_then(|e| e.due_by);
+    let dispute = match conn.get_dispute_by_stripe_id(&d.id).await? {
+        None => {
+            let id = format!("dsp_{}", ulid::Ulid::new().to_string().to_ascii_lowercase());
+            let row = conn
+                .insert_dispute(&NewDispute {
+                    id: &id,
+                    stripe_dispute_id: &d.id,
+                    payment_id: &payment.id,
+                    amount: d.amount,
+                    currency: &d.currency,
+                    reason: &d.reason,
+                    status: &d.status,
+                    evidence_due_by: due_by,
+                    observed_at: event.stripe_created,
+                    now,
+                })
+                .await?;
+            conn.insert_dispute_timeline_entry(
+                &row.id,
+                None,
+                &d.status,
+                at,
+                cause.kind,
+                cause.reference,
+            )
+            .await?;
+            row
+        }
+        Some(existing) => {
+            if !conn
+                .update_dispute_status(&existing.id, &d.status, due_by, event.stripe_created, now)
+                .await?
+            {
+                return Ok(Outcome::Ignored(
+                    "older than the dispute's recorded state".into(),
+                ));
+            }
+            if existing.status != d.status {
+                conn.insert_dispute_timeline_entry(
+                    &existing.id,
+                    Some(&existing.status),
+                    &d.status,
+                    at,
+                    cause.kind,
+                    cause.reference,
+                )
+                .await?;
+            }
+            existing
+        }
+    };
+    let open = dispute_is_open(&d.status);
+    conn.set_payment_disputed(&payment.id, open, now).await?;
+    if open {
+        conn.open_task(&NewTask {
+            kind: "respond_to_dispute",
+            title: "Respond to dispute",
+            subject_type: "dispute",
+            subject_id: &dispute.id,
+            payment_id: Some(&payment.id),
+            customer_id: payment.customer_id.as_deref(),
+            due_at: due_by.and_then(|t| Utc.timestamp_opt(t, 0).single()),
+            now,
+        })
+        .await?;
+    } else {
+        conn.close_task("respond_to_dispute", "dispute", &dispute.id, now)
+            .await?;
+    }
+    Ok(Outcome::Applied)
 }
 
 /// What obol needs to start a payment record for an intent it has not seen.

@@ -1,0 +1,300 @@
+//! Disputes, their timeline, and tasks.
+
+use chrono::{DateTime, Utc};
+
+use super::{on_conn, Conn};
+use crate::error::Result;
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct DisputeRow {
+    pub id: String,
+    pub stripe_dispute_id: String,
+    pub payment_id: String,
+    pub amount: i64,
+    pub currency: String,
+    pub reason: String,
+    pub status: String,
+    pub evidence_due_by: Option<i64>,
+    pub observed_at: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct DisputeTimelineRow {
+    pub id: String,
+    pub dispute_id: String,
+    pub from_status: Option<String>,
+    pub to_status: String,
+    pub at: DateTime<Utc>,
+    pub cause_kind: String,
+    pub cause_ref: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct TaskRow {
+    pub id: String,
+    pub kind: String,
+    pub title: String,
+    pub subject_type: String,
+    pub subject_id: String,
+    pub payment_id: Option<String>,
+    pub customer_id: Option<String>,
+    pub status: String,
+    pub due_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+const DISPUTE_COLUMNS: &str =
+    "id, stripe_dispute_id, payment_id, amount, currency, reason, status, \
+    evidence_due_by, observed_at, created_at, updated_at";
+const TASK_COLUMNS: &str = "id, kind, title, subject_type, subject_id, payment_id, customer_id, \
+    status, due_at, created_at, closed_at";
+
+pub struct NewDispute<'a> {
+    pub id: &'a str,
+    pub stripe_dispute_id: &'a str,
+    pub payment_id: &'a str,
+    pub amount: i64,
+    pub currency: &'a str,
+    pub reason: &'a str,
+    pub status: &'a str,
+    pub evidence_due_by: Option<i64>,
+    pub observed_at: i64,
+    pub now: DateTime<Utc>,
+}
+
+pub struct NewTask<'a> {
+    pub kind: &'a str,
+    pub title: &'a str,
+    pub subject_type: &'a str,
+    pub subject_id: &'a str,
+    pub payment_id: Option<&'a str>,
+    pub customer_id: Option<&'a str>,
+    pub due_at: Option<DateTime<Utc>>,
+    pub now: DateTime<Utc>,
+}
+
+fn new_id(prefix: &str) -> String {
+    format!(
+        "{prefix}{}",
+        ulid::Ulid::new().to_string().to_ascii_lowercase()
+    )
+}
+
+impl Conn<'_> {
+    pub async fn get_dispute_by_stripe_id(
+        &mut self,
+        stripe_id: &str,
+    ) -> Result<Option<DisputeRow>> {
+        let sql = format!("SELECT {DISPUTE_COLUMNS} FROM disputes WHERE stripe_dispute_id = $1");
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, DisputeRow>(&sql)
+                .bind(stripe_id)
+                .fetch_optional(&mut **conn)
+                .await?
+        }))
+    }
+
+    pub async fn get_dispute(&mut self, id: &str) -> Result<Option<DisputeRow>> {
+        let sql = format!("SELECT {DISPUTE_COLUMNS} FROM disputes WHERE id = $1");
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, DisputeRow>(&sql)
+                .bind(id)
+                .fetch_optional(&mut **conn)
+                .await?
+        }))
+    }
+
+    pub async fn insert_dispute(&mut self, d: &NewDispute<'_>) -> Result<DisputeRow> {
+        let sql = format!(
+            "INSERT INTO disputes (id, stripe_dispute_id, payment_id, amount, currency, reason, status, \
+             evidence_due_by, observed_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING {DISPUTE_COLUMNS}"
+        );
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, DisputeRow>(&sql)
+                .bind(d.id)
+                .bind(d.stripe_dispute_id)
+                .bind(d.payment_id)
+                .bind(d.amount)
+                .bind(d.currency)
+                .bind(d.reason)
+                .bind(d.status)
+                .bind(d.evidence_due_by)
+                .bind(d.observed_at)
+                .bind(d.now)
+                .fetch_one(&mut **conn)
+                .await?
+        }))
+    }
+
+    /// Records a newer status; `false` when the stored one is at least as new.
+    pub async fn update_dispute_status(
+        &mut self,
+        id: &str,
+        status: &str,
+        evidence_due_by: Option<i64>,
+        observed_at: i64,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let n = on_conn!(self, |conn| {
+            sqlx::query(
+                "UPDATE disputes SET status = $1, evidence_due_by = COALESCE($2, evidence_due_by), \
+                 observed_at = $3, updated_at = $4 WHERE id = $5 AND observed_at < $3",
+            )
+            .bind(status)
+            .bind(evidence_due_by)
+            .bind(observed_at)
+            .bind(now)
+            .bind(id)
+            .execute(&mut **conn)
+            .await?
+            .rows_affected()
+        });
+        Ok(n == 1)
+    }
+
+    pub async fn insert_dispute_timeline_entry(
+        &mut self,
+        dispute_id: &str,
+        from: Option<&str>,
+        to: &str,
+        at: DateTime<Utc>,
+        cause_kind: &str,
+        cause_ref: Option<&str>,
+    ) -> Result<()> {
+        let id = new_id("dtl_");
+        on_conn!(self, |conn| {
+            sqlx::query(
+                "INSERT INTO dispute_timeline (id, dispute_id, from_status, to_status, at, cause_kind, cause_ref) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&id)
+            .bind(dispute_id)
+            .bind(from)
+            .bind(to)
+            .bind(at)
+            .bind(cause_kind)
+            .bind(cause_ref)
+            .execute(&mut **conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn list_dispute_timeline(
+        &mut self,
+        dispute_id: &str,
+    ) -> Result<Vec<DisputeTimelineRow>> {
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, DisputeTimelineRow>(
+                "SELECT id, dispute_id, from_status, to_status, at, cause_kind, cause_ref \
+                 FROM dispute_timeline WHERE dispute_id = $1 ORDER BY id",
+            )
+            .bind(dispute_id)
+            .fetch_all(&mut **conn)
+            .await?
+        }))
+    }
+
+    /// Disputes newest first, keyset-paginated on (created_at, id).
+    pub async fn list_disputes(
+        &mut self,
+        status: Option<&str>,
+        before: Option<(DateTime<Utc>, String)>,
+        limit: i64,
+    ) -> Result<Vec<DisputeRow>> {
+        let (before_at, before_id) = match &before {
+            Some((at, id)) => (Some(*at), Some(id.as_str())),
+            None => (None, None),
+        };
+        let sql = format!(
+            "SELECT {DISPUTE_COLUMNS} FROM disputes WHERE ($1 IS NULL OR status = $1) \
+             AND ($2 IS NULL OR created_at < $2 OR (created_at = $2 AND id < $3)) \
+             ORDER BY created_at DESC, id DESC LIMIT $4"
+        );
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, DisputeRow>(&sql)
+                .bind(status)
+                .bind(before_at)
+                .bind(before_id)
+                .bind(limit)
+                .fetch_all(&mut **conn)
+                .await?
+        }))
+    }
+
+    /// Opens a task unless one exists for the same subject (redeliveries).
+    pub async fn open_task(&mut self, t: &NewTask<'_>) -> Result<()> {
+        let id = new_id("task_");
+        on_conn!(self, |conn| {
+            sqlx::query(
+                "INSERT INTO tasks (id, kind, title, subject_type, subject_id, payment_id, customer_id, \
+                 status, due_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8, $9) \
+                 ON CONFLICT (kind, subject_type, subject_id) DO NOTHING",
+            )
+            .bind(&id)
+            .bind(t.kind)
+            .bind(t.title)
+            .bind(t.subject_type)
+            .bind(t.subject_id)
+            .bind(t.payment_id)
+            .bind(t.customer_id)
+            .bind(t.due_at)
+            .bind(t.now)
+            .execute(&mut **conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn close_task(
+        &mut self,
+        kind: &str,
+        subject_type: &str,
+        subject_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        on_conn!(self, |conn| {
+            sqlx::query(
+                "UPDATE tasks SET status = 'done', closed_at = $1 \
+                 WHERE kind = $2 AND subject_type = $3 AND subject_id = $4 AND status = 'open'",
+            )
+            .bind(now)
+            .bind(kind)
+            .bind(subject_type)
+            .bind(subject_id)
+            .execute(&mut **conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn list_tasks(
+        &mut self,
+        status: Option<&str>,
+        before: Option<(DateTime<Utc>, String)>,
+        limit: i64,
+    ) -> Result<Vec<TaskRow>> {
+        let (before_at, before_id) = match &before {
+            Some((at, id)) => (Some(*at), Some(id.as_str())),
+            None => (None, None),
+        };
+        let sql = format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE ($1 IS NULL OR status = $1) \
+             AND ($2 IS NULL OR created_at < $2 OR (created_at = $2 AND id < $3)) \
+             ORDER BY created_at DESC, id DESC LIMIT $4"
+        );
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, TaskRow>(&sql)
+                .bind(status)
+                .bind(before_at)
+                .bind(before_id)
+                .bind(limit)
+                .fetch_all(&mut **conn)
+                .await?
+        }))
+    }
+}
