@@ -19,7 +19,8 @@ async fn main() -> anyhow::Result<()> {
         .parse()
         .map_err(anyhow::Error::msg)?;
     let db = match std::env::var("OBOL_SANDBOX_DB") {
-        Ok(p) if !p.is_empty() => SandboxDb::File(p.into()),
+        // `memory` means in memory, as for `obol sandbox`.
+        Ok(p) if !p.is_empty() && p != "memory" && p != ":memory:" => SandboxDb::File(p.into()),
         _ => SandboxDb::Memory,
     };
     let retry_ms: u64 = std::env::var("OBOL_SANDBOX_WEBHOOK_RETRY_MS")

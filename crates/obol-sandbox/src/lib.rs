@@ -84,6 +84,7 @@ impl Sandbox {
             .map(|u| u.trim_end_matches('/').to_string())
             .unwrap_or_else(|| format!("http://{local}"));
         let account_id = store::account_id(&pool).await?;
+        store::release_pending_deliveries(&pool, ctx::now_ms()).await?;
         let app = ctx::App::new(
             pool,
             base_url,

@@ -337,6 +337,23 @@ pub struct DueDelivery {
     pub attempts: i64,
 }
 
+/// On start: a delivery the previous process had claimed (its `next_at`
+/// pushed out by the lease) would wait for the lease to run out; the
+/// sandbox owns its database alone, so every pending delivery is due now.
+pub async fn release_pending_deliveries(
+    pool: &SqlitePool,
+    now_ms: i64,
+) -> Result<u64, sqlx::Error> {
+    Ok(
+        sqlx::query("UPDATE deliveries SET next_at = ? WHERE status = 'pending' AND next_at > ?")
+            .bind(now_ms)
+            .bind(now_ms)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+    )
+}
+
 /// Claims due deliveries by pushing their `next_at` past `lease_until_ms`.
 pub async fn claim_due_deliveries(
     pool: &SqlitePool,
