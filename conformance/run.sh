@@ -51,6 +51,11 @@ if [[ ! -d "$node_dir/node_modules" || "$(cat "$node_dir/node_modules/.obol-stam
     sha "$stamp_src" > "$node_dir/node_modules/.obol-stamp"
 fi
 
+# `run.sh --setup` only installs (obol's Rust tests use the venv and node_modules too).
+if [[ "${1:-}" == "--setup" ]]; then
+    exit 0
+fi
+
 # 3. Start the sandbox on a free port.
 if [[ -n "${OBOL_SANDBOX_BIN:-}" ]]; then
     read -r -a cmd <<< "$OBOL_SANDBOX_BIN"

@@ -46,14 +46,10 @@ PGPASSWORD=postgres psql -h 127.0.0.1 -U postgres -d postgres -Atqc \
   "select datname from pg_database where datname like 'obol_test_%'" |
   while read -r db; do PGPASSWORD=postgres psql -h 127.0.0.1 -U postgres -d postgres -qc "drop database if exists $db" >/dev/null; done
 
-# --- Node packages some Rust tests use (Stripe's own webhook signer) -------------
-if [ -f conformance/node/package-lock.json ]; then
-  if [ ! -f conformance/node/node_modules/.package-lock.json ] ||
-     [ conformance/node/package-lock.json -nt conformance/node/node_modules/.package-lock.json ]; then
-    step "npm ci (conformance/node)"
-    (cd conformance/node && npm ci --no-audit --no-fund --loglevel=error)
-  fi
-fi
+# --- Python venv and Node packages (the conformance suite; some Rust tests use
+#     Stripe's Node signer and the standardwebhooks verifier too) ---------------
+step "conformance dependencies"
+conformance/run.sh --setup
 
 # --- Rust tests (unit, storage on both backends, end-to-end) -------------------
 step "cargo test"

@@ -47,6 +47,25 @@ pub struct Config {
     pub customer_tokens: CustomerTokenSettings,
     #[serde(default)]
     pub reconcile: ReconcileSettings,
+    #[serde(default)]
+    pub notifications: NotificationSettings,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationSettings {
+    /// The unit of the retry schedule in milliseconds (default 1000: the
+    /// schedule reads in seconds). Tests shrink it.
+    #[serde(default = "default_retry_unit_ms")]
+    pub retry_unit_ms: u64,
+}
+
+impl Default for NotificationSettings {
+    fn default() -> Self {
+        Self {
+            retry_unit_ms: default_retry_unit_ms(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -210,6 +229,9 @@ fn default_body_limit() -> usize {
 }
 fn default_grace() -> u64 {
     20
+}
+fn default_retry_unit_ms() -> u64 {
+    1000
 }
 fn default_reconcile_interval() -> u64 {
     300

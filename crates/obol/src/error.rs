@@ -91,6 +91,8 @@ pub enum Resource {
     Payment,
     WebhookEvent,
     Dispute,
+    WebhookEndpoint,
+    WebhookDelivery,
 }
 
 impl Resource {
@@ -101,6 +103,8 @@ impl Resource {
             Resource::Payment => "payment",
             Resource::WebhookEvent => "webhook event",
             Resource::Dispute => "dispute",
+            Resource::WebhookEndpoint => "webhook endpoint",
+            Resource::WebhookDelivery => "webhook delivery",
         }
     }
 }
@@ -147,6 +151,8 @@ impl Error {
             Error::NotFound(Resource::Payment) => "payment_not_found",
             Error::NotFound(Resource::WebhookEvent) => "webhook_event_not_found",
             Error::NotFound(Resource::Dispute) => "dispute_not_found",
+            Error::NotFound(Resource::WebhookEndpoint) => "webhook_endpoint_not_found",
+            Error::NotFound(Resource::WebhookDelivery) => "webhook_delivery_not_found",
             Error::RouteNotFound { .. } => "route_not_found",
             Error::MethodNotAllowed => "method_not_allowed",
             Error::BodyTooLarge => "body_too_large",
@@ -244,6 +250,8 @@ mod tests {
             Error::NotFound(Resource::Payment),
             Error::NotFound(Resource::WebhookEvent),
             Error::NotFound(Resource::Dispute),
+            Error::NotFound(Resource::WebhookEndpoint),
+            Error::NotFound(Resource::WebhookDelivery),
             Error::RouteNotFound {
                 method: "GET".into(),
                 path: "/x".into(),

@@ -14,6 +14,7 @@ pub mod inbox;
 pub mod ledger;
 pub mod money;
 pub mod ops;
+pub mod outbox;
 pub mod storage;
 pub mod stripe;
 pub mod telemetry;
@@ -93,6 +94,11 @@ impl Application {
                 stop_background.clone(),
             )));
         }
+        let dispatcher = outbox::dispatcher::Dispatcher::new(
+            store.clone(),
+            Duration::from_millis(config.notifications.retry_unit_ms.max(1)),
+        )?;
+        background.push(tokio::spawn(dispatcher.run(stop_background.clone())));
         if config.reconcile.interval_seconds > 0 {
             background.push(tokio::spawn(inbox::reconcile::run(
                 store.clone(),

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod customer_tokens;
 pub mod customers;
 pub mod disputes;
+pub mod endpoints;
 pub mod health;
 pub mod json;
 pub mod pagination;
@@ -132,6 +133,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .merge(customer_tokens::router())
         .merge(payments::router())
         .merge(disputes::router())
+        .merge(endpoints::router())
         .merge(webhooks::router())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)

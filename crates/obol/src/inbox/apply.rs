@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::ledger::{self, Decision, IntentStatus, Ledger, Observation, PaymentState};
+use crate::outbox;
 use crate::storage::disputes::{NewDispute, NewTask};
 use crate::storage::payments::{NewPayment, NewTimelineEntry, PaymentRow};
 use crate::storage::refunds::NewRefund;
@@ -264,21 +265,25 @@ async fn refund_changed(
     let now = storage::now();
     match local {
         Some(r) => {
-            let updated = conn
+            if !r.is_older_than(&refund.status, event.stripe_created) {
+                return Ok(Outcome::Ignored(
+                    "older than the refund's recorded state".into(),
+                ));
+            }
+            if !conn
                 .update_refund_from_stripe(
-                    &r.id,
+                    &r,
                     &refund.id,
                     &refund.status,
                     refund.failure_reason.as_deref(),
                     event.stripe_created,
                     now,
                 )
-                .await?;
-            Ok(if updated {
-                Outcome::Applied
-            } else {
-                Outcome::Ignored("older than the refund's recorded state".into())
-            })
+                .await?
+            {
+                return Err(Error::internal("the refund changed concurrently; retrying"));
+            }
+            Ok(Outcome::Applied)
         }
         None => {
             let Some(intent) = id_of(&refund.payment_intent) else {
@@ -330,6 +335,15 @@ fn dispute_is_open(status: &str) -> bool {
         status,
         "warning_needs_response" | "warning_under_review" | "needs_response" | "under_review"
     )
+}
+
+/// How far along a dispute is, for events of the same second.
+fn dispute_progress(status: &str) -> u8 {
+    match status {
+        "warning_needs_response" | "needs_response" => 0,
+        "warning_under_review" | "under_review" => 1,
+        _ => 2,
+    }
 }
 
 /// A dispute opened, changed or closed: the dispute record and its
@@ -386,12 +400,22 @@ async fn dispute_changed(
             row
         }
         Some(existing) => {
-            if !conn
-                .update_dispute_status(&existing.id, &d.status, due_by, event.stripe_created, now)
-                .await?
-            {
+            // Newer observations win; within one second (Stripe's
+            // resolution) the further-along status does.
+            let newer = event.stripe_created > existing.observed_at
+                || (event.stripe_created == existing.observed_at
+                    && dispute_progress(&d.status) > dispute_progress(&existing.status));
+            if !newer {
                 return Ok(Outcome::Ignored(
                     "older than the dispute's recorded state".into(),
+                ));
+            }
+            if !conn
+                .update_dispute_status(&existing, &d.status, due_by, event.stripe_created, now)
+                .await?
+            {
+                return Err(Error::internal(
+                    "the dispute changed concurrently; retrying",
                 ));
             }
             if existing.status != d.status {
@@ -409,7 +433,16 @@ async fn dispute_changed(
         }
     };
     let open = dispute_is_open(&d.status);
-    conn.set_payment_disputed(&payment.id, open, now).await?;
+    if conn.set_payment_disputed(&payment.id, open, now).await? {
+        if let Some(row) = conn.get_payment(&payment.id).await? {
+            let kind = if open {
+                "payment.disputed"
+            } else {
+                "payment.dispute_closed"
+            };
+            outbox::notify_payment(conn, kind, &row).await?;
+        }
+    }
     if open {
         conn.open_task(&NewTask {
             kind: "respond_to_dispute",
@@ -495,6 +528,9 @@ async fn observe(
                 cause_ref: cause.reference,
             })
             .await?;
+            if let Some(kind) = outbox::event_for_state(first.state) {
+                outbox::notify_payment(conn, kind, &inserted).await?;
+            }
             return Ok(Outcome::Applied);
         }
     };
@@ -525,6 +561,11 @@ async fn observe(
                 cause_ref: cause.reference,
             })
             .await?;
+            if let Some(kind) = outbox::event_for_state(next.state) {
+                if let Some(now_row) = conn.get_payment(&payment.id).await? {
+                    outbox::notify_payment(conn, kind, &now_row).await?;
+                }
+            }
             Ok(Outcome::Applied)
         }
     }

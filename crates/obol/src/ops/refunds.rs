@@ -143,15 +143,21 @@ pub async fn submit(
     let mut conn = h.conn();
     match answer {
         Ok(r) => {
-            conn.update_refund_from_stripe(
-                &refund.id,
-                &r.id,
-                &r.status,
-                r.failure_reason.as_deref(),
-                r.created,
-                storage::now(),
-            )
-            .await?;
+            // The refund's own event may have been applied first; only a
+            // newer view is written.
+            if let Some(current) = conn.get_refund(&refund.id).await? {
+                if current.is_older_than(&r.status, r.created) {
+                    conn.update_refund_from_stripe(
+                        &current,
+                        &r.id,
+                        &r.status,
+                        r.failure_reason.as_deref(),
+                        r.created,
+                        storage::now(),
+                    )
+                    .await?;
+                }
+            }
         }
         Err(StripeError::Refused { error, .. }) => {
             // Stripe decided: the refund will not happen.

@@ -130,10 +130,11 @@ impl Conn<'_> {
         }))
     }
 
-    /// Records a newer status; `false` when the stored one is at least as new.
+    /// Writes a dispute's new status, guarded by the state read (`false`
+    /// when another writer changed it meanwhile).
     pub async fn update_dispute_status(
         &mut self,
-        id: &str,
+        read: &DisputeRow,
         status: &str,
         evidence_due_by: Option<i64>,
         observed_at: i64,
@@ -142,13 +143,15 @@ impl Conn<'_> {
         let n = on_conn!(self, |conn| {
             sqlx::query(
                 "UPDATE disputes SET status = $1, evidence_due_by = COALESCE($2, evidence_due_by), \
-                 observed_at = $3, updated_at = $4 WHERE id = $5 AND observed_at < $3",
+                 observed_at = $3, updated_at = $4 WHERE id = $5 AND status = $6 AND observed_at = $7",
             )
             .bind(status)
             .bind(evidence_due_by)
             .bind(observed_at)
             .bind(now)
-            .bind(id)
+            .bind(&read.id)
+            .bind(&read.status)
+            .bind(read.observed_at)
             .execute(&mut **conn)
             .await?
             .rows_affected()

@@ -12,6 +12,7 @@ pub mod api_keys;
 pub mod customer_tokens;
 pub mod customers;
 pub mod disputes;
+pub mod notifications;
 pub mod payments;
 pub mod refunds;
 pub mod sync_state;

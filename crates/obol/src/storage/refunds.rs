@@ -35,6 +35,24 @@ pub struct NewRefund<'a> {
     pub now: DateTime<Utc>,
 }
 
+impl RefundRow {
+    /// Whether Stripe's view (`status` as of `at`) is newer than this
+    /// record: a later second, or within one second a further-along status.
+    pub fn is_older_than(&self, status: &str, at: i64) -> bool {
+        fn progress(s: &str) -> u8 {
+            match s {
+                "pending_submission" => 0,
+                "pending" | "requires_action" => 1,
+                "succeeded" => 2,
+                _ => 3,
+            }
+        }
+        self.status == "pending_submission"
+            || at > self.observed_at
+            || (at == self.observed_at && progress(status) > progress(&self.status))
+    }
+}
+
 impl Conn<'_> {
     pub async fn insert_refund(&mut self, r: &NewRefund<'_>) -> Result<RefundRow> {
         let sql = format!(
@@ -122,11 +140,11 @@ impl Conn<'_> {
         Ok(sum.unwrap_or(0))
     }
 
-    /// Records what Stripe said about a refund, unless an observation at
-    /// least as new was recorded already (`false` then).
+    /// Records what Stripe said about a refund, guarded by the row read
+    /// (`false` when another writer changed it meanwhile).
     pub async fn update_refund_from_stripe(
         &mut self,
-        id: &str,
+        read: &RefundRow,
         stripe_refund_id: &str,
         status: &str,
         failure_reason: Option<&str>,
@@ -136,14 +154,16 @@ impl Conn<'_> {
         let n = on_conn!(self, |conn| {
             sqlx::query(
                 "UPDATE refunds SET stripe_refund_id = $1, status = $2, failure_reason = $3, \
-                 observed_at = $4, updated_at = $5 WHERE id = $6 AND (observed_at < $4 OR status = 'pending_submission')",
+                 observed_at = $4, updated_at = $5 WHERE id = $6 AND status = $7 AND observed_at = $8",
             )
             .bind(stripe_refund_id)
             .bind(status)
             .bind(failure_reason)
             .bind(observed_at)
             .bind(now)
-            .bind(id)
+            .bind(&read.id)
+            .bind(&read.status)
+            .bind(read.observed_at)
             .execute(&mut **conn)
             .await?
             .rows_affected()

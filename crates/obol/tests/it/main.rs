@@ -7,6 +7,7 @@ mod api_errors;
 mod disputes;
 mod helpers;
 mod inbox;
+mod notifications;
 mod refunds;
 mod serve;
 mod signature;

@@ -1,0 +1,298 @@
+//! Host webhook endpoints, the notification outbox and its deliveries.
+
+use chrono::{DateTime, Utc};
+
+use super::{on_conn, Conn};
+use crate::error::Result;
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct EndpointRow {
+    pub id: String,
+    pub url: String,
+    pub event_types: String,
+    pub secret: String,
+    pub description: Option<String>,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl EndpointRow {
+    pub fn event_types(&self) -> Vec<String> {
+        serde_json::from_str(&self.event_types).unwrap_or_default()
+    }
+
+    pub fn wants(&self, event_type: &str) -> bool {
+        self.event_types()
+            .iter()
+            .any(|t| t == "*" || t == event_type)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct DeliveryRow {
+    pub id: String,
+    pub notification_id: String,
+    pub endpoint_id: String,
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_status_code: Option<i32>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// A claimed delivery with what sending it needs.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DueDelivery {
+    pub id: String,
+    pub notification_id: String,
+    pub attempts: i32,
+    pub url: String,
+    pub secret: String,
+    pub event_type: String,
+    pub payload: String,
+    pub created_at: DateTime<Utc>,
+}
+
+const ENDPOINT_COLUMNS: &str = "id, url, event_types, secret, description, status, created_at";
+const DELIVERY_COLUMNS: &str =
+    "id, notification_id, endpoint_id, status, attempts, next_attempt_at, \
+    last_status_code, last_error, created_at, updated_at, delivered_at";
+
+fn new_id(prefix: &str) -> String {
+    format!(
+        "{prefix}{}",
+        ulid::Ulid::new().to_string().to_ascii_lowercase()
+    )
+}
+
+impl Conn<'_> {
+    pub async fn insert_endpoint(
+        &mut self,
+        id: &str,
+        url: &str,
+        event_types: &[String],
+        secret: &str,
+        description: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<EndpointRow> {
+        let types = serde_json::to_string(event_types).unwrap_or_else(|_| "[]".into());
+        let sql = format!(
+            "INSERT INTO webhook_endpoints (id, url, event_types, secret, description, status, created_at) \
+             VALUES ($1, $2, $3, $4, $5, 'active', $6) RETURNING {ENDPOINT_COLUMNS}"
+        );
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, EndpointRow>(&sql)
+                .bind(id)
+                .bind(url)
+                .bind(&types)
+                .bind(secret)
+                .bind(description)
+                .bind(now)
+                .fetch_one(&mut **conn)
+                .await?
+        }))
+    }
+
+    pub async fn list_endpoints(&mut self) -> Result<Vec<EndpointRow>> {
+        let sql = format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE deleted_at IS NULL ORDER BY created_at, id"
+        );
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, EndpointRow>(&sql)
+                .fetch_all(&mut **conn)
+                .await?
+        }))
+    }
+
+    pub async fn get_endpoint(&mut self, id: &str) -> Result<Option<EndpointRow>> {
+        let sql = format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = $1 AND deleted_at IS NULL"
+        );
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, EndpointRow>(&sql)
+                .bind(id)
+                .fetch_optional(&mut **conn)
+                .await?
+        }))
+    }
+
+    /// Soft delete: past deliveries stay visible; pending ones stop.
+    pub async fn delete_endpoint(&mut self, id: &str, now: DateTime<Utc>) -> Result<bool> {
+        let n = on_conn!(self, |conn| {
+            sqlx::query("UPDATE webhook_endpoints SET deleted_at = $1, status = 'deleted' WHERE id = $2 AND deleted_at IS NULL")
+                .bind(now)
+                .bind(id)
+                .execute(&mut **conn)
+                .await?
+                .rows_affected()
+        });
+        if n == 1 {
+            on_conn!(self, |conn| {
+                sqlx::query("UPDATE notification_deliveries SET status = 'canceled', updated_at = $1 WHERE endpoint_id = $2 AND status = 'pending'")
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut **conn)
+                    .await?;
+            });
+        }
+        Ok(n == 1)
+    }
+
+    /// Writes a notification and one pending delivery per interested
+    /// endpoint, in the caller's transaction: rolled back with the change.
+    pub async fn enqueue_notification(
+        &mut self,
+        event_type: &str,
+        payload: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>> {
+        let endpoints: Vec<EndpointRow> = self
+            .list_endpoints()
+            .await?
+            .into_iter()
+            .filter(|e| e.status == "active" && e.wants(event_type))
+            .collect();
+        if endpoints.is_empty() {
+            return Ok(None);
+        }
+        let id = new_id("msg_");
+        on_conn!(self, |conn| {
+            sqlx::query("INSERT INTO notifications (id, event_type, payload, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(&id)
+                .bind(event_type)
+                .bind(payload)
+                .bind(now)
+                .execute(&mut **conn)
+                .await?;
+        });
+        for endpoint in endpoints {
+            let delivery = new_id("del_");
+            on_conn!(self, |conn| {
+                sqlx::query(
+                    "INSERT INTO notification_deliveries (id, notification_id, endpoint_id, status, \
+                     next_attempt_at, created_at, updated_at) VALUES ($1, $2, $3, 'pending', $4, $4, $4)",
+                )
+                .bind(&delivery)
+                .bind(&id)
+                .bind(&endpoint.id)
+                .bind(now)
+                .execute(&mut **conn)
+                .await?;
+            });
+        }
+        Ok(Some(id))
+    }
+
+    /// Claims due deliveries (exclusive on PostgreSQL with SKIP LOCKED).
+    pub async fn claim_due_deliveries(
+        &mut self,
+        now: DateTime<Utc>,
+        lock_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<DueDelivery>> {
+        let lock = match self {
+            Conn::Sqlite(_) => "",
+            Conn::Postgres(_) => "FOR UPDATE SKIP LOCKED",
+        };
+        let claim = format!(
+            "UPDATE notification_deliveries SET locked_until = $1, attempts = attempts + 1 WHERE id IN (\
+               SELECT id FROM notification_deliveries WHERE status = 'pending' AND next_attempt_at <= $2 \
+               AND (locked_until IS NULL OR locked_until <= $2) ORDER BY next_attempt_at LIMIT $3 {lock}) \
+             RETURNING id"
+        );
+        let ids: Vec<String> = on_conn!(self, |conn| {
+            sqlx::query_scalar(&claim)
+                .bind(lock_until)
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&mut **conn)
+                .await?
+        });
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let row: Option<DueDelivery> = on_conn!(self, |conn| {
+                sqlx::query_as::<_, DueDelivery>(
+                    "SELECT d.id, d.notification_id, d.attempts, e.url, e.secret, n.event_type, n.payload, n.created_at \
+                     FROM notification_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+                     JOIN notifications n ON n.id = d.notification_id WHERE d.id = $1",
+                )
+                .bind(&id)
+                .fetch_optional(&mut **conn)
+                .await?
+            });
+            out.extend(row);
+        }
+        Ok(out)
+    }
+
+    pub async fn record_delivery_attempt(
+        &mut self,
+        id: &str,
+        status: &str,
+        status_code: Option<i32>,
+        error: Option<&str>,
+        next_attempt_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let delivered = (status == "succeeded").then_some(now);
+        on_conn!(self, |conn| {
+            sqlx::query(
+                "UPDATE notification_deliveries SET status = $1, last_status_code = $2, last_error = $3, \
+                 next_attempt_at = $4, locked_until = NULL, updated_at = $5, delivered_at = COALESCE($6, delivered_at) \
+                 WHERE id = $7",
+            )
+            .bind(status)
+            .bind(status_code)
+            .bind(error)
+            .bind(next_attempt_at)
+            .bind(now)
+            .bind(delivered)
+            .bind(id)
+            .execute(&mut **conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn list_deliveries(
+        &mut self,
+        endpoint_id: &str,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<DeliveryRow>> {
+        let sql = format!(
+            "SELECT {DELIVERY_COLUMNS} FROM notification_deliveries WHERE endpoint_id = $1 \
+             AND ($2 IS NULL OR status = $2) ORDER BY created_at DESC, id DESC LIMIT $3"
+        );
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, DeliveryRow>(&sql)
+                .bind(endpoint_id)
+                .bind(status)
+                .bind(limit)
+                .fetch_all(&mut **conn)
+                .await?
+        }))
+    }
+
+    /// Queues a delivery again (replay), whatever its outcome was.
+    pub async fn requeue_delivery(
+        &mut self,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DeliveryRow>> {
+        let sql = format!(
+            "UPDATE notification_deliveries SET status = 'pending', attempts = 0, next_attempt_at = $1, \
+             locked_until = NULL, updated_at = $1 WHERE id = $2 RETURNING {DELIVERY_COLUMNS}"
+        );
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, DeliveryRow>(&sql)
+                .bind(now)
+                .bind(id)
+                .fetch_optional(&mut **conn)
+                .await?
+        }))
+    }
+}

@@ -1,0 +1,219 @@
+//! Signed notifications to the host: Standard Webhooks headers checked by
+//! the `standardwebhooks` reference library, delivered to a receiver that
+//! fails the first attempts.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{json, Value};
+
+use crate::helpers::{Backend, Obol};
+use crate::inbox::{eventually, sandbox, stripe_post};
+use crate::on_both_backends;
+
+on_both_backends!(notifications_are_signed_retried_and_verifiable);
+
+#[derive(Clone, Debug)]
+struct Received {
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+/// An HTTP receiver that answers 503 to the first `fail_first` requests.
+async fn receiver(fail_first: usize) -> (String, Arc<Mutex<Vec<Received>>>) {
+    let got: Arc<Mutex<Vec<Received>>> = Arc::default();
+    let sink = got.clone();
+    let app = axum::Router::new().route(
+        "/hooks",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let sink = sink.clone();
+            async move {
+                let mut g = sink.lock().unwrap();
+                g.push(Received {
+                    headers: headers
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+                        .collect(),
+                    body,
+                });
+                if g.len() <= fail_first {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::NO_CONTENT
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, got)
+}
+
+/// Asks the reference library whether a received request verifies.
+fn verify_with_standardwebhooks(secret: &str, r: &Received) -> Result<String, String> {
+    use std::io::Write;
+    let python = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../conformance/.venv/bin/python"
+    );
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../conformance/python/verify_standard_webhook.py"
+    );
+    let headers: serde_json::Map<String, Value> = r
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    let input = json!({"secret": secret, "headers": headers, "body": r.body}).to_string();
+    let mut child = std::process::Command::new(python)
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the conformance venv exists (scripts/test.sh creates it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(text)
+    }
+}
+
+async fn notifications_are_signed_retried_and_verifiable(backend: Backend) {
+    let obol = Obol::builder(backend)
+        .env("OBOL_NOTIFICATIONS__RETRY_UNIT_MS", "20")
+        .start()
+        .await;
+    let (url, got) = receiver(2).await;
+    let (status, endpoint) = obol
+        .post(
+            "/v1/webhook-endpoints",
+            json!({"url": url, "event_types": ["payment.completed"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{endpoint}");
+    let secret = endpoint["secret"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("whsec_"));
+    let ep = endpoint["id"].as_str().unwrap();
+    let (_, listed) = obol.get("/v1/webhook-endpoints").await;
+    assert!(
+        listed["data"][0].get("secret").is_none(),
+        "the secret is shown once"
+    );
+
+    let base = sandbox(&obol).await;
+    stripe_post(
+        &base,
+        "/v1/payment_intents",
+        &[
+            ("amount", "1500"),
+            ("currency", "eur"),
+            ("payment_method", "pm_card_visa"),
+            ("confirm", "true"),
+            ("payment_method_types[]", "card"),
+        ],
+    )
+    .await;
+    let deliveries = eventually(
+        &obol,
+        &format!("/v1/webhook-endpoints/{ep}/deliveries"),
+        |b| {
+            b["data"]
+                .as_array()
+                .is_some_and(|d| d.first().is_some_and(|x| x["status"] == "succeeded"))
+        },
+    )
+    .await;
+    let d = &deliveries["data"][0];
+    assert_eq!(d["attempts"], 3, "{d}");
+    assert_eq!(
+        deliveries["data"].as_array().unwrap().len(),
+        1,
+        "only payment.completed was asked for"
+    );
+
+    let received = got.lock().unwrap().clone();
+    assert_eq!(received.len(), 3);
+    let ids: Vec<&str> = received
+        .iter()
+        .map(|r| {
+            r.headers
+                .iter()
+                .find(|(k, _)| k == "webhook-id")
+                .unwrap()
+                .1
+                .as_str()
+        })
+        .collect();
+    assert!(
+        ids.iter().all(|i| *i == ids[0]),
+        "one webhook-id across retries: {ids:?}"
+    );
+    assert_eq!(ids[0], d["message_id"].as_str().unwrap());
+    for r in &received {
+        assert_eq!(
+            verify_with_standardwebhooks(&secret, r),
+            Ok("payment.completed".to_string())
+        );
+    }
+    let body: Value = serde_json::from_str(&received[2].body).unwrap();
+    assert_eq!(body["data"]["payment"]["status"], "completed");
+    assert_eq!(body["data"]["payment"]["amount"], 1500);
+
+    // A tampered body or another secret does not verify.
+    let mut tampered = received[2].clone();
+    tampered.body = tampered.body.replace("1500", "15000");
+    assert!(verify_with_standardwebhooks(&secret, &tampered).is_err());
+    assert!(
+        verify_with_standardwebhooks("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", &received[2])
+            .is_err()
+    );
+
+    // Replay sends it again, same id.
+    let (status, replayed) = obol
+        .post(
+            &format!(
+                "/v1/webhook-deliveries/{}/replay",
+                d["id"].as_str().unwrap()
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{replayed}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while got.lock().unwrap().len() < 4 {
+        assert!(std::time::Instant::now() < deadline, "replay not delivered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let (status, bad) = obol
+        .post(
+            "/v1/webhook-endpoints",
+            json!({"url": "ftp://x", "event_types": ["*"]}),
+        )
+        .await;
+    assert_eq!(
+        (status, bad["error"]["code"].as_str()),
+        (422, Some("invalid_url"))
+    );
+    let (status, bad) = obol
+        .post(
+            "/v1/webhook-endpoints",
+            json!({"url": url, "event_types": ["payment.exploded"]}),
+        )
+        .await;
+    assert_eq!(
+        (status, bad["error"]["code"].as_str()),
+        (422, Some("invalid_event_types"))
+    );
+}
