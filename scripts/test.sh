@@ -60,11 +60,17 @@ grep -q "test result: FAILED" target/cargo-test.log && exit 1
 # --- Stripe SDK conformance suite against the sandbox ---------------------------
 if [ -x conformance/run.sh ]; then
   step "Stripe SDK conformance suite"
-  OBOL_SANDBOX_BIN="$root/target/debug/obol sandbox" conformance/run.sh
+  OBOL_SANDBOX_BIN="$root/target/debug/obol sandbox" conformance/run.sh 2>&1 | tee target/conformance.log
 fi
 
 # --- the README's quickstart, run as written -------------------------------------
 step "README quickstart"
 scripts/quickstart-check.sh "$root/target/debug/obol"
 
-step "all tests passed"
+# One closing count over every runner above.
+rust=$(grep -o '[0-9]* passed' target/cargo-test.log | awk '{s+=$1} END {print s+0}')
+python=$(grep -o 'python: [0-9]* passed' target/conformance.log 2>/dev/null | awk '{print $2}')
+node=$(grep -o '# pass [0-9]*' target/conformance.log 2>/dev/null | awk '{print $3}')
+total=$((rust + ${python:-0} + ${node:-0} + 1))
+step "all tests passed (rust $rust, python ${python:-0}, node ${node:-0}, quickstart 1)"
+echo "total: $total passed, 0 failed"

@@ -13,6 +13,8 @@ CREATE TABLE payments (
     disputed                  BOOLEAN NOT NULL DEFAULT false,
     -- Unix seconds of the newest Stripe observation applied (see ledger/).
     observed_at               BIGINT NOT NULL DEFAULT 0,
+    -- When reconciliation last retrieved the intent (round-robin order).
+    reconciled_at             TIMESTAMPTZ,
     created_at                TIMESTAMPTZ NOT NULL,
     updated_at                TIMESTAMPTZ NOT NULL
 );

@@ -13,6 +13,8 @@ CREATE TABLE payments (
     disputed                  INTEGER NOT NULL DEFAULT 0,
     -- Unix seconds of the newest Stripe observation applied (see ledger/).
     observed_at               BIGINT NOT NULL DEFAULT 0,
+    -- When reconciliation last retrieved the intent (round-robin order).
+    reconciled_at             TEXT,
     created_at                TEXT NOT NULL,
     updated_at                TEXT NOT NULL
 );

@@ -130,6 +130,9 @@ async fn recheck_payments(store: &Store, stripe: &StripeClient, report: &mut Rep
         };
         let mut tx = store.begin().await?;
         let outcome = apply::observe_intent(&mut tx.conn(), &cause, &intent, at).await?;
+        tx.conn()
+            .mark_payment_reconciled(&payment.id, storage::now())
+            .await?;
         tx.commit().await?;
         let after = {
             let mut h = store.acquire().await?;

@@ -261,11 +261,12 @@ impl Conn<'_> {
         }))
     }
 
-    /// Payments whose state Stripe may still change, for reconciliation.
+    /// Payments whose state Stripe may still change, least recently
+    /// reconciled first, so every one gets its turn however many there are.
     pub async fn list_unsettled_payments(&mut self, limit: i64) -> Result<Vec<PaymentRow>> {
         let sql = format!(
             "SELECT {COLUMNS} FROM payments WHERE status IN ('pending', 'requires_action', 'authorized', 'failed') \
-             ORDER BY updated_at LIMIT $1"
+             ORDER BY reconciled_at IS NOT NULL, reconciled_at, created_at LIMIT $1"
         );
         Ok(on_conn!(self, |conn| {
             sqlx::query_as::<_, PaymentRow>(&sql)
@@ -273,5 +274,16 @@ impl Conn<'_> {
                 .fetch_all(&mut **conn)
                 .await?
         }))
+    }
+
+    pub async fn mark_payment_reconciled(&mut self, id: &str, now: DateTime<Utc>) -> Result<()> {
+        on_conn!(self, |conn| {
+            sqlx::query("UPDATE payments SET reconciled_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(id)
+                .execute(&mut **conn)
+                .await?;
+        });
+        Ok(())
     }
 }
