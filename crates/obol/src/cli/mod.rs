@@ -5,6 +5,7 @@ mod migrate;
 mod reconcile;
 mod sandbox;
 mod serve;
+mod stripe;
 mod trigger;
 
 use std::path::PathBuf;
@@ -38,6 +39,11 @@ pub enum Command {
     Reconcile,
     /// Create the sandbox objects that make a Stripe event happen (like `stripe trigger`).
     Trigger(trigger::TriggerArgs),
+    /// Work with the Stripe account obol is configured for.
+    Stripe {
+        #[command(subcommand)]
+        command: stripe::StripeCommand,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -58,6 +64,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate => migrate::run(load(&cli.config)?).await,
         Command::Reconcile => reconcile::run(load(&cli.config)?).await,
         Command::Trigger(args) => trigger::run(args, &cli.config).await,
+        Command::Stripe { command } => stripe::run(load(&cli.config)?, command).await,
         Command::Config {
             command: ConfigCommand::Check,
         } => config_check::run(load(&cli.config)?),

@@ -13,8 +13,10 @@ use crate::error::Result;
 use crate::storage::webhook_events::WebhookEventRow;
 use crate::storage::{self, Store};
 
-/// How long a claim holds before another worker may take the event.
-const LOCK: Duration = Duration::from_secs(60);
+/// How long a claim holds before another worker may take the event: a
+/// batch applies in well under a second, and a worker killed mid-batch
+/// delays its events by at most this much.
+const LOCK: Duration = Duration::from_secs(15);
 /// Delay before retry n of a failed application (the last one repeats).
 pub const RETRY_SCHEDULE: [Duration; 7] = [
     Duration::from_secs(1),

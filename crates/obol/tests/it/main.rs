@@ -5,6 +5,7 @@
 mod api_customers;
 mod api_errors;
 mod chaos;
+mod crash;
 mod disputes;
 mod helpers;
 mod inbox;

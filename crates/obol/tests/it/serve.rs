@@ -206,3 +206,76 @@ async fn sigterm_lets_an_in_flight_request_finish() {
         .await;
     assert_eq!(status, 409, "{body}");
 }
+
+#[tokio::test]
+async fn register_webhook_adds_one_endpoint_and_reports_duplicates() {
+    let sandbox = obol_sandbox::Sandbox::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        obol_sandbox::SandboxConfig::default(),
+    )
+    .await
+    .unwrap();
+    let base = format!("http://{}", sandbox.local_addr());
+    tokio::spawn(sandbox.run_until(std::future::pending()));
+    let dir = tempfile::tempdir().unwrap();
+    let key = crate::helpers::random_api_key();
+    let env = [
+        ("OBOL_STRIPE__SECRET_KEY", "sk_test_obol_register"),
+        ("OBOL_STRIPE__PUBLISHABLE_KEY", "pk_test_obol_register"),
+        ("OBOL_STRIPE__API_BASE", base.as_str()),
+        ("OBOL_PUBLIC_URL", "https://pay.example.com"),
+        ("OBOL_API_KEYS", key.as_str()),
+    ];
+    let rerun = |dir: std::path::PathBuf, env: Vec<(String, String)>| {
+        tokio::task::spawn_blocking(move || {
+            let env: Vec<(&str, &str)> =
+                env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            run_obol(&["stripe", "register-webhook"], &env, &dir)
+        })
+    };
+    let owned: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let (code, out, err) = rerun(dir.path().to_path_buf(), owned.clone())
+        .await
+        .unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("registered we_"), "{out}");
+    assert!(out.contains("whsec_"), "{out}");
+
+    let (code, out, _) = rerun(dir.path().to_path_buf(), owned.clone())
+        .await
+        .unwrap();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("already registered"), "{out}");
+
+    // Someone added a second endpoint for the same URL by hand.
+    reqwest::Client::new()
+        .post(format!("{base}/v1/webhook_endpoints"))
+        .bearer_auth("sk_test_obol_register")
+        .form(&[
+            ("url", "https://pay.example.com/webhooks/stripe"),
+            ("enabled_events[]", "*"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let (code, out, _) = rerun(dir.path().to_path_buf(), owned).await.unwrap();
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("2 endpoints deliver"), "{out}");
+    let list: serde_json::Value = reqwest::Client::new()
+        .get(format!("{base}/v1/webhook_endpoints"))
+        .bearer_auth("sk_test_obol_register")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        list["data"].as_array().unwrap().len(),
+        2,
+        "obol added none itself"
+    );
+}
