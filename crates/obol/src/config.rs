@@ -55,7 +55,7 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct NotificationSettings {
     /// The unit of the retry schedule in milliseconds (default 1000: the
-    /// schedule reads in seconds). Tests shrink it.
+    /// schedule reads in seconds). Tests shrink it; 0 retries at once.
     #[serde(default = "default_retry_unit_ms")]
     pub retry_unit_ms: u64,
 }

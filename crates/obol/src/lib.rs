@@ -90,13 +90,14 @@ impl Application {
         for _ in 0..INBOX_WORKERS {
             background.push(tokio::spawn(inbox::worker::run(
                 store.clone(),
+                stripe.mode == StripeMode::Live,
                 inbox_wake.clone(),
                 stop_background.clone(),
             )));
         }
         let dispatcher = outbox::dispatcher::Dispatcher::new(
             store.clone(),
-            Duration::from_millis(config.notifications.retry_unit_ms.max(1)),
+            Duration::from_millis(config.notifications.retry_unit_ms),
         )?;
         background.push(tokio::spawn(dispatcher.run(stop_background.clone())));
         if config.reconcile.interval_seconds > 0 {

@@ -78,8 +78,22 @@ fn kind_of(event_type: &str) -> Option<Kind> {
     })
 }
 
-/// Applies one event within the caller's transaction.
-pub async fn apply(conn: &mut Conn<'_>, event: &WebhookEventRow) -> Result<Outcome> {
+/// Applies one event within the caller's transaction. `live`: obol runs
+/// against a live-mode Stripe account.
+pub async fn apply(conn: &mut Conn<'_>, event: &WebhookEventRow, live: bool) -> Result<Outcome> {
+    if event.account_id != crate::api::customers::DEFAULT_ACCOUNT {
+        return Ok(Outcome::Ignored(format!(
+            "the event is for connected account {}, which obol does not know",
+            event.account_id
+        )));
+    }
+    if event.livemode != live {
+        return Ok(Outcome::Ignored(format!(
+            "a {} event, but obol runs in {} mode",
+            if event.livemode { "live" } else { "test" },
+            if live { "live" } else { "test" }
+        )));
+    }
     let Some(kind) = kind_of(&event.event_type) else {
         return Ok(Outcome::Ignored(format!(
             "obol does not handle {} events",

@@ -30,10 +30,10 @@ pub const RETRY_SCHEDULE: [Duration; 7] = [
 const BATCH: i64 = 64;
 
 /// Runs until `stop`; `wake` is notified when a new event is stored.
-pub async fn run(store: Store, wake: Arc<Notify>, stop: CancellationToken) {
+pub async fn run(store: Store, live: bool, wake: Arc<Notify>, stop: CancellationToken) {
     tracing::debug!("inbox worker started");
     loop {
-        let worked = match run_once(&store).await {
+        let worked = match run_once(&store, live).await {
             Ok(n) => n,
             Err(e) => {
                 tracing::error!(error = %e, "inbox worker could not claim events");
@@ -53,7 +53,7 @@ pub async fn run(store: Store, wake: Arc<Notify>, stop: CancellationToken) {
 }
 
 /// Claims one batch and applies it; returns how many events it handled.
-pub async fn run_once(store: &Store) -> Result<usize> {
+pub async fn run_once(store: &Store, live: bool) -> Result<usize> {
     let now = storage::now();
     let lock_until = now + chrono::Duration::from_std(LOCK).unwrap_or_default();
     let events = {
@@ -67,15 +67,15 @@ pub async fn run_once(store: &Store) -> Result<usize> {
     };
     let n = events.len();
     for event in events {
-        apply_one(store, &event).await;
+        apply_one(store, &event, live).await;
     }
     Ok(n)
 }
 
-async fn apply_one(store: &Store, event: &WebhookEventRow) {
+async fn apply_one(store: &Store, event: &WebhookEventRow, live: bool) {
     let result = async {
         let mut tx = store.begin().await?;
-        let outcome = apply::apply(&mut tx.conn(), event).await?;
+        let outcome = apply::apply(&mut tx.conn(), event, live).await?;
         let (status, reason) = match &outcome {
             Outcome::Applied => ("applied", None),
             Outcome::Ignored(reason) => ("ignored", Some(reason.as_str())),

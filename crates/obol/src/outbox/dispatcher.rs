@@ -164,3 +164,15 @@ impl Dispatcher {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::RETRY_SCHEDULE;
+
+    #[test]
+    fn the_retry_schedule_spans_more_than_three_days() {
+        let total: u64 = RETRY_SCHEDULE.iter().sum();
+        assert!(total > 3 * 24 * 3600, "{total} s");
+        assert!(RETRY_SCHEDULE.windows(2).all(|w| w[0] <= w[1]));
+    }
+}

@@ -14,6 +14,7 @@ on_both_backends!(
     unsigned_or_forged_deliveries_are_401_and_store_nothing,
     a_redelivered_event_is_acknowledged_and_not_applied_twice,
     lost_deliveries_are_recovered_by_reconciliation,
+    events_obol_cannot_apply_are_kept_as_ignored_with_a_reason,
 );
 
 /// The sandbox's API base, from obol's own `/health`.
@@ -274,4 +275,63 @@ async fn lost_deliveries_are_recovered_by_reconciliation(backend: Backend) {
             .all(|e| e["source"] == "reconcile"),
         "{events}"
     );
+}
+
+async fn events_obol_cannot_apply_are_kept_as_ignored_with_a_reason(backend: Backend) {
+    let secret = "whsec_obol_test_ignored";
+    let obol = Obol::builder(backend)
+        .env("OBOL_STRIPE__WEBHOOK_SECRETS", secret)
+        .start()
+        .await;
+    let now = chrono::Utc::now().timestamp();
+    let intent = json!({"id": "pi_other", "object": "payment_intent", "amount": 100, "currency": "eur",
+        "status": "succeeded", "amount_received": 100, "last_payment_error": null, "metadata": {}});
+    let cases = [
+        (
+            json!({"id": "evt_unhandled", "type": "customer.created", "data": {"object": {"id": "cus_x", "object": "customer"}}}),
+            "does not handle",
+        ),
+        (
+            json!({"id": "evt_connected", "type": "payment_intent.succeeded", "account": "acct_1Unknown", "data": {"object": intent}}),
+            "connected account acct_1Unknown",
+        ),
+        (
+            json!({"id": "evt_live", "type": "payment_intent.succeeded", "livemode": true, "data": {"object": intent}}),
+            "a live event",
+        ),
+    ];
+    for (event, _) in &cases {
+        let mut event = event.clone();
+        event["object"] = json!("event");
+        event["created"] = json!(now);
+        if event.get("livemode").is_none() {
+            event["livemode"] = json!(false);
+        }
+        let body = event.to_string();
+        let sig = obol::stripe::signature::sign(body.as_bytes(), &secret.to_string().into(), now);
+        let r = obol
+            .http
+            .post(obol.url("/webhooks/stripe"))
+            .header("stripe-signature", sig)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let ignored = eventually(&obol, "/v1/webhook-events?status=ignored", |b| {
+        b["data"].as_array().is_some_and(|d| d.len() == 3)
+    })
+    .await;
+    for (event, reason) in &cases {
+        let row = ignored["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["stripe_event_id"] == event["id"])
+            .unwrap();
+        assert!(row["reason"].as_str().unwrap().contains(reason), "{row}");
+    }
+    let (_, payments) = obol.get("/v1/payments").await;
+    assert_eq!(payments["data"], json!([]), "nothing applied");
 }

@@ -12,7 +12,10 @@ use crate::helpers::{Backend, Obol};
 use crate::inbox::{eventually, sandbox, stripe_post};
 use crate::on_both_backends;
 
-on_both_backends!(notifications_are_signed_retried_and_verifiable);
+on_both_backends!(
+    notifications_are_signed_retried_and_verifiable,
+    a_receiver_that_never_answers_ends_failed_and_can_be_replayed,
+);
 
 #[derive(Clone, Debug)]
 struct Received {
@@ -216,4 +219,60 @@ async fn notifications_are_signed_retried_and_verifiable(backend: Backend) {
         (status, bad["error"]["code"].as_str()),
         (422, Some("invalid_event_types"))
     );
+}
+
+async fn a_receiver_that_never_answers_ends_failed_and_can_be_replayed(backend: Backend) {
+    // Unit 0: the whole retry schedule runs at once.
+    let obol = Obol::builder(backend)
+        .env("OBOL_NOTIFICATIONS__RETRY_UNIT_MS", "0")
+        .start()
+        .await;
+    let (url, got) = receiver(usize::MAX).await;
+    let (_, endpoint) = obol
+        .post(
+            "/v1/webhook-endpoints",
+            json!({"url": url, "event_types": ["*"]}),
+        )
+        .await;
+    let ep = endpoint["id"].as_str().unwrap();
+    let base = sandbox(&obol).await;
+    stripe_post(
+        &base,
+        "/v1/payment_intents",
+        &[
+            ("amount", "900"),
+            ("currency", "eur"),
+            ("payment_method", "pm_card_visa"),
+            ("confirm", "true"),
+            ("payment_method_types[]", "card"),
+        ],
+    )
+    .await;
+    let failed = eventually(
+        &obol,
+        &format!("/v1/webhook-endpoints/{ep}/deliveries?status=failed"),
+        |b| b["data"].as_array().is_some_and(|d| !d.is_empty()),
+    )
+    .await;
+    let d = &failed["data"][0];
+    assert_eq!(d["attempts"], 17, "the first attempt and 16 retries: {d}");
+    assert_eq!(d["last_status_code"], 503);
+    assert!(d["next_attempt_at"].is_null());
+    let before = got.lock().unwrap().len();
+    let (status, replayed) = obol
+        .post(
+            &format!(
+                "/v1/webhook-deliveries/{}/replay",
+                d["id"].as_str().unwrap()
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(replayed["status"], "pending");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while got.lock().unwrap().len() <= before {
+        assert!(std::time::Instant::now() < deadline, "replay not attempted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
