@@ -279,3 +279,57 @@ async fn register_webhook_adds_one_endpoint_and_reports_duplicates() {
         "obol added none itself"
     );
 }
+
+#[tokio::test]
+async fn obol_trigger_makes_the_event_happen_and_obol_applies_it() {
+    let obol = Obol::start(Backend::Sqlite).await;
+    let (_, h) = obol.get("/health").await;
+    let base = h["stripe"]["api_base"].as_str().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        run_obol(
+            &["trigger", "payment_intent.succeeded", "--api-base", &base],
+            &[],
+            dir.path(),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{err}");
+    let pi = out
+        .lines()
+        .find(|l| l.starts_with("pi_"))
+        .expect("an intent id printed");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, list) = obol.get("/v1/payments?status=completed").await;
+        if list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["stripe_payment_intent_id"] == pi)
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{pi} never reached the ledger: {list}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (code, _, err) = run_obol(
+        &[
+            "trigger",
+            "nothing.happened",
+            "--api-base",
+            "http://127.0.0.1:9",
+        ],
+        &[],
+        std::path::Path::new("/tmp"),
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("payment_intent.succeeded"),
+        "lists the supported events: {err}"
+    );
+}
