@@ -4,6 +4,8 @@
 //! Nothing here ever formats a secret: configuration secrets are
 //! `SecretString`, and handlers are instrumented with `skip_all`.
 
+use std::io::IsTerminal;
+
 use axum::http::{HeaderName, Request};
 use tower_http::request_id::{MakeRequestId, RequestId};
 use tracing_subscriber::layer::SubscriberExt;
@@ -21,7 +23,12 @@ pub fn init(format: LogFormat, filter: &str) {
     let registry = tracing_subscriber::registry().with(filter);
     let result = match format {
         LogFormat::Human => registry
-            .with(fmt::layer().with_writer(std::io::stderr))
+            .with(
+                fmt::layer()
+                    // Colour for a terminal only; a log file gets plain text.
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
         LogFormat::Json => registry
             .with(
