@@ -93,6 +93,7 @@ pub enum Resource {
     Dispute,
     WebhookEndpoint,
     WebhookDelivery,
+    Order,
 }
 
 impl Resource {
@@ -105,6 +106,7 @@ impl Resource {
             Resource::Dispute => "dispute",
             Resource::WebhookEndpoint => "webhook endpoint",
             Resource::WebhookDelivery => "webhook delivery",
+            Resource::Order => "order",
         }
     }
 }
@@ -153,6 +155,7 @@ impl Error {
             Error::NotFound(Resource::Dispute) => "dispute_not_found",
             Error::NotFound(Resource::WebhookEndpoint) => "webhook_endpoint_not_found",
             Error::NotFound(Resource::WebhookDelivery) => "webhook_delivery_not_found",
+            Error::NotFound(Resource::Order) => "order_not_found",
             Error::RouteNotFound { .. } => "route_not_found",
             Error::MethodNotAllowed => "method_not_allowed",
             Error::BodyTooLarge => "body_too_large",
@@ -252,6 +255,7 @@ mod tests {
             Error::NotFound(Resource::Dispute),
             Error::NotFound(Resource::WebhookEndpoint),
             Error::NotFound(Resource::WebhookDelivery),
+            Error::NotFound(Resource::Order),
             Error::RouteNotFound {
                 method: "GET".into(),
                 path: "/x".into(),

@@ -7,6 +7,7 @@ pub mod disputes;
 pub mod endpoints;
 pub mod health;
 pub mod json;
+pub mod orders;
 pub mod pagination;
 pub mod payments;
 pub mod throttle;
@@ -134,6 +135,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .merge(payments::router())
         .merge(disputes::router())
         .merge(endpoints::router())
+        .merge(orders::router())
         .merge(webhooks::router())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)

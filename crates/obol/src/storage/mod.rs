@@ -13,6 +13,7 @@ pub mod customer_tokens;
 pub mod customers;
 pub mod disputes;
 pub mod notifications;
+pub mod orders;
 pub mod payments;
 pub mod refunds;
 pub mod sync_state;

@@ -10,6 +10,7 @@ mod disputes;
 mod helpers;
 mod inbox;
 mod notifications;
+mod orders;
 mod refunds;
 mod serve;
 mod signature;

@@ -1,0 +1,160 @@
+//! Orders and their line items.
+
+use chrono::{DateTime, Utc};
+
+use super::{is_unique_violation, on_conn, Conn};
+use crate::error::Result;
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct OrderRow {
+    pub id: String,
+    pub number: String,
+    pub account_id: String,
+    pub customer_id: Option<String>,
+    pub guest_token_hash: Option<String>,
+    pub email: String,
+    pub currency: String,
+    pub subtotal: i64,
+    pub shipping_name: Option<String>,
+    pub shipping_amount: i64,
+    pub total: i64,
+    pub status: String,
+    pub shipping_address: Option<String>,
+    pub billing_address: Option<String>,
+    pub payment_reference: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct LineItemRow {
+    pub id: String,
+    pub order_id: String,
+    pub position: i32,
+    pub name: String,
+    pub unit_amount: i64,
+    pub quantity: i32,
+    pub amount: i64,
+}
+
+pub struct NewLineItem<'a> {
+    pub name: &'a str,
+    pub unit_amount: i64,
+    pub quantity: i32,
+    pub amount: i64,
+}
+
+const COLUMNS: &str = "id, number, account_id, customer_id, guest_token_hash, email, currency, \
+    subtotal, shipping_name, shipping_amount, total, status, shipping_address, billing_address, \
+    payment_reference, created_at, updated_at";
+
+impl Conn<'_> {
+    /// Inserts an order; `Ok(None)` when its number is taken (the caller
+    /// draws another).
+    pub async fn insert_order(&mut self, o: &OrderRow) -> Result<Option<OrderRow>> {
+        let sql = format!(
+            "INSERT INTO orders ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+             $13, $14, $15, $16, $17) RETURNING {COLUMNS}"
+        );
+        let result = on_conn!(self, |conn| {
+            sqlx::query_as::<_, OrderRow>(&sql)
+                .bind(&o.id)
+                .bind(&o.number)
+                .bind(&o.account_id)
+                .bind(&o.customer_id)
+                .bind(&o.guest_token_hash)
+                .bind(&o.email)
+                .bind(&o.currency)
+                .bind(o.subtotal)
+                .bind(&o.shipping_name)
+                .bind(o.shipping_amount)
+                .bind(o.total)
+                .bind(&o.status)
+                .bind(&o.shipping_address)
+                .bind(&o.billing_address)
+                .bind(&o.payment_reference)
+                .bind(o.created_at)
+                .bind(o.updated_at)
+                .fetch_one(&mut **conn)
+                .await
+        });
+        match result {
+            Ok(row) => Ok(Some(row)),
+            Err(e) if is_unique_violation(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn insert_line_items(
+        &mut self,
+        order_id: &str,
+        items: &[NewLineItem<'_>],
+    ) -> Result<()> {
+        for (position, item) in items.iter().enumerate() {
+            let id = format!("li_{}", ulid::Ulid::new().to_string().to_ascii_lowercase());
+            let position = i32::try_from(position).unwrap_or(i32::MAX);
+            on_conn!(self, |conn| {
+                sqlx::query(
+                    "INSERT INTO order_line_items (id, order_id, position, name, unit_amount, quantity, amount) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&id)
+                .bind(order_id)
+                .bind(position)
+                .bind(item.name)
+                .bind(item.unit_amount)
+                .bind(item.quantity)
+                .bind(item.amount)
+                .execute(&mut **conn)
+                .await?;
+            });
+        }
+        Ok(())
+    }
+
+    pub async fn get_order(&mut self, id: &str) -> Result<Option<OrderRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM orders WHERE id = $1");
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, OrderRow>(&sql)
+                .bind(id)
+                .fetch_optional(&mut **conn)
+                .await?
+        }))
+    }
+
+    pub async fn list_line_items(&mut self, order_id: &str) -> Result<Vec<LineItemRow>> {
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, LineItemRow>(
+                "SELECT id, order_id, position, name, unit_amount, quantity, amount \
+                 FROM order_line_items WHERE order_id = $1 ORDER BY position",
+            )
+            .bind(order_id)
+            .fetch_all(&mut **conn)
+            .await?
+        }))
+    }
+
+    /// Moves an order from `from` to `to`; `false` when it was no longer
+    /// in `from` (a concurrent change won).
+    pub async fn update_order_status(
+        &mut self,
+        id: &str,
+        from: &str,
+        to: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let n = on_conn!(self, |conn| {
+            sqlx::query(
+                "UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4",
+            )
+            .bind(to)
+            .bind(now)
+            .bind(id)
+            .bind(from)
+            .execute(&mut **conn)
+            .await?
+            .rows_affected()
+        });
+        Ok(n == 1)
+    }
+}
