@@ -49,6 +49,25 @@ pub struct Config {
     pub reconcile: ReconcileSettings,
     #[serde(default)]
     pub notifications: NotificationSettings,
+    #[serde(default)]
+    pub checkout: CheckoutSettings,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutSettings {
+    /// The order status at which an authorized pay-first payment is
+    /// captured: confirmed (default), shipped or delivered.
+    #[serde(default = "default_capture_on")]
+    pub capture_on: String,
+}
+
+impl Default for CheckoutSettings {
+    fn default() -> Self {
+        Self {
+            capture_on: default_capture_on(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -229,6 +248,9 @@ fn default_body_limit() -> usize {
 }
 fn default_grace() -> u64 {
     20
+}
+fn default_capture_on() -> String {
+    "confirmed".into()
 }
 fn default_retry_unit_ms() -> u64 {
     1000
@@ -413,6 +435,15 @@ impl Config {
             return Err(ConfigError::new(
                 "stripe.timeout_seconds",
                 "must be at least 1",
+            ));
+        }
+        if !matches!(
+            self.checkout.capture_on.as_str(),
+            "confirmed" | "shipped" | "delivered"
+        ) {
+            return Err(ConfigError::new(
+                "checkout.capture_on",
+                "must be confirmed, shipped or delivered",
             ));
         }
         if self.http.body_limit_bytes < 1024 {

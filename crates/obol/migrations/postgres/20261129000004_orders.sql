@@ -33,3 +33,14 @@ CREATE TABLE order_line_items (
     amount       BIGINT NOT NULL
 );
 CREATE INDEX order_line_items_order ON order_line_items (order_id, position);
+
+-- Authorizations to cancel that Stripe could not be reached for; the
+-- reconciliation pass retries them with the same idempotency key.
+CREATE TABLE pending_cancellations (
+    payment_id   TEXT PRIMARY KEY REFERENCES payments (id),
+    reason       TEXT NOT NULL,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    last_error   TEXT,
+    created_at   TIMESTAMPTZ NOT NULL,
+    updated_at   TIMESTAMPTZ NOT NULL
+);

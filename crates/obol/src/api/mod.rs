@@ -9,6 +9,7 @@ pub mod health;
 pub mod json;
 pub mod orders;
 pub mod pagination;
+pub mod payment_intents;
 pub mod payments;
 pub mod throttle;
 pub mod webhooks;
@@ -49,6 +50,7 @@ struct Inner {
     auth_throttle: throttle::AuthThrottle,
     webhook_secrets: std::sync::RwLock<Vec<SecretString>>,
     inbox_wake: Arc<Notify>,
+    capture_on: String,
 }
 
 impl AppState {
@@ -68,6 +70,7 @@ impl AppState {
             auth_throttle: throttle::AuthThrottle::new(config.http.auth_failures_per_minute),
             webhook_secrets: std::sync::RwLock::new(config.stripe.webhook_secrets.clone()),
             inbox_wake,
+            capture_on: config.checkout.capture_on.clone(),
         }))
     }
 
@@ -93,6 +96,11 @@ impl AppState {
         if let Ok(mut s) = self.0.webhook_secrets.write() {
             s.push(secret);
         }
+    }
+
+    /// The order status at which pay-first payments are captured.
+    pub fn capture_on(&self) -> &str {
+        &self.0.capture_on
     }
 
     /// Tells the inbox worker a new event is waiting.
@@ -136,6 +144,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .merge(disputes::router())
         .merge(endpoints::router())
         .merge(orders::router())
+        .merge(payment_intents::router())
         .merge(webhooks::router())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)

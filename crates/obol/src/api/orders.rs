@@ -80,6 +80,9 @@ pub struct OrderIn {
     /// Ignored: obol computes the total. Accepted so that shops sending it
     /// are not refused.
     pub total: Option<Value>,
+    /// Pay-first: the `pi_…` authorized before the order. Its amount and
+    /// currency must equal the order's total; the order is then confirmed.
+    pub payment_reference: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -105,6 +108,7 @@ pub struct OrderOut {
     pub shipping_address: Option<Value>,
     pub billing_address: Option<Value>,
     pub payment_reference: Option<String>,
+    pub payment_id: Option<String>,
     /// Present only in the response that creates a guest order.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub guest_token: Option<String>,
@@ -120,9 +124,11 @@ fn money_of(amount: i64, currency: &str) -> Result<Money> {
 fn order_out(
     o: OrderRow,
     items: Vec<LineItemRow>,
+    payment_id: Option<String>,
     guest_token: Option<String>,
 ) -> Result<OrderOut> {
     Ok(OrderOut {
+        payment_id,
         subtotal: money_of(o.subtotal, &o.currency)?,
         total: money_of(o.total, &o.currency)?,
         shipping: o
@@ -261,6 +267,11 @@ async fn create_order(
         (Caller::Customer(me), Some(id)) if id == me.as_str() => Some(me.clone()),
         (Caller::Customer(_), Some(_)) => return Err(Error::NotFound(Resource::Customer)),
     };
+    // Pay-first: Stripe must hold an authorization of exactly this total.
+    let intent = match &body.payment_reference {
+        Some(pi) => Some(verify_reference(&state, pi, total, customer_id.as_ref()).await?),
+        None => None,
+    };
     let guest = customer_id
         .is_none()
         .then(|| SecretToken::generate(GUEST_TOKEN_PREFIX));
@@ -290,10 +301,15 @@ async fn create_order(
             shipping_name: shipping_name.clone(),
             shipping_amount,
             total: total.minor(),
-            status: "pending".to_string(),
+            status: if intent.is_some() {
+                "confirmed"
+            } else {
+                "pending"
+            }
+            .to_string(),
             shipping_address: shipping_address.clone(),
             billing_address: billing_address.clone(),
-            payment_reference: None,
+            payment_reference: body.payment_reference.clone(),
             created_at: now,
             updated_at: now,
         };
@@ -304,11 +320,113 @@ async fn create_order(
     }
     let row = row.ok_or_else(|| Error::internal("could not draw a free order number"))?;
     conn.insert_line_items(&row.id, &items).await?;
+    // The order, its payment (authorized) and the timeline entry commit together.
+    let payment = match &intent {
+        Some(intent) => {
+            let cause = crate::inbox::apply::Cause {
+                kind: "api",
+                reference: Some("POST /v1/orders"),
+                account_id: super::customers::DEFAULT_ACCOUNT,
+            };
+            crate::inbox::apply::observe_intent(
+                &mut conn,
+                &cause,
+                intent,
+                chrono::Utc::now().timestamp(),
+            )
+            .await?;
+            let pi = intent["id"].as_str().unwrap_or_default();
+            let payment = conn
+                .get_payment_by_intent(super::customers::DEFAULT_ACCOUNT, pi)
+                .await?
+                .ok_or_else(|| Error::internal("the verified intent has no payment"))?;
+            conn.set_payment_order(&payment.id, &row.id, now).await?;
+            Some(payment)
+        }
+        None => None,
+    };
     let stored_items = conn.list_line_items(&row.id).await?;
     tx.commit().await?;
     tracing::info!(order = %row.id, number = %row.number, total = row.total, "order created");
-    let out = order_out(row, stored_items, guest.map(|g| g.expose().to_string()))?;
+    if let Some(p) = &payment {
+        if state.capture_on() == "confirmed" {
+            // The order exists and is confirmed whatever Stripe answers; a
+            // failed capture is logged and retried by PATCHing the status again.
+            if let Err(e) =
+                crate::ops::checkout::capture(state.store(), state.stripe().client(), p).await
+            {
+                tracing::error!(order = %row.id, error = %e, "capture on confirmation failed");
+            }
+        }
+    }
+    let out = order_out(
+        row,
+        stored_items,
+        payment.map(|p| p.id),
+        guest.map(|g| g.expose().to_string()),
+    )?;
     Ok((StatusCode::CREATED, Json(out)))
+}
+
+/// Checks with Stripe that `pi` is authorized (or captured) for exactly
+/// `total`; nothing is written if not.
+async fn verify_reference(
+    state: &AppState,
+    pi: &str,
+    total: Money,
+    customer: Option<&CustomerId>,
+) -> Result<Value> {
+    if !pi.starts_with("pi_") || pi.len() > 255 || pi.contains('/') {
+        return Err(Error::rule(
+            "invalid_payment_reference",
+            "payment_reference is a pi_… id",
+        ));
+    }
+    let intent: Value = state
+        .stripe()
+        .client()
+        .get(
+            &format!("/v1/payment_intents/{pi}"),
+            &crate::stripe::Params::new(),
+        )
+        .await
+        .map_err(|e| match e {
+            crate::stripe::StripeError::Refused { status: 404, .. } => Error::rule(
+                "invalid_payment_reference",
+                "Stripe knows no such payment intent",
+            ),
+            other => Error::Stripe(other.to_string()),
+        })?;
+    // An intent authorized for one customer cannot pay another's order.
+    if let Some(owner) = intent["metadata"]["obol_customer_id"].as_str() {
+        if customer.map(CustomerId::as_str) != Some(owner) {
+            return Err(Error::rule(
+                "payment_reference_mismatch",
+                "the payment intent was authorized for another customer",
+            ));
+        }
+    }
+    let status = intent["status"].as_str().unwrap_or_default();
+    if status != "requires_capture" && status != "succeeded" {
+        return Err(Error::rule(
+            "payment_not_authorized",
+            format!("the payment intent is {status}, not authorized"),
+        ));
+    }
+    let amount = intent["amount"].as_i64().unwrap_or(-1);
+    let currency = intent["currency"].as_str().unwrap_or_default();
+    if amount != total.minor() || currency != total.currency().as_str() {
+        tracing::warn!(%pi, amount, currency, expected = total.minor(), "pay-first amount mismatch; order refused");
+        return Err(Error::rule(
+            "amount_mismatch",
+            format!(
+                "the payment is {amount} {currency} but the order totals {} {}",
+                total.minor(),
+                total.currency().as_str()
+            ),
+        ));
+    }
+    Ok(intent)
 }
 
 /// The caller of an order route: a credential, a guest token, or both.
@@ -389,7 +507,8 @@ async fn get_order(
     let order = load_owned(&state, &caller, &id).await?;
     let mut h = state.store().acquire().await?;
     let items = h.conn().list_line_items(&order.id).await?;
-    Ok(Json(order_out(order, items, None)?))
+    let payment = h.conn().get_payment_for_order(&order.id).await?;
+    Ok(Json(order_out(order, items, payment.map(|p| p.id), None)?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -398,8 +517,20 @@ pub struct OrderPatch {
     pub status: String,
 }
 
+fn rank(status: &str) -> u8 {
+    match status {
+        "confirmed" => 1,
+        "shipped" => 2,
+        "delivered" => 3,
+        _ => 0,
+    }
+}
+
 /// Moves an order along the transition table (secret key only); an
-/// illegal move answers 409 `invalid_order_transition`.
+/// illegal move answers 409 `invalid_order_transition`. Reaching
+/// `checkout.capture_on` captures the order's authorization first (once,
+/// whatever the concurrency); cancelling releases it. PATCHing the
+/// current status again retries a capture that failed.
 async fn update_order(
     State(state): State<AppState>,
     _: SecretKey,
@@ -412,26 +543,48 @@ async fn update_order(
             STATUSES.join(", ")
         )));
     }
+    let (order, payment) = {
+        let mut h = state.store().acquire().await?;
+        let order = h
+            .conn()
+            .get_order(&id)
+            .await?
+            .ok_or(Error::NotFound(Resource::Order))?;
+        let payment = h.conn().get_payment_for_order(&order.id).await?;
+        (order, payment)
+    };
+    if order.status != patch.status && !can_transition(&order.status, &patch.status) {
+        return Err(Error::rule_conflict(
+            "invalid_order_transition",
+            format!(
+                "an order cannot go from {} to {}",
+                order.status, patch.status
+            ),
+        ));
+    }
+    if let Some(p) = &payment {
+        let stripe = state.stripe().client();
+        if patch.status == "cancelled" {
+            crate::ops::checkout::release(state.store(), stripe, p, "order_cancelled").await?;
+        } else if rank(&patch.status) >= rank(state.capture_on())
+            && p.ledger().state == crate::ledger::PaymentState::Authorized
+        {
+            crate::ops::checkout::capture(state.store(), stripe, p).await?;
+        }
+    }
     let mut tx = state.store().begin().await?;
     let mut conn = tx.conn();
-    let order = conn
-        .get_order(&id)
-        .await?
-        .ok_or(Error::NotFound(Resource::Order))?;
-    if order.status != patch.status {
-        if !can_transition(&order.status, &patch.status) {
-            return Err(Error::rule_conflict(
-                "invalid_order_transition",
-                format!(
-                    "an order cannot go from {} to {}",
-                    order.status, patch.status
-                ),
-            ));
-        }
-        if !conn
+    if order.status != patch.status
+        && !conn
             .update_order_status(&order.id, &order.status, &patch.status, storage::now())
             .await?
-        {
+    {
+        let now_status = conn
+            .get_order(&id)
+            .await?
+            .map(|o| o.status)
+            .unwrap_or_default();
+        if now_status != patch.status {
             return Err(Error::rule_conflict(
                 "order_changed",
                 "the order changed meanwhile; read it and try again",
@@ -444,5 +597,5 @@ async fn update_order(
         .ok_or(Error::NotFound(Resource::Order))?;
     let items = conn.list_line_items(&id).await?;
     tx.commit().await?;
-    Ok(Json(order_out(order, items, None)?))
+    Ok(Json(order_out(order, items, payment.map(|p| p.id), None)?))
 }

@@ -127,12 +127,18 @@ struct IntentObject {
 #[derive(Debug, Deserialize)]
 struct ChargeObject {
     payment_intent: Option<Value>,
+    #[serde(default = "yes")]
+    captured: bool,
     amount: i64,
     #[serde(default)]
     amount_captured: i64,
     #[serde(default)]
     amount_refunded: i64,
     currency: String,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(object: &Value, what: &str) -> Result<T> {
@@ -220,6 +226,13 @@ async fn charge_refunded(
     object: &Value,
 ) -> Result<Outcome> {
     let charge: ChargeObject = parse(object, "charge")?;
+    if !charge.captured {
+        // Cancelling an authorization releases the held amount, which Stripe
+        // reports as the uncaptured charge being "refunded": no money moved.
+        return Ok(Outcome::Ignored(
+            "an uncaptured charge's authorization was released, not refunded".into(),
+        ));
+    }
     let Some(intent_id) = id_of(&charge.payment_intent) else {
         return Ok(Outcome::Ignored("the charge has no payment intent".into()));
     };
@@ -531,21 +544,30 @@ async fn observe(
                     ledger: first,
                     now,
                 })
-                .await?
-                .ok_or_else(|| Error::internal("the payment was created concurrently; retrying"))?;
-            conn.insert_timeline_entry(&NewTimelineEntry {
-                payment_id: &inserted.id,
-                from: None,
-                to: first.state,
-                at,
-                cause_kind: cause.kind,
-                cause_ref: cause.reference,
-            })
-            .await?;
-            if let Some(kind) = outbox::event_for_state(first.state) {
-                outbox::notify_payment(conn, kind, &inserted).await?;
+                .await?;
+            match inserted {
+                Some(inserted) => {
+                    conn.insert_timeline_entry(&NewTimelineEntry {
+                        payment_id: &inserted.id,
+                        from: None,
+                        to: first.state,
+                        at,
+                        cause_kind: cause.kind,
+                        cause_ref: cause.reference,
+                    })
+                    .await?;
+                    if let Some(kind) = outbox::event_for_state(first.state) {
+                        outbox::notify_payment(conn, kind, &inserted).await?;
+                    }
+                    return Ok(Outcome::Applied);
+                }
+                // Recorded meanwhile by a concurrent writer (an API call and
+                // an event about one new intent): apply to that record.
+                None => conn
+                    .get_payment_by_intent(cause.account_id, adopt.intent_id)
+                    .await?
+                    .ok_or_else(|| Error::internal("the payment vanished; retrying"))?,
             }
-            return Ok(Outcome::Applied);
         }
     };
     let read = payment.ledger();

@@ -39,6 +39,8 @@ pub struct Report {
     pub payments_moved: usize,
     /// Refunds Stripe had not accepted yet, sent again with their key.
     pub refunds_resubmitted: usize,
+    /// Authorization releases Stripe could not be reached for, done now.
+    pub releases_retried: usize,
 }
 
 #[derive(Deserialize)]
@@ -52,6 +54,7 @@ pub async fn run_once(store: &Store, stripe: &StripeClient) -> Result<Report> {
     recover_events(store, stripe, &mut report).await?;
     recheck_payments(store, stripe, &mut report).await?;
     report.refunds_resubmitted = crate::ops::refunds::resubmit_stale(store, stripe).await?;
+    report.releases_retried = crate::ops::checkout::retry_releases(store, stripe).await?;
     Ok(report)
 }
 

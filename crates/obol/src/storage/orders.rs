@@ -50,11 +50,12 @@ const COLUMNS: &str = "id, number, account_id, customer_id, guest_token_hash, em
 
 impl Conn<'_> {
     /// Inserts an order; `Ok(None)` when its number is taken (the caller
-    /// draws another).
+    /// draws another). A payment reference used by another order is
+    /// `Error::Conflict` `payment_reference_in_use`.
     pub async fn insert_order(&mut self, o: &OrderRow) -> Result<Option<OrderRow>> {
         let sql = format!(
             "INSERT INTO orders ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-             $13, $14, $15, $16, $17) RETURNING {COLUMNS}"
+             $13, $14, $15, $16, $17) ON CONFLICT (number) DO NOTHING RETURNING {COLUMNS}"
         );
         let result = on_conn!(self, |conn| {
             sqlx::query_as::<_, OrderRow>(&sql)
@@ -75,11 +76,17 @@ impl Conn<'_> {
                 .bind(&o.payment_reference)
                 .bind(o.created_at)
                 .bind(o.updated_at)
-                .fetch_one(&mut **conn)
+                .fetch_optional(&mut **conn)
                 .await
         });
         match result {
-            Ok(row) => Ok(Some(row)),
+            Ok(row) => Ok(row),
+            Err(e) if is_unique_violation(&e) && e.to_string().contains("payment_reference") => {
+                Err(crate::error::Error::rule_conflict(
+                    "payment_reference_in_use",
+                    "another order already uses this payment",
+                ))
+            }
             Err(e) if is_unique_violation(&e) => Ok(None),
             Err(e) => Err(e.into()),
         }

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{is_unique_violation, on_conn, Conn};
+use super::{on_conn, Conn};
 use crate::error::Result;
 use crate::ledger::{Ledger, PaymentState};
 
@@ -85,11 +85,14 @@ pub struct PaymentFilter<'a> {
 
 impl Conn<'_> {
     /// Inserts a payment; `Ok(None)` when the intent is already recorded.
+    /// (ON CONFLICT rather than a caught violation: on PostgreSQL a failed
+    /// statement would abort the caller's transaction.)
     pub async fn insert_payment(&mut self, p: &NewPayment<'_>) -> Result<Option<PaymentRow>> {
         let sql = format!(
             "INSERT INTO payments (id, account_id, customer_id, order_id, stripe_payment_intent_id, \
              amount, currency, amount_refunded, status, observed_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING {COLUMNS}"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
+             ON CONFLICT (account_id, stripe_payment_intent_id) DO NOTHING RETURNING {COLUMNS}"
         );
         let result = on_conn!(self, |conn| {
             sqlx::query_as::<_, PaymentRow>(&sql)
@@ -104,14 +107,10 @@ impl Conn<'_> {
                 .bind(p.ledger.state.as_str())
                 .bind(p.ledger.observed_at)
                 .bind(p.now)
-                .fetch_one(&mut **conn)
+                .fetch_optional(&mut **conn)
                 .await
         });
-        match result {
-            Ok(row) => Ok(Some(row)),
-            Err(e) if is_unique_violation(&e) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        Ok(result?)
     }
 
     /// Serialises writers of one payment for the rest of the transaction
@@ -281,6 +280,86 @@ impl Conn<'_> {
             sqlx::query("UPDATE payments SET reconciled_at = $1 WHERE id = $2")
                 .bind(now)
                 .bind(id)
+                .execute(&mut **conn)
+                .await?;
+        });
+        Ok(())
+    }
+}
+
+impl Conn<'_> {
+    /// Links a payment to the order it pays.
+    pub async fn set_payment_order(
+        &mut self,
+        payment_id: &str,
+        order_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        on_conn!(self, |conn| {
+            sqlx::query("UPDATE payments SET order_id = $1, updated_at = $2 WHERE id = $3")
+                .bind(order_id)
+                .bind(now)
+                .bind(payment_id)
+                .execute(&mut **conn)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// The newest payment of an order.
+    pub async fn get_payment_for_order(&mut self, order_id: &str) -> Result<Option<PaymentRow>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM payments WHERE order_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1"
+        );
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, PaymentRow>(&sql)
+                .bind(order_id)
+                .fetch_optional(&mut **conn)
+                .await?
+        }))
+    }
+
+    pub async fn queue_cancellation(
+        &mut self,
+        payment_id: &str,
+        reason: &str,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        on_conn!(self, |conn| {
+            sqlx::query(
+                "INSERT INTO pending_cancellations (payment_id, reason, attempts, last_error, created_at, updated_at) \
+                 VALUES ($1, $2, 1, $3, $4, $4) ON CONFLICT (payment_id) DO UPDATE SET \
+                 attempts = pending_cancellations.attempts + 1, last_error = excluded.last_error, updated_at = excluded.updated_at",
+            )
+            .bind(payment_id)
+            .bind(reason)
+            .bind(error)
+            .bind(now)
+            .execute(&mut **conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn list_pending_cancellations(
+        &mut self,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>> {
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, (String, String)>(
+                "SELECT payment_id, reason FROM pending_cancellations ORDER BY updated_at LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(&mut **conn)
+            .await?
+        }))
+    }
+
+    pub async fn clear_pending_cancellation(&mut self, payment_id: &str) -> Result<()> {
+        on_conn!(self, |conn| {
+            sqlx::query("DELETE FROM pending_cancellations WHERE payment_id = $1")
+                .bind(payment_id)
                 .execute(&mut **conn)
                 .await?;
         });

@@ -5,6 +5,7 @@
 mod api_customers;
 mod api_errors;
 mod chaos;
+mod checkout;
 mod crash;
 mod disputes;
 mod helpers;
