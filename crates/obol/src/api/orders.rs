@@ -439,6 +439,22 @@ impl FromRequestParts<AppState> for OrderCaller {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let access = MaybeOrderCaller::from_request_parts(parts, state).await?.0;
+        if access.caller.is_none() && access.guest_token.is_none() {
+            return Err(Error::Unauthenticated);
+        }
+        Ok(access)
+    }
+}
+
+/// Like `OrderCaller`, but with neither credential nor guest token in the
+/// headers it still extracts (the guest token may be in the body).
+pub struct MaybeOrderCaller(pub OrderCaller);
+
+impl FromRequestParts<AppState> for MaybeOrderCaller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
         let guest_token = parts
             .headers
             .get("x-guest-token")
@@ -459,13 +475,10 @@ impl FromRequestParts<AppState> for OrderCaller {
         } else {
             None
         };
-        if caller.is_none() && guest_token.is_none() {
-            return Err(Error::Unauthenticated);
-        }
-        Ok(OrderCaller {
+        Ok(MaybeOrderCaller(OrderCaller {
             caller,
             guest_token,
-        })
+        }))
     }
 }
 

@@ -40,6 +40,9 @@ pub struct PaymentOut {
     pub stripe_payment_intent_id: String,
     pub customer_id: Option<String>,
     pub order_id: Option<String>,
+    /// For authorized payments: when Stripe releases the uncaptured
+    /// authorization (7 days); null otherwise.
+    pub authorization_expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -80,6 +83,7 @@ impl From<TimelineRow> for TimelineEntryOut {
 impl From<PaymentRow> for PaymentOut {
     fn from(r: PaymentRow) -> Self {
         PaymentOut {
+            authorization_expires_at: crate::ops::checkout::authorization_expires_at(&r),
             id: r.id,
             status: r.status,
             amount: r.amount,
@@ -104,6 +108,8 @@ pub struct ListPayments {
     pub order_id: Option<String>,
     pub created_gte: Option<DateTime<Utc>>,
     pub created_lt: Option<DateTime<Utc>>,
+    /// Authorized payments whose authorization lapses before this time.
+    pub expiring_before: Option<DateTime<Utc>>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
@@ -140,6 +146,9 @@ async fn list_payments(
         order_id: q.order_id.as_deref(),
         created_gte: q.created_gte,
         created_lt: q.created_lt,
+        authorized_before: q
+            .expiring_before
+            .map(|t| t - chrono::Duration::days(crate::ops::checkout::AUTHORIZATION_DAYS)),
         before: before.map(|c| (c.at, c.id)),
         limit: limit + 1,
     };

@@ -217,7 +217,39 @@ pub async fn observe_intent(
         order_id: pi.metadata.get("obol_order_id").and_then(Value::as_str),
         customer_hint: pi.metadata.get("obol_customer_id").and_then(Value::as_str),
     };
-    observe(conn, cause, &adopt, &observation).await
+    let outcome = observe(conn, cause, &adopt, &observation).await?;
+    // An order paid after it was created (not pay-first, where the checkout
+    // confirmed the order already) is confirmed by its payment's success.
+    let pre_order = pi.metadata.get("obol_mode").and_then(Value::as_str) == Some("pre_order");
+    if let (Some(order_id), false, IntentStatus::Succeeded) = (adopt.order_id, pre_order, pi.status)
+    {
+        confirm_paid_order(conn, order_id).await?;
+    }
+    Ok(outcome)
+}
+
+/// pending → confirmed for an order whose payment succeeded, once, with an
+/// `order.confirmed` notification in the same transaction.
+async fn confirm_paid_order(conn: &mut Conn<'_>, order_id: &str) -> Result<()> {
+    let Some(order) = conn.get_order(order_id).await? else {
+        return Ok(());
+    };
+    if order.status == "pending"
+        && conn
+            .update_order_status(&order.id, "pending", "confirmed", storage::now())
+            .await?
+    {
+        let body = serde_json::json!({
+            "type": "order.confirmed",
+            "timestamp": storage::now(),
+            "data": {"order": {"id": order.id, "number": order.number, "status": "confirmed",
+                "total": {"amount": order.total, "currency": order.currency},
+                "customer_id": order.customer_id}},
+        });
+        conn.enqueue_notification("order.confirmed", &body.to_string(), storage::now())
+            .await?;
+    }
+    Ok(())
 }
 
 async fn charge_refunded(
@@ -513,7 +545,13 @@ async fn observe(
         .get_payment_by_intent(cause.account_id, adopt.intent_id)
         .await?;
     let payment: PaymentRow = match existing {
-        Some(p) => p,
+        // Lock, then read again: concurrent writers of this payment (the
+        // inbox worker and an API call) wait for each other on PostgreSQL
+        // instead of failing the guarded write.
+        Some(p) => {
+            conn.lock_payment(&p.id).await?;
+            conn.get_payment(&p.id).await?.unwrap_or(p)
+        }
         None => {
             let customer_id = match adopt.customer_hint {
                 Some(id) => conn
@@ -563,10 +601,14 @@ async fn observe(
                 }
                 // Recorded meanwhile by a concurrent writer (an API call and
                 // an event about one new intent): apply to that record.
-                None => conn
-                    .get_payment_by_intent(cause.account_id, adopt.intent_id)
-                    .await?
-                    .ok_or_else(|| Error::internal("the payment vanished; retrying"))?,
+                None => {
+                    let p = conn
+                        .get_payment_by_intent(cause.account_id, adopt.intent_id)
+                        .await?
+                        .ok_or_else(|| Error::internal("the payment vanished; retrying"))?;
+                    conn.lock_payment(&p.id).await?;
+                    conn.get_payment(&p.id).await?.unwrap_or(p)
+                }
             }
         }
     };

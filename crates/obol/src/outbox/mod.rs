@@ -28,6 +28,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "payment.refunded",
     "payment.disputed",
     "payment.dispute_closed",
+    "order.confirmed",
 ];
 
 /// The host event for a payment entering `state`, if any.

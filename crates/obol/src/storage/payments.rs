@@ -78,6 +78,9 @@ pub struct PaymentFilter<'a> {
     pub order_id: Option<&'a str>,
     pub created_gte: Option<DateTime<Utc>>,
     pub created_lt: Option<DateTime<Utc>>,
+    /// Authorized payments created before this (their 7-day authorization
+    /// lapses before `expiring_before`).
+    pub authorized_before: Option<DateTime<Utc>>,
     /// Keyset cursor: rows strictly after (created_at, id) in descending order.
     pub before: Option<(DateTime<Utc>, String)>,
     pub limit: i64,
@@ -243,6 +246,7 @@ impl Conn<'_> {
              AND ($3 IS NULL OR order_id = $3) AND ($4 IS NULL OR created_at >= $4) \
              AND ($5 IS NULL OR created_at < $5) \
              AND ($6 IS NULL OR created_at < $6 OR (created_at = $6 AND id < $7)) \
+             AND ($9 IS NULL OR (status = 'authorized' AND created_at < $9)) \
              ORDER BY created_at DESC, id DESC LIMIT $8"
         );
         Ok(on_conn!(self, |conn| {
@@ -255,6 +259,7 @@ impl Conn<'_> {
                 .bind(before_at)
                 .bind(before_id)
                 .bind(f.limit)
+                .bind(f.authorized_before)
                 .fetch_all(&mut **conn)
                 .await?
         }))
@@ -304,6 +309,18 @@ impl Conn<'_> {
                 .await?;
         });
         Ok(())
+    }
+
+    /// Every payment of an order, oldest first.
+    pub async fn list_payments_for_order(&mut self, order_id: &str) -> Result<Vec<PaymentRow>> {
+        let sql =
+            format!("SELECT {COLUMNS} FROM payments WHERE order_id = $1 ORDER BY created_at, id");
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, PaymentRow>(&sql)
+                .bind(order_id)
+                .fetch_all(&mut **conn)
+                .await?
+        }))
     }
 
     /// The newest payment of an order.

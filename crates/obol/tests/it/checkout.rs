@@ -14,6 +14,7 @@ on_both_backends!(
     a_mismatched_or_reused_reference_creates_nothing,
     a_failed_checkout_releases_the_authorization_without_a_refund,
     pay_first_amounts_follow_currency_rules,
+    a_release_while_stripe_is_down_is_queued_and_done_later,
 );
 
 fn order_body(pi: &str) -> Value {
@@ -107,6 +108,33 @@ async fn pay_first_captures_on_shipped_once_under_concurrent_patches(backend: Ba
     let payment_id = order["payment_id"].as_str().unwrap().to_string();
     let (_, p) = obol.get(&format!("/v1/payments/{payment_id}")).await;
     assert_eq!(p["status"], "authorized", "not captured at confirmation");
+    // Authorizations lapse after 7 days; obol lists those close to it.
+    let expires: chrono::DateTime<chrono::Utc> = p["authorization_expires_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let days = (expires - chrono::Utc::now()).num_hours();
+    assert!((167..=168).contains(&days), "{days} h");
+    let soon = |d: i64| {
+        (chrono::Utc::now() + chrono::Duration::days(d))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let (_, later) = obol
+        .get(&format!("/v1/payments?expiring_before={}", soon(8)))
+        .await;
+    assert!(
+        later["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["id"] == payment_id.as_str()),
+        "{later}"
+    );
+    let (_, earlier) = obol
+        .get(&format!("/v1/payments?expiring_before={}", soon(6)))
+        .await;
+    assert!(earlier["data"].as_array().unwrap().is_empty(), "{earlier}");
 
     let mut tasks = Vec::new();
     for _ in 0..4 {
@@ -342,4 +370,44 @@ async fn pay_first_amounts_follow_currency_rules(backend: Backend) {
             "{body} -> {b}"
         );
     }
+}
+
+async fn a_release_while_stripe_is_down_is_queued_and_done_later(backend: Backend) {
+    let obol = Obol::builder(backend)
+        .env("OBOL_STRIPE__MAX_ATTEMPTS", "2")
+        .env("OBOL_RECONCILE__INTERVAL_SECONDS", "0")
+        .start()
+        .await;
+    let pi = authorize(&obol, 3000).await;
+    let base = sandbox(&obol).await;
+    let chaos = |api_5xx: f64| {
+        reqwest::Client::new()
+            .post(format!("{base}/_sandbox/chaos"))
+            .json(&json!({"seed": 1, "api_5xx": api_5xx}))
+            .send()
+    };
+    assert!(chaos(1.0).await.unwrap().status().is_success());
+    let started = std::time::Instant::now();
+    let (status, body) = obol
+        .post(
+            &format!("/v1/payment-intents/{pi}/release"),
+            json!({"reason": "address_rejected"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("cancel_pending")),
+        "{body}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "answered at once"
+    );
+    assert!(chaos(0.0).await.unwrap().status().is_success());
+    assert_eq!(intent(&obol, &pi).await["status"], "requires_capture");
+    let (_, report) = obol.post("/v1/reconciliations", json!({})).await;
+    assert_eq!(report["releases_retried"], 1, "{report}");
+    assert_eq!(intent(&obol, &pi).await["status"], "canceled");
+    let (_, again) = obol.post("/v1/reconciliations", json!({})).await;
+    assert_eq!(again["releases_retried"], 0, "{again}");
 }
