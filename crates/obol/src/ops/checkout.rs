@@ -200,3 +200,48 @@ pub async fn retry_releases(store: &Store, stripe: &StripeClient) -> Result<usiz
     }
     Ok(done)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::stripe::{RateLimit, RetryPolicy};
+
+    /// A capture of an authorization older than 7 days answers 409 without
+    /// asking Stripe (the client here points nowhere).
+    #[tokio::test]
+    async fn an_expired_authorization_is_refused_before_stripe_is_asked() {
+        let config = Config::from_yaml("database_url: \"sqlite::memory:\"\n").unwrap();
+        let store = Store::connect(&config).await.unwrap();
+        let stripe = StripeClient::new(
+            "http://127.0.0.1:9",
+            secrecy::SecretString::from("sk_test_x"),
+            RateLimit::per_second(10),
+            RetryPolicy {
+                max_attempts: 1,
+                ..RetryPolicy::default()
+            },
+        )
+        .unwrap();
+        let created = chrono::Utc::now() - Duration::days(8);
+        let payment = PaymentRow {
+            id: "pay_x".into(),
+            account_id: "default".into(),
+            customer_id: None,
+            order_id: None,
+            stripe_payment_intent_id: "pi_x".into(),
+            amount: 100,
+            currency: "eur".into(),
+            amount_refunded: 0,
+            status: "authorized".into(),
+            disputed: false,
+            observed_at: 0,
+            created_at: created,
+            updated_at: created,
+        };
+        assert!(authorization_expires_at(&payment).unwrap() < chrono::Utc::now());
+        let err = capture(&store, &stripe, &payment).await.unwrap_err();
+        assert_eq!(err.code(), "authorization_expired");
+        assert_eq!(err.status().as_u16(), 409);
+    }
+}

@@ -76,6 +76,10 @@ pub async fn create_refund(
                 )
             });
         }
+        // Refunds follow the currency's rules too (multiples of 10 in
+        // three-decimal currencies).
+        let currency = crate::money::Currency::parse(&payment.currency)?;
+        crate::money::Money::new(amount, currency)?;
         if amount > remaining {
             return Err(Error::rule(
                 "refund_exceeds_remaining",

@@ -14,13 +14,17 @@ on_both_backends!(
 
 /// A captured payment of `amount` (eur) in obol's ledger; returns its id.
 async fn completed_payment(obol: &Obol, amount: &str) -> String {
+    completed_payment_in(obol, amount, "eur").await
+}
+
+async fn completed_payment_in(obol: &Obol, amount: &str, currency: &str) -> String {
     let base = sandbox(obol).await;
     let pi = stripe_post(
         &base,
         "/v1/payment_intents",
         &[
             ("amount", amount),
-            ("currency", "eur"),
+            ("currency", currency),
             ("payment_method", "pm_card_visa"),
             ("confirm", "true"),
             ("payment_method_types[]", "card"),
@@ -183,6 +187,24 @@ async fn refunds_that_break_the_rules_are_refused(backend: Backend) {
         (409, Some("payment_not_captured")),
         "{b}"
     );
+    // Three-decimal currencies refund in multiples of 10, like they charge.
+    let kwd = completed_payment_in(&obol, "1000", "kwd").await;
+    let (s, b) = obol
+        .post(&format!("/v1/payments/{kwd}/refunds"), json!({"amount": 5}))
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (422, Some("amount_precision")),
+        "{b}"
+    );
+    let (s, b) = obol
+        .post(
+            &format!("/v1/payments/{kwd}/refunds"),
+            json!({"amount": 10}),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+
     // Nothing was refunded by any of these.
     let (_, p) = obol.get(&format!("/v1/payments/{id}")).await;
     assert_eq!(p["amount_refunded"], 0);
