@@ -12,6 +12,14 @@ use subtle::ConstantTimeEq;
 
 use crate::error::Error;
 
+/// A new id: `prefix` + a lowercase ULID (unique, sortable by creation).
+pub fn new_id(prefix: &str) -> String {
+    format!(
+        "{prefix}{}",
+        ulid::Ulid::new().to_string().to_ascii_lowercase()
+    )
+}
+
 macro_rules! prefixed_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
         $(#[$doc])*
@@ -23,7 +31,7 @@ macro_rules! prefixed_id {
             pub const PREFIX: &'static str = $prefix;
 
             pub fn generate() -> Self {
-                Self(format!("{}{}", $prefix, ulid::Ulid::new().to_string().to_ascii_lowercase()))
+                Self(new_id($prefix))
             }
 
             /// Parses a caller-supplied id: the prefix and a 26-character ULID body.

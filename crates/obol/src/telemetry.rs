@@ -53,7 +53,7 @@ pub struct MakeObolRequestId;
 
 impl MakeRequestId for MakeObolRequestId {
     fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
-        let id = format!("req_{}", ulid::Ulid::new().to_string().to_ascii_lowercase());
+        let id = crate::ids::new_id("req_");
         id.parse().ok().map(RequestId::new)
     }
 }

@@ -143,7 +143,7 @@ async fn create_endpoint(
         .as_deref()
         .map(|d| crate::validate::text("description", d, 255))
         .transpose()?;
-    let id = format!("ep_{}", ulid::Ulid::new().to_string().to_ascii_lowercase());
+    let id = crate::ids::new_id("ep_");
     let mut h = state.store().acquire().await?;
     let row = h
         .conn()

@@ -286,7 +286,7 @@ async fn create_order(
             .ok_or(Error::NotFound(Resource::Customer))?;
     }
     let now = storage::now();
-    let id = format!("ord_{}", ulid::Ulid::new().to_string().to_ascii_lowercase());
+    let id = crate::ids::new_id("ord_");
     let mut row = None;
     for _ in 0..5 {
         let candidate = OrderRow {

@@ -354,7 +354,7 @@ async fn refund_changed(
             else {
                 return Ok(Outcome::Ignored(format!("no payment for {intent}")));
             };
-            let id = format!("rf_{}", ulid::Ulid::new().to_string().to_ascii_lowercase());
+            let id = crate::ids::new_id("rf_");
             conn.insert_refund(&NewRefund {
                 id: &id,
                 payment_id: &payment.id,
@@ -432,7 +432,7 @@ async fn dispute_changed(
     let due_by = d.evidence_details.as_ref().and_then(|e| e.due_by);
     let dispute = match conn.get_dispute_by_stripe_id(&d.id).await? {
         None => {
-            let id = format!("dsp_{}", ulid::Ulid::new().to_string().to_ascii_lowercase());
+            let id = crate::ids::new_id("dsp_");
             let row = conn
                 .insert_dispute(&NewDispute {
                     id: &id,
@@ -569,7 +569,7 @@ async fn observe(
                 Decision::Move { next, .. } | Decision::Update { next } => next,
                 Decision::Ignore => start,
             };
-            let id = format!("pay_{}", ulid::Ulid::new().to_string().to_ascii_lowercase());
+            let id = crate::ids::new_id("pay_");
             let inserted = conn
                 .insert_payment(&NewPayment {
                     id: &id,

@@ -89,7 +89,7 @@ pub async fn create_refund(
                 ),
             ));
         }
-        let id = format!("rf_{}", ulid::Ulid::new().to_string().to_ascii_lowercase());
+        let id = crate::ids::new_id("rf_");
         let row = conn
             .insert_refund(&NewRefund {
                 id: &id,

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::{on_conn, Conn};
 use crate::error::Result;
+use crate::ids::new_id;
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct DisputeRow {
@@ -74,13 +75,6 @@ pub struct NewTask<'a> {
     pub customer_id: Option<&'a str>,
     pub due_at: Option<DateTime<Utc>>,
     pub now: DateTime<Utc>,
-}
-
-fn new_id(prefix: &str) -> String {
-    format!(
-        "{prefix}{}",
-        ulid::Ulid::new().to_string().to_ascii_lowercase()
-    )
 }
 
 impl Conn<'_> {

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::{on_conn, Conn};
 use crate::error::Result;
+use crate::ids::new_id;
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct EndpointRow {
@@ -60,13 +61,6 @@ const ENDPOINT_COLUMNS: &str = "id, url, event_types, secret, description, statu
 const DELIVERY_COLUMNS: &str =
     "id, notification_id, endpoint_id, status, attempts, next_attempt_at, \
     last_status_code, last_error, created_at, updated_at, delivered_at";
-
-fn new_id(prefix: &str) -> String {
-    format!(
-        "{prefix}{}",
-        ulid::Ulid::new().to_string().to_ascii_lowercase()
-    )
-}
 
 impl Conn<'_> {
     pub async fn insert_endpoint(

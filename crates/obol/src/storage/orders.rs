@@ -98,7 +98,7 @@ impl Conn<'_> {
         items: &[NewLineItem<'_>],
     ) -> Result<()> {
         for (position, item) in items.iter().enumerate() {
-            let id = format!("li_{}", ulid::Ulid::new().to_string().to_ascii_lowercase());
+            let id = crate::ids::new_id("li_");
             let position = i32::try_from(position).unwrap_or(i32::MAX);
             on_conn!(self, |conn| {
                 sqlx::query(

@@ -203,7 +203,7 @@ impl Conn<'_> {
     }
 
     pub async fn insert_timeline_entry(&mut self, e: &NewTimelineEntry<'_>) -> Result<()> {
-        let id = format!("tl_{}", ulid::Ulid::new().to_string().to_ascii_lowercase());
+        let id = crate::ids::new_id("tl_");
         on_conn!(self, |conn| {
             sqlx::query(
                 "INSERT INTO payment_timeline (id, payment_id, from_state, to_state, at, cause_kind, cause_ref) \

@@ -42,10 +42,7 @@ const COLUMNS: &str = "id, stripe_event_id, account_id, event_type, stripe_creat
 impl Conn<'_> {
     /// Stores an event; `false` when Stripe's id is already in the inbox.
     pub async fn insert_webhook_event(&mut self, e: &NewWebhookEvent<'_>) -> Result<bool> {
-        let id = format!(
-            "whev_{}",
-            ulid::Ulid::new().to_string().to_ascii_lowercase()
-        );
+        let id = crate::ids::new_id("whev_");
         let inserted: Option<String> = on_conn!(self, |conn| {
             sqlx::query_scalar(
                 "INSERT INTO webhook_events (id, stripe_event_id, account_id, event_type, stripe_created, \
