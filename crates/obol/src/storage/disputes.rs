@@ -203,10 +203,7 @@ impl Conn<'_> {
         before: Option<(DateTime<Utc>, String)>,
         limit: i64,
     ) -> Result<Vec<DisputeRow>> {
-        let (before_at, before_id) = match &before {
-            Some((at, id)) => (Some(*at), Some(id.as_str())),
-            None => (None, None),
-        };
+        let (before_at, before_id) = super::keyset(&before);
         let sql = format!(
             "SELECT {DISPUTE_COLUMNS} FROM disputes WHERE ($1 IS NULL OR status = $1) \
              AND ($2 IS NULL OR created_at < $2 OR (created_at = $2 AND id < $3)) \
@@ -275,10 +272,7 @@ impl Conn<'_> {
         before: Option<(DateTime<Utc>, String)>,
         limit: i64,
     ) -> Result<Vec<TaskRow>> {
-        let (before_at, before_id) = match &before {
-            Some((at, id)) => (Some(*at), Some(id.as_str())),
-            None => (None, None),
-        };
+        let (before_at, before_id) = super::keyset(&before);
         let sql = format!(
             "SELECT {TASK_COLUMNS} FROM tasks WHERE ($1 IS NULL OR status = $1) \
              AND ($2 IS NULL OR created_at < $2 OR (created_at = $2 AND id < $3)) \

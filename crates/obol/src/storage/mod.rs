@@ -225,6 +225,18 @@ async fn count_applied_pg(p: &PgPool) -> usize {
         .unwrap_or(0)
 }
 
+/// A keyset cursor, split into the two bind parameters of the clause
+/// `($n IS NULL OR ts < $n OR (ts = $n AND id < $m))` every newest-first
+/// list uses.
+pub(crate) fn keyset(
+    before: &Option<(DateTime<Utc>, String)>,
+) -> (Option<DateTime<Utc>>, Option<&str>) {
+    match before {
+        Some((at, id)) => (Some(*at), Some(id.as_str())),
+        None => (None, None),
+    }
+}
+
 /// The current time at the precision both backends store (microseconds),
 /// so a value written and read back compares equal.
 pub fn now() -> DateTime<Utc> {

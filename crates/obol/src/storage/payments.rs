@@ -236,10 +236,7 @@ impl Conn<'_> {
 
     /// Newest first, keyset-paginated on (created_at, id).
     pub async fn list_payments(&mut self, f: &PaymentFilter<'_>) -> Result<Vec<PaymentRow>> {
-        let (before_at, before_id) = match &f.before {
-            Some((at, id)) => (Some(*at), Some(id.as_str())),
-            None => (None, None),
-        };
+        let (before_at, before_id) = super::keyset(&f.before);
         let sql = format!(
             "SELECT {COLUMNS} FROM payments WHERE \
              ($1 IS NULL OR status = $1) AND ($2 IS NULL OR customer_id = $2) \

@@ -177,10 +177,7 @@ impl Conn<'_> {
         before: Option<(DateTime<Utc>, String)>,
         limit: i64,
     ) -> Result<Vec<WebhookEventRow>> {
-        let (before_at, before_id) = match &before {
-            Some((at, id)) => (Some(*at), Some(id.as_str())),
-            None => (None, None),
-        };
+        let (before_at, before_id) = super::keyset(&before);
         let sql = format!(
             "SELECT {COLUMNS} FROM webhook_events WHERE ($1 IS NULL OR status = $1) \
              AND ($2 IS NULL OR received_at < $2 OR (received_at = $2 AND id < $3)) \
