@@ -8,12 +8,14 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod context;
 pub mod error;
 pub mod ids;
 pub mod inbox;
 pub mod ledger;
 pub mod money;
 pub mod ops;
+pub mod orders;
 pub mod outbox;
 pub mod storage;
 pub mod stripe;
@@ -72,13 +74,13 @@ impl Application {
             .with_context(|| format!("binding {addr}"))?;
         let local = listener.local_addr()?;
         let inbox_wake = Arc::new(Notify::new());
-        let state = api::AppState::new(
-            &config,
+        let ctx = context::Ctx::new(
             store.clone(),
-            api_key_hashes,
             stripe.clone(),
+            context::Settings::from_config(&config)?,
             inbox_wake.clone(),
         );
+        let state = api::AppState::new(&config, ctx.clone(), api_key_hashes);
         if stripe.mode == StripeMode::Sandbox {
             let url = format!("http://{local}/webhooks/stripe");
             let secret = register_sandbox_webhook(stripe.client(), &url)
@@ -101,9 +103,8 @@ impl Application {
         )?;
         background.push(tokio::spawn(dispatcher.run(stop_background.clone())));
         if config.reconcile.interval_seconds > 0 {
-            background.push(tokio::spawn(inbox::reconcile::run(
-                store.clone(),
-                stripe.client().clone(),
+            background.push(tokio::spawn(ops::reconciliation::run_every(
+                ctx.clone(),
                 Duration::from_secs(config.reconcile.interval_seconds),
                 stop_background.clone(),
             )));

@@ -81,7 +81,7 @@ fn kind_of(event_type: &str) -> Option<Kind> {
 /// Applies one event within the caller's transaction. `live`: obol runs
 /// against a live-mode Stripe account.
 pub async fn apply(conn: &mut Conn<'_>, event: &WebhookEventRow, live: bool) -> Result<Outcome> {
-    if event.account_id != crate::api::customers::DEFAULT_ACCOUNT {
+    if event.account_id != crate::context::AccountId::PLATFORM {
         return Ok(Outcome::Ignored(format!(
             "the event is for connected account {}, which obol does not know",
             event.account_id
@@ -223,31 +223,33 @@ pub async fn observe_intent(
     let pre_order = pi.metadata.get("obol_mode").and_then(Value::as_str) == Some("pre_order");
     if let (Some(order_id), false, IntentStatus::Succeeded) = (adopt.order_id, pre_order, pi.status)
     {
-        confirm_paid_order(conn, order_id).await?;
+        confirm_paid_order(conn, cause, order_id).await?;
     }
     Ok(outcome)
 }
 
-/// pending → confirmed for an order whose payment succeeded, once, with an
-/// `order.confirmed` notification in the same transaction.
-async fn confirm_paid_order(conn: &mut Conn<'_>, order_id: &str) -> Result<()> {
-    let Some(order) = conn.get_order(order_id).await? else {
+/// pending → confirmed for an order whose payment succeeded, once, with
+/// its timeline entry and `order.confirmed` notification in the same
+/// transaction (the order writer). A late or duplicate success changes
+/// nothing; an order cancelled meanwhile stays cancelled.
+async fn confirm_paid_order(conn: &mut Conn<'_>, cause: &Cause<'_>, order_id: &str) -> Result<()> {
+    if conn.get_order(order_id).await?.is_none() {
         return Ok(());
+    }
+    let order_cause = crate::orders::OrderCause {
+        kind: cause.kind,
+        reference: cause.reference,
     };
-    if order.status == "pending"
-        && conn
-            .update_order_status(&order.id, "pending", "confirmed", storage::now())
-            .await?
-    {
-        let body = serde_json::json!({
-            "type": "order.confirmed",
-            "timestamp": storage::now(),
-            "data": {"order": {"id": order.id, "number": order.number, "status": "confirmed",
-                "total": {"amount": order.total, "currency": order.currency},
-                "customer_id": order.customer_id}},
-        });
-        conn.enqueue_notification("order.confirmed", &body.to_string(), storage::now())
-            .await?;
+    let applied = crate::orders::apply(
+        conn,
+        order_id,
+        crate::ledger::order::OrderInput::Paid,
+        order_cause,
+        storage::now(),
+    )
+    .await?;
+    if let Err(illegal) = applied {
+        tracing::warn!(order = %order_id, from = illegal.from.as_str(), "a payment succeeded for an order that cannot be confirmed");
     }
     Ok(())
 }

@@ -13,6 +13,8 @@
 //! Nothing here touches storage; `storage/` writes the outcome, guarded by
 //! the state it read.
 
+pub mod order;
+
 use serde::{Deserialize, Serialize};
 
 /// A payment's state in obol's ledger (DESIGN.md "Payment states").

@@ -165,3 +165,77 @@ impl Conn<'_> {
         Ok(n == 1)
     }
 }
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct OrderTimelineRow {
+    pub id: String,
+    pub order_id: String,
+    pub from_status: Option<String>,
+    pub to_status: String,
+    pub at: DateTime<Utc>,
+    pub cause_kind: String,
+    pub cause_ref: Option<String>,
+}
+
+pub struct NewOrderTimelineEntry<'a> {
+    pub account_id: &'a str,
+    pub order_id: &'a str,
+    pub from: Option<&'a str>,
+    pub to: &'a str,
+    pub at: DateTime<Utc>,
+    pub cause_kind: &'a str,
+    pub cause_ref: Option<&'a str>,
+}
+
+impl Conn<'_> {
+    pub async fn insert_order_timeline_entry(
+        &mut self,
+        e: &NewOrderTimelineEntry<'_>,
+    ) -> Result<()> {
+        let id = crate::ids::new_id("otl_");
+        on_conn!(self, |conn| {
+            sqlx::query(
+                "INSERT INTO order_timeline (id, account_id, order_id, from_status, to_status, at, \
+                 cause_kind, cause_ref) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&id)
+            .bind(e.account_id)
+            .bind(e.order_id)
+            .bind(e.from)
+            .bind(e.to)
+            .bind(e.at)
+            .bind(e.cause_kind)
+            .bind(e.cause_ref)
+            .execute(&mut **conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Oldest first.
+    pub async fn list_order_timeline(&mut self, order_id: &str) -> Result<Vec<OrderTimelineRow>> {
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, OrderTimelineRow>(
+                "SELECT id, order_id, from_status, to_status, at, cause_kind, cause_ref \
+                 FROM order_timeline WHERE order_id = $1 ORDER BY at, id",
+            )
+            .bind(order_id)
+            .fetch_all(&mut **conn)
+            .await?
+        }))
+    }
+}
+
+impl Conn<'_> {
+    /// Serialises writers of one order for the rest of the transaction
+    /// (SQLite transactions are already exclusive: `BEGIN IMMEDIATE`).
+    pub async fn lock_order(&mut self, id: &str) -> Result<()> {
+        if let Conn::Postgres(conn) = self {
+            sqlx::query("SELECT id FROM orders WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .execute(&mut **conn)
+                .await?;
+        }
+        Ok(())
+    }
+}
