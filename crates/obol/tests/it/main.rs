@@ -13,6 +13,7 @@ mod inbox;
 mod layering;
 mod legacy;
 mod notifications;
+mod order_notifications;
 mod orders;
 mod refunds;
 mod serve;
