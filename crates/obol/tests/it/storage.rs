@@ -239,3 +239,74 @@ fn both_backends_have_the_same_migrations() {
     };
     assert_eq!(names("sqlite"), names("postgres"));
 }
+
+/// Every (table, column) the migrations define, with its nullability, as
+/// the database itself reports them after migrating.
+async fn schema_of(db: &TestDb, backend: Backend) -> Vec<(String, String, bool)> {
+    use sqlx::Connection;
+    db.store().await.close().await;
+    let mut columns: Vec<(String, String, bool)> = match backend {
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            sqlx::query_as::<_, (String, String, String)>(
+                "SELECT table_name::text, column_name::text, is_nullable::text \
+                 FROM information_schema.columns WHERE table_schema = 'public'",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(t, c, n)| (t, c, n == "YES"))
+            .collect()
+        }
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+            let mut all = Vec::new();
+            for t in tables {
+                let cols: Vec<(String, i64, i64)> = sqlx::query_as(&format!(
+                    "SELECT name, \"notnull\", pk FROM pragma_table_info('{t}')"
+                ))
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+                for (c, notnull, pk) in cols {
+                    // SQLite lets a TEXT primary key be NULL unless it says
+                    // NOT NULL; PostgreSQL's primary keys never are.
+                    all.push((t.clone(), c, notnull == 0 && pk == 0));
+                }
+            }
+            all
+        }
+    };
+    columns.retain(|(t, _, _)| t != "_sqlx_migrations");
+    columns.sort();
+    columns
+}
+
+/// The two migration folders must define the same tables and columns (and
+/// nullability), not only hold the same file names: a column added to one
+/// backend only would pass every test run on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_backends_define_the_same_tables_and_columns() {
+    let sqlite = schema_of(&TestDb::new(Backend::Sqlite).await, Backend::Sqlite).await;
+    let postgres = schema_of(&TestDb::new(Backend::Postgres).await, Backend::Postgres).await;
+    assert!(sqlite.len() > 50, "only {} columns found", sqlite.len());
+    let only = |a: &[(String, String, bool)], b: &[(String, String, bool)]| -> Vec<String> {
+        a.iter()
+            .filter(|x| !b.contains(x))
+            .map(|(t, c, n)| format!("{t}.{c}{}", if *n { " (nullable)" } else { "" }))
+            .collect()
+    };
+    assert!(
+        sqlite == postgres,
+        "only in SQLite: {:?}\nonly in PostgreSQL: {:?}",
+        only(&sqlite, &postgres),
+        only(&postgres, &sqlite)
+    );
+}
