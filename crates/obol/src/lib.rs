@@ -15,6 +15,7 @@ pub mod ledger;
 pub mod money;
 pub mod ops;
 pub mod outbox;
+pub mod payments;
 pub mod storage;
 pub mod stripe;
 pub mod telemetry;

@@ -323,12 +323,12 @@ async fn create_order(
     // The order, its payment (authorized) and the timeline entry commit together.
     let payment = match &intent {
         Some(intent) => {
-            let cause = crate::inbox::apply::Cause {
+            let cause = crate::payments::Cause {
                 kind: "api",
                 reference: Some("POST /v1/orders"),
                 account_id: super::customers::DEFAULT_ACCOUNT,
             };
-            crate::inbox::apply::observe_intent(
+            crate::payments::observe_intent(
                 &mut conn,
                 &cause,
                 intent,

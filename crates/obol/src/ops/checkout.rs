@@ -7,9 +7,9 @@ use chrono::Duration;
 use serde_json::Value;
 
 use crate::error::{Error, Resource, Result};
-use crate::inbox::apply::{self, Cause};
 use crate::ledger::PaymentState;
 use crate::money::Money;
+use crate::payments::{self, Cause};
 use crate::storage::payments::PaymentRow;
 use crate::storage::{self, Store};
 use crate::stripe::{IdempotencyKey, Params, StripeClient, StripeError};
@@ -38,7 +38,7 @@ pub async fn observe(store: &Store, intent: &Value, reference: &str) -> Result<P
         account_id: crate::api::customers::DEFAULT_ACCOUNT,
     };
     let mut tx = store.begin().await?;
-    apply::observe_intent(
+    payments::observe_intent(
         &mut tx.conn(),
         &cause,
         intent,
