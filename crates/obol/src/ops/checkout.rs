@@ -233,6 +233,7 @@ mod tests {
             amount: 100,
             currency: "eur".into(),
             amount_refunded: 0,
+            amount_captured: 0,
             status: "authorized".into(),
             disputed: false,
             observed_at: 0,

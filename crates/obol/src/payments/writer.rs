@@ -153,6 +153,7 @@ pub async fn observe(
             let start = Ledger {
                 state: PaymentState::Pending,
                 amount_refunded: 0,
+                amount_captured: 0,
                 observed_at: 0,
             };
             let first = match ledger::transition(start, observation) {
