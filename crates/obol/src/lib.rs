@@ -17,6 +17,7 @@ pub mod money;
 pub mod ops;
 pub mod orders;
 pub mod outbox;
+pub mod payments;
 pub mod storage;
 pub mod stripe;
 pub mod telemetry;

@@ -10,9 +10,9 @@ use serde_json::{json, Value};
 use crate::context::{AccountId, Actor, Ctx};
 use crate::error::{Error, Resource, Result};
 use crate::ids::CustomerId;
-use crate::inbox::apply::{self, Cause};
 use crate::ledger::PaymentState;
 use crate::money::{Currency, Money};
+use crate::payments::{self, Cause};
 use crate::storage::payments::PaymentRow;
 use crate::storage::Conn;
 use crate::stripe::{IdempotencyKey, Params, StripeError};
@@ -42,7 +42,7 @@ pub async fn record_intent(
         reference: Some(reference),
         account_id: account.as_str(),
     };
-    apply::observe_intent(conn, &cause, intent, chrono::Utc::now().timestamp()).await?;
+    payments::observe_intent(conn, &cause, intent, chrono::Utc::now().timestamp()).await?;
     conn.get_payment_by_intent(account.as_str(), id)
         .await?
         .ok_or_else(|| Error::internal("the observed intent has no payment"))
@@ -509,6 +509,7 @@ mod tests {
             amount: 100,
             currency: "eur".into(),
             amount_refunded: 0,
+            amount_captured: 0,
             status: "authorized".into(),
             disputed: false,
             observed_at: 0,

@@ -8,7 +8,9 @@
 //! What must not live here: HTTP (status codes, headers, extractors),
 //! SQL (that is `storage/`), and state-machine rules (those are the pure
 //! `ledger::*::transition` functions, written through `payments::` and
-//! `orders::`).
+//! `orders::`). Payment state changes go through `crate::payments` (the
+//! writer), never through `inbox`: ops and the inbox are two front ends
+//! of one core and must not import each other.
 
 pub mod checkout;
 pub mod customer_tokens;

@@ -19,6 +19,9 @@ pub struct PaymentOut {
     pub amount: i64,
     pub currency: String,
     pub amount_refunded: i64,
+    /// What Stripe captured: the authorized `amount`, or less after a
+    /// partial capture; 0 before capture. Refunds are bounded by it.
+    pub amount_captured: i64,
     pub disputed: bool,
     pub stripe_payment_intent_id: String,
     pub customer_id: Option<String>,
@@ -67,6 +70,7 @@ impl From<PaymentRow> for PaymentOut {
     fn from(r: PaymentRow) -> Self {
         PaymentOut {
             authorization_expires_at: super::checkout::authorization_expires_at(&r),
+            amount_captured: r.captured_amount(),
             id: r.id,
             status: r.status,
             amount: r.amount,

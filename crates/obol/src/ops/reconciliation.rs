@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::context::{Actor, Ctx};
 use crate::error::{Error, Result};
-use crate::inbox::apply::{self, Cause, Outcome};
 use crate::inbox::Envelope;
+use crate::payments::{self, Cause, Outcome};
 use crate::stripe::{Params, StripeError};
 
 const CURSOR: &str = "reconcile.events_created";
@@ -84,7 +84,7 @@ async fn recover_events(ctx: &Ctx, report: &mut Report) -> Result<()> {
     let mut starting_after: Option<String> = None;
     loop {
         let mut params = Params::new().set("limit", 100).set("created[gte]", since);
-        for t in apply::handled_event_types() {
+        for t in crate::inbox::apply::handled_event_types() {
             params = params.set("types[]", t);
         }
         let params = params.set_opt("starting_after", starting_after.as_deref());
@@ -145,7 +145,7 @@ async fn recheck_payments(ctx: &Ctx, report: &mut Report) -> Result<()> {
             account_id: &payment.account_id,
         };
         let mut tx = store.begin().await?;
-        let outcome = apply::observe_intent(&mut tx.conn(), &cause, &intent, at).await?;
+        let outcome = payments::observe_intent(&mut tx.conn(), &cause, &intent, at).await?;
         tx.conn()
             .mark_payment_reconciled(&payment.id, ctx.now())
             .await?;

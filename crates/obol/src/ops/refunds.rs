@@ -122,7 +122,10 @@ pub async fn create_refund(
             }
         }
         let promised = conn.sum_open_refunds(payment_id).await?;
-        let remaining = payment.amount - promised.max(payment.amount_refunded);
+        // Bounded by what Stripe captured, not by the authorization: after a
+        // partial capture the released rest was never taken, so it cannot
+        // be given back (Stripe would refuse it after we recorded it).
+        let remaining = payment.captured_amount() - promised.max(payment.amount_refunded);
         let amount = amount.unwrap_or(remaining);
         if amount <= 0 {
             return Err(if remaining <= 0 {

@@ -55,6 +55,7 @@ fn payment_json(p: &PaymentRow) -> Value {
         "amount": p.amount,
         "currency": p.currency,
         "amount_refunded": p.amount_refunded,
+        "amount_captured": p.captured_amount(),
         "disputed": p.disputed,
         "stripe_payment_intent_id": p.stripe_payment_intent_id,
         "customer_id": p.customer_id,

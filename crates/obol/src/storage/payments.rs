@@ -16,6 +16,9 @@ pub struct PaymentRow {
     pub amount: i64,
     pub currency: String,
     pub amount_refunded: i64,
+    /// What Stripe captured (0 until captured; rows of an older obol may
+    /// hold 0 for a captured payment: see `captured_amount`).
+    pub amount_captured: i64,
     pub status: String,
     pub disputed: bool,
     pub observed_at: i64,
@@ -30,7 +33,20 @@ impl PaymentRow {
         Ledger {
             state: PaymentState::parse(&self.status).unwrap_or(PaymentState::Pending),
             amount_refunded: self.amount_refunded,
+            amount_captured: self.amount_captured,
             observed_at: self.observed_at,
+        }
+    }
+
+    /// The captured amount refunds are bounded by. A captured payment
+    /// written by an obol before `amount_captured` existed (rolling
+    /// upgrade) holds 0 there and was captured in full.
+    pub fn captured_amount(&self) -> i64 {
+        let captured = self.ledger().state.is_captured();
+        if captured && self.amount_captured <= 0 {
+            self.amount
+        } else {
+            self.amount_captured
         }
     }
 }
@@ -68,7 +84,7 @@ pub struct NewTimelineEntry<'a> {
 }
 
 const COLUMNS: &str = "id, account_id, customer_id, order_id, stripe_payment_intent_id, amount, \
-    currency, amount_refunded, status, disputed, observed_at, created_at, updated_at";
+    currency, amount_refunded, amount_captured, status, disputed, observed_at, created_at, updated_at";
 
 /// Filters of `GET /v1/payments`.
 #[derive(Debug, Default)]
@@ -93,8 +109,8 @@ impl Conn<'_> {
     pub async fn insert_payment(&mut self, p: &NewPayment<'_>) -> Result<Option<PaymentRow>> {
         let sql = format!(
             "INSERT INTO payments (id, account_id, customer_id, order_id, stripe_payment_intent_id, \
-             amount, currency, amount_refunded, status, observed_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
+             amount, currency, amount_refunded, amount_captured, status, observed_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $12, $9, $10, $11, $11) \
              ON CONFLICT (account_id, stripe_payment_intent_id) DO NOTHING RETURNING {COLUMNS}"
         );
         let result = on_conn!(self, |conn| {
@@ -110,6 +126,7 @@ impl Conn<'_> {
                 .bind(p.ledger.state.as_str())
                 .bind(p.ledger.observed_at)
                 .bind(p.now)
+                .bind(p.ledger.amount_captured)
                 .fetch_optional(&mut **conn)
                 .await
         });
@@ -166,8 +183,9 @@ impl Conn<'_> {
     ) -> Result<bool> {
         let done = on_conn!(self, |conn| {
             sqlx::query(
-                "UPDATE payments SET status = $1, amount_refunded = $2, observed_at = $3, updated_at = $4 \
-                 WHERE id = $5 AND status = $6 AND amount_refunded = $7 AND observed_at = $8",
+                "UPDATE payments SET status = $1, amount_refunded = $2, observed_at = $3, updated_at = $4, \
+                 amount_captured = $9 WHERE id = $5 AND status = $6 AND amount_refunded = $7 \
+                 AND observed_at = $8 AND amount_captured = $10",
             )
             .bind(next.state.as_str())
             .bind(next.amount_refunded)
@@ -177,6 +195,8 @@ impl Conn<'_> {
             .bind(read.state.as_str())
             .bind(read.amount_refunded)
             .bind(read.observed_at)
+            .bind(next.amount_captured)
+            .bind(read.amount_captured)
             .execute(&mut **conn)
             .await?
             .rows_affected()
