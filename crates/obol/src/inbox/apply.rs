@@ -14,6 +14,7 @@ use chrono::{TimeZone, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::context::AccountId;
 use crate::error::{Error, Result};
 use crate::ledger::{IntentStatus, Observation};
 use crate::outbox;
@@ -220,16 +221,17 @@ async fn refund_changed(
     object: &Value,
 ) -> Result<Outcome> {
     let refund: RefundObject = parse(object, "refund")?;
+    let account = AccountId::from_db(event.account_id.clone());
     let mut local = match refund
         .metadata
         .get("obol_refund_id")
         .and_then(Value::as_str)
     {
-        Some(id) => conn.get_refund(id).await?,
+        Some(id) => conn.get_refund(&account, id).await?,
         None => None,
     };
     if local.is_none() {
-        local = conn.get_refund_by_stripe_id(&refund.id).await?;
+        local = conn.get_refund_by_stripe_id(&account, &refund.id).await?;
     }
     let now = storage::now();
     match local {
@@ -340,7 +342,8 @@ async fn dispute_changed(
         .unwrap_or(now);
     let cause = cause_of(event);
     let due_by = d.evidence_details.as_ref().and_then(|e| e.due_by);
-    let dispute = match conn.get_dispute_by_stripe_id(&d.id).await? {
+    let account = AccountId::from_db(event.account_id.clone());
+    let dispute = match conn.get_dispute_by_stripe_id(&account, &d.id).await? {
         None => {
             let id = crate::ids::new_id("dsp_");
             let row = conn
@@ -403,7 +406,7 @@ async fn dispute_changed(
     };
     let open = dispute_is_open(&d.status);
     if conn.set_payment_disputed(&payment.id, open, now).await? {
-        if let Some(row) = conn.get_payment(&payment.id).await? {
+        if let Some(row) = conn.get_payment(&payment.account(), &payment.id).await? {
             let kind = if open {
                 "payment.disputed"
             } else {
@@ -414,6 +417,7 @@ async fn dispute_changed(
     }
     if open {
         conn.open_task(&NewTask {
+            account_id: &event.account_id,
             kind: "respond_to_dispute",
             title: "Respond to dispute",
             subject_type: "dispute",

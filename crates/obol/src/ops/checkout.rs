@@ -140,9 +140,8 @@ pub async fn create_intent(
             let id = CustomerId::parse(id).map_err(|_| Error::NotFound(Resource::Customer))?;
             let mut h = ctx.store().acquire().await?;
             h.conn()
-                .get_customer(&id)
+                .get_customer(account, &id)
                 .await?
-                .filter(|c| c.account_id == account.as_str())
                 .ok_or(Error::NotFound(Resource::Customer))?;
             Some(id)
         }
@@ -188,7 +187,9 @@ async fn pay_order(ctx: &Ctx, actor: &Actor, order_id: &str) -> Result<IntentFor
     let amount = Money::new(order.total, currency)?;
     let existing = {
         let mut h = ctx.store().acquire().await?;
-        h.conn().list_payments_for_order(&order.id).await?
+        h.conn()
+            .list_payments_for_order(actor.account(), &order.id)
+            .await?
     };
     for p in &existing {
         let state = p.ledger().state;
@@ -461,11 +462,11 @@ pub async fn retry_releases(ctx: &Ctx) -> Result<usize> {
         h.conn().list_pending_cancellations(50).await?
     };
     let mut done = 0;
-    for (payment_id, reason) in queued {
+    for (account, payment_id, reason) in queued {
         let payment = {
             let mut h = ctx.store().acquire().await?;
             h.conn()
-                .get_payment(&payment_id)
+                .get_payment(&AccountId::from_db(account), &payment_id)
                 .await?
                 .ok_or(Error::NotFound(Resource::Payment))?
         };

@@ -71,12 +71,11 @@ pub async fn create(ctx: &Ctx, actor: &Actor, body: CustomerTokenIn) -> Result<C
     let id = CustomerTokenId::generate();
     let mut tx = ctx.store().begin().await?;
     let mut conn = tx.conn();
-    conn.get_customer(&customer_id)
+    conn.get_customer(account, &customer_id)
         .await?
-        .filter(|c| c.account_id == account.as_str())
         .ok_or(Error::NotFound(Resource::Customer))?;
     let row = conn
-        .insert_customer_token(&id, &customer_id, &token.hash(), expires_at, now)
+        .insert_customer_token(account, &id, &customer_id, &token.hash(), expires_at, now)
         .await?;
     tx.commit().await?;
     tracing::info!(token_id = %id, customer_id = %customer_id, "customer token issued");
@@ -95,7 +94,7 @@ pub async fn revoke(ctx: &Ctx, actor: &Actor, id: &str) -> Result<CustomerTokenO
     let mut handle = ctx.store().acquire().await?;
     let row = handle
         .conn()
-        .revoke_customer_token(&id, ctx.now())
+        .revoke_customer_token(actor.account(), &id, ctx.now())
         .await?
         .ok_or(Error::NotFound(Resource::CustomerToken))?;
     tracing::info!(token_id = %id, "customer token revoked");
@@ -111,13 +110,8 @@ pub async fn authenticate(ctx: &Ctx, token: &str) -> Result<Actor> {
         .find_live_customer_token(&hash, ctx.now())
         .await?
         .ok_or(Error::InvalidCustomerToken)?;
-    let customer = handle
-        .conn()
-        .get_customer(&CustomerId::from_db(row.customer_id))
-        .await?
-        .ok_or(Error::InvalidCustomerToken)?;
     Ok(Actor::Customer {
-        account: AccountId::from_db(customer.account_id),
-        customer: CustomerId::from_db(customer.id),
+        account: AccountId::from_db(row.account_id),
+        customer: CustomerId::from_db(row.customer_id),
     })
 }

@@ -102,9 +102,8 @@ pub async fn get(ctx: &Ctx, actor: &Actor, id: &str) -> Result<CustomerOut> {
     let mut handle = ctx.store().acquire().await?;
     let row = handle
         .conn()
-        .get_customer(&id)
+        .get_customer(actor.account(), &id)
         .await?
-        .filter(|c| c.account_id == actor.account().as_str())
         .ok_or(Error::NotFound(Resource::Customer))?;
     Ok(row.into())
 }

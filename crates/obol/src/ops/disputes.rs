@@ -129,7 +129,12 @@ pub async fn list(ctx: &Ctx, actor: &Actor, q: ListQuery) -> Result<Page<Dispute
     let mut h = ctx.store().acquire().await?;
     let rows = h
         .conn()
-        .list_disputes(q.status.as_deref(), before.map(|c| (c.at, c.id)), limit + 1)
+        .list_disputes(
+            actor.account(),
+            q.status.as_deref(),
+            before.map(|c| (c.at, c.id)),
+            limit + 1,
+        )
         .await?;
     Ok(Page::from_rows(rows, limit, |r| Cursor {
         at: r.created_at,
@@ -144,10 +149,10 @@ pub async fn get(ctx: &Ctx, actor: &Actor, id: &str) -> Result<DisputeOut> {
     let mut h = ctx.store().acquire().await?;
     let mut conn = h.conn();
     let row = conn
-        .get_dispute(id)
+        .get_dispute(actor.account(), id)
         .await?
         .ok_or(Error::NotFound(Resource::Dispute))?;
-    let timeline = conn.list_dispute_timeline(&row.id).await?;
+    let timeline = conn.list_dispute_timeline(actor.account(), &row.id).await?;
     let mut out = DisputeOut::from(row);
     out.timeline = Some(timeline.into_iter().map(DisputeTimelineOut::from).collect());
     Ok(out)
@@ -166,7 +171,12 @@ pub async fn list_tasks(ctx: &Ctx, actor: &Actor, q: ListQuery) -> Result<Page<T
     let mut h = ctx.store().acquire().await?;
     let rows = h
         .conn()
-        .list_tasks(q.status.as_deref(), before.map(|c| (c.at, c.id)), limit + 1)
+        .list_tasks(
+            actor.account(),
+            q.status.as_deref(),
+            before.map(|c| (c.at, c.id)),
+            limit + 1,
+        )
         .await?;
     Ok(Page::from_rows(rows, limit, |r| Cursor {
         at: r.created_at,

@@ -8,7 +8,7 @@ use super::pagination::Page;
 use crate::context::{Actor, Ctx};
 use crate::error::{Error, Resource, Result};
 use crate::outbox;
-use crate::storage::notifications::{DeliveryRow, EndpointRow};
+use crate::storage::notifications::{DeliveryRow, EndpointRow, NewEndpoint};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -133,14 +133,15 @@ pub async fn create(ctx: &Ctx, actor: &Actor, body: EndpointIn) -> Result<Endpoi
     let mut h = ctx.store().acquire().await?;
     let row = h
         .conn()
-        .insert_endpoint(
-            &id,
-            url.as_str(),
-            &body.event_types,
-            &outbox::new_secret(),
+        .insert_endpoint(&NewEndpoint {
+            account: actor.account(),
+            id: &id,
+            url: url.as_str(),
+            event_types: &body.event_types,
+            secret: &outbox::new_secret(),
             description,
-            ctx.now(),
-        )
+            now: ctx.now(),
+        })
         .await?;
     tracing::info!(endpoint = %row.id, "webhook endpoint created");
     Ok(EndpointOut::from_row(row, true))
@@ -149,7 +150,7 @@ pub async fn create(ctx: &Ctx, actor: &Actor, body: EndpointIn) -> Result<Endpoi
 pub async fn list(ctx: &Ctx, actor: &Actor) -> Result<Page<EndpointOut>> {
     secret_only(actor)?;
     let mut h = ctx.store().acquire().await?;
-    let rows = h.conn().list_endpoints().await?;
+    let rows = h.conn().list_endpoints(actor.account()).await?;
     Ok(Page {
         data: rows
             .into_iter()
@@ -165,7 +166,7 @@ pub async fn get(ctx: &Ctx, actor: &Actor, id: &str) -> Result<EndpointOut> {
     let mut h = ctx.store().acquire().await?;
     let row = h
         .conn()
-        .get_endpoint(id)
+        .get_endpoint(actor.account(), id)
         .await?
         .ok_or(Error::NotFound(Resource::WebhookEndpoint))?;
     Ok(EndpointOut::from_row(row, false))
@@ -175,7 +176,10 @@ pub async fn get(ctx: &Ctx, actor: &Actor, id: &str) -> Result<EndpointOut> {
 pub async fn delete(ctx: &Ctx, actor: &Actor, id: &str) -> Result<()> {
     secret_only(actor)?;
     let mut h = ctx.store().acquire().await?;
-    if h.conn().delete_endpoint(id, ctx.now()).await? {
+    if h.conn()
+        .delete_endpoint(actor.account(), id, ctx.now())
+        .await?
+    {
         Ok(())
     } else {
         Err(Error::NotFound(Resource::WebhookEndpoint))
@@ -192,11 +196,11 @@ pub async fn list_deliveries(
     let limit = super::pagination::limit(q.limit)?;
     let mut h = ctx.store().acquire().await?;
     let mut conn = h.conn();
-    conn.get_endpoint(id)
+    conn.get_endpoint(actor.account(), id)
         .await?
         .ok_or(Error::NotFound(Resource::WebhookEndpoint))?;
     let rows = conn
-        .list_deliveries(id, q.status.as_deref(), limit + 1)
+        .list_deliveries(actor.account(), id, q.status.as_deref(), limit + 1)
         .await?;
     let has_more = rows.len() > usize::try_from(limit).unwrap_or(0);
     Ok(Page {
@@ -216,7 +220,7 @@ pub async fn replay_delivery(ctx: &Ctx, actor: &Actor, id: &str) -> Result<Deliv
     let mut h = ctx.store().acquire().await?;
     let row = h
         .conn()
-        .requeue_delivery(id, ctx.now())
+        .requeue_delivery(actor.account(), id, ctx.now())
         .await?
         .ok_or(Error::NotFound(Resource::WebhookDelivery))?;
     Ok(row.into())

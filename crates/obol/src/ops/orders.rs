@@ -298,9 +298,8 @@ pub async fn create(ctx: &Ctx, actor: &Actor, body: OrderIn) -> Result<OrderOut>
     let mut tx = ctx.store().begin().await?;
     let mut conn = tx.conn();
     if let Some(id) = &customer_id {
-        conn.get_customer(id)
+        conn.get_customer(account, id)
             .await?
-            .filter(|c| c.account_id == account.as_str())
             .ok_or(Error::NotFound(Resource::Customer))?;
     }
     let now = ctx.now();
@@ -337,7 +336,7 @@ pub async fn create(ctx: &Ctx, actor: &Actor, body: OrderIn) -> Result<OrderOut>
         }
     }
     let row = row.ok_or_else(|| Error::internal("could not draw a free order number"))?;
-    conn.insert_line_items(&row.id, &items).await?;
+    conn.insert_line_items(account, &row.id, &items).await?;
     let cause = OrderCause {
         kind: "api",
         reference: Some("POST /v1/orders"),
@@ -353,7 +352,7 @@ pub async fn create(ctx: &Ctx, actor: &Actor, body: OrderIn) -> Result<OrderOut>
         }
         None => None,
     };
-    let stored_items = conn.list_line_items(&row.id).await?;
+    let stored_items = conn.list_line_items(account, &row.id).await?;
     tx.commit().await?;
     tracing::info!(order = %row.id, number = %row.number, total = row.total, "order created");
     if let Some(p) = &payment {
@@ -435,9 +434,8 @@ pub(crate) async fn load_owned(ctx: &Ctx, actor: &Actor, id: &str) -> Result<Ord
     let mut h = ctx.store().acquire().await?;
     let order = h
         .conn()
-        .get_order(id)
+        .get_order(actor.account(), id)
         .await?
-        .filter(|o| o.account_id == actor.account().as_str())
         .ok_or(Error::NotFound(Resource::Order))?;
     if actor.may_access_guarded(
         order.customer_id.as_deref(),
@@ -453,9 +451,10 @@ pub(crate) async fn load_owned(ctx: &Ctx, actor: &Actor, id: &str) -> Result<Ord
 pub async fn get(ctx: &Ctx, actor: &Actor, id: &str) -> Result<OrderOut> {
     let order = load_owned(ctx, actor, id).await?;
     let mut h = ctx.store().acquire().await?;
-    let items = h.conn().list_line_items(&order.id).await?;
-    let payment = h.conn().get_payment_for_order(&order.id).await?;
-    let timeline = h.conn().list_order_timeline(&order.id).await?;
+    let account = actor.account();
+    let items = h.conn().list_line_items(account, &order.id).await?;
+    let payment = h.conn().get_payment_for_order(account, &order.id).await?;
+    let timeline = h.conn().list_order_timeline(account, &order.id).await?;
     let mut out = order_out(order, items, payment.map(|p| p.id), None)?;
     out.timeline = Some(timeline.into_iter().map(OrderTimelineOut::from).collect());
     Ok(out)
@@ -484,7 +483,10 @@ pub async fn update_status(
     let (order, payment) = {
         let order = load_owned(ctx, actor, id).await?;
         let mut h = ctx.store().acquire().await?;
-        let payment = h.conn().get_payment_for_order(&order.id).await?;
+        let payment = h
+            .conn()
+            .get_payment_for_order(actor.account(), &order.id)
+            .await?;
         (order, payment)
     };
     let current = orders::status_of(&order)?;
@@ -508,19 +510,27 @@ pub async fn update_status(
         reference: Some("PATCH /v1/orders/{id}"),
     };
     let now = ctx.now();
-    let order =
-        match orders::apply(&mut conn, &order.id, OrderInput::Set(target), cause, now).await? {
-            Ok(Applied::Moved(o) | Applied::Unchanged(o)) => o,
-            // Moved meanwhile (a concurrent PATCH, the payment's webhook) to a
-            // status from which this move is no longer allowed.
-            Err(_) => {
-                return Err(Error::rule_conflict(
-                    "order_changed",
-                    "the order changed meanwhile; read it and try again",
-                ))
-            }
-        };
-    let items = conn.list_line_items(&order.id).await?;
+    let order = match orders::apply(
+        &mut conn,
+        actor.account(),
+        &order.id,
+        OrderInput::Set(target),
+        cause,
+        now,
+    )
+    .await?
+    {
+        Ok(Applied::Moved(o) | Applied::Unchanged(o)) => o,
+        // Moved meanwhile (a concurrent PATCH, the payment's webhook) to a
+        // status from which this move is no longer allowed.
+        Err(_) => {
+            return Err(Error::rule_conflict(
+                "order_changed",
+                "the order changed meanwhile; read it and try again",
+            ))
+        }
+    };
+    let items = conn.list_line_items(actor.account(), &order.id).await?;
     tx.commit().await?;
     order_out(order, items, payment.map(|p| p.id), None)
 }

@@ -137,7 +137,7 @@ pub async fn list(ctx: &Ctx, actor: &Actor, q: ListPayments) -> Result<Page<Paym
         limit: limit + 1,
     };
     let mut h = ctx.store().acquire().await?;
-    let rows = h.conn().list_payments(&filter).await?;
+    let rows = h.conn().list_payments(actor.account(), &filter).await?;
     Ok(Page::from_rows(rows, limit, |r| Cursor {
         at: r.created_at,
         id: r.id.clone(),
@@ -152,9 +152,8 @@ async fn load_owned(
     id: &str,
 ) -> Result<PaymentRow> {
     let row = conn
-        .get_payment(id)
+        .get_payment(actor.account(), id)
         .await?
-        .filter(|p| p.account_id == actor.account().as_str())
         .ok_or(Error::NotFound(Resource::Payment))?;
     let owner = row.customer_id.clone().map(CustomerId::from_db);
     if actor.may_access_customer_object(owner.as_ref()) {
@@ -169,7 +168,7 @@ pub async fn get(ctx: &Ctx, actor: &Actor, id: &str) -> Result<PaymentOut> {
     let mut h = ctx.store().acquire().await?;
     let mut conn = h.conn();
     let row = load_owned(&mut conn, actor, id).await?;
-    let timeline = conn.list_timeline(&row.id).await?;
+    let timeline = conn.list_timeline(actor.account(), &row.id).await?;
     let mut out = PaymentOut::from(row);
     out.timeline = Some(timeline.into_iter().map(TimelineEntryOut::from).collect());
     Ok(out)
@@ -180,7 +179,7 @@ pub async fn list_refunds(ctx: &Ctx, actor: &Actor, id: &str) -> Result<Page<Ref
     let mut h = ctx.store().acquire().await?;
     let mut conn = h.conn();
     let payment = load_owned(&mut conn, actor, id).await?;
-    let refunds = conn.list_refunds(&payment.id).await?;
+    let refunds = conn.list_refunds(actor.account(), &payment.id).await?;
     Ok(Page {
         data: refunds.into_iter().map(RefundOut::from).collect(),
         has_more: false,

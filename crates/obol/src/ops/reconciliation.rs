@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::context::{Actor, Ctx};
+use crate::context::{AccountId, Actor, Ctx};
 use crate::error::{Error, Result};
 use crate::inbox::Envelope;
 use crate::payments::{self, Cause, Outcome};
@@ -70,12 +70,15 @@ pub async fn run_once(ctx: &Ctx) -> Result<Report> {
     Ok(report)
 }
 
+/// Lists the events of the platform account (connected accounts are
+/// listed with their `Stripe-Account` once Connect lands).
 async fn recover_events(ctx: &Ctx, report: &mut Report) -> Result<()> {
+    let account = AccountId::platform();
     let store = ctx.store();
     let now = ctx.now().timestamp();
     let since = {
         let mut h = store.acquire().await?;
-        match h.conn().get_sync_state(CURSOR).await? {
+        match h.conn().get_sync_state(&account, CURSOR).await? {
             Some(v) => v.parse::<i64>().unwrap_or(now - FIRST_LOOKBACK_SECONDS) - OVERLAP_SECONDS,
             None => now - FIRST_LOOKBACK_SECONDS,
         }
@@ -113,7 +116,7 @@ async fn recover_events(ctx: &Ctx, report: &mut Report) -> Result<()> {
     }
     let mut h = store.acquire().await?;
     h.conn()
-        .set_sync_state(CURSOR, &newest.to_string(), ctx.now())
+        .set_sync_state(&account, CURSOR, &newest.to_string(), ctx.now())
         .await?;
     Ok(())
 }
@@ -122,7 +125,9 @@ async fn recheck_payments(ctx: &Ctx, report: &mut Report) -> Result<()> {
     let store = ctx.store();
     let unsettled = {
         let mut h = store.acquire().await?;
-        h.conn().list_unsettled_payments(PAYMENTS_PER_RUN).await?
+        h.conn()
+            .list_unsettled_payments(&AccountId::platform(), PAYMENTS_PER_RUN)
+            .await?
     };
     for payment in unsettled {
         let path = format!("/v1/payment_intents/{}", payment.stripe_payment_intent_id);
@@ -152,7 +157,9 @@ async fn recheck_payments(ctx: &Ctx, report: &mut Report) -> Result<()> {
         tx.commit().await?;
         let after = {
             let mut h = store.acquire().await?;
-            h.conn().get_payment(&payment.id).await?
+            h.conn()
+                .get_payment(&payment.account(), &payment.id)
+                .await?
         };
         if outcome == Outcome::Applied && after.is_some_and(|p| p.status != payment.status) {
             report.payments_moved += 1;

@@ -100,9 +100,8 @@ pub async fn create_refund(
         let mut conn = tx.conn();
         conn.lock_payment(payment_id).await?;
         let payment = conn
-            .get_payment(payment_id)
+            .get_payment(actor.account(), payment_id)
             .await?
-            .filter(|p| p.account_id == actor.account().as_str())
             .ok_or(Error::NotFound(Resource::Payment))?;
         match payment.ledger().state {
             PaymentState::Completed | PaymentState::PartiallyRefunded => {}
@@ -170,7 +169,7 @@ pub async fn create_refund(
     let intent = {
         let mut h = ctx.store().acquire().await?;
         h.conn()
-            .get_payment(payment_id)
+            .get_payment(actor.account(), payment_id)
             .await?
             .ok_or(Error::NotFound(Resource::Payment))?
             .stripe_payment_intent_id
@@ -207,7 +206,7 @@ pub async fn submit(ctx: &Ctx, refund: &RefundRow, intent_id: &str) -> Result<Re
         Ok(r) => {
             // The refund's own event may have been applied first; only a
             // newer view is written.
-            if let Some(current) = conn.get_refund(&refund.id).await? {
+            if let Some(current) = conn.get_refund(&refund.account(), &refund.id).await? {
                 if current.is_older_than(&r.status, r.created) {
                     conn.update_refund_from_stripe(
                         &current,
@@ -235,7 +234,7 @@ pub async fn submit(ctx: &Ctx, refund: &RefundRow, intent_id: &str) -> Result<Re
         }
         Err(e @ StripeError::Decode(_)) => return Err(e.into()),
     }
-    conn.get_refund(&refund.id)
+    conn.get_refund(&refund.account(), &refund.id)
         .await?
         .ok_or(Error::NotFound(Resource::Payment))
 }
@@ -251,7 +250,11 @@ pub async fn resubmit_stale(ctx: &Ctx) -> Result<usize> {
     for refund in stale {
         let intent = {
             let mut h = ctx.store().acquire().await?;
-            match h.conn().get_payment(&refund.payment_id).await? {
+            match h
+                .conn()
+                .get_payment(&refund.account(), &refund.payment_id)
+                .await?
+            {
                 Some(p) => p.stripe_payment_intent_id,
                 None => continue,
             }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::pagination::{self, Cursor, Page};
-use crate::context::{Actor, Ctx};
+use crate::context::{AccountId, Actor, Ctx};
 use crate::error::{Error, Resource, Result};
 use crate::inbox;
 use crate::storage::webhook_events::WebhookEventRow;
@@ -75,17 +75,22 @@ pub struct ListWebhookEvents {
     pub cursor: Option<String>,
 }
 
-fn secret_only(actor: &Actor) -> Result<()> {
-    if actor.is_secret() {
-        Ok(())
-    } else {
-        Err(Error::SecretKeyRequired)
+/// The inbox events the actor may see: the platform's secret key sees
+/// every account's (Stripe delivers them all to the platform), an
+/// organisation only its own.
+fn scope(actor: &Actor) -> Result<Option<&AccountId>> {
+    match actor {
+        Actor::Secret { account } if account.is_platform() => Ok(None),
+        Actor::Secret { account } => Ok(Some(account)),
+        Actor::Customer { .. } | Actor::Guest { .. } | Actor::Link { .. } => {
+            Err(Error::SecretKeyRequired)
+        }
     }
 }
 
 /// Newest first.
 pub async fn list(ctx: &Ctx, actor: &Actor, q: ListWebhookEvents) -> Result<Page<WebhookEventOut>> {
-    secret_only(actor)?;
+    let scope = scope(actor)?;
     if let Some(s) = &q.status {
         if !matches!(s.as_str(), "received" | "applied" | "ignored" | "failed") {
             return Err(Error::InvalidQuery(
@@ -98,7 +103,12 @@ pub async fn list(ctx: &Ctx, actor: &Actor, q: ListWebhookEvents) -> Result<Page
     let mut h = ctx.store().acquire().await?;
     let rows = h
         .conn()
-        .list_webhook_events(q.status.as_deref(), before.map(|c| (c.at, c.id)), limit + 1)
+        .list_webhook_events(
+            scope,
+            q.status.as_deref(),
+            before.map(|c| (c.at, c.id)),
+            limit + 1,
+        )
         .await?;
     Ok(Page::from_rows(rows, limit, |r| Cursor {
         at: r.received_at,
@@ -108,11 +118,11 @@ pub async fn list(ctx: &Ctx, actor: &Actor, q: ListWebhookEvents) -> Result<Page
 }
 
 pub async fn get(ctx: &Ctx, actor: &Actor, id: &str) -> Result<WebhookEventOut> {
-    secret_only(actor)?;
+    let scope = scope(actor)?;
     let mut h = ctx.store().acquire().await?;
     let row = h
         .conn()
-        .get_webhook_event(id)
+        .get_webhook_event(scope, id)
         .await?
         .ok_or(Error::NotFound(Resource::WebhookEvent))?;
     Ok(row.into())
@@ -122,15 +132,15 @@ pub async fn get(ctx: &Ctx, actor: &Actor, id: &str) -> Result<WebhookEventOut> 
 /// an ignored one). Applying is idempotent: a replay of an applied event
 /// changes nothing.
 pub async fn replay(ctx: &Ctx, actor: &Actor, id: &str) -> Result<WebhookEventOut> {
-    secret_only(actor)?;
+    let scope = scope(actor)?;
     let mut h = ctx.store().acquire().await?;
-    if !h.conn().requeue_webhook_event(id, ctx.now()).await? {
+    if !h.conn().requeue_webhook_event(scope, id, ctx.now()).await? {
         return Err(Error::NotFound(Resource::WebhookEvent));
     }
     ctx.wake_inbox();
     let row = h
         .conn()
-        .get_webhook_event(id)
+        .get_webhook_event(scope, id)
         .await?
         .ok_or(Error::NotFound(Resource::WebhookEvent))?;
     Ok(row.into())

@@ -11,6 +11,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::context::AccountId;
 use crate::error::{Error, Result};
 use crate::ledger::order::{self, IllegalMove, OrderInput, OrderStatus};
 use crate::outbox;
@@ -73,6 +74,7 @@ pub enum Applied {
 /// transaction must be retried from a fresh read.
 pub async fn apply(
     conn: &mut Conn<'_>,
+    account: &AccountId,
     order_id: &str,
     input: OrderInput,
     cause: OrderCause<'_>,
@@ -80,7 +82,7 @@ pub async fn apply(
 ) -> Result<std::result::Result<Applied, IllegalMove>> {
     conn.lock_order(order_id).await?;
     let order = &conn
-        .get_order(order_id)
+        .get_order(account, order_id)
         .await?
         .ok_or(Error::NotFound(crate::error::Resource::Order))?;
     let current = status_of(order)?;
@@ -109,7 +111,7 @@ pub async fn apply(
     })
     .await?;
     let moved = conn
-        .get_order(&order.id)
+        .get_order(account, &order.id)
         .await?
         .ok_or_else(|| Error::internal("the order vanished while it moved"))?;
     if let Some(kind) = step.to.event_type() {

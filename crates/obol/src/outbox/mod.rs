@@ -78,7 +78,7 @@ pub async fn notify_payment(
         "timestamp": now,
         "data": { "payment": payment_json(payment) },
     });
-    conn.enqueue_notification(event_type, &body.to_string(), now)
+    conn.enqueue_notification(&payment.account(), event_type, &body.to_string(), now)
         .await?;
     Ok(())
 }
@@ -102,8 +102,13 @@ pub async fn notify_order(
             "customer_id": order.customer_id,
         }},
     });
-    conn.enqueue_notification(event_type, &body.to_string(), now)
-        .await?;
+    conn.enqueue_notification(
+        &crate::context::AccountId::from_db(order.account_id.clone()),
+        event_type,
+        &body.to_string(),
+        now,
+    )
+    .await?;
     Ok(())
 }
 

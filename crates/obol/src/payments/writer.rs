@@ -96,7 +96,8 @@ pub async fn confirm_paid_order(
     cause: &Cause<'_>,
     order_id: &str,
 ) -> Result<()> {
-    if conn.get_order(order_id).await?.is_none() {
+    let account = crate::context::AccountId::from_db(cause.account_id.to_string());
+    if conn.get_order(&account, order_id).await?.is_none() {
         return Ok(());
     }
     let order_cause = crate::orders::OrderCause {
@@ -105,6 +106,7 @@ pub async fn confirm_paid_order(
     };
     let applied = crate::orders::apply(
         conn,
+        &account,
         order_id,
         crate::ledger::order::OrderInput::Paid,
         order_cause,
@@ -146,12 +148,15 @@ pub async fn observe(
         // instead of failing the guarded write.
         Some(p) => {
             conn.lock_payment(&p.id).await?;
-            conn.get_payment(&p.id).await?.unwrap_or(p)
+            conn.get_payment(&p.account(), &p.id).await?.unwrap_or(p)
         }
         None => {
             let customer_id = match adopt.customer_hint {
                 Some(id) => conn
-                    .get_customer(&crate::ids::CustomerId::from_db(id.to_string()))
+                    .get_customer(
+                        &crate::context::AccountId::from_db(cause.account_id.to_string()),
+                        &crate::ids::CustomerId::from_db(id.to_string()),
+                    )
                     .await?
                     .map(|c| c.id),
                 None => None,
@@ -204,7 +209,7 @@ pub async fn observe(
                         .await?
                         .ok_or_else(|| Error::internal("the payment vanished; retrying"))?;
                     conn.lock_payment(&p.id).await?;
-                    conn.get_payment(&p.id).await?.unwrap_or(p)
+                    conn.get_payment(&p.account(), &p.id).await?.unwrap_or(p)
                 }
             }
         }
@@ -237,7 +242,7 @@ pub async fn observe(
             })
             .await?;
             if let Some(kind) = outbox::event_for_state(next.state) {
-                if let Some(now_row) = conn.get_payment(&payment.id).await? {
+                if let Some(now_row) = conn.get_payment(&payment.account(), &payment.id).await? {
                     outbox::notify_payment(conn, kind, &now_row).await?;
                 }
             }
