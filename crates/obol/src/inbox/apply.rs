@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::ledger::{IntentStatus, Observation};
 use crate::outbox;
 pub use crate::payments::Outcome;
-use crate::payments::{observe, observe_intent, Adopt, Cause};
+use crate::payments::{charge_amounts, observe, observe_intent, Adopt, Cause, ChargeObject};
 use crate::storage::disputes::{NewDispute, NewTask};
 use crate::storage::refunds::NewRefund;
 use crate::storage::webhook_events::WebhookEventRow;
@@ -108,23 +108,6 @@ pub async fn apply(conn: &mut Conn<'_>, event: &WebhookEventRow, live: bool) -> 
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct ChargeObject {
-    payment_intent: Option<Value>,
-    #[serde(default = "yes")]
-    captured: bool,
-    amount: i64,
-    #[serde(default)]
-    amount_captured: i64,
-    #[serde(default)]
-    amount_refunded: i64,
-    currency: String,
-}
-
-fn yes() -> bool {
-    true
-}
-
 fn parse<T: for<'de> Deserialize<'de>>(object: &Value, what: &str) -> Result<T> {
     serde_json::from_value(object.clone())
         .map_err(|e| Error::internal(format!("unexpected {what} object: {e}")))
@@ -178,15 +161,12 @@ async fn charge_refunded(
     let Some(intent_id) = id_of(&charge.payment_intent) else {
         return Ok(Outcome::Ignored("the charge has no payment intent".into()));
     };
+    let amounts = charge_amounts(&charge);
     let observation = Observation {
         status: IntentStatus::Succeeded,
         failed_attempt: false,
-        amount_received: if charge.amount_captured > 0 {
-            charge.amount_captured
-        } else {
-            charge.amount
-        },
-        amount_refunded: charge.amount_refunded,
+        amount_received: amounts.captured_amount(),
+        charge: Some(amounts),
         at: event.stripe_created,
     };
     let adopt = Adopt {

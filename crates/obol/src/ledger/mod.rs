@@ -10,6 +10,14 @@
 //! is now, which is newer than every event, so the ledger converges to
 //! Stripe's state whatever was lost or reordered.
 //!
+//! Refunds are money returned *after* capture. Stripe's charge counts more
+//! in `amount_refunded`: the released rest of a partial capture and the
+//! whole of a cancelled authorization. `ChargeAmounts::refunded_after_capture`
+//! takes that out (`amount_refunded − (amount − amount_captured)` for a
+//! captured charge, never below 0; 0 for an uncaptured one), so whichever
+//! of the charge, capture, cancel and refund events arrives first, and
+//! whether it came by webhook or by reconciliation, the amount is the same.
+//!
 //! Nothing here touches storage; `storage/` writes the outcome, guarded by
 //! the state it read.
 
@@ -140,21 +148,72 @@ pub enum IntentStatus {
     Canceled,
 }
 
+/// The amounts of a charge as Stripe showed them.
+///
+/// Stripe's `amount_refunded` is not "money given back": it also counts
+/// money that was never captured — the released rest of a partial capture,
+/// and the whole amount of a cancelled (uncaptured) authorization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChargeAmounts {
+    pub amount: i64,
+    /// Stripe's `amount_captured`; 0 on an uncaptured charge.
+    pub amount_captured: i64,
+    pub amount_refunded: i64,
+    pub captured: bool,
+}
+
+impl ChargeAmounts {
+    /// What was captured (0 for an uncaptured charge). A captured charge
+    /// without `amount_captured` (older API versions) was captured in full.
+    pub fn captured_amount(&self) -> i64 {
+        match (self.captured, self.amount_captured > 0) {
+            (false, _) => 0,
+            (true, true) => self.amount_captured,
+            (true, false) => self.amount,
+        }
+    }
+
+    /// Money returned after capture: the charge's `amount_refunded` less
+    /// what was released without ever being captured, never below 0. An
+    /// uncaptured charge has refunded nothing, whatever Stripe reports.
+    pub fn refunded_after_capture(&self) -> i64 {
+        if !self.captured {
+            return 0;
+        }
+        let released = (self.amount - self.captured_amount()).max(0);
+        (self.amount_refunded - released).max(0)
+    }
+}
+
 /// What a Stripe object said about a payment, and when Stripe said it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Observation {
     pub status: IntentStatus,
     /// The intent carried `last_payment_error` (an attempt failed).
     pub failed_attempt: bool,
-    /// Captured amount (`amount_received`), minor units.
+    /// Captured amount (the intent's `amount_received`), minor units.
     pub amount_received: i64,
-    /// Refunded so far (the charge's `amount_refunded`), minor units.
-    pub amount_refunded: i64,
+    /// The charge, when the observation carried it (a charge event, or an
+    /// intent retrieved with `latest_charge` expanded); `None` says nothing
+    /// about refunds.
+    pub charge: Option<ChargeAmounts>,
     /// Unix seconds: the event's `created`, or when the object was retrieved.
     pub at: i64,
 }
 
 impl Observation {
+    /// Captured amount as far as this observation shows it.
+    pub fn amount_captured(&self) -> i64 {
+        let by_charge = self.charge.map_or(0, |c| c.captured_amount());
+        self.amount_received.max(by_charge).max(0)
+    }
+
+    /// Money given back after capture as far as this observation shows it
+    /// (0 when it carried no charge).
+    pub fn amount_refunded(&self) -> i64 {
+        self.charge.map_or(0, |c| c.refunded_after_capture())
+    }
+
     /// The ledger state this observation implies.
     pub fn implied_state(&self) -> PaymentState {
         match self.status {
@@ -166,9 +225,10 @@ impl Observation {
             IntentStatus::RequiresCapture => PaymentState::Authorized,
             IntentStatus::Canceled => PaymentState::Canceled,
             IntentStatus::Succeeded => {
-                if self.amount_refunded <= 0 {
+                let refunded = self.amount_refunded();
+                if refunded <= 0 {
                     PaymentState::Completed
-                } else if self.amount_refunded >= self.amount_received {
+                } else if refunded >= self.amount_captured() {
                     PaymentState::Refunded
                 } else {
                     PaymentState::PartiallyRefunded
@@ -206,8 +266,8 @@ pub enum Decision {
 /// transaction as the timeline entry, guarded by the state it read.
 pub fn transition(current: Ledger, obs: &Observation) -> Decision {
     let target = obs.implied_state();
-    let refunded = current.amount_refunded.max(obs.amount_refunded.max(0));
-    let captured = current.amount_captured.max(obs.amount_received.max(0));
+    let refunded = current.amount_refunded.max(obs.amount_refunded());
+    let captured = current.amount_captured.max(obs.amount_captured());
     let newer = obs.at > current.observed_at;
     let same_second = obs.at == current.observed_at;
     let moves = current.state != target
