@@ -11,6 +11,10 @@ use crate::storage::refunds::{NewRefund, RefundRow};
 use crate::storage::{self, Store};
 use crate::stripe::{IdempotencyKey, Params, StripeClient, StripeError};
 
+/// Reads-then-guarded-writes of one refund before giving up to the
+/// refund's own events (each lost race means another writer moved it).
+const WRITE_ATTEMPTS: usize = 3;
+
 /// Stripe's accepted refund reasons.
 pub const REASONS: [&str; 3] = ["duplicate", "fraudulent", "requested_by_customer"];
 
@@ -150,19 +154,27 @@ pub async fn submit(
     let mut conn = h.conn();
     match answer {
         Ok(r) => {
-            // The refund's own event may have been applied first; only a
-            // newer view is written.
-            if let Some(current) = conn.get_refund(&refund.id).await? {
-                if current.is_older_than(&r.status, r.created) {
-                    conn.update_refund_from_stripe(
-                        &current,
-                        &r.id,
-                        &r.status,
-                        r.failure_reason.as_deref(),
-                        r.created,
-                        storage::now(),
-                    )
-                    .await?;
+            // The refund's own event may be applied at the same moment; only
+            // a newer view is written, guarded by the row read. A lost race
+            // reads again: the winner's view may still be older than Stripe's
+            // answer (refund.created's `pending` against a `succeeded` here).
+            for _ in 0..WRITE_ATTEMPTS {
+                let Some(current) = conn.get_refund(&refund.id).await? else {
+                    break;
+                };
+                if !current.is_older_than(&r.status, r.created)
+                    || conn
+                        .update_refund_from_stripe(
+                            &current,
+                            &r.id,
+                            &r.status,
+                            r.failure_reason.as_deref(),
+                            r.created,
+                            storage::now(),
+                        )
+                        .await?
+                {
+                    break;
                 }
             }
         }

@@ -15,6 +15,7 @@ on_both_backends!(
     dropped_transaction_writes_nothing,
     customer_tokens_expire_and_revoke,
     several_instances_migrate_one_database_at_once,
+    a_worker_whose_claim_expired_cannot_overwrite_the_events_outcome,
 );
 
 fn new_customer<'a>(
@@ -238,4 +239,65 @@ fn both_backends_have_the_same_migrations() {
         v
     };
     assert_eq!(names("sqlite"), names("postgres"));
+}
+
+/// A worker whose claim expired (it stalled past the lock) and whose event
+/// another worker then claimed and applied must not overwrite the outcome
+/// when it finally finishes, nor mark it failed.
+async fn a_worker_whose_claim_expired_cannot_overwrite_the_events_outcome(backend: Backend) {
+    use obol::storage::webhook_events::NewWebhookEvent;
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let t0 = now();
+    let mut h = store.acquire().await.unwrap();
+    let mut conn = h.conn();
+    assert!(conn
+        .insert_webhook_event(&NewWebhookEvent {
+            stripe_event_id: "evt_claims",
+            account_id: "default",
+            event_type: "payment_intent.succeeded",
+            stripe_created: 1,
+            livemode: false,
+            payload: "{}",
+            source: "webhook",
+            now: t0,
+        })
+        .await
+        .unwrap());
+    let lock = chrono::Duration::seconds(15);
+    let first = conn
+        .claim_due_webhook_events(t0, t0 + lock, 10)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    // Not claimable while the first claim holds; claimable once it lapsed.
+    assert!(conn
+        .claim_due_webhook_events(t0 + chrono::Duration::seconds(1), t0 + lock, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let later = t0 + chrono::Duration::seconds(16);
+    let second = conn
+        .claim_due_webhook_events(later, later + lock, 10)
+        .await
+        .unwrap();
+    assert_eq!(second.len(), 1);
+    assert!(conn
+        .finish_webhook_event(&second[0], "applied", None, later)
+        .await
+        .unwrap());
+    // The stalled first worker comes back: its outcome is refused.
+    assert!(!conn
+        .fail_webhook_event(&first[0], "stalled", later)
+        .await
+        .unwrap());
+    assert!(!conn
+        .finish_webhook_event(&first[0], "ignored", Some("late"), later)
+        .await
+        .unwrap());
+    let row = conn.get_webhook_event(&first[0].id).await.unwrap().unwrap();
+    assert_eq!(
+        (row.status.as_str(), row.reason.as_deref()),
+        ("applied", None)
+    );
 }
