@@ -227,9 +227,28 @@ async fn lost_deliveries_are_recovered_by_reconciliation(backend: Backend) {
     )
     .await;
     let pi_id = pi["id"].as_str().unwrap().to_string();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Absence is asserted once the sandbox has decided every delivery
+    // (all dropped, none pending), not after a guessed pause.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s: Value = reqwest::get(format!("{base}/_sandbox/stats"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let d = &s["deliveries"];
+        if d["pending"] == 0 && d["dropped"].as_i64() >= Some(1) {
+            assert_eq!(d["succeeded"], 0, "{s}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "deliveries never decided: {s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (_, payments) = obol.get("/v1/payments").await;
     assert_eq!(payments["data"], json!([]), "nothing was delivered");
+    let (_, events) = obol.get("/v1/webhook-events").await;
+    assert_eq!(events["data"], json!([]), "nothing reached the inbox");
 
     let (status, report) = obol.post("/v1/reconciliations", json!({})).await;
     assert_eq!(status, 200, "{report}");

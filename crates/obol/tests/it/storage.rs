@@ -18,6 +18,46 @@ on_both_backends!(
     a_worker_whose_claim_expired_cannot_overwrite_the_events_outcome,
 );
 
+/// PostgreSQL test databases do not outlive their test, with or without
+/// an obol process on them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_test_databases_are_dropped_when_the_test_ends() {
+    use sqlx::Connection;
+    let exists = |name: String| async move {
+        let mut conn = sqlx::PgConnection::connect(&crate::helpers::postgres_admin_url())
+            .await
+            .unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pg_database WHERE datname = $1")
+            .bind(name)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        n == 1
+    };
+    let name_of = |url: &str| url.rsplit_once('/').unwrap().1.to_string();
+
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = db.store().await;
+    let name = name_of(&db.url);
+    assert!(exists(name.clone()).await);
+    drop(db);
+    drop(store);
+    assert!(!exists(name).await, "the database outlived its TestDb");
+
+    let obol = crate::helpers::Obol::start(Backend::Postgres).await;
+    let name = name_of(&obol.db.url);
+    let pid = obol.pid();
+    assert!(exists(name.clone()).await);
+    drop(obol);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z ")),
+        "obol still runs"
+    );
+    assert!(!exists(name).await, "the database outlived its obol");
+}
+
 fn new_customer<'a>(
     id: &'a CustomerId,
     account: &'a str,
