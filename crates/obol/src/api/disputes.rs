@@ -11,6 +11,7 @@ use super::json::{Json, Query};
 use super::pagination::{self, Cursor, Page};
 use super::AppState;
 use crate::error::{Error, Resource, Result};
+use crate::ledger::dispute::DisputeStatus;
 use crate::storage::disputes::{DisputeRow, DisputeTimelineRow, TaskRow};
 
 pub fn router() -> Router<AppState> {
@@ -30,7 +31,7 @@ pub struct DisputeOut {
     pub reason: String,
     /// Stripe's status: warning_needs_response, warning_under_review,
     /// warning_closed, needs_response, under_review, won or lost.
-    pub status: String,
+    pub status: DisputeStatus,
     pub evidence_due_by: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -130,10 +131,25 @@ async fn list_disputes(
 ) -> Result<Json<Page<DisputeOut>>> {
     let limit = pagination::limit(q.limit)?;
     let before = q.cursor.as_deref().map(Cursor::decode).transpose()?;
+    // Parsed at the edge: an unknown status is the caller's mistake, not
+    // an empty list.
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| {
+            DisputeStatus::parse(s).ok_or_else(|| {
+                Error::InvalidQuery(
+                    "status is one of warning_needs_response, warning_under_review, \
+                     warning_closed, needs_response, under_review, won, lost"
+                        .into(),
+                )
+            })
+        })
+        .transpose()?;
     let mut h = state.store().acquire().await?;
     let rows = h
         .conn()
-        .list_disputes(q.status.as_deref(), before.map(|c| (c.at, c.id)), limit + 1)
+        .list_disputes(status, before.map(|c| (c.at, c.id)), limit + 1)
         .await?;
     Ok(Json(
         Page::from_rows(rows, limit, |r| Cursor {

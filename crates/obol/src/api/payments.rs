@@ -203,8 +203,8 @@ pub struct RefundOut {
     pub id: String,
     pub payment_id: String,
     /// pending_submission (Stripe not reached yet; retried), pending,
-    /// succeeded, failed or canceled.
-    pub status: String,
+    /// requires_action, succeeded, failed or canceled.
+    pub status: crate::ledger::refund::RefundStatus,
     pub amount: i64,
     pub currency: String,
     pub reason: Option<String>,

@@ -6,6 +6,7 @@
 use serde::Deserialize;
 
 use crate::error::{Error, Resource, Result};
+use crate::ledger::refund::{transition, RefundDecision, RefundEvent, RefundStatus};
 use crate::ledger::PaymentState;
 use crate::storage::refunds::{NewRefund, RefundRow};
 use crate::storage::{self, Store};
@@ -105,7 +106,7 @@ pub async fn create_refund(
                 amount,
                 currency: &payment.currency,
                 reason,
-                status: "pending_submission",
+                status: RefundStatus::PendingSubmission,
                 observed_at: 0,
                 now: storage::now(),
             })
@@ -158,30 +159,45 @@ pub async fn submit(
             // a newer view is written, guarded by the row read. A lost race
             // reads again: the winner's view may still be older than Stripe's
             // answer (refund.created's `pending` against a `succeeded` here).
+            let status = RefundStatus::parse_stripe(&r.status).ok_or_else(|| {
+                Error::Stripe(format!("a refund in an unknown status {:?}", r.status))
+            })?;
+            let seen = RefundEvent::Observed {
+                status,
+                at: r.created,
+            };
             for _ in 0..WRITE_ATTEMPTS {
                 let Some(current) = conn.get_refund(&refund.id).await? else {
                     break;
                 };
-                if !current.is_older_than(&r.status, r.created)
-                    || conn
-                        .update_refund_from_stripe(
-                            &current,
-                            &r.id,
-                            &r.status,
-                            r.failure_reason.as_deref(),
-                            r.created,
-                            storage::now(),
-                        )
-                        .await?
+                let RefundDecision::Move { next } = transition(current.ledger(), seen) else {
+                    break;
+                };
+                if conn
+                    .update_refund_from_stripe(
+                        &current,
+                        &r.id,
+                        next.status,
+                        r.failure_reason.as_deref(),
+                        next.observed_at,
+                        storage::now(),
+                    )
+                    .await?
                 {
                     break;
                 }
             }
         }
         Err(StripeError::Refused { error, .. }) => {
-            // Stripe decided: the refund will not happen.
-            conn.fail_refund_submission(&refund.id, &error.message, storage::now())
-                .await?;
+            // Stripe decided: the refund will not happen (unless Stripe has
+            // it already and this answers a retry: the machine decides).
+            let current = conn.get_refund(&refund.id).await?;
+            if let Some(RefundDecision::Move { .. }) =
+                current.map(|c| transition(c.ledger(), RefundEvent::Refused))
+            {
+                conn.fail_refund_submission(&refund.id, &error.message, storage::now())
+                    .await?;
+            }
             return Err(Error::Stripe(format!(
                 "Stripe refused the refund: {}",
                 error.message
