@@ -56,17 +56,6 @@ impl RefundStatus {
         })
     }
 
-    /// Money is (or will be) given back: counted against what remains.
-    pub fn is_open_or_done(self) -> bool {
-        match self {
-            RefundStatus::PendingSubmission
-            | RefundStatus::Pending
-            | RefundStatus::RequiresAction
-            | RefundStatus::Succeeded => true,
-            RefundStatus::Failed | RefundStatus::Canceled => false,
-        }
-    }
-
     /// How far along a refund is; breaks ties within one second.
     fn progress(self) -> u8 {
         match self {
