@@ -92,6 +92,15 @@ pub fn transition(current: DeliveryStatus, input: DeliveryInput) -> Option<Deliv
     Some(next)
 }
 
+impl TryFrom<String> for DeliveryStatus {
+    type Error = String;
+
+    /// For reading the stored column: a value obol never writes is an error.
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        DeliveryStatus::parse(&s).ok_or_else(|| format!("unknown delivery status {s:?}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

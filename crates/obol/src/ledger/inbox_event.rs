@@ -81,6 +81,15 @@ pub fn transition(current: InboxStatus, input: InboxInput) -> Option<InboxStatus
     }
 }
 
+impl TryFrom<String> for InboxStatus {
+    type Error = String;
+
+    /// For reading the stored column: a value obol never writes is an error.
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        InboxStatus::parse(&s).ok_or_else(|| format!("unknown inbox status {s:?}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -159,6 +159,15 @@ pub fn transition(
     }
 }
 
+impl TryFrom<String> for OrderStatus {
+    type Error = String;
+
+    /// For reading the stored column: a value obol never writes is an error.
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        OrderStatus::parse(&s).ok_or_else(|| format!("unknown order status {s:?}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -303,5 +303,14 @@ pub fn transition(current: Ledger, obs: &Observation) -> Decision {
     }
 }
 
+impl TryFrom<String> for PaymentState {
+    type Error = String;
+
+    /// For reading the stored column: a value obol never writes is an error.
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        PaymentState::parse(&s).ok_or_else(|| format!("unknown payment state {s:?}"))
+    }
+}
+
 #[cfg(test)]
 mod tests;

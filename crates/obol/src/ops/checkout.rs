@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use crate::context::{AccountId, Actor, Ctx};
 use crate::error::{Error, Resource, Result, RuleCode};
 use crate::ids::CustomerId;
+use crate::ledger::order::OrderStatus;
 use crate::ledger::PaymentState;
 use crate::money::{Currency, Money};
 use crate::payments::{self, Cause};
@@ -22,7 +23,7 @@ pub const AUTHORIZATION_DAYS: i64 = 7;
 
 /// When an authorization lapses (for payments still authorized).
 pub fn authorization_expires_at(p: &PaymentRow) -> Option<chrono::DateTime<chrono::Utc>> {
-    (p.status == PaymentState::Authorized.as_str())
+    (p.status == PaymentState::Authorized)
         .then(|| p.created_at + Duration::days(AUTHORIZATION_DAYS))
 }
 
@@ -177,10 +178,10 @@ pub async fn create_intent(
 /// billing address. The webhook confirms the order on success.
 async fn pay_order(ctx: &Ctx, actor: &Actor, order_id: &str) -> Result<IntentFor> {
     let order = super::orders::load_owned(ctx, actor, order_id).await?;
-    if order.status != "pending" {
+    if order.status != OrderStatus::Pending {
         return Err(Error::rule(
             RuleCode::OrderNotPayable,
-            format!("the order is {}, not pending", order.status),
+            format!("the order is {}, not pending", order.status.as_str()),
         ));
     }
     let currency = Currency::parse(&order.currency)?;
@@ -256,7 +257,7 @@ pub struct IntentStatusOut {
     /// Stripe's status of the intent, read now.
     pub stripe_status: String,
     /// The ledger's state of the payment.
-    pub payment_status: String,
+    pub payment_status: PaymentState,
     pub payment_id: String,
     pub order_id: Option<String>,
 }
@@ -511,7 +512,7 @@ mod tests {
             currency: "eur".into(),
             amount_refunded: 0,
             amount_captured: 0,
-            status: "authorized".into(),
+            status: PaymentState::Authorized,
             disputed: false,
             observed_at: 0,
             created_at: created,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::pagination::Page;
 use crate::context::{Actor, Ctx};
 use crate::error::{Error, Resource, Result, RuleCode};
+use crate::ledger::delivery::DeliveryStatus;
 use crate::outbox;
 use crate::storage::notifications::{DeliveryRow, EndpointRow, NewEndpoint};
 
@@ -54,7 +55,7 @@ pub struct DeliveryOut {
     pub message_id: String,
     pub endpoint_id: String,
     /// pending, succeeded, failed (after the retry schedule) or canceled.
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: i32,
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub last_status_code: Option<i32>,
@@ -65,7 +66,7 @@ pub struct DeliveryOut {
 
 impl From<DeliveryRow> for DeliveryOut {
     fn from(r: DeliveryRow) -> Self {
-        let pending = r.status == "pending";
+        let pending = r.status == DeliveryStatus::Pending;
         DeliveryOut {
             id: r.id,
             message_id: r.notification_id,

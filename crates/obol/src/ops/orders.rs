@@ -101,7 +101,7 @@ impl From<OrderTimelineRow> for OrderTimelineOut {
 pub struct OrderOut {
     pub id: String,
     pub number: String,
-    pub status: String,
+    pub status: OrderStatus,
     pub customer_id: Option<String>,
     pub email: String,
     pub currency: String,
@@ -323,7 +323,7 @@ pub async fn create(ctx: &Ctx, actor: &Actor, body: OrderIn) -> Result<OrderOut>
             shipping_name: shipping_name.clone(),
             shipping_amount,
             total: total.minor(),
-            status: status.as_str().to_string(),
+            status,
             shipping_address: shipping_address.clone(),
             billing_address: billing_address.clone(),
             payment_reference: body.payment_reference.clone(),

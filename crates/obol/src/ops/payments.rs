@@ -15,7 +15,7 @@ use crate::storage::payments::{PaymentFilter, PaymentRow, TimelineRow};
 #[derive(Debug, Serialize)]
 pub struct PaymentOut {
     pub id: String,
-    pub status: String,
+    pub status: PaymentState,
     pub amount: i64,
     pub currency: String,
     pub amount_refunded: i64,

@@ -11,6 +11,7 @@ use super::pagination::{self, Cursor, Page};
 use crate::context::{AccountId, Actor, Ctx};
 use crate::error::{Error, Resource, Result};
 use crate::inbox;
+use crate::ledger::inbox_event::InboxStatus;
 use crate::storage::webhook_events::WebhookEventRow;
 
 /// Stripe's delivery: stored before it is acknowledged; a bad or missing
@@ -36,7 +37,7 @@ pub struct WebhookEventOut {
     pub event_type: String,
     pub account_id: String,
     /// received, applied, ignored or failed.
-    pub status: String,
+    pub status: InboxStatus,
     /// Why an event was ignored, or why its application failed.
     pub reason: Option<String>,
     pub source: String,
@@ -49,7 +50,7 @@ pub struct WebhookEventOut {
 
 impl From<WebhookEventRow> for WebhookEventOut {
     fn from(r: WebhookEventRow) -> Self {
-        let retrying = r.status == "failed" || r.status == "received";
+        let retrying = r.status.is_waiting();
         WebhookEventOut {
             id: r.id,
             stripe_event_id: r.stripe_event_id,

@@ -35,7 +35,8 @@ pub struct DeliveryRow {
     pub id: String,
     pub notification_id: String,
     pub endpoint_id: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: DeliveryStatus,
     pub attempts: i32,
     pub next_attempt_at: DateTime<Utc>,
     pub last_status_code: Option<i32>,

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use super::{is_unique_violation, on_conn, Conn};
 use crate::context::AccountId;
 use crate::error::{Result, RuleCode};
+use crate::ledger::order::OrderStatus;
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct OrderRow {
@@ -19,7 +20,8 @@ pub struct OrderRow {
     pub shipping_name: Option<String>,
     pub shipping_amount: i64,
     pub total: i64,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: OrderStatus,
     pub shipping_address: Option<String>,
     pub billing_address: Option<String>,
     pub payment_reference: Option<String>,
@@ -71,7 +73,7 @@ impl Conn<'_> {
                 .bind(&o.shipping_name)
                 .bind(o.shipping_amount)
                 .bind(o.total)
-                .bind(&o.status)
+                .bind(o.status.as_str())
                 .bind(&o.shipping_address)
                 .bind(&o.billing_address)
                 .bind(&o.payment_reference)

@@ -20,7 +20,8 @@ pub struct PaymentRow {
     /// What Stripe captured (0 until captured; rows of an older obol may
     /// hold 0 for a captured payment: see `captured_amount`).
     pub amount_captured: i64,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: PaymentState,
     pub disputed: bool,
     pub observed_at: i64,
     pub created_at: DateTime<Utc>,
@@ -34,10 +35,10 @@ impl PaymentRow {
     }
 
     /// The part the state machine reads. An unknown stored status cannot
-    /// happen (only `PaymentState::as_str` writes it); it reads as pending.
+    /// happen: reading the row refuses it.
     pub fn ledger(&self) -> Ledger {
         Ledger {
-            state: PaymentState::parse(&self.status).unwrap_or(PaymentState::Pending),
+            state: self.status,
             amount_refunded: self.amount_refunded,
             amount_captured: self.amount_captured,
             observed_at: self.observed_at,

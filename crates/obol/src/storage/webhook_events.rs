@@ -18,7 +18,8 @@ pub struct WebhookEventRow {
     pub livemode: bool,
     pub payload: String,
     pub source: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: InboxStatus,
     pub reason: Option<String>,
     pub attempts: i32,
     pub next_attempt_at: DateTime<Utc>,
@@ -123,7 +124,7 @@ impl Conn<'_> {
             .bind(reason)
             .bind(now)
             .bind(&claimed.id)
-            .bind(&claimed.status)
+            .bind(claimed.status.as_str())
             .bind(claimed.attempts)
             .execute(&mut **conn)
             .await?
@@ -149,7 +150,7 @@ impl Conn<'_> {
             .bind(reason)
             .bind(next_attempt_at)
             .bind(&claimed.id)
-            .bind(&claimed.status)
+            .bind(claimed.status.as_str())
             .bind(claimed.attempts)
             .execute(&mut **conn)
             .await?

@@ -357,7 +357,7 @@ async fn a_delivery_cancelled_while_in_flight_stays_cancelled(backend: Backend) 
             .await
             .unwrap();
         assert_eq!(d.len(), 1, "{d:?}");
-        d[0].status.clone()
+        d[0].status.as_str()
     };
     assert_eq!(status().await, "canceled");
 
