@@ -51,6 +51,35 @@ pub struct Config {
     pub notifications: NotificationSettings,
     #[serde(default)]
     pub checkout: CheckoutSettings,
+    #[serde(default)]
+    pub jobs: JobsSettings,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsSettings {
+    /// Job runner tasks per process (1–32).
+    #[serde(default = "default_job_workers")]
+    pub workers: usize,
+    /// How often an idle runner looks for due jobs queued by other
+    /// processes, in milliseconds (10–60000); jobs queued by this process
+    /// wake it at once.
+    #[serde(default = "default_job_poll_ms")]
+    pub poll_interval_ms: u64,
+    /// The unit of the job retry schedules in milliseconds (default 1000:
+    /// the schedules read in seconds). Tests shrink it; 0 retries at once.
+    #[serde(default = "default_retry_unit_ms")]
+    pub retry_unit_ms: u64,
+}
+
+impl Default for JobsSettings {
+    fn default() -> Self {
+        Self {
+            workers: default_job_workers(),
+            poll_interval_ms: default_job_poll_ms(),
+            retry_unit_ms: default_retry_unit_ms(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -255,6 +284,12 @@ fn default_capture_on() -> String {
 fn default_retry_unit_ms() -> u64 {
     1000
 }
+fn default_job_workers() -> usize {
+    2
+}
+fn default_job_poll_ms() -> u64 {
+    1000
+}
 fn default_reconcile_interval() -> u64 {
     300
 }
@@ -452,6 +487,15 @@ impl Config {
                 "must be at least 1024",
             ));
         }
+        if !(1..=32).contains(&self.jobs.workers) {
+            return Err(ConfigError::new("jobs.workers", "must be between 1 and 32"));
+        }
+        if !(10..=60_000).contains(&self.jobs.poll_interval_ms) {
+            return Err(ConfigError::new(
+                "jobs.poll_interval_ms",
+                "must be between 10 and 60000",
+            ));
+        }
         let t = &self.customer_tokens;
         if t.default_ttl_seconds == 0 || t.default_ttl_seconds > t.max_ttl_seconds {
             return Err(ConfigError::new(
@@ -584,6 +628,38 @@ mod tests {
             jail.set_env("OBOL_STRIPE__WEBHOOK_SECRETS", "whsec_a,nope");
             let e = Config::load(None).unwrap_err();
             assert_eq!(e.key, "stripe.webhook_secrets[1]");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn job_settings_default_and_out_of_range_values_name_their_key() {
+        Jail::expect_with(|jail| {
+            let c = Config::load(None).unwrap();
+            assert_eq!(
+                (
+                    c.jobs.workers,
+                    c.jobs.poll_interval_ms,
+                    c.jobs.retry_unit_ms
+                ),
+                (2, 1000, 1000)
+            );
+            jail.set_env("OBOL_JOBS__WORKERS", "0");
+            assert_eq!(Config::load(None).unwrap_err().key, "jobs.workers");
+            jail.set_env("OBOL_JOBS__WORKERS", "4");
+            jail.set_env("OBOL_JOBS__POLL_INTERVAL_MS", "5");
+            assert_eq!(Config::load(None).unwrap_err().key, "jobs.poll_interval_ms");
+            jail.set_env("OBOL_JOBS__POLL_INTERVAL_MS", "50");
+            jail.set_env("OBOL_JOBS__RETRY_UNIT_MS", "0");
+            let c = Config::load(None).unwrap();
+            assert_eq!(
+                (
+                    c.jobs.workers,
+                    c.jobs.poll_interval_ms,
+                    c.jobs.retry_unit_ms
+                ),
+                (4, 50, 0)
+            );
             Ok(())
         });
     }

@@ -94,6 +94,7 @@ pub enum Resource {
     WebhookEndpoint,
     WebhookDelivery,
     Order,
+    Job,
 }
 
 impl Resource {
@@ -107,6 +108,7 @@ impl Resource {
             Resource::WebhookEndpoint => "webhook endpoint",
             Resource::WebhookDelivery => "webhook delivery",
             Resource::Order => "order",
+            Resource::Job => "job",
         }
     }
 }
@@ -156,6 +158,7 @@ impl Error {
             Error::NotFound(Resource::WebhookEndpoint) => "webhook_endpoint_not_found",
             Error::NotFound(Resource::WebhookDelivery) => "webhook_delivery_not_found",
             Error::NotFound(Resource::Order) => "order_not_found",
+            Error::NotFound(Resource::Job) => "job_not_found",
             Error::RouteNotFound { .. } => "route_not_found",
             Error::MethodNotAllowed => "method_not_allowed",
             Error::BodyTooLarge => "body_too_large",
@@ -256,6 +259,7 @@ mod tests {
             Error::NotFound(Resource::WebhookEndpoint),
             Error::NotFound(Resource::WebhookDelivery),
             Error::NotFound(Resource::Order),
+            Error::NotFound(Resource::Job),
             Error::RouteNotFound {
                 method: "GET".into(),
                 path: "/x".into(),

@@ -7,13 +7,16 @@
 //! 2. retrieve the intents of payments Stripe may still move and apply
 //!    each as an observation made *now*, newer than every event, so the
 //!    payment converges to Stripe's state even if events were lost for
-//!    good.
-
-use std::time::Duration;
+//!    good;
+//! 3. make queued release and refund jobs due now (the job runner in
+//!    `jobs/` performs them).
+//!
+//! `obol serve` runs a pass as the recurring `reconcile` job
+//! (`jobs/reconcile.rs`); `obol reconcile` and `POST /v1/reconciliations`
+//! run one at once.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
 use super::apply::{self, Cause, Outcome};
 use super::Envelope;
@@ -37,9 +40,11 @@ pub struct Report {
     pub events_new: usize,
     pub payments_checked: usize,
     pub payments_moved: usize,
-    /// Refunds Stripe had not accepted yet, sent again with their key.
+    /// `resubmit_refund` jobs this pass made due now (queuing one for a
+    /// refund left unsubmitted without one); the job runner sends them.
     pub refunds_resubmitted: usize,
-    /// Authorization releases Stripe could not be reached for, done now.
+    /// `release_authorization` jobs this pass made due now; the job runner
+    /// releases them within moments.
     pub releases_retried: usize,
 }
 
@@ -53,8 +58,8 @@ pub async fn run_once(store: &Store, stripe: &StripeClient) -> Result<Report> {
     let mut report = Report::default();
     recover_events(store, stripe, &mut report).await?;
     recheck_payments(store, stripe, &mut report).await?;
-    report.refunds_resubmitted = crate::ops::refunds::resubmit_stale(store, stripe).await?;
-    report.releases_retried = crate::ops::checkout::retry_releases(store, stripe).await?;
+    report.refunds_resubmitted = crate::ops::refunds::resubmit_stale(store).await?;
+    report.releases_retried = crate::ops::checkout::retry_releases(store).await?;
     Ok(report)
 }
 
@@ -146,24 +151,4 @@ async fn recheck_payments(store: &Store, stripe: &StripeClient, report: &mut Rep
         }
     }
     Ok(())
-}
-
-/// Runs a pass every `every` until `stop`.
-pub async fn run(store: Store, stripe: StripeClient, every: Duration, stop: CancellationToken) {
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => break,
-            () = tokio::time::sleep(every) => {}
-        }
-        match run_once(&store, &stripe).await {
-            Ok(r) if r.events_new > 0 || r.payments_moved > 0 => {
-                tracing::info!(
-                    ?r,
-                    "reconciliation recovered changes Stripe had not delivered"
-                )
-            }
-            Ok(r) => tracing::debug!(?r, "reconciliation found nothing missing"),
-            Err(e) => tracing::warn!(error = %e, "reconciliation failed; next run retries"),
-        }
-    }
 }

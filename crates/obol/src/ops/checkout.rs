@@ -6,12 +6,12 @@
 use chrono::Duration;
 use serde_json::Value;
 
-use crate::error::{Error, Resource, Result};
+use crate::error::{Error, Result};
 use crate::inbox::apply::{self, Cause};
 use crate::ledger::PaymentState;
 use crate::money::Money;
 use crate::storage::payments::PaymentRow;
-use crate::storage::{self, Store};
+use crate::storage::Store;
 use crate::stripe::{IdempotencyKey, Params, StripeClient, StripeError};
 
 /// Stripe cancels uncaptured intents after seven days.
@@ -124,7 +124,7 @@ pub async fn capture(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Released {
     Canceled,
-    /// Stripe could not be reached: queued, retried by reconciliation.
+    /// Stripe could not be reached: a `release_authorization` job retries it.
     CancelPending,
 }
 
@@ -170,35 +170,17 @@ pub async fn release(
         Err(e @ StripeError::Unavailable { .. }) => {
             tracing::error!(payment = %payment.id, %reason, error = %e, "could not release an authorization; queued for retry");
             let mut h = store.acquire().await?;
-            h.conn()
-                .queue_cancellation(&payment.id, reason, &e.to_string(), storage::now())
-                .await?;
+            crate::jobs::release::enqueue(&mut h.conn(), payment, reason).await?;
             Ok(Released::CancelPending)
         }
         Err(e) => Err(stripe_error(e)),
     }
 }
 
-/// Retries queued releases (a job).
-pub async fn retry_releases(store: &Store, stripe: &StripeClient) -> Result<usize> {
-    let queued = {
-        let mut h = store.acquire().await?;
-        h.conn().list_pending_cancellations(50).await?
-    };
-    let mut done = 0;
-    for (payment_id, reason) in queued {
-        let payment = {
-            let mut h = store.acquire().await?;
-            h.conn()
-                .get_payment(&payment_id)
-                .await?
-                .ok_or(Error::NotFound(Resource::Payment))?
-        };
-        if release(store, stripe, &payment, &reason).await? == Released::Canceled {
-            done += 1;
-        }
-    }
-    Ok(done)
+/// For a reconciliation pass: queued releases become due now (the job
+/// runner performs them); returns how many.
+pub async fn retry_releases(store: &Store) -> Result<usize> {
+    crate::jobs::release::queue_pending(store).await
 }
 
 #[cfg(test)]

@@ -2,4 +2,5 @@
 //! the MCP tools call these, never storage and Stripe directly.
 
 pub mod checkout;
+pub mod jobs;
 pub mod refunds;

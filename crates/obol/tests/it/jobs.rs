@@ -1,13 +1,18 @@
-//! The job queue: storage on both backends (claim, guarded writes, lease
-//! expiry, dead and requeue, dedupe).
+//! The job queue and its runner: storage on both backends (claim, guarded
+//! writes, lease expiry, dead and requeue, dedupe), and end to end through
+//! `obol serve` (a release Stripe could not take becomes a job, dead jobs
+//! and operator retries over the API).
 
 use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use obol::storage::jobs::NewJobRow;
 use obol::storage::{now, Store};
+use serde_json::{json, Value};
 
-use crate::helpers::{Backend, TestDb};
+use crate::helpers::{Backend, Obol, TestDb};
+use crate::inbox::sandbox;
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -17,6 +22,10 @@ on_both_backends!(
     a_dead_job_is_requeued_once_with_a_fresh_schedule,
     jobs_list_by_status_newest_first_with_a_cursor,
     concurrent_claimants_never_take_one_job_twice,
+    a_release_while_stripe_is_down_becomes_a_job_that_completes_later,
+    a_job_that_keeps_failing_ends_dead_and_an_operator_retry_completes_it,
+    a_refund_stripe_could_not_take_is_resubmitted_by_its_job,
+    jobs_api_refuses_unknown_ids_live_jobs_and_bad_statuses,
 );
 
 fn job<'a>(key: Option<&'a str>, run_at: DateTime<Utc>, max_attempts: i32) -> NewJobRow<'a> {
@@ -402,4 +411,291 @@ async fn concurrent_claimants_never_take_one_job_twice(backend: Backend) {
         (JOBS, JOBS),
         "each job claimed exactly once"
     );
+}
+
+async fn chaos(obol: &Obol, api_5xx: f64) {
+    let base = sandbox(obol).await;
+    let r = reqwest::Client::new()
+        .post(format!("{base}/_sandbox/chaos"))
+        .json(&json!({"seed": 1, "api_5xx": api_5xx}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+}
+
+/// Polls `GET path` until `done` holds, for at most `secs` seconds.
+async fn wait_for(obol: &Obol, path: &str, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let (_, body) = obol.get(path).await;
+        if done(&body) {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting on {path}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Releases `pi` while the sandbox refuses every request; returns the
+/// release job's id.
+async fn release_while_stripe_is_down(obol: &Obol, pi: &str) -> (String, String) {
+    chaos(obol, 1.0).await;
+    let (status, body) = obol
+        .post(
+            &format!("/v1/payment-intents/{pi}/release"),
+            json!({"reason": "address_rejected"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("cancel_pending")),
+        "{body}"
+    );
+    let payment_id = body["payment_id"].as_str().unwrap().to_string();
+    let (status, page) = obol.get("/v1/jobs?limit=100").await;
+    assert_eq!(status, 200, "{page}");
+    let job = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| {
+            j["kind"] == "release_authorization"
+                && j["payload"]["payment_id"] == payment_id.as_str()
+        })
+        .unwrap_or_else(|| panic!("no release job in {page}"))
+        .clone();
+    assert_eq!(job["payload"]["reason"], "address_rejected");
+    assert_eq!(job["account_id"], "default");
+    assert_eq!(job["max_attempts"], 11);
+    (job["id"].as_str().unwrap().to_string(), payment_id)
+}
+
+async fn a_release_while_stripe_is_down_becomes_a_job_that_completes_later(backend: Backend) {
+    let obol = Obol::builder(backend)
+        .env("OBOL_STRIPE__MAX_ATTEMPTS", "1")
+        .env("OBOL_RECONCILE__INTERVAL_SECONDS", "0")
+        .env("OBOL_JOBS__RETRY_UNIT_MS", "20")
+        .start()
+        .await;
+    let pi = crate::checkout::authorize(&obol, 3000).await;
+    let (job_id, payment_id) = release_while_stripe_is_down(&obol, &pi).await;
+    // Stripe is still down: the job's attempts fail and are retried.
+    let failing = wait_for(&obol, &format!("/v1/jobs/{job_id}"), 20, |j| {
+        j["runs"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r["outcome"] == "retry"))
+    })
+    .await;
+    assert_ne!(failing["status"], "succeeded", "{failing}");
+    assert!(failing["last_error"].as_str().is_some(), "{failing}");
+
+    chaos(&obol, 0.0).await;
+    let done = wait_for(&obol, &format!("/v1/jobs/{job_id}"), 30, |j| {
+        j["status"] == "succeeded"
+    })
+    .await;
+    let runs = done["runs"].as_array().unwrap();
+    assert_eq!(
+        runs.len() as u64,
+        done["attempts"].as_u64().unwrap(),
+        "{done}"
+    );
+    assert_eq!(runs.last().unwrap()["outcome"], "succeeded", "{done}");
+    assert!(
+        runs[..runs.len() - 1]
+            .iter()
+            .all(|r| r["outcome"] == "retry" && r["error"].is_string()),
+        "{done}"
+    );
+    assert!(runs.iter().all(|r| r["finished_at"].is_string()));
+    assert!(
+        done["finished_at"].is_string() && done["locked_until"].is_null(),
+        "{done}"
+    );
+    assert_eq!(
+        crate::checkout::intent(&obol, &pi).await["status"],
+        "canceled"
+    );
+    let (_, payment) = obol.get(&format!("/v1/payments/{payment_id}")).await;
+    assert_eq!(payment["status"], "canceled", "{payment}");
+    // Nothing is left for a reconciliation pass.
+    let (_, report) = obol.post("/v1/reconciliations", json!({})).await;
+    assert_eq!(report["releases_retried"], 0, "{report}");
+    let (_, succeeded) = obol.get("/v1/jobs?status=succeeded").await;
+    assert_eq!(
+        succeeded["data"].as_array().unwrap().len(),
+        1,
+        "{succeeded}"
+    );
+}
+
+async fn a_job_that_keeps_failing_ends_dead_and_an_operator_retry_completes_it(backend: Backend) {
+    // Retry unit 0: the whole schedule runs at once.
+    let obol = Obol::builder(backend)
+        .env("OBOL_STRIPE__MAX_ATTEMPTS", "1")
+        .env("OBOL_RECONCILE__INTERVAL_SECONDS", "0")
+        .env("OBOL_JOBS__RETRY_UNIT_MS", "0")
+        .start()
+        .await;
+    let pi = crate::checkout::authorize(&obol, 3000).await;
+    let (job_id, _) = release_while_stripe_is_down(&obol, &pi).await;
+    let dead = wait_for(&obol, "/v1/jobs?status=dead", 30, |p| {
+        p["data"].as_array().is_some_and(|d| d.len() == 1)
+    })
+    .await;
+    let listed = &dead["data"][0];
+    assert_eq!(listed["id"], job_id.as_str());
+    assert_eq!(
+        (listed["attempts"].as_u64(), listed["status"].as_str()),
+        (Some(11), Some("dead"))
+    );
+    assert!(listed["runs"].is_null(), "lists carry no runs");
+    let (_, job) = obol.get(&format!("/v1/jobs/{job_id}")).await;
+    let runs = job["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 11, "{job}");
+    assert_eq!(runs.last().unwrap()["outcome"], "dead");
+    assert_eq!(
+        runs.iter()
+            .map(|r| r["attempt"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        (1..=11).collect::<Vec<_>>()
+    );
+
+    chaos(&obol, 0.0).await;
+    let (status, retried) = obol
+        .post(&format!("/v1/jobs/{job_id}/retry"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{retried}");
+    assert_eq!(
+        (retried["status"].as_str(), retried["attempts"].as_u64()),
+        (Some("queued"), Some(0))
+    );
+    let done = wait_for(&obol, &format!("/v1/jobs/{job_id}"), 30, |j| {
+        j["status"] == "succeeded"
+    })
+    .await;
+    assert_eq!(
+        done["runs"].as_array().unwrap().len(),
+        12,
+        "the history stays: {done}"
+    );
+    assert_eq!(
+        crate::checkout::intent(&obol, &pi).await["status"],
+        "canceled"
+    );
+    let (status, again) = obol
+        .post(&format!("/v1/jobs/{job_id}/retry"), json!({}))
+        .await;
+    assert_eq!(
+        (status, again["error"]["code"].as_str()),
+        (409, Some("job_not_dead")),
+        "{again}"
+    );
+    let (_, dead) = obol.get("/v1/jobs?status=dead").await;
+    assert_eq!(dead["data"], json!([]));
+}
+
+async fn a_refund_stripe_could_not_take_is_resubmitted_by_its_job(backend: Backend) {
+    let obol = Obol::builder(backend)
+        .env("OBOL_STRIPE__MAX_ATTEMPTS", "1")
+        .env("OBOL_RECONCILE__INTERVAL_SECONDS", "0")
+        .env("OBOL_JOBS__RETRY_UNIT_MS", "20")
+        .start()
+        .await;
+    let payment = crate::refunds::completed_payment(&obol, "4000").await;
+    chaos(&obol, 1.0).await;
+    let (status, refund) = obol
+        .post(
+            &format!("/v1/payments/{payment}/refunds"),
+            json!({"amount": 1500}),
+        )
+        .await;
+    assert_eq!(
+        (status, refund["status"].as_str()),
+        (201, Some("pending_submission")),
+        "{refund}"
+    );
+    let refund_id = refund["id"].as_str().unwrap();
+    let (_, page) = obol.get("/v1/jobs").await;
+    let job = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["kind"] == "resubmit_refund")
+        .unwrap_or_else(|| panic!("no resubmit job in {page}"))
+        .clone();
+    assert_eq!(job["payload"], json!({"refund_id": refund_id}));
+    assert_eq!(job["max_attempts"], 9);
+    chaos(&obol, 0.0).await;
+    let job_id = job["id"].as_str().unwrap();
+    wait_for(&obol, &format!("/v1/jobs/{job_id}"), 30, |j| {
+        j["status"] == "succeeded"
+    })
+    .await;
+    let p = wait_for(&obol, &format!("/v1/payments/{payment}"), 20, |p| {
+        p["amount_refunded"] == 1500
+    })
+    .await;
+    assert_eq!(p["status"], "partially_refunded", "{p}");
+    let (_, refunds) = obol.get(&format!("/v1/payments/{payment}/refunds")).await;
+    let listed = refunds["data"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "refunded once: {refunds}");
+    assert!(listed[0]["stripe_refund_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("re_"));
+}
+
+async fn jobs_api_refuses_unknown_ids_live_jobs_and_bad_statuses(backend: Backend) {
+    let obol = Obol::start(backend).await;
+    let code = |r: &(u16, Value)| (r.0, r.1["error"]["code"].as_str().map(String::from));
+    let not_found = Some("job_not_found".to_string());
+    assert_eq!(
+        code(&obol.get("/v1/jobs/job_nope").await),
+        (404, not_found.clone())
+    );
+    assert_eq!(
+        code(&obol.post("/v1/jobs/job_nope/retry", json!({})).await),
+        (404, not_found)
+    );
+    assert_eq!(
+        code(&obol.get("/v1/jobs?status=failed").await),
+        (400, Some("invalid_query".to_string()))
+    );
+    assert_eq!(
+        code(&obol.get("/v1/jobs?limit=0").await),
+        (400, Some("invalid_query".to_string()))
+    );
+    // The recurring reconciliation pass is queued at start, once.
+    let (status, queued) = obol.get("/v1/jobs?status=queued").await;
+    assert_eq!(status, 200, "{queued}");
+    let data = queued["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1, "{queued}");
+    assert_eq!(data[0]["kind"], "reconcile");
+    assert_eq!(queued["has_more"], false);
+    let id = data[0]["id"].as_str().unwrap();
+    assert_eq!(
+        code(&obol.post(&format!("/v1/jobs/{id}/retry"), json!({})).await),
+        (409, Some("job_not_dead".to_string()))
+    );
+    let customer = obol.create_customer("jobs-api").await;
+    let token = obol
+        .customer_token(customer["id"].as_str().unwrap(), 600)
+        .await;
+    let (status, body) = obol.get_as("/v1/jobs", &token).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("secret_key_required"))
+    );
+    let (status, _) = reqwest::Client::new()
+        .get(obol.url("/v1/jobs"))
+        .send()
+        .await
+        .map(|r| (r.status().as_u16(), ()))
+        .unwrap();
+    assert_eq!(status, 401);
 }
