@@ -70,6 +70,11 @@ pub struct JobsSettings {
     /// the schedules read in seconds). Tests shrink it; 0 retries at once.
     #[serde(default = "default_retry_unit_ms")]
     pub retry_unit_ms: u64,
+    /// How long a claimed job is held (2–3600 s): a job whose worker died
+    /// is taken over this long after its claim. An attempt may run for
+    /// three quarters of it.
+    #[serde(default = "default_job_lease_seconds")]
+    pub lease_seconds: u64,
 }
 
 impl Default for JobsSettings {
@@ -78,6 +83,7 @@ impl Default for JobsSettings {
             workers: default_job_workers(),
             poll_interval_ms: default_job_poll_ms(),
             retry_unit_ms: default_retry_unit_ms(),
+            lease_seconds: default_job_lease_seconds(),
         }
     }
 }
@@ -290,6 +296,9 @@ fn default_job_workers() -> usize {
 fn default_job_poll_ms() -> u64 {
     1000
 }
+fn default_job_lease_seconds() -> u64 {
+    60
+}
 fn default_reconcile_interval() -> u64 {
     300
 }
@@ -496,6 +505,12 @@ impl Config {
                 "must be between 10 and 60000",
             ));
         }
+        if !(2..=3600).contains(&self.jobs.lease_seconds) {
+            return Err(ConfigError::new(
+                "jobs.lease_seconds",
+                "must be between 2 and 3600",
+            ));
+        }
         let t = &self.customer_tokens;
         if t.default_ttl_seconds == 0 || t.default_ttl_seconds > t.max_ttl_seconds {
             return Err(ConfigError::new(
@@ -650,6 +665,9 @@ mod tests {
             jail.set_env("OBOL_JOBS__POLL_INTERVAL_MS", "5");
             assert_eq!(Config::load(None).unwrap_err().key, "jobs.poll_interval_ms");
             jail.set_env("OBOL_JOBS__POLL_INTERVAL_MS", "50");
+            jail.set_env("OBOL_JOBS__LEASE_SECONDS", "1");
+            assert_eq!(Config::load(None).unwrap_err().key, "jobs.lease_seconds");
+            jail.set_env("OBOL_JOBS__LEASE_SECONDS", "5");
             jail.set_env("OBOL_JOBS__RETRY_UNIT_MS", "0");
             let c = Config::load(None).unwrap();
             assert_eq!(

@@ -16,9 +16,10 @@
 //! The ordering rule: a job moves only by `transition`; the storage writes
 //! after a claim are guarded by `status = 'running' AND locked_by = worker`,
 //! so a worker that lost its lease cannot overwrite a newer attempt. A
-//! handler's timeout (45 s) is shorter than the lease (60 s): a slow
-//! attempt is abandoned before another worker may claim the job, so two
-//! attempts of one job never run at once.
+//! handler's timeout (three quarters of the lease: 45 s of the default
+//! 60 s) is shorter than the lease: a slow attempt is abandoned before
+//! another worker may claim the job, so two attempts of one job never run
+//! at once.
 
 pub mod reconcile;
 pub mod refund_resubmit;
@@ -36,11 +37,6 @@ use crate::storage::jobs::{JobRow, NewJobRow};
 use crate::storage::{self, Conn, Store};
 use crate::stripe::StripeClient;
 
-/// How long a claim holds a job.
-pub const LEASE: Duration = Duration::from_secs(60);
-/// How long one attempt may take; below `LEASE` so an attempt is abandoned
-/// before the job can be claimed again.
-pub const HANDLER_TIMEOUT: Duration = Duration::from_secs(45);
 /// Jobs one worker claims at a time; they run concurrently, each within
 /// its own timeout, so a batch never outlives its lease.
 const CLAIM_BATCH: i64 = 8;
@@ -294,16 +290,26 @@ pub struct JobSettings {
     pub workers: usize,
     pub poll_interval: Duration,
     pub retry_unit: Duration,
+    /// How long a claim holds a job (`jobs.lease_seconds`): how soon a job
+    /// whose worker died is taken over.
+    pub lease: Duration,
     /// Zero: reconciliation passes are not scheduled.
     pub reconcile_interval: Duration,
 }
 
 impl JobSettings {
+    /// How long one attempt may take: below the lease, so an attempt is
+    /// abandoned before the job can be claimed again.
+    pub fn handler_timeout(&self) -> Duration {
+        self.lease.saturating_mul(3) / 4
+    }
+
     pub fn from_config(config: &Config) -> JobSettings {
         JobSettings {
             workers: config.jobs.workers,
             poll_interval: Duration::from_millis(config.jobs.poll_interval_ms),
             retry_unit: Duration::from_millis(config.jobs.retry_unit_ms),
+            lease: Duration::from_secs(config.jobs.lease_seconds),
             reconcile_interval: Duration::from_secs(config.reconcile.interval_seconds),
         }
     }
@@ -365,7 +371,8 @@ impl Runner {
     /// Claims one batch of due jobs and runs it; returns how many ran.
     pub async fn run_once(&self) -> Result<usize> {
         let now = storage::now();
-        let lock_until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
+        let lock_until =
+            now + chrono::Duration::from_std(self.ctx.settings.lease).unwrap_or_default();
         let claimed = {
             let mut tx = self.ctx.store.begin().await?;
             let claimed = tx
@@ -394,13 +401,14 @@ impl Runner {
                 .await?
         };
         let kind = JobKind::parse(&job.kind);
+        let timeout = self.ctx.settings.handler_timeout();
         let outcome = match kind {
             Some(kind) => {
-                match tokio::time::timeout(HANDLER_TIMEOUT, dispatch(kind, &self.ctx, &job)).await {
+                match tokio::time::timeout(timeout, dispatch(kind, &self.ctx, &job)).await {
                     Ok(outcome) => outcome,
                     Err(_) => Err(JobError::Retry(format!(
                         "timed out after {} s",
-                        HANDLER_TIMEOUT.as_secs()
+                        timeout.as_secs()
                     ))),
                 }
             }
