@@ -76,6 +76,15 @@ impl TestDb {
         TestDb { url, dir }
     }
 
+    /// The same database for a second process, with its own working
+    /// directory (two `obol serve` on one PostgreSQL database).
+    pub fn share(&self) -> TestDb {
+        TestDb {
+            url: self.url.clone(),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
     pub fn config(&self, extra_yaml: &str) -> obol::config::Config {
         let yaml = format!(
             "database_url: \"{}\"\nlisten: 127.0.0.1:0\nsandbox:\n  db: memory\n{extra_yaml}",

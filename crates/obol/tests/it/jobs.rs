@@ -1,9 +1,11 @@
 //! The job queue and its runner: storage on both backends (claim, guarded
 //! writes, lease expiry, dead and requeue, dedupe), and end to end through
 //! `obol serve` (a release Stripe could not take becomes a job, dead jobs
-//! and operator retries over the API).
+//! and operator retries over the API, two processes on one database).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+
+use futures::StreamExt;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -11,7 +13,7 @@ use obol::storage::jobs::NewJobRow;
 use obol::storage::{now, Store};
 use serde_json::{json, Value};
 
-use crate::helpers::{Backend, Obol, TestDb};
+use crate::helpers::{random_api_key, Backend, Obol, TestDb};
 use crate::inbox::sandbox;
 use crate::on_both_backends;
 
@@ -698,4 +700,283 @@ async fn jobs_api_refuses_unknown_ids_live_jobs_and_bad_statuses(backend: Backen
         .map(|r| (r.status().as_u16(), ()))
         .unwrap();
     assert_eq!(status, 401);
+}
+
+type Run = (String, String, DateTime<Utc>, Option<DateTime<Utc>>, String);
+
+/// Two `obol serve` on one fresh PostgreSQL database, both talking to one
+/// shared sandbox (as two instances share one Stripe account).
+async fn two_processes(extra: &[(&str, &str)]) -> (Obol, Obol, String) {
+    let sandbox = obol_sandbox::Sandbox::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        obol_sandbox::SandboxConfig::default(),
+    )
+    .await
+    .unwrap();
+    let base = format!("http://{}", sandbox.local_addr());
+    tokio::spawn(sandbox.run_until(std::future::pending()));
+    let key = random_api_key();
+    let builder = || {
+        let mut b = Obol::builder(Backend::Postgres)
+            .env("OBOL_API_KEYS", &key)
+            .env("OBOL_STRIPE__SECRET_KEY", "sk_test_obol_jobs")
+            .env("OBOL_STRIPE__PUBLISHABLE_KEY", "pk_test_obol_jobs")
+            .env("OBOL_STRIPE__API_BASE", &base)
+            .env("OBOL_STRIPE__RATE_LIMIT_PER_SECOND", "1000")
+            .env("OBOL_JOBS__POLL_INTERVAL_MS", "50")
+            .env("OBOL_LOG", "warn");
+        for (k, v) in extra {
+            b = b.env(k, v);
+        }
+        b
+    };
+    let a = builder().start().await;
+    let b = builder().with_db(a.db.share()).start().await;
+    (a, b, base)
+}
+
+/// `n` real payments, their intents created through both processes.
+async fn create_payments(a: &Obol, b: &Obol, n: usize) -> Vec<String> {
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let obol = if i % 2 == 0 { a } else { b };
+            async move {
+                let (status, body) = obol
+                    .post(
+                        "/v1/payment-intents",
+                        json!({"amount": 1000 + i, "currency": "eur"}),
+                    )
+                    .await;
+                assert_eq!(status, 201, "{body}");
+                body["payment_id"].as_str().unwrap().to_string()
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await
+}
+
+/// Queues a release job per payment in one transaction, as a burst.
+async fn enqueue_releases(db: &TestDb, payment_ids: &[String]) {
+    let store = db.store().await;
+    let mut tx = store.begin().await.unwrap();
+    for id in payment_ids {
+        let payment = tx.conn().get_payment(id).await.unwrap().unwrap();
+        assert!(
+            obol::jobs::release::enqueue(&mut tx.conn(), &payment, "two_process_test")
+                .await
+                .unwrap()
+        );
+    }
+    tx.commit().await.unwrap();
+    store.close().await;
+}
+
+async fn wait_until_released(pg: &sqlx::PgPool, n: usize, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let done: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM jobs WHERE kind = 'release_authorization' AND status = 'succeeded'",
+        )
+        .fetch_one(pg)
+        .await
+        .unwrap();
+        if done as usize == n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {done} of {n} jobs succeeded"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every run of every release job, checked: each job succeeded exactly
+/// once and no two runs of one job overlap in time. Returns the runs by job.
+async fn checked_runs(pg: &sqlx::PgPool, n: usize) -> (Vec<Run>, HashMap<String, Vec<Run>>) {
+    let runs: Vec<Run> = sqlx::query_as(
+        "SELECT r.job_id, r.worker, r.started_at, r.finished_at, r.outcome FROM job_runs r \
+         JOIN jobs j ON j.id = r.job_id WHERE j.kind = 'release_authorization' ORDER BY r.started_at, r.id",
+    )
+    .fetch_all(pg)
+    .await
+    .unwrap();
+    let mut by_job: HashMap<String, Vec<Run>> = HashMap::new();
+    for r in &runs {
+        by_job.entry(r.0.clone()).or_default().push(r.clone());
+    }
+    assert_eq!(by_job.len(), n);
+    for (job, runs) in &by_job {
+        let succeeded = runs.iter().filter(|r| r.4 == "succeeded").count();
+        assert_eq!(
+            succeeded, 1,
+            "job {job} succeeded {succeeded} times: {runs:?}"
+        );
+        for pair in runs.windows(2) {
+            let end = pair[0].3.expect("an earlier run is finished");
+            assert!(end <= pair[1].2, "runs of {job} overlap: {pair:?}");
+        }
+    }
+    (runs, by_job)
+}
+
+fn pid_of(worker: &str) -> String {
+    worker.split('-').next().unwrap().to_string()
+}
+
+async fn count_canceled(pg: &sqlx::PgPool, payment_ids: &[String]) -> usize {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM payments WHERE id = ANY($1) AND status = 'canceled'",
+    )
+    .bind(payment_ids)
+    .fetch_one(pg)
+    .await
+    .unwrap();
+    n as usize
+}
+
+/// The issue's two-process test: two `obol serve` on one PostgreSQL
+/// database and one Stripe (a shared sandbox), 300 real release jobs for
+/// 300 real payments queued at once. From `job_runs`: every job ran to
+/// success exactly once, no two runs of one job overlap, both processes
+/// ran some; the payments are all canceled; one reconcile job is pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_database_run_every_job_exactly_once() {
+    const JOBS: usize = 300;
+    let (a, b, _) = two_processes(&[]).await;
+    let created = Instant::now();
+    let payment_ids = create_payments(&a, &b, JOBS).await;
+    let creating = created.elapsed();
+
+    enqueue_releases(&a.db, &payment_ids).await;
+    let queued_at = now();
+    let started = Instant::now();
+    let pg = sqlx::PgPool::connect(&a.db.url).await.unwrap();
+    wait_until_released(&pg, JOBS, 120).await;
+    let waited = started.elapsed();
+
+    let (runs, _) = checked_runs(&pg, JOBS).await;
+    let mut per_process: HashMap<String, usize> = HashMap::new();
+    for r in runs.iter().filter(|r| r.4 == "succeeded") {
+        *per_process.entry(pid_of(&r.1)).or_default() += 1;
+    }
+    let ran_a = per_process.get(&a.pid().to_string()).copied().unwrap_or(0);
+    let ran_b = per_process.get(&b.pid().to_string()).copied().unwrap_or(0);
+    let workers: HashSet<&str> = runs.iter().map(|r| r.1.as_str()).collect();
+    let last_finish = runs.iter().filter_map(|r| r.3).max().unwrap();
+    eprintln!(
+        "two-process jobs: {JOBS} release jobs, {} runs ({} not succeeded), process A ran {ran_a}, \
+         process B ran {ran_b}, {} workers; queued to last finish {} ms (observed {} ms); \
+         creating {JOBS} payments took {} ms",
+        runs.len(),
+        runs.iter().filter(|r| r.4 != "succeeded").count(),
+        workers.len(),
+        (last_finish - queued_at).num_milliseconds(),
+        waited.as_millis(),
+        creating.as_millis(),
+    );
+    assert_eq!(ran_a + ran_b, JOBS, "{per_process:?}");
+    assert!(
+        ran_a > 0 && ran_b > 0,
+        "both processes ran jobs: {per_process:?}"
+    );
+
+    // The work happened: every payment is canceled in obol's ledger.
+    assert_eq!(count_canceled(&pg, &payment_ids).await, JOBS);
+    // Both processes scheduled the recurring pass; one is pending.
+    let reconcile: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM jobs WHERE kind = 'reconcile' AND status IN ('queued', 'running')",
+    )
+    .fetch_one(&pg)
+    .await
+    .unwrap();
+    assert_eq!(reconcile, 1);
+}
+
+/// A process killed (SIGKILL) while it holds jobs: once their leases
+/// expire the other process takes them over and completes them; the
+/// killed worker's runs are closed as `lease_expired`, each job still
+/// succeeds exactly once, and no two runs of one job overlap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_killed_mid_job_loses_its_jobs_to_the_other_after_the_lease() {
+    const JOBS: usize = 40;
+    const LEASE_SECONDS: i64 = 3;
+    let (a, b, base) = two_processes(&[("OBOL_JOBS__LEASE_SECONDS", "3")]).await;
+    let payment_ids = create_payments(&a, &b, JOBS).await;
+    // Every Stripe call now takes 400 ms (before the sandbox acts on it),
+    // so A is caught holding jobs mid-call.
+    let r = reqwest::Client::new()
+        .post(format!("{base}/_sandbox/chaos"))
+        .json(&json!({"latency_ms": 400}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let pg = sqlx::PgPool::connect(&a.db.url).await.unwrap();
+    enqueue_releases(&a.db, &payment_ids).await;
+    let a_workers = format!("{}-%", a.pid());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        // An open run: A is inside a handler, not just past its claim.
+        let held: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM job_runs WHERE worker LIKE $1 AND finished_at IS NULL",
+        )
+        .bind(&a_workers)
+        .fetch_one(&pg)
+        .await
+        .unwrap();
+        if held > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "process A never ran a job");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    std::process::Command::new("kill")
+        .args(["-9", &a.pid().to_string()])
+        .status()
+        .unwrap();
+    let killed_at = Instant::now();
+    // What A held when it died (its unfinished runs).
+    let orphaned: Vec<String> = sqlx::query_scalar(
+        "SELECT job_id FROM job_runs WHERE worker LIKE $1 AND finished_at IS NULL",
+    )
+    .bind(&a_workers)
+    .fetch_all(&pg)
+    .await
+    .unwrap();
+    assert!(!orphaned.is_empty());
+
+    wait_until_released(&pg, JOBS, 60).await;
+    let recovered = killed_at.elapsed();
+    let (runs, by_job) = checked_runs(&pg, JOBS).await;
+    let b_pid = b.pid().to_string();
+    for job in &orphaned {
+        let runs = &by_job[job];
+        let lost = runs
+            .iter()
+            .find(|r| pid_of(&r.1) == a.pid().to_string() && r.4 == "lease_expired")
+            .unwrap_or_else(|| panic!("A's run of {job} was not closed: {runs:?}"));
+        let done = runs.iter().find(|r| r.4 == "succeeded").unwrap();
+        assert_eq!(pid_of(&done.1), b_pid, "{runs:?}");
+        assert!(
+            done.2 - lost.2 >= chrono::Duration::milliseconds(LEASE_SECONDS * 1000 - 100),
+            "taken over only after the lease: {runs:?}"
+        );
+    }
+    assert_eq!(count_canceled(&pg, &payment_ids).await, JOBS);
+    let mut outcomes: HashMap<(String, &str), usize> = HashMap::new();
+    for r in &runs {
+        let process = if pid_of(&r.1) == b_pid { "B" } else { "A" };
+        *outcomes.entry((r.4.clone(), process)).or_default() += 1;
+    }
+    let mut outcomes: Vec<_> = outcomes.into_iter().collect();
+    outcomes.sort();
+    eprintln!(
+        "killed-worker jobs: {JOBS} release jobs, A held {} when killed, {} runs in all \
+         (outcome, process: count) {outcomes:?}, all done {} ms after the kill (lease {LEASE_SECONDS} s)",
+        orphaned.len(),
+        runs.len(),
+        recovered.as_millis()
+    );
 }
