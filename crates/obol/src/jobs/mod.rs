@@ -375,8 +375,16 @@ impl Runner {
             now + chrono::Duration::from_std(self.ctx.settings.lease).unwrap_or_default();
         let claimed = {
             let mut tx = self.ctx.store.begin().await?;
-            let claimed = tx
-                .conn()
+            let mut conn = tx.conn();
+            for dead in conn.bury_expired_jobs(now).await? {
+                tracing::error!(job = %dead.id, kind = %dead.kind, attempts = dead.attempts,
+                    "job is dead: its worker stopped answering during the last attempt");
+                if JobKind::parse(&dead.kind) == Some(JobKind::Reconcile) {
+                    reconcile::schedule_next(&mut conn, &self.ctx.settings, &dead.account_id, now)
+                        .await?;
+                }
+            }
+            let claimed = conn
                 .claim_due_jobs(&self.worker, now, lock_until, CLAIM_BATCH)
                 .await?;
             tx.commit().await?;

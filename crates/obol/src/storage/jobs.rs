@@ -101,10 +101,38 @@ impl Conn<'_> {
         }))
     }
 
-    /// Claims up to `limit` jobs that are due, or whose lease expired, for
-    /// `worker` until `lock_until`, counting the attempt. A job whose lease
-    /// expired on its last attempt is marked dead instead: that attempt is
-    /// spent. Run it in the write transaction `Store::begin` opens (on
+    /// Marks dead the jobs whose lease expired on their last attempt (the
+    /// worker vanished; that attempt is spent) and closes their open runs
+    /// as `lease_expired`. Returns them, so the runner can do what a
+    /// finished job of their kind does (a reconcile pass queues the next).
+    pub async fn bury_expired_jobs(&mut self, now: DateTime<Utc>) -> Result<Vec<JobRow>> {
+        let expired = "SELECT id FROM jobs WHERE status = 'running' AND locked_until < $1 \
+                       AND attempts >= max_attempts";
+        on_conn!(self, |conn| {
+            sqlx::query(&format!(
+                "UPDATE job_runs SET outcome = 'lease_expired', finished_at = $1 \
+                 WHERE finished_at IS NULL AND job_id IN ({expired})"
+            ))
+            .bind(now)
+            .execute(&mut **conn)
+            .await?;
+        });
+        let sql = format!(
+            "UPDATE jobs SET status = 'dead', locked_until = NULL, updated_at = $1, finished_at = $1, \
+             last_error = 'the worker stopped answering during the last attempt (lease expired)' \
+             WHERE id IN ({expired}) RETURNING {COLUMNS}"
+        );
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, JobRow>(&sql)
+                .bind(now)
+                .fetch_all(&mut **conn)
+                .await?
+        }))
+    }
+
+    /// Claims up to `limit` jobs that are due, or whose lease expired with
+    /// attempts left, for `worker` until `lock_until`, counting the
+    /// attempt. Run it in the write transaction `Store::begin` opens (on
     /// SQLite the IMMEDIATE lock makes claims exclusive; on PostgreSQL
     /// SKIP LOCKED lets concurrent claimants take different rows).
     pub async fn claim_due_jobs(
@@ -114,16 +142,6 @@ impl Conn<'_> {
         lock_until: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<JobRow>> {
-        on_conn!(self, |conn| {
-            sqlx::query(
-                "UPDATE jobs SET status = 'dead', locked_until = NULL, updated_at = $1, finished_at = $1, \
-                 last_error = 'the worker stopped answering during the last attempt (lease expired)' \
-                 WHERE status = 'running' AND locked_until < $1 AND attempts >= max_attempts",
-            )
-            .bind(now)
-            .execute(&mut **conn)
-            .await?;
-        });
         let lock = match self {
             Conn::Sqlite(_) => "",
             Conn::Postgres(_) => "FOR UPDATE SKIP LOCKED",

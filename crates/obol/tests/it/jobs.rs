@@ -261,12 +261,35 @@ async fn an_expired_lease_passes_the_job_to_another_worker_then_dies(backend: Ba
         "the vanished worker's run was closed by the next claim"
     );
     drop(h);
-    // Worker b vanishes too, on the last attempt: the job is dead, not run a third time.
+    // Worker b vanishes too, on the last attempt: the job is dead, not run
+    // a third time, and b's run is closed.
     assert!(claim("worker-c", t0 + secs(200)).await.is_empty());
     let mut h = store.acquire().await.unwrap();
     let row = h.conn().get_job(&j.id).await.unwrap().unwrap();
-    assert_eq!((row.status.as_str(), row.attempts), ("dead", 2));
-    assert!(row.last_error.unwrap().contains("lease expired"));
+    assert_eq!(
+        (row.status.as_str(), row.attempts),
+        ("running", 2),
+        "not claimable, not yet buried"
+    );
+    let buried = h.conn().bury_expired_jobs(t0 + secs(200)).await.unwrap();
+    assert_eq!(buried.len(), 1);
+    assert_eq!((buried[0].status.as_str(), buried[0].attempts), ("dead", 2));
+    assert!(buried[0]
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("lease expired"));
+    let runs = h.conn().list_job_runs(&j.id).await.unwrap();
+    assert_eq!(
+        runs.last().map(|r| r.outcome.as_str()),
+        Some("lease_expired")
+    );
+    assert!(h
+        .conn()
+        .bury_expired_jobs(t0 + secs(300))
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn a_dead_job_is_requeued_once_with_a_fresh_schedule(backend: Backend) {
