@@ -73,14 +73,22 @@ pub enum Error {
     RateLimited { retry_after_seconds: u64 },
 
     // 502
+    /// Stripe's own error (type, code, decline code, HTTP status), kept
+    /// whole so callers and logs see what Stripe decided.
     #[error("Stripe did not answer as expected: {0}")]
-    Stripe(String),
+    Stripe(Box<crate::stripe::StripeError>),
 
     // 500: detail to the log only.
     #[error("database error")]
     Database(#[from] sqlx::Error),
     #[error("internal error")]
     Internal(String),
+}
+
+impl From<crate::stripe::StripeError> for Error {
+    fn from(e: crate::stripe::StripeError) -> Self {
+        Error::Stripe(Box::new(e))
+    }
 }
 
 /// The kinds of object a caller can ask for; used in `*_not_found` codes.
@@ -207,6 +215,16 @@ impl Error {
         if let Error::CustomerExists { existing_id, .. } = self {
             error["existing_id"] = json!(existing_id);
         }
+        if let Error::Stripe(stripe) = self {
+            if let crate::stripe::StripeError::Refused { status, error: e } = stripe.as_ref() {
+                error["stripe"] = json!({
+                    "status": status,
+                    "type": e.kind,
+                    "code": e.code,
+                    "decline_code": e.decline_code,
+                });
+            }
+        }
         json!({ "error": error })
     }
 }
@@ -277,7 +295,7 @@ mod tests {
             Error::RateLimited {
                 retry_after_seconds: 1,
             },
-            Error::Stripe("x".into()),
+            Error::from(crate::stripe::StripeError::Decode("x".into())),
             Error::Database(sqlx::Error::RowNotFound),
             Error::Internal("x".into()),
         ];

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod context;
 pub mod error;
 pub mod ids;
 pub mod inbox;
@@ -15,7 +16,9 @@ pub mod jobs;
 pub mod ledger;
 pub mod money;
 pub mod ops;
+pub mod orders;
 pub mod outbox;
+pub mod payments;
 pub mod storage;
 pub mod stripe;
 pub mod telemetry;
@@ -73,13 +76,13 @@ impl Application {
             .with_context(|| format!("binding {addr}"))?;
         let local = listener.local_addr()?;
         let inbox_wake = Arc::new(Notify::new());
-        let state = api::AppState::new(
-            &config,
+        let ctx = context::Ctx::new(
             store.clone(),
-            api_key_hashes,
             stripe.clone(),
+            context::Settings::from_config(&config)?,
             inbox_wake.clone(),
         );
+        let state = api::AppState::new(&config, ctx.clone(), api_key_hashes);
         if stripe.mode == StripeMode::Sandbox {
             let url = format!("http://{local}/webhooks/stripe");
             let secret = register_sandbox_webhook(stripe.client(), &url)
@@ -102,11 +105,10 @@ impl Application {
         )?;
         background.push(tokio::spawn(dispatcher.run(stop_background.clone())));
         let job_ctx = jobs::JobCtx {
-            store: store.clone(),
-            stripe: stripe.client().clone(),
+            ctx: ctx.clone(),
             settings: jobs::JobSettings::from_config(&config),
         };
-        jobs::reconcile::schedule_first(&store, &job_ctx.settings)
+        jobs::reconcile::schedule_first(ctx.store(), &job_ctx.settings)
             .await
             .context("scheduling the reconciliation job")?;
         for _ in 0..job_ctx.settings.workers {

@@ -1,10 +1,13 @@
-//! Who is calling: the extractors every handler uses to authenticate and to
-//! check ownership.
+//! Who is calling: extractors that turn a request's credentials into the
+//! `Actor` a use case acts for. Ownership is checked in `ops/`, never here.
 //!
-//! - `Caller`: the host backend (secret API key) or one customer (customer
-//!   token). Handlers that serve customers ask `caller.may_access(owner)` and
-//!   answer 404, never 403, for someone else's object.
+//! - `Actor`: the host backend (secret API key) or one customer (customer
+//!   token); no credential is 401.
 //! - `SecretKey`: endpoints only the host backend may call.
+//! - `OrderActor`: a credential, or the guest token of one order
+//!   (`X-Guest-Token` or `?guest_token=`); a credential wins when both come.
+//! - `MaybeActor`: like `OrderActor`, but none at all is not yet an error
+//!   (the guest token may come in the body).
 
 use std::net::SocketAddr;
 
@@ -13,33 +16,22 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
 use super::AppState;
+use crate::context::{AccountId, Actor};
 use crate::error::Error;
-use crate::ids::{CustomerId, TokenHash};
-use crate::storage;
+use crate::ids::TokenHash;
+use crate::ops;
 
 pub const API_KEY_PREFIX: &str = "obol_sk_";
-pub const CUSTOMER_TOKEN_PREFIX: &str = "obol_ct_";
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Caller {
-    /// The host application's backend: may touch everything.
-    Secret,
-    /// A customer's browser, app or agent: only that customer's objects.
-    Customer(CustomerId),
-}
-
-impl Caller {
-    /// Whether this caller may see an object owned by `owner`.
-    pub fn may_access(&self, owner: Option<&CustomerId>) -> bool {
-        match self {
-            Caller::Secret => true,
-            Caller::Customer(me) => owner == Some(me),
-        }
-    }
-}
+pub use crate::ops::customer_tokens::CUSTOMER_TOKEN_PREFIX;
 
 /// Only the secret API key passes.
-pub struct SecretKey;
+pub struct SecretKey(pub Actor);
+
+/// A credential or an order's guest token.
+pub struct OrderActor(pub Actor);
+
+/// A credential, a guest token, or neither.
+pub struct MaybeActor(pub Option<Actor>);
 
 fn bearer(parts: &Parts) -> Result<&str, Error> {
     let value = parts
@@ -59,7 +51,7 @@ fn bearer(parts: &Parts) -> Result<&str, Error> {
     Ok(token)
 }
 
-impl FromRequestParts<AppState> for Caller {
+impl FromRequestParts<AppState> for Actor {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
@@ -80,7 +72,7 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, Error> {
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Actor, Error> {
     let token = bearer(parts)?;
     if token.starts_with(API_KEY_PREFIX) {
         let presented = TokenHash::of(token);
@@ -91,20 +83,15 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, Error> 
             matched |= key.ct_eq(&presented);
         }
         return if matched {
-            Ok(Caller::Secret)
+            Ok(Actor::Secret {
+                account: AccountId::platform(),
+            })
         } else {
             Err(Error::InvalidApiKey)
         };
     }
     if token.starts_with(CUSTOMER_TOKEN_PREFIX) {
-        let hash = TokenHash::of(token);
-        let mut handle = state.store().acquire().await?;
-        let row = handle
-            .conn()
-            .find_live_customer_token(&hash, storage::now())
-            .await?
-            .ok_or(Error::InvalidCustomerToken)?;
-        return Ok(Caller::Customer(CustomerId::from_db(row.customer_id)));
+        return ops::customer_tokens::authenticate(state.ctx(), token).await;
     }
     Err(Error::InvalidApiKey)
 }
@@ -113,9 +100,60 @@ impl FromRequestParts<AppState> for SecretKey {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        match Caller::from_request_parts(parts, state).await? {
-            Caller::Secret => Ok(SecretKey),
-            Caller::Customer(_) => Err(Error::SecretKeyRequired),
+        match Actor::from_request_parts(parts, state).await? {
+            actor @ Actor::Secret { .. } => Ok(SecretKey(actor)),
+            Actor::Customer { .. } | Actor::Guest { .. } | Actor::Link { .. } => {
+                Err(Error::SecretKeyRequired)
+            }
         }
+    }
+}
+
+/// The guest token of a request: `X-Guest-Token`, or `?guest_token=`.
+fn guest_token(parts: &Parts) -> Option<String> {
+    parts
+        .headers
+        .get("x-guest-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| {
+            parts.uri.query().and_then(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .find(|(k, _)| k == "guest_token")
+                    .map(|(_, v)| v.into_owned())
+            })
+        })
+}
+
+/// The guest of the one order whose token this is.
+pub fn guest(token: &str) -> Actor {
+    Actor::Guest {
+        account: AccountId::platform(),
+        token: TokenHash::of(token),
+    }
+}
+
+impl FromRequestParts<AppState> for MaybeActor {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        if parts.headers.contains_key(AUTHORIZATION) {
+            return Ok(MaybeActor(Some(
+                Actor::from_request_parts(parts, state).await?,
+            )));
+        }
+        Ok(MaybeActor(guest_token(parts).as_deref().map(guest)))
+    }
+}
+
+impl FromRequestParts<AppState> for OrderActor {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        MaybeActor::from_request_parts(parts, state)
+            .await?
+            .0
+            .map(OrderActor)
+            .ok_or(Error::Unauthenticated)
     }
 }

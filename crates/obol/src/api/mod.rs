@@ -1,4 +1,10 @@
-//! The HTTP API: the router, shared state, and a file per resource.
+//! The HTTP API: the router, shared state, and a thin file per resource.
+//!
+//! A handler parses the request (extractors, `Json`, `Query`, `Path`),
+//! calls one `ops::` function with the `Ctx` and the `Actor`, and renders
+//! the answer (status code, headers, JSON). Nothing under `api/` touches
+//! storage or the Stripe client: `tests/it/layering.rs` fails the build if
+//! a file here names them.
 
 pub mod auth;
 pub mod customer_tokens;
@@ -9,11 +15,12 @@ pub mod health;
 pub mod jobs;
 pub mod json;
 pub mod orders;
-pub mod pagination;
 pub mod payment_intents;
 pub mod payments;
 pub mod throttle;
 pub mod webhooks;
+
+pub use crate::ops::pagination;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +31,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use secrecy::SecretString;
-use tokio::sync::Notify;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -32,10 +38,9 @@ use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
+use crate::context::Ctx;
 use crate::error::Error;
 use crate::ids::TokenHash;
-use crate::storage::Store;
-use crate::stripe::StripeInfo;
 use crate::telemetry::{MakeObolRequestId, REQUEST_ID_HEADER};
 
 /// Everything handlers share. Cheap to clone.
@@ -43,40 +48,25 @@ use crate::telemetry::{MakeObolRequestId, REQUEST_ID_HEADER};
 pub struct AppState(Arc<Inner>);
 
 struct Inner {
-    store: Store,
+    ctx: Ctx,
     api_key_hashes: Vec<TokenHash>,
-    stripe: StripeInfo,
-    token_default_ttl: u64,
-    token_max_ttl: u64,
     auth_throttle: throttle::AuthThrottle,
     webhook_secrets: std::sync::RwLock<Vec<SecretString>>,
-    inbox_wake: Arc<Notify>,
-    capture_on: String,
 }
 
 impl AppState {
-    pub fn new(
-        config: &Config,
-        store: Store,
-        api_key_hashes: Vec<TokenHash>,
-        stripe: StripeInfo,
-        inbox_wake: Arc<Notify>,
-    ) -> Self {
+    pub fn new(config: &Config, ctx: Ctx, api_key_hashes: Vec<TokenHash>) -> Self {
         AppState(Arc::new(Inner {
-            store,
+            ctx,
             api_key_hashes,
-            stripe,
-            token_default_ttl: config.customer_tokens.default_ttl_seconds,
-            token_max_ttl: config.customer_tokens.max_ttl_seconds,
             auth_throttle: throttle::AuthThrottle::new(config.http.auth_failures_per_minute),
             webhook_secrets: std::sync::RwLock::new(config.stripe.webhook_secrets.clone()),
-            inbox_wake,
-            capture_on: config.checkout.capture_on.clone(),
         }))
     }
 
-    pub fn store(&self) -> &Store {
-        &self.0.store
+    /// The context every use case runs with.
+    pub fn ctx(&self) -> &Ctx {
+        &self.0.ctx
     }
 
     pub fn api_key_hashes(&self) -> &[TokenHash] {
@@ -99,26 +89,8 @@ impl AppState {
         }
     }
 
-    /// The order status at which pay-first payments are captured.
-    pub fn capture_on(&self) -> &str {
-        &self.0.capture_on
-    }
-
-    /// Tells the inbox worker a new event is waiting.
-    pub fn wake_inbox(&self) {
-        self.0.inbox_wake.notify_one();
-    }
-
     pub fn auth_throttle(&self) -> &throttle::AuthThrottle {
         &self.0.auth_throttle
-    }
-
-    pub fn token_ttls(&self) -> (u64, u64) {
-        (self.0.token_default_ttl, self.0.token_max_ttl)
-    }
-
-    pub fn stripe(&self) -> &StripeInfo {
-        &self.0.stripe
     }
 }
 

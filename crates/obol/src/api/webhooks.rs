@@ -1,22 +1,22 @@
 //! `POST /webhooks/stripe` (Stripe's deliveries) and the inbox's API:
-//! `GET /v1/webhook-events`, `POST /v1/webhook-events/{id}/replay`.
+//! `GET /v1/webhook-events`, `POST /v1/webhook-events/{id}/replay`,
+//! `POST /v1/reconciliations` (rules in `ops::webhook_events` and
+//! `ops::reconciliation`).
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::Router;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::auth::SecretKey;
 use super::json::{Json, Query};
-use super::pagination::{Cursor, Page};
+use super::pagination::Page;
 use super::AppState;
-use crate::error::{Error, Resource, Result};
-use crate::inbox;
-use crate::storage::webhook_events::WebhookEventRow;
+use crate::error::Result;
+use crate::ops::reconciliation::{self, Report};
+use crate::ops::webhook_events::{self, ListWebhookEvents, WebhookEventOut};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -38,135 +38,42 @@ async fn receive_stripe_event(
         .get("stripe-signature")
         .and_then(|v| v.to_str().ok());
     let secrets = state.webhook_secrets();
-    let receipt = inbox::receive(state.store(), &secrets, &body, signature).await?;
-    if receipt.stored {
-        state.wake_inbox();
-    }
     Ok(Json(
-        json!({"received": true, "duplicate": !receipt.stored}),
+        webhook_events::receive(state.ctx(), &secrets, &body, signature).await?,
     ))
-}
-
-#[derive(Debug, Serialize)]
-pub struct WebhookEventOut {
-    pub id: String,
-    pub stripe_event_id: String,
-    #[serde(rename = "type")]
-    pub event_type: String,
-    pub account_id: String,
-    /// received, applied, ignored or failed.
-    pub status: String,
-    /// Why an event was ignored, or why its application failed.
-    pub reason: Option<String>,
-    pub source: String,
-    pub attempts: i32,
-    pub stripe_created: i64,
-    pub received_at: DateTime<Utc>,
-    pub applied_at: Option<DateTime<Utc>>,
-    pub next_attempt_at: Option<DateTime<Utc>>,
-}
-
-impl From<WebhookEventRow> for WebhookEventOut {
-    fn from(r: WebhookEventRow) -> Self {
-        let retrying = r.status == "failed" || r.status == "received";
-        WebhookEventOut {
-            id: r.id,
-            stripe_event_id: r.stripe_event_id,
-            event_type: r.event_type,
-            account_id: r.account_id,
-            status: r.status,
-            reason: r.reason,
-            source: r.source,
-            attempts: r.attempts,
-            stripe_created: r.stripe_created,
-            received_at: r.received_at,
-            applied_at: r.applied_at,
-            next_attempt_at: retrying.then_some(r.next_attempt_at),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListWebhookEvents {
-    pub status: Option<String>,
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
 }
 
 async fn list_webhook_events(
     State(state): State<AppState>,
-    _: SecretKey,
+    SecretKey(actor): SecretKey,
     Query(q): Query<ListWebhookEvents>,
 ) -> Result<Json<Page<WebhookEventOut>>> {
-    if let Some(s) = &q.status {
-        if !matches!(s.as_str(), "received" | "applied" | "ignored" | "failed") {
-            return Err(Error::InvalidQuery(
-                "status is one of received, applied, ignored, failed".into(),
-            ));
-        }
-    }
-    let limit = super::pagination::limit(q.limit)?;
-    let before = q.cursor.as_deref().map(Cursor::decode).transpose()?;
-    let mut h = state.store().acquire().await?;
-    let rows = h
-        .conn()
-        .list_webhook_events(q.status.as_deref(), before.map(|c| (c.at, c.id)), limit + 1)
-        .await?;
-    Ok(Json(
-        Page::from_rows(rows, limit, |r| Cursor {
-            at: r.received_at,
-            id: r.id.clone(),
-        })
-        .map(WebhookEventOut::from),
-    ))
+    Ok(Json(webhook_events::list(state.ctx(), &actor, q).await?))
 }
 
 async fn get_webhook_event(
     State(state): State<AppState>,
-    _: SecretKey,
+    SecretKey(actor): SecretKey,
     Path(id): Path<String>,
 ) -> Result<Json<WebhookEventOut>> {
-    let mut h = state.store().acquire().await?;
-    let row = h
-        .conn()
-        .get_webhook_event(&id)
-        .await?
-        .ok_or(Error::NotFound(Resource::WebhookEvent))?;
-    Ok(Json(row.into()))
+    Ok(Json(webhook_events::get(state.ctx(), &actor, &id).await?))
 }
 
-/// Queues a stored event for application again (after a fix, or to re-run
-/// an ignored one). Applying is idempotent: a replay of an applied event
-/// changes nothing.
+/// Queues a stored event for application again.
 async fn replay_webhook_event(
     State(state): State<AppState>,
-    _: SecretKey,
+    SecretKey(actor): SecretKey,
     Path(id): Path<String>,
 ) -> Result<Json<WebhookEventOut>> {
-    let mut h = state.store().acquire().await?;
-    let now = crate::storage::now();
-    if !h.conn().requeue_webhook_event(&id, now).await? {
-        return Err(Error::NotFound(Resource::WebhookEvent));
-    }
-    state.wake_inbox();
-    let row = h
-        .conn()
-        .get_webhook_event(&id)
-        .await?
-        .ok_or(Error::NotFound(Resource::WebhookEvent))?;
-    Ok(Json(row.into()))
+    Ok(Json(
+        webhook_events::replay(state.ctx(), &actor, &id).await?,
+    ))
 }
 
-/// Runs one reconciliation pass now and answers what it recovered:
-/// `{"events_listed", "events_new", "payments_checked", "payments_moved"}`.
+/// Runs one reconciliation pass now and answers what it recovered.
 async fn reconcile(
     State(state): State<AppState>,
-    _: SecretKey,
-) -> Result<Json<inbox::reconcile::Report>> {
-    let report = inbox::reconcile::run_once(state.store(), state.stripe().client()).await?;
-    if report.events_new > 0 {
-        state.wake_inbox();
-    }
-    Ok(Json(report))
+    SecretKey(actor): SecretKey,
+) -> Result<Json<Report>> {
+    Ok(Json(reconciliation::run(state.ctx(), &actor).await?))
 }

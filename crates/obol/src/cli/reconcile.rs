@@ -5,9 +5,10 @@ use std::process::ExitCode;
 use secrecy::SecretString;
 
 use crate::config::{Config, StripeMode, STRIPE_API_BASE};
-use crate::inbox::reconcile;
+use crate::context::{Actor, Ctx, Settings};
+use crate::ops::reconciliation;
 use crate::storage::Store;
-use crate::stripe::{RateLimit, StripeClient};
+use crate::stripe::{RateLimit, StripeClient, StripeInfo};
 
 pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
     crate::telemetry::init(config.log_format, &config.log);
@@ -44,7 +45,15 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
     )?;
     let store = Store::connect(&config).await?;
     store.migrate().await?;
-    let report = reconcile::run_once(&store, &client).await?;
+    let mode = config.stripe_mode();
+    let publishable = config.stripe.publishable_key.clone().unwrap_or_default();
+    let ctx = Ctx::new(
+        store.clone(),
+        StripeInfo::new(mode, publishable, client),
+        Settings::from_config(&config)?,
+        Default::default(),
+    );
+    let report = reconciliation::run(&ctx, &Actor::platform_secret()).await?;
     println!("{}", serde_json::to_string(&report)?);
     store.close().await;
     Ok(ExitCode::SUCCESS)

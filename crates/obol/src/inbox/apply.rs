@@ -5,27 +5,25 @@
 //! that table and a handler function, nothing else. Each handler runs in
 //! the transaction that also marks the event applied, so an event takes
 //! effect exactly once or not at all.
+//!
+//! Handlers parse Stripe's objects and hand payment observations to
+//! `crate::payments` (the one payment writer); they do not write a
+//! payment's state themselves, and nothing here may call `ops`.
 
 use chrono::{TimeZone, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::context::AccountId;
 use crate::error::{Error, Result};
-use crate::ledger::{self, Decision, IntentStatus, Ledger, Observation, PaymentState};
+use crate::ledger::{IntentStatus, Observation};
 use crate::outbox;
+pub use crate::payments::Outcome;
+use crate::payments::{observe, observe_intent, Adopt, Cause};
 use crate::storage::disputes::{NewDispute, NewTask};
-use crate::storage::payments::{NewPayment, NewTimelineEntry, PaymentRow};
 use crate::storage::refunds::NewRefund;
 use crate::storage::webhook_events::WebhookEventRow;
 use crate::storage::{self, Conn};
-
-/// What became of an event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Applied,
-    /// Stored and visible, deliberately not applied (the reason says why).
-    Ignored(String),
-}
 
 /// Event types obol applies. A later capability (invoices, subscriptions,
 /// payouts, customers, payment methods) adds its types here and a `Kind`
@@ -81,7 +79,7 @@ fn kind_of(event_type: &str) -> Option<Kind> {
 /// Applies one event within the caller's transaction. `live`: obol runs
 /// against a live-mode Stripe account.
 pub async fn apply(conn: &mut Conn<'_>, event: &WebhookEventRow, live: bool) -> Result<Outcome> {
-    if event.account_id != crate::api::customers::DEFAULT_ACCOUNT {
+    if event.account_id != crate::context::AccountId::PLATFORM {
         return Ok(Outcome::Ignored(format!(
             "the event is for connected account {}, which obol does not know",
             event.account_id
@@ -109,19 +107,6 @@ pub async fn apply(conn: &mut Conn<'_>, event: &WebhookEventRow, live: bool) -> 
         Kind::Refund => refund_changed(conn, event, object).await,
         Kind::Dispute => dispute_changed(conn, event, object).await,
     }
-}
-
-#[derive(Debug, Deserialize)]
-struct IntentObject {
-    id: String,
-    amount: i64,
-    currency: String,
-    status: IntentStatus,
-    #[serde(default)]
-    amount_received: i64,
-    last_payment_error: Option<Value>,
-    #[serde(default)]
-    metadata: serde_json::Map<String, Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -155,101 +140,27 @@ fn id_of(v: &Option<Value>) -> Option<String> {
     }
 }
 
+/// The cause of a change an event makes. An event fetched by
+/// reconciliation (not delivered) says so.
+fn cause_of(event: &WebhookEventRow) -> Cause<'_> {
+    let kind = if event.source == "reconcile" {
+        "reconcile"
+    } else {
+        "webhook"
+    };
+    Cause {
+        kind,
+        reference: Some(&event.stripe_event_id),
+        account_id: &event.account_id,
+    }
+}
+
 async fn intent_changed(
     conn: &mut Conn<'_>,
     event: &WebhookEventRow,
     object: &Value,
 ) -> Result<Outcome> {
-    observe_intent(conn, &Cause::of(event), object, event.stripe_created).await
-}
-
-/// Who or what caused a change: the timeline entry's cause, and the
-/// account the object belongs to.
-pub struct Cause<'a> {
-    /// `webhook`, `reconcile`, `api` or `job`.
-    pub kind: &'a str,
-    /// The Stripe event id, request id or job name.
-    pub reference: Option<&'a str>,
-    pub account_id: &'a str,
-}
-
-impl<'a> Cause<'a> {
-    fn of(event: &'a WebhookEventRow) -> Self {
-        // An event fetched by reconciliation (not delivered) says so.
-        let kind = if event.source == "reconcile" {
-            "reconcile"
-        } else {
-            "webhook"
-        };
-        Cause {
-            kind,
-            reference: Some(&event.stripe_event_id),
-            account_id: &event.account_id,
-        }
-    }
-}
-
-/// Applies a PaymentIntent object as Stripe showed it at `at` (unix
-/// seconds): from an event, or retrieved by reconciliation.
-pub async fn observe_intent(
-    conn: &mut Conn<'_>,
-    cause: &Cause<'_>,
-    object: &Value,
-    at: i64,
-) -> Result<Outcome> {
-    let pi: IntentObject = parse(object, "payment_intent")?;
-    // Reconciliation expands the latest charge, which carries the refunded
-    // amount; an event's intent does not (0 leaves the ledger's amount as is).
-    let amount_refunded = object["latest_charge"]["amount_refunded"]
-        .as_i64()
-        .unwrap_or(0);
-    let observation = Observation {
-        status: pi.status,
-        failed_attempt: pi.last_payment_error.as_ref().is_some_and(|v| !v.is_null()),
-        amount_received: pi.amount_received,
-        amount_refunded,
-        at,
-    };
-    let adopt = Adopt {
-        intent_id: &pi.id,
-        amount: pi.amount,
-        currency: &pi.currency,
-        order_id: pi.metadata.get("obol_order_id").and_then(Value::as_str),
-        customer_hint: pi.metadata.get("obol_customer_id").and_then(Value::as_str),
-    };
-    let outcome = observe(conn, cause, &adopt, &observation).await?;
-    // An order paid after it was created (not pay-first, where the checkout
-    // confirmed the order already) is confirmed by its payment's success.
-    let pre_order = pi.metadata.get("obol_mode").and_then(Value::as_str) == Some("pre_order");
-    if let (Some(order_id), false, IntentStatus::Succeeded) = (adopt.order_id, pre_order, pi.status)
-    {
-        confirm_paid_order(conn, order_id).await?;
-    }
-    Ok(outcome)
-}
-
-/// pending → confirmed for an order whose payment succeeded, once, with an
-/// `order.confirmed` notification in the same transaction.
-async fn confirm_paid_order(conn: &mut Conn<'_>, order_id: &str) -> Result<()> {
-    let Some(order) = conn.get_order(order_id).await? else {
-        return Ok(());
-    };
-    if order.status == "pending"
-        && conn
-            .update_order_status(&order.id, "pending", "confirmed", storage::now())
-            .await?
-    {
-        let body = serde_json::json!({
-            "type": "order.confirmed",
-            "timestamp": storage::now(),
-            "data": {"order": {"id": order.id, "number": order.number, "status": "confirmed",
-                "total": {"amount": order.total, "currency": order.currency},
-                "customer_id": order.customer_id}},
-        });
-        conn.enqueue_notification("order.confirmed", &body.to_string(), storage::now())
-            .await?;
-    }
-    Ok(())
+    observe_intent(conn, &cause_of(event), object, event.stripe_created).await
 }
 
 async fn charge_refunded(
@@ -286,7 +197,7 @@ async fn charge_refunded(
         order_id: None,
         customer_hint: None,
     };
-    observe(conn, &Cause::of(event), &adopt, &observation).await
+    observe(conn, &cause_of(event), &adopt, &observation).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -310,16 +221,17 @@ async fn refund_changed(
     object: &Value,
 ) -> Result<Outcome> {
     let refund: RefundObject = parse(object, "refund")?;
+    let account = AccountId::from_db(event.account_id.clone());
     let mut local = match refund
         .metadata
         .get("obol_refund_id")
         .and_then(Value::as_str)
     {
-        Some(id) => conn.get_refund(id).await?,
+        Some(id) => conn.get_refund(&account, id).await?,
         None => None,
     };
     if local.is_none() {
-        local = conn.get_refund_by_stripe_id(&refund.id).await?;
+        local = conn.get_refund_by_stripe_id(&account, &refund.id).await?;
     }
     let now = storage::now();
     match local {
@@ -428,9 +340,10 @@ async fn dispute_changed(
         .timestamp_opt(event.stripe_created, 0)
         .single()
         .unwrap_or(now);
-    let cause = Cause::of(event);
+    let cause = cause_of(event);
     let due_by = d.evidence_details.as_ref().and_then(|e| e.due_by);
-    let dispute = match conn.get_dispute_by_stripe_id(&d.id).await? {
+    let account = AccountId::from_db(event.account_id.clone());
+    let dispute = match conn.get_dispute_by_stripe_id(&account, &d.id).await? {
         None => {
             let id = crate::ids::new_id("dsp_");
             let row = conn
@@ -493,7 +406,7 @@ async fn dispute_changed(
     };
     let open = dispute_is_open(&d.status);
     if conn.set_payment_disputed(&payment.id, open, now).await? {
-        if let Some(row) = conn.get_payment(&payment.id).await? {
+        if let Some(row) = conn.get_payment(&payment.account(), &payment.id).await? {
             let kind = if open {
                 "payment.disputed"
             } else {
@@ -504,6 +417,7 @@ async fn dispute_changed(
     }
     if open {
         conn.open_task(&NewTask {
+            account_id: &event.account_id,
             kind: "respond_to_dispute",
             title: "Respond to dispute",
             subject_type: "dispute",
@@ -519,145 +433,6 @@ async fn dispute_changed(
             .await?;
     }
     Ok(Outcome::Applied)
-}
-
-/// What obol needs to start a payment record for an intent it has not seen.
-struct Adopt<'a> {
-    intent_id: &'a str,
-    amount: i64,
-    currency: &'a str,
-    order_id: Option<&'a str>,
-    customer_hint: Option<&'a str>,
-}
-
-/// Moves the payment of an intent by one observation, creating the payment
-/// when the intent is new to obol (created elsewhere, or its creating call
-/// was lost), and appends the timeline entry.
-async fn observe(
-    conn: &mut Conn<'_>,
-    cause: &Cause<'_>,
-    adopt: &Adopt<'_>,
-    observation: &Observation,
-) -> Result<Outcome> {
-    let now = storage::now();
-    let at = Utc.timestamp_opt(observation.at, 0).single().unwrap_or(now);
-    let existing = conn
-        .get_payment_by_intent(cause.account_id, adopt.intent_id)
-        .await?;
-    let payment: PaymentRow = match existing {
-        // Lock, then read again: concurrent writers of this payment (the
-        // inbox worker and an API call) wait for each other on PostgreSQL
-        // instead of failing the guarded write.
-        Some(p) => {
-            conn.lock_payment(&p.id).await?;
-            conn.get_payment(&p.id).await?.unwrap_or(p)
-        }
-        None => {
-            let customer_id = match adopt.customer_hint {
-                Some(id) => conn
-                    .get_customer(&crate::ids::CustomerId::from_db(id.to_string()))
-                    .await?
-                    .map(|c| c.id),
-                None => None,
-            };
-            let start = Ledger {
-                state: PaymentState::Pending,
-                amount_refunded: 0,
-                observed_at: 0,
-            };
-            let first = match ledger::transition(start, observation) {
-                Decision::Move { next, .. } | Decision::Update { next } => next,
-                Decision::Ignore => start,
-            };
-            let id = crate::ids::new_id("pay_");
-            let inserted = conn
-                .insert_payment(&NewPayment {
-                    id: &id,
-                    account_id: cause.account_id,
-                    customer_id: customer_id.as_deref(),
-                    order_id: adopt.order_id,
-                    stripe_payment_intent_id: adopt.intent_id,
-                    amount: adopt.amount,
-                    currency: adopt.currency,
-                    ledger: first,
-                    now,
-                })
-                .await?;
-            match inserted {
-                Some(inserted) => {
-                    conn.insert_timeline_entry(&NewTimelineEntry {
-                        payment_id: &inserted.id,
-                        from: None,
-                        to: first.state,
-                        at,
-                        cause_kind: cause.kind,
-                        cause_ref: cause.reference,
-                    })
-                    .await?;
-                    if let Some(kind) = outbox::event_for_state(first.state) {
-                        outbox::notify_payment(conn, kind, &inserted).await?;
-                    }
-                    return Ok(Outcome::Applied);
-                }
-                // Recorded meanwhile by a concurrent writer (an API call and
-                // an event about one new intent): apply to that record.
-                None => {
-                    let p = conn
-                        .get_payment_by_intent(cause.account_id, adopt.intent_id)
-                        .await?
-                        .ok_or_else(|| Error::internal("the payment vanished; retrying"))?;
-                    conn.lock_payment(&p.id).await?;
-                    conn.get_payment(&p.id).await?.unwrap_or(p)
-                }
-            }
-        }
-    };
-    let read = payment.ledger();
-    match ledger::transition(read, observation) {
-        Decision::Ignore => Ok(Outcome::Ignored(format!(
-            "older than or equal to the payment's state ({})",
-            read.state.as_str()
-        ))),
-        Decision::Update { next } => {
-            guarded(
-                conn.update_payment_ledger(&payment.id, &read, &next, now)
-                    .await?,
-            )?;
-            Ok(Outcome::Applied)
-        }
-        Decision::Move { from, next } => {
-            guarded(
-                conn.update_payment_ledger(&payment.id, &read, &next, now)
-                    .await?,
-            )?;
-            conn.insert_timeline_entry(&NewTimelineEntry {
-                payment_id: &payment.id,
-                from: Some(from),
-                to: next.state,
-                at,
-                cause_kind: cause.kind,
-                cause_ref: cause.reference,
-            })
-            .await?;
-            if let Some(kind) = outbox::event_for_state(next.state) {
-                if let Some(now_row) = conn.get_payment(&payment.id).await? {
-                    outbox::notify_payment(conn, kind, &now_row).await?;
-                }
-            }
-            Ok(Outcome::Applied)
-        }
-    }
-}
-
-/// A guarded write that lost a race: the event is retried from a fresh read.
-fn guarded(written: bool) -> Result<()> {
-    if written {
-        Ok(())
-    } else {
-        Err(Error::internal(
-            "the payment changed concurrently; retrying",
-        ))
-    }
 }
 
 #[cfg(test)]

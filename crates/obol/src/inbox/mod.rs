@@ -7,7 +7,6 @@
 //! nothing and a redelivery is acknowledged without being applied again.
 
 pub mod apply;
-pub mod reconcile;
 pub mod worker;
 
 use secrecy::SecretString;
@@ -82,7 +81,7 @@ pub async fn store_event(
             account_id: envelope
                 .account
                 .as_deref()
-                .unwrap_or(crate::api::customers::DEFAULT_ACCOUNT),
+                .unwrap_or(crate::context::AccountId::PLATFORM),
             event_type: &envelope.event_type,
             stripe_created: envelope.created,
             livemode: envelope.livemode,

@@ -32,10 +32,10 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::context::{AccountId, Ctx};
 use crate::error::Result;
 use crate::storage::jobs::{JobRow, NewJobRow};
-use crate::storage::{self, Conn, Store};
-use crate::stripe::StripeClient;
+use crate::storage::{self, Conn};
 
 /// Jobs one worker claims at a time; they run concurrently, each within
 /// its own timeout, so a batch never outlives its lease.
@@ -260,7 +260,7 @@ impl JobError {
 pub struct NewJob {
     pub kind: JobKind,
     pub payload: serde_json::Value,
-    pub account_id: String,
+    pub account_id: AccountId,
     /// Names the logical job ("release_authorization:pay_X"): while one
     /// with this key is queued or running, queuing it again does nothing.
     pub dedupe_key: Option<String>,
@@ -275,7 +275,7 @@ pub async fn enqueue(conn: &mut Conn<'_>, job: &NewJob) -> Result<Option<JobRow>
     conn.insert_job(&NewJobRow {
         kind: job.kind.as_str(),
         payload: &payload,
-        account_id: &job.account_id,
+        account_id: job.account_id.as_str(),
         dedupe_key: job.dedupe_key.as_deref(),
         max_attempts: job.kind.max_attempts(),
         run_at: job.run_at,
@@ -315,11 +315,11 @@ impl JobSettings {
     }
 }
 
-/// What handlers get.
+/// What handlers get: the context every use case runs with, and the
+/// runner's settings.
 #[derive(Clone)]
 pub struct JobCtx {
-    pub store: Store,
-    pub stripe: StripeClient,
+    pub ctx: Ctx,
     pub settings: JobSettings,
 }
 
@@ -374,14 +374,19 @@ impl Runner {
         let lock_until =
             now + chrono::Duration::from_std(self.ctx.settings.lease).unwrap_or_default();
         let claimed = {
-            let mut tx = self.ctx.store.begin().await?;
+            let mut tx = self.ctx.ctx.store().begin().await?;
             let mut conn = tx.conn();
             for dead in conn.bury_expired_jobs(now).await? {
                 tracing::error!(job = %dead.id, kind = %dead.kind, attempts = dead.attempts,
                     "job is dead: its worker stopped answering during the last attempt");
                 if JobKind::parse(&dead.kind) == Some(JobKind::Reconcile) {
-                    reconcile::schedule_next(&mut conn, &self.ctx.settings, &dead.account_id, now)
-                        .await?;
+                    reconcile::schedule_next(
+                        &mut conn,
+                        &self.ctx.settings,
+                        &AccountId::from_db(dead.account_id.clone()),
+                        now,
+                    )
+                    .await?;
                 }
             }
             let claimed = conn
@@ -403,7 +408,7 @@ impl Runner {
 
     async fn run_job(&self, job: JobRow) -> Result<()> {
         let run_id = {
-            let mut h = self.ctx.store.acquire().await?;
+            let mut h = self.ctx.ctx.store().acquire().await?;
             h.conn()
                 .insert_job_run(&job.id, job.attempts, &self.worker, storage::now())
                 .await?
@@ -454,7 +459,7 @@ impl Runner {
             .map_err(|r| crate::error::Error::internal(format!("job transition refused: {r:?}")))?;
         let error = outcome.as_ref().err().map(JobError::message);
         let now = storage::now();
-        let mut tx = self.ctx.store.begin().await?;
+        let mut tx = self.ctx.ctx.store().begin().await?;
         let mut conn = tx.conn();
         let (wrote, run_outcome) = match next.status {
             JobStatus::Succeeded => (
@@ -502,7 +507,13 @@ impl Runner {
         conn.finish_job_run(run_id, run_outcome, error, now).await?;
         let terminal = matches!(next.status, JobStatus::Succeeded | JobStatus::Dead);
         if terminal && kind == Some(JobKind::Reconcile) {
-            reconcile::schedule_next(&mut conn, &self.ctx.settings, &job.account_id, now).await?;
+            reconcile::schedule_next(
+                &mut conn,
+                &self.ctx.settings,
+                &AccountId::from_db(job.account_id.clone()),
+                now,
+            )
+            .await?;
         }
         tx.commit().await?;
         if matches!(next.status, JobStatus::Succeeded) {

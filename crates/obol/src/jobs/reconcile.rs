@@ -1,4 +1,4 @@
-//! `reconcile`: one reconciliation pass (`inbox::reconcile::run_once`),
+//! `reconcile`: one reconciliation pass (`ops::reconciliation::run_once`),
 //! recurring every `reconcile.interval_seconds`.
 //!
 //! Exactly one reconcile job is pending however many obol processes share
@@ -11,6 +11,7 @@
 use serde_json::json;
 
 use super::{JobCtx, JobError, JobKind, JobSettings, NewJob};
+use crate::context::AccountId;
 use crate::error::Result;
 use crate::storage::jobs::JobRow;
 use crate::storage::{self, Conn, Store};
@@ -27,7 +28,7 @@ pub async fn schedule_first(store: &Store, settings: &JobSettings) -> Result<()>
     schedule_next(
         &mut h.conn(),
         settings,
-        crate::api::customers::DEFAULT_ACCOUNT,
+        &AccountId::platform(),
         storage::now(),
     )
     .await
@@ -37,7 +38,7 @@ pub async fn schedule_first(store: &Store, settings: &JobSettings) -> Result<()>
 pub async fn schedule_next(
     conn: &mut Conn<'_>,
     settings: &JobSettings,
-    account_id: &str,
+    account_id: &AccountId,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<()> {
     if settings.reconcile_interval.is_zero() {
@@ -46,7 +47,7 @@ pub async fn schedule_next(
     let job = NewJob {
         kind: JobKind::Reconcile,
         payload: json!({}),
-        account_id: account_id.to_string(),
+        account_id: account_id.clone(),
         dedupe_key: Some(DEDUPE_KEY.to_string()),
         run_at: now + chrono::Duration::from_std(settings.reconcile_interval).unwrap_or_default(),
     };
@@ -60,12 +61,13 @@ pub async fn run(ctx: &JobCtx, _job: &JobRow) -> std::result::Result<(), JobErro
     if ctx.settings.reconcile_interval.is_zero() {
         return Ok(());
     }
-    match crate::inbox::reconcile::run_once(&ctx.store, &ctx.stripe).await {
+    match crate::ops::reconciliation::run_once(&ctx.ctx).await {
         Ok(r) if r.events_new > 0 || r.payments_moved > 0 => {
             tracing::info!(
                 ?r,
                 "reconciliation recovered changes Stripe had not delivered"
             );
+            ctx.ctx.wake_inbox();
             Ok(())
         }
         Ok(r) => {

@@ -9,11 +9,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{JobCtx, JobError, JobKind, NewJob};
+use crate::context::AccountId;
 use crate::error::{Error, Result};
 use crate::ops::refunds;
 use crate::storage::jobs::JobRow;
 use crate::storage::refunds::RefundRow;
 use crate::storage::{self, Conn, Store};
+use crate::stripe::StripeError;
 
 /// A refund recorded this long ago and still not submitted is swept into a
 /// job by the reconciliation pass (obol stopped between recording it and
@@ -31,15 +33,10 @@ pub fn dedupe_key(refund_id: &str) -> String {
 
 /// Queues the resubmission of `refund` (nothing if one is queued or running).
 pub async fn enqueue(conn: &mut Conn<'_>, refund: &RefundRow) -> Result<bool> {
-    let account_id = conn
-        .get_payment(&refund.payment_id)
-        .await?
-        .map(|p| p.account_id)
-        .unwrap_or_else(|| crate::api::customers::DEFAULT_ACCOUNT.to_string());
     let job = NewJob {
         kind: JobKind::ResubmitRefund,
         payload: json!({"refund_id": refund.id}),
-        account_id,
+        account_id: refund.account(),
         dedupe_key: Some(dedupe_key(&refund.id)),
         run_at: storage::now(),
     };
@@ -59,10 +56,11 @@ pub async fn enqueue_after_failure(store: &Store, refund: &RefundRow) -> Result<
 pub async fn run(ctx: &JobCtx, job: &JobRow) -> std::result::Result<(), JobError> {
     let p: Payload = super::payload(job)?;
     let (refund, intent) = {
-        let mut h = ctx.store.acquire().await.map_err(retry)?;
+        let account = AccountId::from_db(job.account_id.clone());
+        let mut h = ctx.ctx.store().acquire().await.map_err(retry)?;
         let mut conn = h.conn();
         let refund = conn
-            .get_refund(&p.refund_id)
+            .get_refund(&account, &p.refund_id)
             .await
             .map_err(retry)?
             .ok_or_else(|| JobError::Permanent(format!("refund {} does not exist", p.refund_id)))?;
@@ -71,7 +69,7 @@ pub async fn run(ctx: &JobCtx, job: &JobRow) -> std::result::Result<(), JobError
             return Ok(());
         }
         let intent = conn
-            .get_payment(&refund.payment_id)
+            .get_payment(&account, &refund.payment_id)
             .await
             .map_err(retry)?
             .ok_or_else(|| {
@@ -80,10 +78,10 @@ pub async fn run(ctx: &JobCtx, job: &JobRow) -> std::result::Result<(), JobError
             .stripe_payment_intent_id;
         (refund, intent)
     };
-    match refunds::submit(&ctx.store, &ctx.stripe, &refund, &intent).await {
+    match refunds::submit(&ctx.ctx, &refund, &intent).await {
         Ok(_) => Ok(()),
-        Err(Error::Stripe(detail)) if detail.starts_with("unavailable") => {
-            Err(JobError::Retry(detail))
+        Err(Error::Stripe(e)) if matches!(*e, StripeError::Unavailable { .. }) => {
+            Err(JobError::Retry(e.to_string()))
         }
         // Stripe refused: the refund is recorded as failed; a person decides.
         Err(e @ Error::Stripe(_)) => Err(JobError::Permanent(e.to_string())),

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{JobCtx, JobError, JobKind, NewJob};
+use crate::context::AccountId;
 use crate::error::{Error, Result};
 use crate::ops::checkout::{self, Released};
 use crate::storage::jobs::JobRow;
@@ -30,7 +31,7 @@ pub async fn enqueue(conn: &mut Conn<'_>, payment: &PaymentRow, reason: &str) ->
     let job = NewJob {
         kind: JobKind::ReleaseAuthorization,
         payload: json!({"payment_id": payment.id, "reason": reason}),
-        account_id: payment.account_id.clone(),
+        account_id: payment.account(),
         dedupe_key: Some(dedupe_key(&payment.id)),
         run_at: storage::now(),
     };
@@ -44,11 +45,14 @@ pub async fn enqueue(conn: &mut Conn<'_>, payment: &PaymentRow, reason: &str) ->
 pub async fn run(ctx: &JobCtx, job: &JobRow) -> std::result::Result<(), JobError> {
     let p: Payload = super::payload(job)?;
     let payment = {
-        let mut h = ctx.store.acquire().await.map_err(retry)?;
-        h.conn().get_payment(&p.payment_id).await.map_err(retry)?
+        let mut h = ctx.ctx.store().acquire().await.map_err(retry)?;
+        h.conn()
+            .get_payment(&AccountId::from_db(job.account_id.clone()), &p.payment_id)
+            .await
+            .map_err(retry)?
     }
     .ok_or_else(|| JobError::Permanent(format!("payment {} does not exist", p.payment_id)))?;
-    match checkout::release(&ctx.store, &ctx.stripe, &payment, &p.reason).await {
+    match checkout::release(&ctx.ctx, &payment, &p.reason).await {
         Ok(Released::Canceled) => Ok(()),
         Ok(Released::CancelPending) => Err(JobError::Retry("Stripe could not be reached".into())),
         // Captured meanwhile (409), or Stripe refused the cancel: trying
@@ -70,8 +74,11 @@ fn retry(e: Error) -> JobError {
 pub async fn queue_pending(store: &Store) -> Result<usize> {
     let mut tx = store.begin().await?;
     let mut conn = tx.conn();
-    for (payment_id, reason) in conn.list_pending_cancellations(100).await? {
-        if let Some(payment) = conn.get_payment(&payment_id).await? {
+    for (account, payment_id, reason) in conn.list_pending_cancellations(100).await? {
+        if let Some(payment) = conn
+            .get_payment(&AccountId::from_db(account), &payment_id)
+            .await?
+        {
             enqueue(&mut conn, &payment, &reason).await?;
         }
         conn.clear_pending_cancellation(&payment_id).await?;

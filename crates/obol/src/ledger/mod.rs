@@ -13,6 +13,8 @@
 //! Nothing here touches storage; `storage/` writes the outcome, guarded by
 //! the state it read.
 
+pub mod order;
+
 use serde::{Deserialize, Serialize};
 
 /// A payment's state in obol's ledger (DESIGN.md "Payment states").
@@ -183,6 +185,9 @@ impl Observation {
 pub struct Ledger {
     pub state: PaymentState,
     pub amount_refunded: i64,
+    /// Captured so far, minor units; 0 until a capture is observed. Stripe
+    /// captures once, so the largest amount observed is the captured one.
+    pub amount_captured: i64,
     /// Newest observation applied so far (unix seconds); 0 before any.
     pub observed_at: i64,
 }
@@ -204,6 +209,7 @@ pub enum Decision {
 pub fn transition(current: Ledger, obs: &Observation) -> Decision {
     let target = obs.implied_state();
     let refunded = current.amount_refunded.max(obs.amount_refunded.max(0));
+    let captured = current.amount_captured.max(obs.amount_received.max(0));
     let newer = obs.at > current.observed_at;
     let same_second = obs.at == current.observed_at;
     let moves = current.state != target
@@ -214,7 +220,7 @@ pub fn transition(current: Ledger, obs: &Observation) -> Decision {
     let state = if moves { target } else { current.state };
     let state = match state {
         PaymentState::Completed | PaymentState::PartiallyRefunded
-            if refunded > 0 && obs.amount_received > 0 && refunded >= obs.amount_received =>
+            if refunded > 0 && captured > 0 && refunded >= captured =>
         {
             PaymentState::Refunded
         }
@@ -224,6 +230,7 @@ pub fn transition(current: Ledger, obs: &Observation) -> Decision {
     let next = Ledger {
         state,
         amount_refunded: refunded,
+        amount_captured: captured,
         observed_at: current.observed_at.max(obs.at),
     };
     if next.state != current.state {

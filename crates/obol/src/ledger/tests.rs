@@ -20,6 +20,7 @@ fn start() -> Ledger {
     Ledger {
         state: PaymentState::Pending,
         amount_refunded: 0,
+        amount_captured: 0,
         observed_at: 0,
     }
 }

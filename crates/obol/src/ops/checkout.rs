@@ -4,15 +4,18 @@
 //! business object, and every change goes through the ledger.
 
 use chrono::Duration;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
-use crate::error::{Error, Result};
-use crate::inbox::apply::{self, Cause};
+use crate::context::{AccountId, Actor, Ctx};
+use crate::error::{Error, Resource, Result};
+use crate::ids::CustomerId;
 use crate::ledger::PaymentState;
-use crate::money::Money;
+use crate::money::{Currency, Money};
+use crate::payments::{self, Cause};
 use crate::storage::payments::PaymentRow;
-use crate::storage::Store;
-use crate::stripe::{IdempotencyKey, Params, StripeClient, StripeError};
+use crate::storage::Conn;
+use crate::stripe::{IdempotencyKey, Params, StripeError};
 
 /// Stripe cancels uncaptured intents after seven days.
 pub const AUTHORIZATION_DAYS: i64 = 7;
@@ -23,41 +26,318 @@ pub fn authorization_expires_at(p: &PaymentRow) -> Option<chrono::DateTime<chron
         .then(|| p.created_at + Duration::days(AUTHORIZATION_DAYS))
 }
 
-fn stripe_error(e: StripeError) -> Error {
-    Error::Stripe(e.to_string())
-}
-
-/// Records what Stripe answered about an intent (cause: an API call).
-pub async fn observe(store: &Store, intent: &Value, reference: &str) -> Result<PaymentRow> {
+/// Records what Stripe answered about an intent inside the caller's
+/// transaction (cause: an API call) and returns its payment.
+pub async fn record_intent(
+    conn: &mut Conn<'_>,
+    account: &AccountId,
+    intent: &Value,
+    reference: &str,
+) -> Result<PaymentRow> {
     let id = intent["id"]
         .as_str()
-        .ok_or_else(|| Error::Stripe("an intent without an id".into()))?;
+        .ok_or_else(|| Error::from(StripeError::Decode("an intent without an id".into())))?;
     let cause = Cause {
         kind: "api",
         reference: Some(reference),
-        account_id: crate::api::customers::DEFAULT_ACCOUNT,
+        account_id: account.as_str(),
     };
-    let mut tx = store.begin().await?;
-    apply::observe_intent(
-        &mut tx.conn(),
-        &cause,
-        intent,
-        chrono::Utc::now().timestamp(),
-    )
-    .await?;
-    let payment = tx
-        .conn()
-        .get_payment_by_intent(crate::api::customers::DEFAULT_ACCOUNT, id)
+    payments::observe_intent(conn, &cause, intent, chrono::Utc::now().timestamp()).await?;
+    conn.get_payment_by_intent(account.as_str(), id)
         .await?
-        .ok_or_else(|| Error::internal("the observed intent has no payment"))?;
+        .ok_or_else(|| Error::internal("the observed intent has no payment"))
+}
+
+/// Records what Stripe answered about an intent, in its own transaction.
+pub async fn observe(
+    ctx: &Ctx,
+    account: &AccountId,
+    intent: &Value,
+    reference: &str,
+) -> Result<PaymentRow> {
+    let mut tx = ctx.store().begin().await?;
+    let payment = record_intent(&mut tx.conn(), account, intent, reference).await?;
     tx.commit().await?;
     Ok(payment)
 }
 
+/// Body of `POST /v1/payment-intents`: either `{amount, currency,
+/// customer_id?}` (pay first) or `{order_id, guest_token?}` (pay an
+/// existing order).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentIntentIn {
+    /// Minor units.
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+    pub customer_id: Option<String>,
+    pub order_id: Option<String>,
+    pub guest_token: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PaymentIntentOut {
+    pub id: String,
+    pub client_secret: Option<String>,
+    pub publishable_key: String,
+    pub amount: i64,
+    pub currency: String,
+    pub status: String,
+    pub payment_id: String,
+}
+
+/// An intent for the caller, and whether it was made now (`false`: an
+/// open intent of the same order was returned again).
+#[derive(Debug)]
+pub struct IntentFor {
+    pub created: bool,
+    pub intent: PaymentIntentOut,
+}
+
+fn intent_out(ctx: &Ctx, intent: &Value, amount: Money, payment_id: String) -> PaymentIntentOut {
+    PaymentIntentOut {
+        id: intent["id"].as_str().unwrap_or_default().to_string(),
+        client_secret: intent["client_secret"].as_str().map(str::to_string),
+        publishable_key: ctx.stripe_info().publishable_key.clone(),
+        amount: amount.minor(),
+        currency: amount.currency().as_str().to_string(),
+        status: intent["status"].as_str().unwrap_or_default().to_string(),
+        payment_id,
+    }
+}
+
+/// `POST /v1/payment-intents`: pays an existing order (`order_id`) or
+/// authorizes before the order exists (`amount` + `currency`). The
+/// caller's `Idempotency-Key`, if any, makes a retried pay-first call
+/// return the same intent.
+pub async fn create_intent(
+    ctx: &Ctx,
+    actor: &Actor,
+    body: PaymentIntentIn,
+    idempotency_key: Option<&str>,
+) -> Result<IntentFor> {
+    if let Some(order_id) = &body.order_id {
+        if body.amount.is_some() || body.currency.is_some() || body.customer_id.is_some() {
+            return Err(Error::InvalidBody(
+                "send either order_id (an existing order) or amount and currency (pay first)"
+                    .into(),
+            ));
+        }
+        return pay_order(ctx, actor, order_id).await;
+    }
+    if matches!(actor, Actor::Guest { .. } | Actor::Link { .. }) {
+        return Err(Error::Unauthenticated);
+    }
+    let (Some(amount), Some(currency)) = (body.amount, &body.currency) else {
+        return Err(Error::InvalidBody(
+            "amount and currency are required (or order_id)".into(),
+        ));
+    };
+    let currency = Currency::parse(currency)?;
+    let amount = Money::new(amount, currency)?;
+    let customer = match (actor, &body.customer_id) {
+        (Actor::Secret { account }, Some(id)) => {
+            let id = CustomerId::parse(id).map_err(|_| Error::NotFound(Resource::Customer))?;
+            let mut h = ctx.store().acquire().await?;
+            h.conn()
+                .get_customer(account, &id)
+                .await?
+                .ok_or(Error::NotFound(Resource::Customer))?;
+            Some(id)
+        }
+        (Actor::Customer { customer, .. }, Some(id)) if id != customer.as_str() => {
+            return Err(Error::NotFound(Resource::Customer))
+        }
+        (actor, _) => actor.customer().cloned(),
+    };
+    let request_key = idempotency_key
+        .map(|k| {
+            format!(
+                "{}:{k}",
+                customer.as_ref().map(|c| c.as_str()).unwrap_or("-")
+            )
+        })
+        .unwrap_or_else(|| ulid::Ulid::new().to_string());
+    let (intent, payment) = create_pay_first_intent(
+        ctx,
+        actor.account(),
+        amount,
+        customer.as_ref().map(|c| c.as_str()),
+        &request_key,
+    )
+    .await?;
+    Ok(IntentFor {
+        created: true,
+        intent: intent_out(ctx, &intent, amount, payment.id),
+    })
+}
+
+/// Pays an existing pending order: one open intent per order (a second
+/// call returns it), metadata naming the order, `receipt_email` from the
+/// billing address. The webhook confirms the order on success.
+async fn pay_order(ctx: &Ctx, actor: &Actor, order_id: &str) -> Result<IntentFor> {
+    let order = super::orders::load_owned(ctx, actor, order_id).await?;
+    if order.status != "pending" {
+        return Err(Error::rule_conflict(
+            "order_not_payable",
+            format!("the order is {}, not pending", order.status),
+        ));
+    }
+    let currency = Currency::parse(&order.currency)?;
+    let amount = Money::new(order.total, currency)?;
+    let existing = {
+        let mut h = ctx.store().acquire().await?;
+        h.conn()
+            .list_payments_for_order(actor.account(), &order.id)
+            .await?
+    };
+    for p in &existing {
+        let state = p.ledger().state;
+        if matches!(
+            state,
+            PaymentState::Pending | PaymentState::RequiresAction | PaymentState::Failed
+        ) {
+            let intent: Value = ctx
+                .stripe()
+                .get(
+                    &format!("/v1/payment_intents/{}", p.stripe_payment_intent_id),
+                    &Params::new(),
+                )
+                .await?;
+            if !matches!(intent["status"].as_str(), Some("canceled" | "succeeded")) {
+                return Ok(IntentFor {
+                    created: false,
+                    intent: intent_out(ctx, &intent, amount, p.id.clone()),
+                });
+            }
+        }
+        if state == PaymentState::Authorized || state.is_captured() {
+            return Err(Error::rule_conflict(
+                "order_already_paid",
+                "the order has a payment already",
+            ));
+        }
+    }
+    let receipt_email = order
+        .billing_address
+        .as_deref()
+        .and_then(|a| serde_json::from_str::<Value>(a).ok())
+        .and_then(|a| a["email"].as_str().map(str::to_string));
+    let params = Params::new()
+        .set("amount", amount.to_stripe_amount())
+        .set("currency", currency.as_str())
+        .set("automatic_payment_methods[enabled]", "true")
+        .set("description", format!("Order {}", order.number))
+        .set("metadata[obol_order_id]", &order.id)
+        .set("metadata[obol_order_number]", &order.number)
+        .set_opt("metadata[obol_customer_id]", order.customer_id.as_deref())
+        .set_opt("receipt_email", receipt_email.as_deref());
+    // One key per order and attempt: a retry replays; after a canceled
+    // attempt a new intent is made.
+    let attempt = existing.len().to_string();
+    let intent: Value = ctx
+        .stripe()
+        .post(
+            "/v1/payment_intents",
+            &params,
+            &IdempotencyKey::for_op("order-intent", &[&order.id, &attempt]),
+        )
+        .await?;
+    let payment = observe(ctx, actor.account(), &intent, "POST /v1/payment-intents").await?;
+    Ok(IntentFor {
+        created: true,
+        intent: intent_out(ctx, &intent, amount, payment.id),
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct IntentStatusOut {
+    pub id: String,
+    /// Stripe's status of the intent, read now.
+    pub stripe_status: String,
+    /// The ledger's state of the payment.
+    pub payment_status: String,
+    pub payment_id: String,
+    pub order_id: Option<String>,
+}
+
+/// The intent's Stripe status and the local payment state, for the secret
+/// key, the paying customer, or the order's guest; 404 for anyone else.
+pub async fn intent_status(ctx: &Ctx, actor: &Actor, intent_id: &str) -> Result<IntentStatusOut> {
+    let payment = {
+        let mut h = ctx.store().acquire().await?;
+        h.conn()
+            .get_payment_by_intent(actor.account().as_str(), intent_id)
+            .await?
+            .ok_or(Error::NotFound(Resource::Payment))?
+    };
+    let by_order = match &payment.order_id {
+        Some(order_id) => super::orders::load_owned(ctx, actor, order_id)
+            .await
+            .is_ok(),
+        None => false,
+    };
+    let by_customer = actor.may_access_customer_object(
+        payment
+            .customer_id
+            .clone()
+            .map(CustomerId::from_db)
+            .as_ref(),
+    );
+    if !by_order && !by_customer {
+        return Err(Error::NotFound(Resource::Payment));
+    }
+    let intent: Value = ctx
+        .stripe()
+        .get(&format!("/v1/payment_intents/{intent_id}"), &Params::new())
+        .await?;
+    Ok(IntentStatusOut {
+        id: intent_id.to_string(),
+        stripe_status: intent["status"].as_str().unwrap_or_default().to_string(),
+        payment_status: payment.status,
+        payment_id: payment.id,
+        order_id: payment.order_id,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseIn {
+    /// Why checkout failed (insufficient_stock, address_rejected, …); logged.
+    pub reason: String,
+}
+
+/// Checkout failed after authorization: cancel it (never a refund). With
+/// Stripe unreachable the release is queued and retried, and the answer
+/// says `cancel_pending` at once.
+pub async fn release_intent(
+    ctx: &Ctx,
+    actor: &Actor,
+    intent_id: &str,
+    body: ReleaseIn,
+) -> Result<Value> {
+    if !actor.is_secret() {
+        return Err(Error::SecretKeyRequired);
+    }
+    let reason = crate::validate::text("reason", &body.reason, 255)?;
+    let payment = {
+        let mut h = ctx.store().acquire().await?;
+        h.conn()
+            .get_payment_by_intent(actor.account().as_str(), intent_id)
+            .await?
+            .ok_or(Error::NotFound(Resource::Payment))?
+    };
+    let status = match release(ctx, &payment, reason).await? {
+        Released::Canceled => "canceled",
+        Released::CancelPending => "cancel_pending",
+    };
+    Ok(json!({"id": intent_id, "status": status, "payment_id": payment.id}))
+}
+
 /// Creates a manual-capture intent for an amount, before any order.
-pub async fn create_pay_first_intent(
-    store: &Store,
-    stripe: &StripeClient,
+async fn create_pay_first_intent(
+    ctx: &Ctx,
+    account: &AccountId,
     amount: Money,
     customer_id: Option<&str>,
     request_key: &str,
@@ -69,25 +349,21 @@ pub async fn create_pay_first_intent(
         .set("automatic_payment_methods[enabled]", "true")
         .set("metadata[obol_mode]", "pre_order")
         .set_opt("metadata[obol_customer_id]", customer_id);
-    let intent: Value = stripe
+    let intent: Value = ctx
+        .stripe()
         .post(
             "/v1/payment_intents",
             &params,
             &IdempotencyKey::for_op("pay-first-intent", &[request_key]),
         )
-        .await
-        .map_err(stripe_error)?;
-    let payment = observe(store, &intent, "POST /v1/payment-intents").await?;
+        .await?;
+    let payment = observe(ctx, account, &intent, "POST /v1/payment-intents").await?;
     Ok((intent, payment))
 }
 
 /// Captures an order's authorized payment. Idempotent: a second call (or
 /// a concurrent one) reuses the key and Stripe captures once.
-pub async fn capture(
-    store: &Store,
-    stripe: &StripeClient,
-    payment: &PaymentRow,
-) -> Result<PaymentRow> {
+pub async fn capture(ctx: &Ctx, payment: &PaymentRow) -> Result<PaymentRow> {
     match payment.ledger().state {
         PaymentState::Completed | PaymentState::PartiallyRefunded | PaymentState::Refunded => {
             return Ok(payment.clone())
@@ -100,13 +376,14 @@ pub async fn capture(
             ))
         }
     }
-    if authorization_expires_at(payment).is_some_and(|t| t <= chrono::Utc::now()) {
+    if authorization_expires_at(payment).is_some_and(|t| t <= ctx.now()) {
         return Err(Error::rule_conflict(
             "authorization_expired",
             "the authorization is older than 7 days and Stripe has released it; ask the customer to pay again",
         ));
     }
-    let intent: Value = stripe
+    let intent: Value = ctx
+        .stripe()
         .post(
             &format!(
                 "/v1/payment_intents/{}/capture",
@@ -115,9 +392,12 @@ pub async fn capture(
             &Params::new(),
             &IdempotencyKey::for_op("capture", &[&payment.id]),
         )
-        .await
-        .map_err(stripe_error)?;
-    observe(store, &intent, "capture").await
+        .await?;
+    observe(ctx, &account_of(payment), &intent, "capture").await
+}
+
+fn account_of(p: &PaymentRow) -> AccountId {
+    AccountId::from_db(p.account_id.clone())
 }
 
 /// What became of a release.
@@ -130,12 +410,7 @@ pub enum Released {
 
 /// Cancels an authorization (checkout failed, order cancelled). Never a
 /// refund: nothing was captured.
-pub async fn release(
-    store: &Store,
-    stripe: &StripeClient,
-    payment: &PaymentRow,
-    reason: &str,
-) -> Result<Released> {
+pub async fn release(ctx: &Ctx, payment: &PaymentRow, reason: &str) -> Result<Released> {
     match payment.ledger().state {
         PaymentState::Canceled => return Ok(Released::Canceled),
         PaymentState::Pending
@@ -149,7 +424,8 @@ pub async fn release(
             ))
         }
     }
-    let result = stripe
+    let result = ctx
+        .stripe()
         .post::<Value>(
             &format!(
                 "/v1/payment_intents/{}/cancel",
@@ -161,33 +437,34 @@ pub async fn release(
         .await;
     match result {
         Ok(intent) => {
-            observe(store, &intent, "release").await?;
-            let mut h = store.acquire().await?;
+            observe(ctx, &account_of(payment), &intent, "release").await?;
+            let mut h = ctx.store().acquire().await?;
             h.conn().clear_pending_cancellation(&payment.id).await?;
             tracing::info!(payment = %payment.id, %reason, "authorization released");
             Ok(Released::Canceled)
         }
         Err(e @ StripeError::Unavailable { .. }) => {
             tracing::error!(payment = %payment.id, %reason, error = %e, "could not release an authorization; queued for retry");
-            let mut h = store.acquire().await?;
+            let mut h = ctx.store().acquire().await?;
             crate::jobs::release::enqueue(&mut h.conn(), payment, reason).await?;
             Ok(Released::CancelPending)
         }
-        Err(e) => Err(stripe_error(e)),
+        Err(e) => Err(e.into()),
     }
 }
 
 /// For a reconciliation pass: queued releases become due now (the job
 /// runner performs them); returns how many.
-pub async fn retry_releases(store: &Store) -> Result<usize> {
-    crate::jobs::release::queue_pending(store).await
+pub async fn retry_releases(ctx: &Ctx) -> Result<usize> {
+    crate::jobs::release::queue_pending(ctx.store()).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
-    use crate::stripe::{RateLimit, RetryPolicy};
+    use crate::config::{Config, StripeMode};
+    use crate::storage::Store;
+    use crate::stripe::{RateLimit, RetryPolicy, StripeClient, StripeInfo};
 
     /// A capture of an authorization older than 7 days answers 409 without
     /// asking Stripe (the client here points nowhere).
@@ -215,6 +492,7 @@ mod tests {
             amount: 100,
             currency: "eur".into(),
             amount_refunded: 0,
+            amount_captured: 0,
             status: "authorized".into(),
             disputed: false,
             observed_at: 0,
@@ -222,7 +500,13 @@ mod tests {
             updated_at: created,
         };
         assert!(authorization_expires_at(&payment).unwrap() < chrono::Utc::now());
-        let err = capture(&store, &stripe, &payment).await.unwrap_err();
+        let ctx = Ctx::new(
+            store,
+            StripeInfo::new(StripeMode::Test, String::new(), stripe),
+            crate::context::Settings::from_config(&config).unwrap(),
+            Default::default(),
+        );
+        let err = capture(&ctx, &payment).await.unwrap_err();
         assert_eq!(err.code(), "authorization_expired");
         assert_eq!(err.status().as_u16(), 409);
     }

@@ -1,6 +1,27 @@
-//! Use cases, one function each; the HTTP API, the CLI, jobs and (later)
-//! the MCP tools call these, never storage and Stripe directly.
+//! Use cases: one file per resource, one function per use case, each
+//! taking a `Ctx` and (where someone acts) an `Actor`. The HTTP API, the
+//! CLI, jobs and later front ends (MCP tools, hosted pages) call these;
+//! none of them touches storage or Stripe directly. Request and view
+//! types live beside their use case, so every front end speaks the same
+//! shapes.
+//!
+//! What must not live here: HTTP (status codes, headers, extractors),
+//! SQL (that is `storage/`), and state-machine rules (those are the pure
+//! `ledger::*::transition` functions, written through `payments::` and
+//! `orders::`). Payment state changes go through `crate::payments` (the
+//! writer), never through `inbox`: ops and the inbox are two front ends
+//! of one core and must not import each other.
 
 pub mod checkout;
+pub mod customer_tokens;
+pub mod customers;
+pub mod disputes;
+pub mod endpoints;
+pub mod health;
 pub mod jobs;
+pub mod orders;
+pub mod pagination;
+pub mod payments;
+pub mod reconciliation;
 pub mod refunds;
+pub mod webhook_events;

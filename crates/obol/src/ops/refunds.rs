@@ -3,13 +3,70 @@
 //! or a timeout can never refund twice. The ledger's refunded amount moves
 //! only when Stripe's `charge.refunded` event (or reconciliation) says so.
 
-use serde::Deserialize;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
+use crate::context::{Actor, Ctx};
 use crate::error::{Error, Resource, Result};
 use crate::ledger::PaymentState;
 use crate::storage::refunds::{NewRefund, RefundRow};
-use crate::storage::{self, Store};
-use crate::stripe::{IdempotencyKey, Params, StripeClient, StripeError};
+use crate::stripe::{IdempotencyKey, Params, StripeError};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundIn {
+    /// Minor units; default: everything not yet refunded.
+    pub amount: Option<i64>,
+    /// duplicate, fraudulent or requested_by_customer.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RefundOut {
+    pub id: String,
+    pub payment_id: String,
+    /// pending_submission (Stripe not reached yet; retried), pending,
+    /// succeeded, failed or canceled.
+    pub status: String,
+    pub amount: i64,
+    pub currency: String,
+    pub reason: Option<String>,
+    pub failure_reason: Option<String>,
+    pub stripe_refund_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<RefundRow> for RefundOut {
+    fn from(r: RefundRow) -> Self {
+        RefundOut {
+            id: r.id,
+            payment_id: r.payment_id,
+            status: r.status,
+            amount: r.amount,
+            currency: r.currency,
+            reason: r.reason,
+            failure_reason: r.failure_reason,
+            stripe_refund_id: r.stripe_refund_id,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// `POST /v1/payments/{id}/refunds` (secret key only).
+pub async fn create(
+    ctx: &Ctx,
+    actor: &Actor,
+    payment_id: &str,
+    body: RefundIn,
+) -> Result<RefundOut> {
+    if !actor.is_secret() {
+        return Err(Error::SecretKeyRequired);
+    }
+    let refund = create_refund(ctx, actor, payment_id, body.amount, body.reason.as_deref()).await?;
+    Ok(refund.into())
+}
 
 /// Stripe's accepted refund reasons.
 pub const REASONS: [&str; 3] = ["duplicate", "fraudulent", "requested_by_customer"];
@@ -24,8 +81,8 @@ struct StripeRefund {
 
 /// Records a refund of `amount` (default: all that remains) and submits it.
 pub async fn create_refund(
-    store: &Store,
-    stripe: &StripeClient,
+    ctx: &Ctx,
+    actor: &Actor,
     payment_id: &str,
     amount: Option<i64>,
     reason: Option<&str>,
@@ -39,11 +96,11 @@ pub async fn create_refund(
         }
     }
     let refund = {
-        let mut tx = store.begin().await?;
+        let mut tx = ctx.store().begin().await?;
         let mut conn = tx.conn();
         conn.lock_payment(payment_id).await?;
         let payment = conn
-            .get_payment(payment_id)
+            .get_payment(actor.account(), payment_id)
             .await?
             .ok_or(Error::NotFound(Resource::Payment))?;
         match payment.ledger().state {
@@ -64,7 +121,10 @@ pub async fn create_refund(
             }
         }
         let promised = conn.sum_open_refunds(payment_id).await?;
-        let remaining = payment.amount - promised.max(payment.amount_refunded);
+        // Bounded by what Stripe captured, not by the authorization: after a
+        // partial capture the released rest was never taken, so it cannot
+        // be given back (Stripe would refuse it after we recorded it).
+        let remaining = payment.captured_amount() - promised.max(payment.amount_refunded);
         let amount = amount.unwrap_or(remaining);
         if amount <= 0 {
             return Err(if remaining <= 0 {
@@ -100,27 +160,27 @@ pub async fn create_refund(
                 reason,
                 status: "pending_submission",
                 observed_at: 0,
-                now: storage::now(),
+                now: ctx.now(),
             })
             .await?;
         tx.commit().await?;
         row
     };
     let intent = {
-        let mut h = store.acquire().await?;
+        let mut h = ctx.store().acquire().await?;
         h.conn()
-            .get_payment(payment_id)
+            .get_payment(actor.account(), payment_id)
             .await?
             .ok_or(Error::NotFound(Resource::Payment))?
             .stripe_payment_intent_id
     };
-    match submit(store, stripe, &refund, &intent).await {
+    match submit(ctx, &refund, &intent).await {
         Ok(row) => Ok(row),
         // Still unanswered after retries: the row stays pending_submission
         // and the resubmission job tries again with the same key.
-        Err(Error::Stripe(detail)) if detail.starts_with("unavailable") => {
+        Err(Error::Stripe(detail)) if matches!(*detail, StripeError::Unavailable { .. }) => {
             tracing::error!(refund = %refund.id, %detail, "Stripe did not accept a refund yet; it will be resubmitted");
-            crate::jobs::refund_resubmit::enqueue_after_failure(store, &refund).await?;
+            crate::jobs::refund_resubmit::enqueue_after_failure(ctx.store(), &refund).await?;
             Ok(refund)
         }
         Err(e) => Err(e),
@@ -128,12 +188,7 @@ pub async fn create_refund(
 }
 
 /// Sends one recorded refund to Stripe (again) and records the answer.
-pub async fn submit(
-    store: &Store,
-    stripe: &StripeClient,
-    refund: &RefundRow,
-    intent_id: &str,
-) -> Result<RefundRow> {
+pub async fn submit(ctx: &Ctx, refund: &RefundRow, intent_id: &str) -> Result<RefundRow> {
     let params = Params::new()
         .set("payment_intent", intent_id)
         .set("amount", refund.amount)
@@ -141,16 +196,18 @@ pub async fn submit(
         .set("metadata[obol_refund_id]", &refund.id)
         .set("metadata[obol_payment_id]", &refund.payment_id);
     let key = IdempotencyKey::for_op("refund", &[&refund.id]);
-    let answer = stripe
+    let answer = ctx
+        .stripe()
         .post::<StripeRefund>("/v1/refunds", &params, &key)
         .await;
-    let mut h = store.acquire().await?;
+    let now = ctx.now();
+    let mut h = ctx.store().acquire().await?;
     let mut conn = h.conn();
     match answer {
         Ok(r) => {
             // The refund's own event may have been applied first; only a
             // newer view is written.
-            if let Some(current) = conn.get_refund(&refund.id).await? {
+            if let Some(current) = conn.get_refund(&refund.account(), &refund.id).await? {
                 if current.is_older_than(&r.status, r.created) {
                     conn.update_refund_from_stripe(
                         &current,
@@ -158,34 +215,33 @@ pub async fn submit(
                         &r.status,
                         r.failure_reason.as_deref(),
                         r.created,
-                        storage::now(),
+                        now,
                     )
                     .await?;
                 }
             }
         }
-        Err(StripeError::Refused { error, .. }) => {
+        Err(e @ StripeError::Refused { .. }) => {
             // Stripe decided: the refund will not happen.
-            conn.fail_refund_submission(&refund.id, &error.message, storage::now())
-                .await?;
-            return Err(Error::Stripe(format!(
-                "Stripe refused the refund: {}",
-                error.message
-            )));
+            if let StripeError::Refused { error, .. } = &e {
+                conn.fail_refund_submission(&refund.id, &error.message, now)
+                    .await?;
+            }
+            return Err(e.into());
         }
         Err(e @ StripeError::Unavailable { .. }) => {
-            conn.touch_refund(&refund.id, storage::now()).await?;
-            return Err(Error::Stripe(format!("unavailable: {e}")));
+            conn.touch_refund(&refund.id, now).await?;
+            return Err(e.into());
         }
-        Err(e @ StripeError::Decode(_)) => return Err(Error::Stripe(e.to_string())),
+        Err(e @ StripeError::Decode(_)) => return Err(e.into()),
     }
-    conn.get_refund(&refund.id)
+    conn.get_refund(&refund.account(), &refund.id)
         .await?
         .ok_or(Error::NotFound(Resource::Payment))
 }
 
 /// For a reconciliation pass: refunds Stripe has not accepted get their
 /// `resubmit_refund` job due now (the job runner sends them); returns how many.
-pub async fn resubmit_stale(store: &Store) -> Result<usize> {
-    crate::jobs::refund_resubmit::queue_stale(store).await
+pub async fn resubmit_stale(ctx: &Ctx) -> Result<usize> {
+    crate::jobs::refund_resubmit::queue_stale(ctx.store()).await
 }

@@ -15,6 +15,7 @@ use sha2::Sha256;
 
 use crate::error::Result;
 use crate::ledger::PaymentState;
+use crate::storage::orders::OrderRow;
 use crate::storage::payments::PaymentRow;
 use crate::storage::{self, Conn};
 
@@ -29,6 +30,9 @@ pub const EVENT_TYPES: &[&str] = &[
     "payment.disputed",
     "payment.dispute_closed",
     "order.confirmed",
+    "order.shipped",
+    "order.delivered",
+    "order.cancelled",
 ];
 
 /// The host event for a payment entering `state`, if any.
@@ -51,6 +55,7 @@ fn payment_json(p: &PaymentRow) -> Value {
         "amount": p.amount,
         "currency": p.currency,
         "amount_refunded": p.amount_refunded,
+        "amount_captured": p.captured_amount(),
         "disputed": p.disputed,
         "stripe_payment_intent_id": p.stripe_payment_intent_id,
         "customer_id": p.customer_id,
@@ -73,8 +78,37 @@ pub async fn notify_payment(
         "timestamp": now,
         "data": { "payment": payment_json(payment) },
     });
-    conn.enqueue_notification(event_type, &body.to_string(), now)
+    conn.enqueue_notification(&payment.account(), event_type, &body.to_string(), now)
         .await?;
+    Ok(())
+}
+
+/// Queues `event_type` (`order.confirmed`, `order.shipped`, …) about
+/// `order` as it is now, inside the transaction that moved it.
+pub async fn notify_order(
+    conn: &mut Conn<'_>,
+    event_type: &str,
+    order: &OrderRow,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
+    let body = json!({
+        "type": event_type,
+        "timestamp": now,
+        "data": {"order": {
+            "id": order.id,
+            "number": order.number,
+            "status": order.status,
+            "total": {"amount": order.total, "currency": order.currency},
+            "customer_id": order.customer_id,
+        }},
+    });
+    conn.enqueue_notification(
+        &crate::context::AccountId::from_db(order.account_id.clone()),
+        event_type,
+        &body.to_string(),
+        now,
+    )
+    .await?;
     Ok(())
 }
 

@@ -4,12 +4,14 @@
 use chrono::{DateTime, Utc};
 
 use super::{on_conn, Conn};
+use crate::context::AccountId;
 use crate::error::Result;
 use crate::ids::{CustomerId, CustomerTokenId, TokenHash};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CustomerTokenRow {
     pub id: String,
+    pub account_id: String,
     pub customer_id: String,
     pub expires_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
@@ -19,6 +21,7 @@ pub struct CustomerTokenRow {
 impl Conn<'_> {
     pub async fn insert_customer_token(
         &mut self,
+        account: &AccountId,
         id: &CustomerTokenId,
         customer_id: &CustomerId,
         hash: &TokenHash,
@@ -27,21 +30,23 @@ impl Conn<'_> {
     ) -> Result<CustomerTokenRow> {
         Ok(on_conn!(self, |conn| {
             sqlx::query_as::<_, CustomerTokenRow>(
-                "INSERT INTO customer_tokens (id, customer_id, token_hash, expires_at, created_at) \
-                 VALUES ($1, $2, $3, $4, $5) \
-                 RETURNING id, customer_id, expires_at, revoked_at, created_at",
+                "INSERT INTO customer_tokens (id, customer_id, token_hash, expires_at, created_at, account_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
+                 RETURNING id, account_id, customer_id, expires_at, revoked_at, created_at",
             )
             .bind(id.as_str())
             .bind(customer_id.as_str())
             .bind(hash.as_str())
             .bind(expires_at)
             .bind(now)
+            .bind(account.as_str())
             .fetch_one(&mut **conn)
             .await?
         }))
     }
 
-    /// The customer a live token (not expired, not revoked) belongs to.
+    /// The customer a live token (not expired, not revoked) belongs to. Not
+    /// scoped by account: the token itself says which account it acts in.
     pub async fn find_live_customer_token(
         &mut self,
         hash: &TokenHash,
@@ -49,7 +54,7 @@ impl Conn<'_> {
     ) -> Result<Option<CustomerTokenRow>> {
         Ok(on_conn!(self, |conn| {
             sqlx::query_as::<_, CustomerTokenRow>(
-                "SELECT id, customer_id, expires_at, revoked_at, created_at FROM customer_tokens \
+                "SELECT id, account_id, customer_id, expires_at, revoked_at, created_at FROM customer_tokens \
                  WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2",
             )
             .bind(hash.as_str())
@@ -63,16 +68,18 @@ impl Conn<'_> {
     /// keeps the first revocation time.
     pub async fn revoke_customer_token(
         &mut self,
+        account: &AccountId,
         id: &CustomerTokenId,
         now: DateTime<Utc>,
     ) -> Result<Option<CustomerTokenRow>> {
         Ok(on_conn!(self, |conn| {
             sqlx::query_as::<_, CustomerTokenRow>(
-                "UPDATE customer_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 \
-                 RETURNING id, customer_id, expires_at, revoked_at, created_at",
+                "UPDATE customer_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 AND account_id = $3 \
+                 RETURNING id, account_id, customer_id, expires_at, revoked_at, created_at",
             )
             .bind(id.as_str())
             .bind(now)
+            .bind(account.as_str())
             .fetch_optional(&mut **conn)
             .await?
         }))

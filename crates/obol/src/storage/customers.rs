@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{is_unique_violation, on_conn, Conn};
+use crate::context::AccountId;
 use crate::error::Result;
 use crate::ids::CustomerId;
 
@@ -55,10 +56,16 @@ impl Conn<'_> {
         }
     }
 
-    pub async fn get_customer(&mut self, id: &CustomerId) -> Result<Option<CustomerRow>> {
-        let sql = format!("SELECT {COLUMNS} FROM customers WHERE id = $1");
+    /// A customer of `account`; another account's is `None`.
+    pub async fn get_customer(
+        &mut self,
+        account: &AccountId,
+        id: &CustomerId,
+    ) -> Result<Option<CustomerRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM customers WHERE account_id = $1 AND id = $2");
         Ok(on_conn!(self, |conn| {
             sqlx::query_as::<_, CustomerRow>(&sql)
+                .bind(account.as_str())
                 .bind(id.as_str())
                 .fetch_optional(&mut **conn)
                 .await?

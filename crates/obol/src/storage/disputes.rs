@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{on_conn, Conn};
+use crate::context::AccountId;
 use crate::error::Result;
 use crate::ids::new_id;
 
@@ -67,6 +68,7 @@ pub struct NewDispute<'a> {
 }
 
 pub struct NewTask<'a> {
+    pub account_id: &'a str,
     pub kind: &'a str,
     pub title: &'a str,
     pub subject_type: &'a str,
@@ -80,21 +82,31 @@ pub struct NewTask<'a> {
 impl Conn<'_> {
     pub async fn get_dispute_by_stripe_id(
         &mut self,
+        account: &AccountId,
         stripe_id: &str,
     ) -> Result<Option<DisputeRow>> {
-        let sql = format!("SELECT {DISPUTE_COLUMNS} FROM disputes WHERE stripe_dispute_id = $1");
+        let sql = format!(
+            "SELECT {DISPUTE_COLUMNS} FROM disputes WHERE account_id = $1 AND stripe_dispute_id = $2"
+        );
         Ok(on_conn!(self, |conn| {
             sqlx::query_as::<_, DisputeRow>(&sql)
+                .bind(account.as_str())
                 .bind(stripe_id)
                 .fetch_optional(&mut **conn)
                 .await?
         }))
     }
 
-    pub async fn get_dispute(&mut self, id: &str) -> Result<Option<DisputeRow>> {
-        let sql = format!("SELECT {DISPUTE_COLUMNS} FROM disputes WHERE id = $1");
+    pub async fn get_dispute(
+        &mut self,
+        account: &AccountId,
+        id: &str,
+    ) -> Result<Option<DisputeRow>> {
+        let sql =
+            format!("SELECT {DISPUTE_COLUMNS} FROM disputes WHERE account_id = $1 AND id = $2");
         Ok(on_conn!(self, |conn| {
             sqlx::query_as::<_, DisputeRow>(&sql)
+                .bind(account.as_str())
                 .bind(id)
                 .fetch_optional(&mut **conn)
                 .await?
@@ -103,9 +115,11 @@ impl Conn<'_> {
 
     pub async fn insert_dispute(&mut self, d: &NewDispute<'_>) -> Result<DisputeRow> {
         let sql = format!(
+            // A dispute belongs to its payment's account.
             "INSERT INTO disputes (id, stripe_dispute_id, payment_id, amount, currency, reason, status, \
-             evidence_due_by, observed_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING {DISPUTE_COLUMNS}"
+             evidence_due_by, observed_at, created_at, updated_at, account_id) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, account_id FROM payments WHERE id = $3 \
+             RETURNING {DISPUTE_COLUMNS}"
         );
         Ok(on_conn!(self, |conn| {
             sqlx::query_as::<_, DisputeRow>(&sql)
@@ -165,8 +179,8 @@ impl Conn<'_> {
         let id = new_id("dtl_");
         on_conn!(self, |conn| {
             sqlx::query(
-                "INSERT INTO dispute_timeline (id, dispute_id, from_status, to_status, at, cause_kind, cause_ref) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO dispute_timeline (id, dispute_id, from_status, to_status, at, cause_kind, cause_ref, account_id) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7, account_id FROM disputes WHERE id = $2",
             )
             .bind(&id)
             .bind(dispute_id)
@@ -183,13 +197,15 @@ impl Conn<'_> {
 
     pub async fn list_dispute_timeline(
         &mut self,
+        account: &AccountId,
         dispute_id: &str,
     ) -> Result<Vec<DisputeTimelineRow>> {
         Ok(on_conn!(self, |conn| {
             sqlx::query_as::<_, DisputeTimelineRow>(
                 "SELECT id, dispute_id, from_status, to_status, at, cause_kind, cause_ref \
-                 FROM dispute_timeline WHERE dispute_id = $1 ORDER BY id",
+                 FROM dispute_timeline WHERE account_id = $1 AND dispute_id = $2 ORDER BY id",
             )
+            .bind(account.as_str())
             .bind(dispute_id)
             .fetch_all(&mut **conn)
             .await?
@@ -199,13 +215,14 @@ impl Conn<'_> {
     /// Disputes newest first, keyset-paginated on (created_at, id).
     pub async fn list_disputes(
         &mut self,
+        account: &AccountId,
         status: Option<&str>,
         before: Option<(DateTime<Utc>, String)>,
         limit: i64,
     ) -> Result<Vec<DisputeRow>> {
         let (before_at, before_id) = super::keyset(&before);
         let sql = format!(
-            "SELECT {DISPUTE_COLUMNS} FROM disputes WHERE ($1 IS NULL OR status = $1) \
+            "SELECT {DISPUTE_COLUMNS} FROM disputes WHERE account_id = $5 AND ($1 IS NULL OR status = $1) \
              AND ($2 IS NULL OR created_at < $2 OR (created_at = $2 AND id < $3)) \
              ORDER BY created_at DESC, id DESC LIMIT $4"
         );
@@ -215,6 +232,7 @@ impl Conn<'_> {
                 .bind(before_at)
                 .bind(before_id)
                 .bind(limit)
+                .bind(account.as_str())
                 .fetch_all(&mut **conn)
                 .await?
         }))
@@ -226,7 +244,7 @@ impl Conn<'_> {
         on_conn!(self, |conn| {
             sqlx::query(
                 "INSERT INTO tasks (id, kind, title, subject_type, subject_id, payment_id, customer_id, \
-                 status, due_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8, $9) \
+                 status, due_at, created_at, account_id) VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8, $9, $10) \
                  ON CONFLICT (kind, subject_type, subject_id) DO NOTHING",
             )
             .bind(&id)
@@ -238,6 +256,7 @@ impl Conn<'_> {
             .bind(t.customer_id)
             .bind(t.due_at)
             .bind(t.now)
+            .bind(t.account_id)
             .execute(&mut **conn)
             .await?;
         });
@@ -268,13 +287,14 @@ impl Conn<'_> {
 
     pub async fn list_tasks(
         &mut self,
+        account: &AccountId,
         status: Option<&str>,
         before: Option<(DateTime<Utc>, String)>,
         limit: i64,
     ) -> Result<Vec<TaskRow>> {
         let (before_at, before_id) = super::keyset(&before);
         let sql = format!(
-            "SELECT {TASK_COLUMNS} FROM tasks WHERE ($1 IS NULL OR status = $1) \
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE account_id = $5 AND ($1 IS NULL OR status = $1) \
              AND ($2 IS NULL OR created_at < $2 OR (created_at = $2 AND id < $3)) \
              ORDER BY created_at DESC, id DESC LIMIT $4"
         );
@@ -284,6 +304,7 @@ impl Conn<'_> {
                 .bind(before_at)
                 .bind(before_id)
                 .bind(limit)
+                .bind(account.as_str())
                 .fetch_all(&mut **conn)
                 .await?
         }))

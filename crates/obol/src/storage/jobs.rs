@@ -11,6 +11,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{on_conn, Conn};
+use crate::context::AccountId;
 use crate::error::Result;
 use crate::ids::new_id;
 
@@ -301,18 +302,20 @@ impl Conn<'_> {
     /// another job for the same work is queued or running.
     pub async fn requeue_dead_job(
         &mut self,
+        account: &AccountId,
         id: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<JobRow>> {
         let sql = format!(
             "UPDATE jobs SET status = 'queued', attempts = 0, next_attempt_at = $2, locked_until = NULL, \
-             locked_by = NULL, updated_at = $2, finished_at = NULL WHERE id = $1 AND status = 'dead' \
-             RETURNING {COLUMNS}"
+             locked_by = NULL, updated_at = $2, finished_at = NULL WHERE id = $1 AND account_id = $3 \
+             AND status = 'dead' RETURNING {COLUMNS}"
         );
         Ok(on_conn!(self, |conn| {
             sqlx::query_as::<_, JobRow>(&sql)
                 .bind(id)
                 .bind(now)
+                .bind(account.as_str())
                 .fetch_optional(&mut **conn)
                 .await?
         }))
@@ -334,26 +337,29 @@ impl Conn<'_> {
         }))
     }
 
-    pub async fn get_job(&mut self, id: &str) -> Result<Option<JobRow>> {
-        let sql = format!("SELECT {COLUMNS} FROM jobs WHERE id = $1");
+    /// A job of `account`; another account's is `None`.
+    pub async fn get_job(&mut self, account: &AccountId, id: &str) -> Result<Option<JobRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM jobs WHERE account_id = $1 AND id = $2");
         Ok(on_conn!(self, |conn| {
             sqlx::query_as::<_, JobRow>(&sql)
+                .bind(account.as_str())
                 .bind(id)
                 .fetch_optional(&mut **conn)
                 .await?
         }))
     }
 
-    /// Newest first, keyset on (created_at, id).
+    /// `account`'s jobs newest first, keyset on (created_at, id).
     pub async fn list_jobs(
         &mut self,
+        account: &AccountId,
         status: Option<&str>,
         before: Option<(DateTime<Utc>, String)>,
         limit: i64,
     ) -> Result<Vec<JobRow>> {
         let (before_at, before_id) = super::keyset(&before);
         let sql = format!(
-            "SELECT {COLUMNS} FROM jobs WHERE ($1 IS NULL OR status = $1) \
+            "SELECT {COLUMNS} FROM jobs WHERE account_id = $5 AND ($1 IS NULL OR status = $1) \
              AND ($2 IS NULL OR created_at < $2 OR (created_at = $2 AND id < $3)) \
              ORDER BY created_at DESC, id DESC LIMIT $4"
         );
@@ -363,6 +369,7 @@ impl Conn<'_> {
                 .bind(before_at)
                 .bind(before_id)
                 .bind(limit)
+                .bind(account.as_str())
                 .fetch_all(&mut **conn)
                 .await?
         }))

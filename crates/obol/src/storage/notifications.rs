@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{on_conn, Conn};
+use crate::context::AccountId;
 use crate::error::Result;
 use crate::ids::new_id;
 
@@ -62,20 +63,31 @@ const DELIVERY_COLUMNS: &str =
     "id, notification_id, endpoint_id, status, attempts, next_attempt_at, \
     last_status_code, last_error, created_at, updated_at, delivered_at";
 
+pub struct NewEndpoint<'a> {
+    pub account: &'a AccountId,
+    pub id: &'a str,
+    pub url: &'a str,
+    pub event_types: &'a [String],
+    pub secret: &'a str,
+    pub description: Option<&'a str>,
+    pub now: DateTime<Utc>,
+}
+
 impl Conn<'_> {
-    pub async fn insert_endpoint(
-        &mut self,
-        id: &str,
-        url: &str,
-        event_types: &[String],
-        secret: &str,
-        description: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<EndpointRow> {
+    pub async fn insert_endpoint(&mut self, e: &NewEndpoint<'_>) -> Result<EndpointRow> {
+        let NewEndpoint {
+            account,
+            id,
+            url,
+            event_types,
+            secret,
+            description,
+            now,
+        } = *e;
         let types = serde_json::to_string(event_types).unwrap_or_else(|_| "[]".into());
         let sql = format!(
-            "INSERT INTO webhook_endpoints (id, url, event_types, secret, description, status, created_at) \
-             VALUES ($1, $2, $3, $4, $5, 'active', $6) RETURNING {ENDPOINT_COLUMNS}"
+            "INSERT INTO webhook_endpoints (id, url, event_types, secret, description, status, created_at, account_id) \
+             VALUES ($1, $2, $3, $4, $5, 'active', $6, $7) RETURNING {ENDPOINT_COLUMNS}"
         );
         Ok(on_conn!(self, |conn| {
             sqlx::query_as::<_, EndpointRow>(&sql)
@@ -85,28 +97,37 @@ impl Conn<'_> {
                 .bind(secret)
                 .bind(description)
                 .bind(now)
+                .bind(account.as_str())
                 .fetch_one(&mut **conn)
                 .await?
         }))
     }
 
-    pub async fn list_endpoints(&mut self) -> Result<Vec<EndpointRow>> {
+    pub async fn list_endpoints(&mut self, account: &AccountId) -> Result<Vec<EndpointRow>> {
         let sql = format!(
-            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE deleted_at IS NULL ORDER BY created_at, id"
+            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE account_id = $1 AND deleted_at IS NULL \
+             ORDER BY created_at, id"
         );
         Ok(on_conn!(self, |conn| {
             sqlx::query_as::<_, EndpointRow>(&sql)
+                .bind(account.as_str())
                 .fetch_all(&mut **conn)
                 .await?
         }))
     }
 
-    pub async fn get_endpoint(&mut self, id: &str) -> Result<Option<EndpointRow>> {
+    pub async fn get_endpoint(
+        &mut self,
+        account: &AccountId,
+        id: &str,
+    ) -> Result<Option<EndpointRow>> {
         let sql = format!(
-            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = $1 AND deleted_at IS NULL"
+            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE account_id = $1 AND id = $2 \
+             AND deleted_at IS NULL"
         );
         Ok(on_conn!(self, |conn| {
             sqlx::query_as::<_, EndpointRow>(&sql)
+                .bind(account.as_str())
                 .bind(id)
                 .fetch_optional(&mut **conn)
                 .await?
@@ -114,11 +135,17 @@ impl Conn<'_> {
     }
 
     /// Soft delete: past deliveries stay visible; pending ones stop.
-    pub async fn delete_endpoint(&mut self, id: &str, now: DateTime<Utc>) -> Result<bool> {
+    pub async fn delete_endpoint(
+        &mut self,
+        account: &AccountId,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
         let n = on_conn!(self, |conn| {
-            sqlx::query("UPDATE webhook_endpoints SET deleted_at = $1, status = 'deleted' WHERE id = $2 AND deleted_at IS NULL")
+            sqlx::query("UPDATE webhook_endpoints SET deleted_at = $1, status = 'deleted' WHERE id = $2 AND account_id = $3 AND deleted_at IS NULL")
                 .bind(now)
                 .bind(id)
+                .bind(account.as_str())
                 .execute(&mut **conn)
                 .await?
                 .rows_affected()
@@ -136,15 +163,17 @@ impl Conn<'_> {
     }
 
     /// Writes a notification and one pending delivery per interested
-    /// endpoint, in the caller's transaction: rolled back with the change.
+    /// endpoint of the same account, in the caller's transaction: rolled
+    /// back with the change.
     pub async fn enqueue_notification(
         &mut self,
+        account: &AccountId,
         event_type: &str,
         payload: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<String>> {
         let endpoints: Vec<EndpointRow> = self
-            .list_endpoints()
+            .list_endpoints(account)
             .await?
             .into_iter()
             .filter(|e| e.status == "active" && e.wants(event_type))
@@ -154,11 +183,12 @@ impl Conn<'_> {
         }
         let id = new_id("msg_");
         on_conn!(self, |conn| {
-            sqlx::query("INSERT INTO notifications (id, event_type, payload, created_at) VALUES ($1, $2, $3, $4)")
+            sqlx::query("INSERT INTO notifications (id, event_type, payload, created_at, account_id) VALUES ($1, $2, $3, $4, $5)")
                 .bind(&id)
                 .bind(event_type)
                 .bind(payload)
                 .bind(now)
+                .bind(account.as_str())
                 .execute(&mut **conn)
                 .await?;
         });
@@ -167,12 +197,13 @@ impl Conn<'_> {
             on_conn!(self, |conn| {
                 sqlx::query(
                     "INSERT INTO notification_deliveries (id, notification_id, endpoint_id, status, \
-                     next_attempt_at, created_at, updated_at) VALUES ($1, $2, $3, 'pending', $4, $4, $4)",
+                     next_attempt_at, created_at, updated_at, account_id) VALUES ($1, $2, $3, 'pending', $4, $4, $4, $5)",
                 )
                 .bind(&delivery)
                 .bind(&id)
                 .bind(&endpoint.id)
                 .bind(now)
+                .bind(account.as_str())
                 .execute(&mut **conn)
                 .await?;
             });
@@ -253,19 +284,21 @@ impl Conn<'_> {
 
     pub async fn list_deliveries(
         &mut self,
+        account: &AccountId,
         endpoint_id: &str,
         status: Option<&str>,
         limit: i64,
     ) -> Result<Vec<DeliveryRow>> {
         let sql = format!(
             "SELECT {DELIVERY_COLUMNS} FROM notification_deliveries WHERE endpoint_id = $1 \
-             AND ($2 IS NULL OR status = $2) ORDER BY created_at DESC, id DESC LIMIT $3"
+             AND ($2 IS NULL OR status = $2) AND account_id = $4 ORDER BY created_at DESC, id DESC LIMIT $3"
         );
         Ok(on_conn!(self, |conn| {
             sqlx::query_as::<_, DeliveryRow>(&sql)
                 .bind(endpoint_id)
                 .bind(status)
                 .bind(limit)
+                .bind(account.as_str())
                 .fetch_all(&mut **conn)
                 .await?
         }))
@@ -274,17 +307,19 @@ impl Conn<'_> {
     /// Queues a delivery again (replay), whatever its outcome was.
     pub async fn requeue_delivery(
         &mut self,
+        account: &AccountId,
         id: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<DeliveryRow>> {
         let sql = format!(
             "UPDATE notification_deliveries SET status = 'pending', attempts = 0, next_attempt_at = $1, \
-             locked_until = NULL, updated_at = $1 WHERE id = $2 RETURNING {DELIVERY_COLUMNS}"
+             locked_until = NULL, updated_at = $1 WHERE id = $2 AND account_id = $3 RETURNING {DELIVERY_COLUMNS}"
         );
         Ok(on_conn!(self, |conn| {
             sqlx::query_as::<_, DeliveryRow>(&sql)
                 .bind(now)
                 .bind(id)
+                .bind(account.as_str())
                 .fetch_optional(&mut **conn)
                 .await?
         }))

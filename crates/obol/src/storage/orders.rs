@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{is_unique_violation, on_conn, Conn};
+use crate::context::AccountId;
 use crate::error::Result;
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -94,6 +95,7 @@ impl Conn<'_> {
 
     pub async fn insert_line_items(
         &mut self,
+        account: &AccountId,
         order_id: &str,
         items: &[NewLineItem<'_>],
     ) -> Result<()> {
@@ -102,8 +104,8 @@ impl Conn<'_> {
             let position = i32::try_from(position).unwrap_or(i32::MAX);
             on_conn!(self, |conn| {
                 sqlx::query(
-                    "INSERT INTO order_line_items (id, order_id, position, name, unit_amount, quantity, amount) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "INSERT INTO order_line_items (id, order_id, position, name, unit_amount, quantity, amount, account_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .bind(&id)
                 .bind(order_id)
@@ -112,6 +114,7 @@ impl Conn<'_> {
                 .bind(item.unit_amount)
                 .bind(item.quantity)
                 .bind(item.amount)
+                .bind(account.as_str())
                 .execute(&mut **conn)
                 .await?;
             });
@@ -119,22 +122,29 @@ impl Conn<'_> {
         Ok(())
     }
 
-    pub async fn get_order(&mut self, id: &str) -> Result<Option<OrderRow>> {
-        let sql = format!("SELECT {COLUMNS} FROM orders WHERE id = $1");
+    /// An order of `account`; another account's is `None`.
+    pub async fn get_order(&mut self, account: &AccountId, id: &str) -> Result<Option<OrderRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM orders WHERE account_id = $1 AND id = $2");
         Ok(on_conn!(self, |conn| {
             sqlx::query_as::<_, OrderRow>(&sql)
+                .bind(account.as_str())
                 .bind(id)
                 .fetch_optional(&mut **conn)
                 .await?
         }))
     }
 
-    pub async fn list_line_items(&mut self, order_id: &str) -> Result<Vec<LineItemRow>> {
+    pub async fn list_line_items(
+        &mut self,
+        account: &AccountId,
+        order_id: &str,
+    ) -> Result<Vec<LineItemRow>> {
         Ok(on_conn!(self, |conn| {
             sqlx::query_as::<_, LineItemRow>(
                 "SELECT id, order_id, position, name, unit_amount, quantity, amount \
-                 FROM order_line_items WHERE order_id = $1 ORDER BY position",
+                 FROM order_line_items WHERE account_id = $1 AND order_id = $2 ORDER BY position",
             )
+            .bind(account.as_str())
             .bind(order_id)
             .fetch_all(&mut **conn)
             .await?
@@ -163,5 +173,84 @@ impl Conn<'_> {
             .rows_affected()
         });
         Ok(n == 1)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct OrderTimelineRow {
+    pub id: String,
+    pub order_id: String,
+    pub from_status: Option<String>,
+    pub to_status: String,
+    pub at: DateTime<Utc>,
+    pub cause_kind: String,
+    pub cause_ref: Option<String>,
+}
+
+pub struct NewOrderTimelineEntry<'a> {
+    pub account_id: &'a str,
+    pub order_id: &'a str,
+    pub from: Option<&'a str>,
+    pub to: &'a str,
+    pub at: DateTime<Utc>,
+    pub cause_kind: &'a str,
+    pub cause_ref: Option<&'a str>,
+}
+
+impl Conn<'_> {
+    pub async fn insert_order_timeline_entry(
+        &mut self,
+        e: &NewOrderTimelineEntry<'_>,
+    ) -> Result<()> {
+        let id = crate::ids::new_id("otl_");
+        on_conn!(self, |conn| {
+            sqlx::query(
+                "INSERT INTO order_timeline (id, account_id, order_id, from_status, to_status, at, \
+                 cause_kind, cause_ref) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&id)
+            .bind(e.account_id)
+            .bind(e.order_id)
+            .bind(e.from)
+            .bind(e.to)
+            .bind(e.at)
+            .bind(e.cause_kind)
+            .bind(e.cause_ref)
+            .execute(&mut **conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Oldest first.
+    pub async fn list_order_timeline(
+        &mut self,
+        account: &AccountId,
+        order_id: &str,
+    ) -> Result<Vec<OrderTimelineRow>> {
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, OrderTimelineRow>(
+                "SELECT id, order_id, from_status, to_status, at, cause_kind, cause_ref \
+                 FROM order_timeline WHERE account_id = $1 AND order_id = $2 ORDER BY at, id",
+            )
+            .bind(account.as_str())
+            .bind(order_id)
+            .fetch_all(&mut **conn)
+            .await?
+        }))
+    }
+}
+
+impl Conn<'_> {
+    /// Serialises writers of one order for the rest of the transaction
+    /// (SQLite transactions are already exclusive: `BEGIN IMMEDIATE`).
+    pub async fn lock_order(&mut self, id: &str) -> Result<()> {
+        if let Conn::Postgres(conn) = self {
+            sqlx::query("SELECT id FROM orders WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .execute(&mut **conn)
+                .await?;
+        }
+        Ok(())
     }
 }

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{on_conn, Conn};
+use crate::context::AccountId;
 use crate::error::Result;
 use crate::ledger::{Ledger, PaymentState};
 
@@ -16,6 +17,9 @@ pub struct PaymentRow {
     pub amount: i64,
     pub currency: String,
     pub amount_refunded: i64,
+    /// What Stripe captured (0 until captured; rows of an older obol may
+    /// hold 0 for a captured payment: see `captured_amount`).
+    pub amount_captured: i64,
     pub status: String,
     pub disputed: bool,
     pub observed_at: i64,
@@ -24,13 +28,31 @@ pub struct PaymentRow {
 }
 
 impl PaymentRow {
+    /// The Stripe account the payment belongs to.
+    pub fn account(&self) -> AccountId {
+        AccountId::from_db(self.account_id.clone())
+    }
+
     /// The part the state machine reads. An unknown stored status cannot
     /// happen (only `PaymentState::as_str` writes it); it reads as pending.
     pub fn ledger(&self) -> Ledger {
         Ledger {
             state: PaymentState::parse(&self.status).unwrap_or(PaymentState::Pending),
             amount_refunded: self.amount_refunded,
+            amount_captured: self.amount_captured,
             observed_at: self.observed_at,
+        }
+    }
+
+    /// The captured amount refunds are bounded by. A captured payment
+    /// written by an obol before `amount_captured` existed (rolling
+    /// upgrade) holds 0 there and was captured in full.
+    pub fn captured_amount(&self) -> i64 {
+        let captured = self.ledger().state.is_captured();
+        if captured && self.amount_captured <= 0 {
+            self.amount
+        } else {
+            self.amount_captured
         }
     }
 }
@@ -68,7 +90,7 @@ pub struct NewTimelineEntry<'a> {
 }
 
 const COLUMNS: &str = "id, account_id, customer_id, order_id, stripe_payment_intent_id, amount, \
-    currency, amount_refunded, status, disputed, observed_at, created_at, updated_at";
+    currency, amount_refunded, amount_captured, status, disputed, observed_at, created_at, updated_at";
 
 /// Filters of `GET /v1/payments`.
 #[derive(Debug, Default)]
@@ -93,8 +115,8 @@ impl Conn<'_> {
     pub async fn insert_payment(&mut self, p: &NewPayment<'_>) -> Result<Option<PaymentRow>> {
         let sql = format!(
             "INSERT INTO payments (id, account_id, customer_id, order_id, stripe_payment_intent_id, \
-             amount, currency, amount_refunded, status, observed_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
+             amount, currency, amount_refunded, amount_captured, status, observed_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $12, $9, $10, $11, $11) \
              ON CONFLICT (account_id, stripe_payment_intent_id) DO NOTHING RETURNING {COLUMNS}"
         );
         let result = on_conn!(self, |conn| {
@@ -110,6 +132,7 @@ impl Conn<'_> {
                 .bind(p.ledger.state.as_str())
                 .bind(p.ledger.observed_at)
                 .bind(p.now)
+                .bind(p.ledger.amount_captured)
                 .fetch_optional(&mut **conn)
                 .await
         });
@@ -128,10 +151,16 @@ impl Conn<'_> {
         Ok(())
     }
 
-    pub async fn get_payment(&mut self, id: &str) -> Result<Option<PaymentRow>> {
-        let sql = format!("SELECT {COLUMNS} FROM payments WHERE id = $1");
+    /// A payment of `account`; another account's is `None`.
+    pub async fn get_payment(
+        &mut self,
+        account: &AccountId,
+        id: &str,
+    ) -> Result<Option<PaymentRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM payments WHERE account_id = $1 AND id = $2");
         Ok(on_conn!(self, |conn| {
             sqlx::query_as::<_, PaymentRow>(&sql)
+                .bind(account.as_str())
                 .bind(id)
                 .fetch_optional(&mut **conn)
                 .await?
@@ -166,8 +195,9 @@ impl Conn<'_> {
     ) -> Result<bool> {
         let done = on_conn!(self, |conn| {
             sqlx::query(
-                "UPDATE payments SET status = $1, amount_refunded = $2, observed_at = $3, updated_at = $4 \
-                 WHERE id = $5 AND status = $6 AND amount_refunded = $7 AND observed_at = $8",
+                "UPDATE payments SET status = $1, amount_refunded = $2, observed_at = $3, updated_at = $4, \
+                 amount_captured = $9 WHERE id = $5 AND status = $6 AND amount_refunded = $7 \
+                 AND observed_at = $8 AND amount_captured = $10",
             )
             .bind(next.state.as_str())
             .bind(next.amount_refunded)
@@ -177,6 +207,8 @@ impl Conn<'_> {
             .bind(read.state.as_str())
             .bind(read.amount_refunded)
             .bind(read.observed_at)
+            .bind(next.amount_captured)
+            .bind(read.amount_captured)
             .execute(&mut **conn)
             .await?
             .rows_affected()
@@ -206,8 +238,9 @@ impl Conn<'_> {
         let id = crate::ids::new_id("tl_");
         on_conn!(self, |conn| {
             sqlx::query(
-                "INSERT INTO payment_timeline (id, payment_id, from_state, to_state, at, cause_kind, cause_ref) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                // The entry belongs to its payment's account.
+                "INSERT INTO payment_timeline (id, payment_id, from_state, to_state, at, cause_kind, cause_ref, account_id) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7, account_id FROM payments WHERE id = $2",
             )
             .bind(&id)
             .bind(e.payment_id)
@@ -222,12 +255,17 @@ impl Conn<'_> {
         Ok(())
     }
 
-    pub async fn list_timeline(&mut self, payment_id: &str) -> Result<Vec<TimelineRow>> {
+    pub async fn list_timeline(
+        &mut self,
+        account: &AccountId,
+        payment_id: &str,
+    ) -> Result<Vec<TimelineRow>> {
         Ok(on_conn!(self, |conn| {
             sqlx::query_as::<_, TimelineRow>(
                 "SELECT id, payment_id, from_state, to_state, at, cause_kind, cause_ref \
-                 FROM payment_timeline WHERE payment_id = $1 ORDER BY id",
+                 FROM payment_timeline WHERE account_id = $1 AND payment_id = $2 ORDER BY id",
             )
+            .bind(account.as_str())
             .bind(payment_id)
             .fetch_all(&mut **conn)
             .await?
@@ -235,7 +273,11 @@ impl Conn<'_> {
     }
 
     /// Newest first, keyset-paginated on (created_at, id).
-    pub async fn list_payments(&mut self, f: &PaymentFilter<'_>) -> Result<Vec<PaymentRow>> {
+    pub async fn list_payments(
+        &mut self,
+        account: &AccountId,
+        f: &PaymentFilter<'_>,
+    ) -> Result<Vec<PaymentRow>> {
         let (before_at, before_id) = super::keyset(&f.before);
         let sql = format!(
             "SELECT {COLUMNS} FROM payments WHERE \
@@ -244,6 +286,7 @@ impl Conn<'_> {
              AND ($5 IS NULL OR created_at < $5) \
              AND ($6 IS NULL OR created_at < $6 OR (created_at = $6 AND id < $7)) \
              AND ($9 IS NULL OR (status = 'authorized' AND created_at < $9)) \
+             AND account_id = $10 \
              ORDER BY created_at DESC, id DESC LIMIT $8"
         );
         Ok(on_conn!(self, |conn| {
@@ -257,6 +300,7 @@ impl Conn<'_> {
                 .bind(before_id)
                 .bind(f.limit)
                 .bind(f.authorized_before)
+                .bind(account.as_str())
                 .fetch_all(&mut **conn)
                 .await?
         }))
@@ -264,14 +308,20 @@ impl Conn<'_> {
 
     /// Payments whose state Stripe may still change, least recently
     /// reconciled first, so every one gets its turn however many there are.
-    pub async fn list_unsettled_payments(&mut self, limit: i64) -> Result<Vec<PaymentRow>> {
+    pub async fn list_unsettled_payments(
+        &mut self,
+        account: &AccountId,
+        limit: i64,
+    ) -> Result<Vec<PaymentRow>> {
         let sql = format!(
             "SELECT {COLUMNS} FROM payments WHERE status IN ('pending', 'requires_action', 'authorized', 'failed') \
+             AND account_id = $2 \
              ORDER BY reconciled_at IS NOT NULL, reconciled_at, created_at LIMIT $1"
         );
         Ok(on_conn!(self, |conn| {
             sqlx::query_as::<_, PaymentRow>(&sql)
                 .bind(limit)
+                .bind(account.as_str())
                 .fetch_all(&mut **conn)
                 .await?
         }))
@@ -309,11 +359,17 @@ impl Conn<'_> {
     }
 
     /// Every payment of an order, oldest first.
-    pub async fn list_payments_for_order(&mut self, order_id: &str) -> Result<Vec<PaymentRow>> {
-        let sql =
-            format!("SELECT {COLUMNS} FROM payments WHERE order_id = $1 ORDER BY created_at, id");
+    pub async fn list_payments_for_order(
+        &mut self,
+        account: &AccountId,
+        order_id: &str,
+    ) -> Result<Vec<PaymentRow>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM payments WHERE account_id = $1 AND order_id = $2 ORDER BY created_at, id"
+        );
         Ok(on_conn!(self, |conn| {
             sqlx::query_as::<_, PaymentRow>(&sql)
+                .bind(account.as_str())
                 .bind(order_id)
                 .fetch_all(&mut **conn)
                 .await?
@@ -321,12 +377,18 @@ impl Conn<'_> {
     }
 
     /// The newest payment of an order.
-    pub async fn get_payment_for_order(&mut self, order_id: &str) -> Result<Option<PaymentRow>> {
+    pub async fn get_payment_for_order(
+        &mut self,
+        account: &AccountId,
+        order_id: &str,
+    ) -> Result<Option<PaymentRow>> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM payments WHERE order_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1"
+            "SELECT {COLUMNS} FROM payments WHERE account_id = $1 AND order_id = $2 \
+             ORDER BY created_at DESC, id DESC LIMIT 1"
         );
         Ok(on_conn!(self, |conn| {
             sqlx::query_as::<_, PaymentRow>(&sql)
+                .bind(account.as_str())
                 .bind(order_id)
                 .fetch_optional(&mut **conn)
                 .await?
@@ -342,8 +404,9 @@ impl Conn<'_> {
     ) -> Result<()> {
         on_conn!(self, |conn| {
             sqlx::query(
-                "INSERT INTO pending_cancellations (payment_id, reason, attempts, last_error, created_at, updated_at) \
-                 VALUES ($1, $2, 1, $3, $4, $4) ON CONFLICT (payment_id) DO UPDATE SET \
+                "INSERT INTO pending_cancellations (payment_id, reason, attempts, last_error, created_at, updated_at, account_id) \
+                 SELECT $1, $2, 1, $3, $4, $4, account_id FROM payments WHERE id = $1 \
+                 ON CONFLICT (payment_id) DO UPDATE SET \
                  attempts = pending_cancellations.attempts + 1, last_error = excluded.last_error, updated_at = excluded.updated_at",
             )
             .bind(payment_id)
@@ -356,13 +419,15 @@ impl Conn<'_> {
         Ok(())
     }
 
+    /// (account, payment, reason) of queued releases, oldest first, across
+    /// accounts: the retry job serves them all.
     pub async fn list_pending_cancellations(
         &mut self,
         limit: i64,
-    ) -> Result<Vec<(String, String)>> {
+    ) -> Result<Vec<(String, String, String)>> {
         Ok(on_conn!(self, |conn| {
-            sqlx::query_as::<_, (String, String)>(
-                "SELECT payment_id, reason FROM pending_cancellations ORDER BY updated_at LIMIT $1",
+            sqlx::query_as::<_, (String, String, String)>(
+                "SELECT account_id, payment_id, reason FROM pending_cancellations ORDER BY updated_at LIMIT $1",
             )
             .bind(limit)
             .fetch_all(&mut **conn)

@@ -3,11 +3,13 @@
 use chrono::{DateTime, Utc};
 
 use super::{on_conn, Conn};
+use crate::context::AccountId;
 use crate::error::Result;
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct RefundRow {
     pub id: String,
+    pub account_id: String,
     pub payment_id: String,
     pub stripe_refund_id: Option<String>,
     pub amount: i64,
@@ -20,7 +22,8 @@ pub struct RefundRow {
     pub updated_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "id, payment_id, stripe_refund_id, amount, currency, reason, status, \
+const COLUMNS: &str =
+    "id, account_id, payment_id, stripe_refund_id, amount, currency, reason, status, \
     failure_reason, observed_at, created_at, updated_at";
 
 pub struct NewRefund<'a> {
@@ -36,6 +39,11 @@ pub struct NewRefund<'a> {
 }
 
 impl RefundRow {
+    /// The Stripe account the refund (and its payment) belongs to.
+    pub fn account(&self) -> AccountId {
+        AccountId::from_db(self.account_id.clone())
+    }
+
     /// Whether Stripe's view (`status` as of `at`) is newer than this
     /// record: a later second, or within one second a further-along status.
     pub fn is_older_than(&self, status: &str, at: i64) -> bool {
@@ -56,8 +64,10 @@ impl RefundRow {
 impl Conn<'_> {
     pub async fn insert_refund(&mut self, r: &NewRefund<'_>) -> Result<RefundRow> {
         let sql = format!(
+            // A refund belongs to its payment's account.
             "INSERT INTO refunds (id, payment_id, stripe_refund_id, amount, currency, reason, status, \
-             observed_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
+             observed_at, created_at, updated_at, account_id) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $9, account_id FROM payments WHERE id = $2 \
              RETURNING {COLUMNS}"
         );
         Ok(on_conn!(self, |conn| {
@@ -76,31 +86,45 @@ impl Conn<'_> {
         }))
     }
 
-    pub async fn get_refund(&mut self, id: &str) -> Result<Option<RefundRow>> {
-        let sql = format!("SELECT {COLUMNS} FROM refunds WHERE id = $1");
+    pub async fn get_refund(&mut self, account: &AccountId, id: &str) -> Result<Option<RefundRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM refunds WHERE account_id = $1 AND id = $2");
         Ok(on_conn!(self, |conn| {
             sqlx::query_as::<_, RefundRow>(&sql)
+                .bind(account.as_str())
                 .bind(id)
                 .fetch_optional(&mut **conn)
                 .await?
         }))
     }
 
-    pub async fn get_refund_by_stripe_id(&mut self, stripe_id: &str) -> Result<Option<RefundRow>> {
-        let sql = format!("SELECT {COLUMNS} FROM refunds WHERE stripe_refund_id = $1");
+    pub async fn get_refund_by_stripe_id(
+        &mut self,
+        account: &AccountId,
+        stripe_id: &str,
+    ) -> Result<Option<RefundRow>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM refunds WHERE account_id = $1 AND stripe_refund_id = $2"
+        );
         Ok(on_conn!(self, |conn| {
             sqlx::query_as::<_, RefundRow>(&sql)
+                .bind(account.as_str())
                 .bind(stripe_id)
                 .fetch_optional(&mut **conn)
                 .await?
         }))
     }
 
-    pub async fn list_refunds(&mut self, payment_id: &str) -> Result<Vec<RefundRow>> {
-        let sql =
-            format!("SELECT {COLUMNS} FROM refunds WHERE payment_id = $1 ORDER BY created_at, id");
+    pub async fn list_refunds(
+        &mut self,
+        account: &AccountId,
+        payment_id: &str,
+    ) -> Result<Vec<RefundRow>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM refunds WHERE account_id = $1 AND payment_id = $2 ORDER BY created_at, id"
+        );
         Ok(on_conn!(self, |conn| {
             sqlx::query_as::<_, RefundRow>(&sql)
+                .bind(account.as_str())
                 .bind(payment_id)
                 .fetch_all(&mut **conn)
                 .await?

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{on_conn, Conn};
+use crate::context::AccountId;
 use crate::error::Result;
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -145,14 +146,22 @@ impl Conn<'_> {
     }
 
     /// Puts an event back in the queue (`POST /v1/webhook-events/{id}/replay`).
-    pub async fn requeue_webhook_event(&mut self, id: &str, now: DateTime<Utc>) -> Result<bool> {
+    /// `scope`: the account whose events the caller may touch; `None` for
+    /// the platform, which receives (and may replay) every account's events.
+    pub async fn requeue_webhook_event(
+        &mut self,
+        scope: Option<&AccountId>,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
         let n = on_conn!(self, |conn| {
             sqlx::query(
                 "UPDATE webhook_events SET status = 'received', reason = NULL, next_attempt_at = $1, \
-                 locked_until = NULL, applied_at = NULL WHERE id = $2",
+                 locked_until = NULL, applied_at = NULL WHERE id = $2 AND ($3 IS NULL OR account_id = $3)",
             )
             .bind(now)
             .bind(id)
+            .bind(scope.map(AccountId::as_str))
             .execute(&mut **conn)
             .await?
             .rows_affected()
@@ -160,11 +169,19 @@ impl Conn<'_> {
         Ok(n == 1)
     }
 
-    pub async fn get_webhook_event(&mut self, id: &str) -> Result<Option<WebhookEventRow>> {
-        let sql = format!("SELECT {COLUMNS} FROM webhook_events WHERE id = $1");
+    /// `scope` as for `requeue_webhook_event`.
+    pub async fn get_webhook_event(
+        &mut self,
+        scope: Option<&AccountId>,
+        id: &str,
+    ) -> Result<Option<WebhookEventRow>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM webhook_events WHERE id = $1 AND ($2 IS NULL OR account_id = $2)"
+        );
         Ok(on_conn!(self, |conn| {
             sqlx::query_as::<_, WebhookEventRow>(&sql)
                 .bind(id)
+                .bind(scope.map(AccountId::as_str))
                 .fetch_optional(&mut **conn)
                 .await?
         }))
@@ -173,6 +190,7 @@ impl Conn<'_> {
     /// Newest first; keyset pagination on (received_at, id).
     pub async fn list_webhook_events(
         &mut self,
+        scope: Option<&AccountId>,
         status: Option<&str>,
         before: Option<(DateTime<Utc>, String)>,
         limit: i64,
@@ -181,6 +199,7 @@ impl Conn<'_> {
         let sql = format!(
             "SELECT {COLUMNS} FROM webhook_events WHERE ($1 IS NULL OR status = $1) \
              AND ($2 IS NULL OR received_at < $2 OR (received_at = $2 AND id < $3)) \
+             AND ($5 IS NULL OR account_id = $5) \
              ORDER BY received_at DESC, id DESC LIMIT $4"
         );
         Ok(on_conn!(self, |conn| {
@@ -189,6 +208,7 @@ impl Conn<'_> {
                 .bind(before_at)
                 .bind(before_id)
                 .bind(limit)
+                .bind(scope.map(AccountId::as_str))
                 .fetch_all(&mut **conn)
                 .await?
         }))

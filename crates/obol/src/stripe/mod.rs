@@ -3,18 +3,86 @@
 pub mod client;
 pub mod signature;
 
-pub use client::{IdempotencyKey, Params, RateLimit, RetryPolicy, StripeClient, StripeError};
+pub use client::{
+    ApiError, IdempotencyKey, Params, RateLimit, RetryPolicy, StripeClient, StripeError,
+};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tokio::sync::Mutex;
 
 use crate::config::StripeMode;
 
 /// The Stripe API version obol pins; the shapes it parses are this version's.
 pub const STRIPE_VERSION: &str = "2023-08-16";
+
+/// Stripe as use cases see it: the calls `ops/` makes, behind a trait so a
+/// use case does not depend on the HTTP client (`StripeClient` is the one
+/// implementation; the sandbox is reached through it too). Object-safe, so
+/// `Ctx` holds an `Arc<dyn StripeApi>`; the typed `get`/`post` helpers on
+/// `dyn StripeApi` decode the JSON.
+pub trait StripeApi: Send + Sync {
+    fn get_json<'a>(
+        &'a self,
+        path: &'a str,
+        query: &'a Params,
+    ) -> BoxFuture<'a, Result<Value, StripeError>>;
+
+    /// A POST; the key names the business operation, never a random value.
+    fn post_json<'a>(
+        &'a self,
+        path: &'a str,
+        params: &'a Params,
+        key: &'a IdempotencyKey,
+    ) -> BoxFuture<'a, Result<Value, StripeError>>;
+}
+
+impl StripeApi for StripeClient {
+    fn get_json<'a>(
+        &'a self,
+        path: &'a str,
+        query: &'a Params,
+    ) -> BoxFuture<'a, Result<Value, StripeError>> {
+        Box::pin(self.get(path, query))
+    }
+
+    fn post_json<'a>(
+        &'a self,
+        path: &'a str,
+        params: &'a Params,
+        key: &'a IdempotencyKey,
+    ) -> BoxFuture<'a, Result<Value, StripeError>> {
+        Box::pin(self.post(path, params, key))
+    }
+}
+
+impl dyn StripeApi + '_ {
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &Params,
+    ) -> Result<T, StripeError> {
+        decode(self.get_json(path, query).await?)
+    }
+
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        params: &Params,
+        key: &IdempotencyKey,
+    ) -> Result<T, StripeError> {
+        decode(self.post_json(path, params, key).await?)
+    }
+}
+
+fn decode<T: DeserializeOwned>(v: Value) -> Result<T, StripeError> {
+    serde_json::from_value(v).map_err(|e| StripeError::Decode(e.to_string()))
+}
 
 /// Which Stripe obol talks to, its client, and the account seen there.
 #[derive(Clone)]

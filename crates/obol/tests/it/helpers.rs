@@ -355,3 +355,83 @@ pub fn run_obol(
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// One request a `TestReceiver` got.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap()
+    }
+}
+
+/// An HTTP receiver on a free port for obol's outbound notifications:
+/// answers 503 to the first `fail_first` requests, 204 afterwards.
+pub struct TestReceiver {
+    pub url: String,
+    got: Arc<Mutex<Vec<Received>>>,
+}
+
+impl TestReceiver {
+    pub async fn start(fail_first: usize) -> TestReceiver {
+        use axum::http::{HeaderMap, StatusCode};
+        let got: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let sink = got.clone();
+        let app = axum::Router::new().route(
+            "/hooks",
+            axum::routing::post(move |headers: HeaderMap, body: String| {
+                let sink = sink.clone();
+                async move {
+                    let mut g = sink.lock().unwrap();
+                    g.push(Received {
+                        headers: headers
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+                            .collect(),
+                        body,
+                    });
+                    if g.len() <= fail_first {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    } else {
+                        StatusCode::NO_CONTENT
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        TestReceiver { url, got }
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
+    }
+
+    /// Waits (at most 20 s) until `done` holds for what was received.
+    pub async fn until(&self, what: &str, done: impl Fn(&[Received]) -> bool) -> Vec<Received> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let got = self.received();
+            if done(&got) {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; received {got:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

@@ -48,6 +48,10 @@ async fn store(backend: Backend) -> (TestDb, Store) {
     (db, store)
 }
 
+fn platform() -> obol::context::AccountId {
+    obol::context::AccountId::platform()
+}
+
 fn secs(n: i64) -> chrono::Duration {
     chrono::Duration::seconds(n)
 }
@@ -183,7 +187,7 @@ async fn a_claim_takes_due_jobs_once_and_guards_every_later_write(backend: Backe
         !c.finish_job(&due.id, "worker-a", now()).await.unwrap(),
         "queued now"
     );
-    let row = c.get_job(&due.id).await.unwrap().unwrap();
+    let row = c.get_job(&platform(), &due.id).await.unwrap().unwrap();
     assert_eq!(
         (row.status.as_str(), row.last_error.as_deref()),
         ("queued", Some("Stripe down"))
@@ -201,7 +205,12 @@ async fn a_claim_takes_due_jobs_once_and_guards_every_later_write(backend: Backe
         .finish_job(&due.id, "worker-b", now())
         .await
         .unwrap());
-    let row = h.conn().get_job(&due.id).await.unwrap().unwrap();
+    let row = h
+        .conn()
+        .get_job(&platform(), &due.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(row.status, "succeeded");
     assert!(row.finished_at.is_some() && row.locked_until.is_none());
 }
@@ -265,7 +274,7 @@ async fn an_expired_lease_passes_the_job_to_another_worker_then_dies(backend: Ba
     // a third time, and b's run is closed.
     assert!(claim("worker-c", t0 + secs(200)).await.is_empty());
     let mut h = store.acquire().await.unwrap();
-    let row = h.conn().get_job(&j.id).await.unwrap().unwrap();
+    let row = h.conn().get_job(&platform(), &j.id).await.unwrap().unwrap();
     assert_eq!(
         (row.status.as_str(), row.attempts),
         ("running", 2),
@@ -303,7 +312,7 @@ async fn a_dead_job_is_requeued_once_with_a_fresh_schedule(backend: Backend) {
         .unwrap();
     assert!(
         h.conn()
-            .requeue_dead_job(&j.id, now())
+            .requeue_dead_job(&platform(), &j.id, now())
             .await
             .unwrap()
             .is_none(),
@@ -323,11 +332,18 @@ async fn a_dead_job_is_requeued_once_with_a_fresh_schedule(backend: Backend) {
         .await
         .unwrap());
     assert_eq!(c.count_unfinished_jobs("k:pay_dead").await.unwrap(), 1);
-    let again = c.requeue_dead_job(&j.id, now()).await.unwrap().unwrap();
+    let again = c
+        .requeue_dead_job(&platform(), &j.id, now())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((again.status.as_str(), again.attempts), ("queued", 0));
     assert!(again.finished_at.is_none());
     assert!(
-        c.requeue_dead_job(&j.id, now()).await.unwrap().is_none(),
+        c.requeue_dead_job(&platform(), &j.id, now())
+            .await
+            .unwrap()
+            .is_none(),
         "only once"
     );
 
@@ -344,7 +360,10 @@ async fn a_dead_job_is_requeued_once_with_a_fresh_schedule(backend: Backend) {
         .await
         .unwrap()
         .unwrap();
-    let err = c.requeue_dead_job(&j.id, now()).await.unwrap_err();
+    let err = c
+        .requeue_dead_job(&platform(), &j.id, now())
+        .await
+        .unwrap_err();
     assert!(matches!(err, obol::error::Error::Database(_)), "{err:?}");
 }
 
@@ -376,13 +395,26 @@ async fn jobs_list_by_status_newest_first_with_a_cursor(backend: Backend) {
         .unwrap();
     tx.commit().await.unwrap();
     let mut h = store.acquire().await.unwrap();
-    let running = h.conn().list_jobs(Some("running"), None, 10).await.unwrap();
+    let running = h
+        .conn()
+        .list_jobs(&platform(), Some("running"), None, 10)
+        .await
+        .unwrap();
     assert_eq!(running.iter().map(|j| &j.id).collect::<Vec<_>>(), [&due.id]);
-    let first = h.conn().list_jobs(Some("queued"), None, 3).await.unwrap();
+    let first = h
+        .conn()
+        .list_jobs(&platform(), Some("queued"), None, 3)
+        .await
+        .unwrap();
     let last = first.last().unwrap();
     let rest = h
         .conn()
-        .list_jobs(Some("queued"), Some((last.created_at, last.id.clone())), 10)
+        .list_jobs(
+            &platform(),
+            Some("queued"),
+            Some((last.created_at, last.id.clone())),
+            10,
+        )
         .await
         .unwrap();
     let seen: Vec<String> = first.iter().chain(&rest).map(|j| j.id.clone()).collect();
@@ -390,10 +422,25 @@ async fn jobs_list_by_status_newest_first_with_a_cursor(backend: Backend) {
     assert_eq!(seen, ids, "newest first, each once");
     assert!(h
         .conn()
-        .list_jobs(Some("dead"), None, 10)
+        .list_jobs(&platform(), Some("dead"), None, 10)
         .await
         .unwrap()
         .is_empty());
+    // Another Stripe account's operator sees none of them.
+    let other = obol::context::AccountId::from_db("acct_other".into());
+    assert!(h
+        .conn()
+        .list_jobs(&other, None, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(h.conn().get_job(&other, &due.id).await.unwrap().is_none());
+    assert!(h
+        .conn()
+        .requeue_dead_job(&other, &due.id, now())
+        .await
+        .unwrap()
+        .is_none());
 }
 
 async fn concurrent_claimants_never_take_one_job_twice(backend: Backend) {
@@ -784,7 +831,12 @@ async fn enqueue_releases(db: &TestDb, payment_ids: &[String]) {
     let store = db.store().await;
     let mut tx = store.begin().await.unwrap();
     for id in payment_ids {
-        let payment = tx.conn().get_payment(id).await.unwrap().unwrap();
+        let payment = tx
+            .conn()
+            .get_payment(&platform(), id)
+            .await
+            .unwrap()
+            .unwrap();
         assert!(
             obol::jobs::release::enqueue(&mut tx.conn(), &payment, "two_process_test")
                 .await

@@ -10,6 +10,7 @@ on_both_backends!(
     partial_refunds_add_up_to_a_full_refund,
     refunds_that_break_the_rules_are_refused,
     concurrent_refunds_never_exceed_the_payment,
+    refund_above_captured_amount_is_422,
 );
 
 /// A captured payment of `amount` (eur) in obol's ledger; returns its id.
@@ -246,4 +247,103 @@ async fn concurrent_refunds_never_exceed_the_payment(backend: Backend) {
     })
     .await;
     assert_eq!(p["status"], "partially_refunded");
+}
+
+/// An authorization of `amount` captured in part (`capture`) at the
+/// sandbox, as obol has no partial-capture API; the webhook brings the
+/// capture into obol. Returns (obol payment id, intent id).
+pub async fn partially_captured_payment(
+    obol: &Obol,
+    amount: &str,
+    capture: &str,
+) -> (String, String) {
+    let base = sandbox(obol).await;
+    let pi = stripe_post(
+        &base,
+        "/v1/payment_intents",
+        &[
+            ("amount", amount),
+            ("currency", "eur"),
+            ("payment_method", "pm_card_visa"),
+            ("confirm", "true"),
+            ("capture_method", "manual"),
+            ("payment_method_types[]", "card"),
+        ],
+    )
+    .await;
+    assert_eq!(pi["status"], "requires_capture", "{pi}");
+    let pi_id = pi["id"].as_str().unwrap().to_string();
+    let captured = stripe_post(
+        &base,
+        &format!("/v1/payment_intents/{pi_id}/capture"),
+        &[("amount_to_capture", capture)],
+    )
+    .await;
+    assert_eq!(captured["status"], "succeeded", "{captured}");
+    let list = eventually(obol, "/v1/payments?status=completed&limit=100", |b| {
+        b["data"].as_array().is_some_and(|d| {
+            d.iter()
+                .any(|p| p["stripe_payment_intent_id"] == pi_id.as_str())
+        })
+    })
+    .await;
+    let id = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["stripe_payment_intent_id"] == pi_id.as_str())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (id, pi_id)
+}
+
+/// Refunds the sandbox holds (created by any caller).
+async fn sandbox_refund_count(base: &str) -> i64 {
+    let s: Value = reqwest::get(format!("{base}/_sandbox/stats"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    s["objects"]["refund"].as_i64().unwrap_or(0)
+}
+
+async fn refund_above_captured_amount_is_422(backend: Backend) {
+    let obol = Obol::start(backend).await;
+    let base = sandbox(&obol).await;
+    let (id, _) = partially_captured_payment(&obol, "4999", "3999").await;
+    let (_, p) = obol.get(&format!("/v1/payments/{id}")).await;
+    assert_eq!(
+        (p["amount"].as_i64(), p["amount_captured"].as_i64()),
+        (Some(4999), Some(3999)),
+        "{p}"
+    );
+
+    // Above what was captured: refused by obol before Stripe is asked.
+    let before = sandbox_refund_count(&base).await;
+    for body in [json!({"amount": 4000}), json!({"amount": 4999})] {
+        let (s, b) = obol
+            .post(&format!("/v1/payments/{id}/refunds"), body.clone())
+            .await;
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (422, Some("refund_exceeds_remaining")),
+            "{body} -> {b}"
+        );
+    }
+    assert_eq!(
+        sandbox_refund_count(&base).await,
+        before,
+        "Stripe was not asked"
+    );
+    let (_, refunds) = obol.get(&format!("/v1/payments/{id}/refunds")).await;
+    assert_eq!(refunds["data"], json!([]), "nothing recorded");
+
+    // The whole captured amount is refundable.
+    let (s, all) = obol
+        .post(&format!("/v1/payments/{id}/refunds"), json!({}))
+        .await;
+    assert_eq!((s, all["amount"].as_i64()), (201, Some(3999)), "{all}");
 }

@@ -1,5 +1,6 @@
 //! The storage layer on both backends, through obol's own `Store`.
 
+use obol::context::AccountId;
 use obol::ids::{CustomerId, CustomerTokenId, SecretToken};
 use obol::storage::customers::NewCustomer;
 use obol::storage::{now, Store};
@@ -15,6 +16,7 @@ on_both_backends!(
     dropped_transaction_writes_nothing,
     customer_tokens_expire_and_revoke,
     several_instances_migrate_one_database_at_once,
+    another_accounts_rows_are_invisible,
 );
 
 fn new_customer<'a>(
@@ -50,13 +52,22 @@ async fn customer_round_trips_exactly(backend: Backend) {
         .await
         .unwrap()
         .unwrap();
-    let read = h.conn().get_customer(&id).await.unwrap().unwrap();
+    let platform = AccountId::platform();
+    let read = h
+        .conn()
+        .get_customer(&platform, &id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(inserted, read);
+    // Another account's reads never see it.
+    let other = AccountId::from_db("acct_other".into());
+    assert!(h.conn().get_customer(&other, &id).await.unwrap().is_none());
     assert_eq!(read.external_id.as_deref(), Some("member-42"));
     assert_eq!(read.stripe_customer_id, None);
     assert!(h
         .conn()
-        .get_customer(&CustomerId::generate())
+        .get_customer(&platform, &CustomerId::generate())
         .await
         .unwrap()
         .is_none());
@@ -139,7 +150,12 @@ async fn dropped_transaction_writes_nothing(backend: Backend) {
         // dropped without commit
     }
     let mut h = store.acquire().await.unwrap();
-    assert!(h.conn().get_customer(&id).await.unwrap().is_none());
+    assert!(h
+        .conn()
+        .get_customer(&AccountId::platform(), &id)
+        .await
+        .unwrap()
+        .is_none());
 }
 
 async fn customer_tokens_expire_and_revoke(backend: Backend) {
@@ -155,7 +171,9 @@ async fn customer_tokens_expire_and_revoke(backend: Backend) {
     let t = now();
     let live = SecretToken::generate("obol_ct_");
     let live_id = CustomerTokenId::generate();
+    let platform = AccountId::platform();
     c.insert_customer_token(
+        &platform,
         &live_id,
         &customer,
         &live.hash(),
@@ -166,6 +184,7 @@ async fn customer_tokens_expire_and_revoke(backend: Backend) {
     .unwrap();
     let expired = SecretToken::generate("obol_ct_");
     c.insert_customer_token(
+        &platform,
         &CustomerTokenId::generate(),
         &customer,
         &expired.hash(),
@@ -180,30 +199,37 @@ async fn customer_tokens_expire_and_revoke(backend: Backend) {
         .unwrap()
         .unwrap();
     assert_eq!(found.customer_id, customer.as_str());
+    assert_eq!(found.account_id, "default");
     assert!(c
         .find_live_customer_token(&expired.hash(), now())
         .await
         .unwrap()
         .is_none());
     let revoked = c
-        .revoke_customer_token(&live_id, now())
+        .revoke_customer_token(&platform, &live_id, now())
         .await
         .unwrap()
         .unwrap();
     let first_revocation = revoked.revoked_at.unwrap();
+    // Another account cannot revoke it.
+    assert!(c
+        .revoke_customer_token(&AccountId::from_db("acct_other".into()), &live_id, now())
+        .await
+        .unwrap()
+        .is_none());
     assert!(c
         .find_live_customer_token(&live.hash(), now())
         .await
         .unwrap()
         .is_none());
     let again = c
-        .revoke_customer_token(&live_id, now())
+        .revoke_customer_token(&platform, &live_id, now())
         .await
         .unwrap()
         .unwrap();
     assert_eq!(again.revoked_at, Some(first_revocation));
     assert!(c
-        .revoke_customer_token(&CustomerTokenId::generate(), now())
+        .revoke_customer_token(&platform, &CustomerTokenId::generate(), now())
         .await
         .unwrap()
         .is_none());
@@ -238,4 +264,277 @@ fn both_backends_have_the_same_migrations() {
         v
     };
     assert_eq!(names("sqlite"), names("postgres"));
+}
+
+/// Every (table, column) the migrations define, with its nullability, as
+/// the database itself reports them after migrating.
+async fn schema_of(db: &TestDb, backend: Backend) -> Vec<(String, String, bool)> {
+    use sqlx::Connection;
+    db.store().await.close().await;
+    let mut columns: Vec<(String, String, bool)> = match backend {
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            sqlx::query_as::<_, (String, String, String)>(
+                "SELECT table_name::text, column_name::text, is_nullable::text \
+                 FROM information_schema.columns WHERE table_schema = 'public'",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(t, c, n)| (t, c, n == "YES"))
+            .collect()
+        }
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+            let mut all = Vec::new();
+            for t in tables {
+                let cols: Vec<(String, i64, i64)> = sqlx::query_as(&format!(
+                    "SELECT name, \"notnull\", pk FROM pragma_table_info('{t}')"
+                ))
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+                for (c, notnull, pk) in cols {
+                    // SQLite lets a TEXT primary key be NULL unless it says
+                    // NOT NULL; PostgreSQL's primary keys never are.
+                    all.push((t.clone(), c, notnull == 0 && pk == 0));
+                }
+            }
+            all
+        }
+    };
+    columns.retain(|(t, _, _)| t != "_sqlx_migrations");
+    columns.sort();
+    columns
+}
+
+/// The two migration folders must define the same tables and columns (and
+/// nullability), not only hold the same file names: a column added to one
+/// backend only would pass every test run on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_backends_define_the_same_tables_and_columns() {
+    let sqlite = schema_of(&TestDb::new(Backend::Sqlite).await, Backend::Sqlite).await;
+    let postgres = schema_of(&TestDb::new(Backend::Postgres).await, Backend::Postgres).await;
+    assert!(sqlite.len() > 50, "only {} columns found", sqlite.len());
+    let only = |a: &[(String, String, bool)], b: &[(String, String, bool)]| -> Vec<String> {
+        a.iter()
+            .filter(|x| !b.contains(x))
+            .map(|(t, c, n)| format!("{t}.{c}{}", if *n { " (nullable)" } else { "" }))
+            .collect()
+    };
+    assert!(
+        sqlite == postgres,
+        "only in SQLite: {:?}\nonly in PostgreSQL: {:?}",
+        only(&sqlite, &postgres),
+        only(&postgres, &sqlite)
+    );
+}
+
+/// Rows of one Stripe account are invisible to every read made for
+/// another: payments, their timeline, refunds, disputes and their
+/// timeline, tasks and notification
+/// endpoints. Children (timeline entries, refunds, disputes) inherit the
+/// account of the payment they belong to.
+async fn another_accounts_rows_are_invisible(backend: Backend) {
+    use obol::ledger::{Ledger, PaymentState};
+    use obol::storage::disputes::{NewDispute, NewTask};
+    use obol::storage::payments::{NewPayment, NewTimelineEntry, PaymentFilter};
+    use obol::storage::refunds::NewRefund;
+
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let mine = AccountId::from_db("acct_mine".into());
+    let theirs = AccountId::platform();
+    let mut tx = store.begin().await.unwrap();
+    let mut c = tx.conn();
+    let t = now();
+    let ledger = Ledger {
+        state: PaymentState::Completed,
+        amount_refunded: 0,
+        amount_captured: 1000,
+        observed_at: 1,
+    };
+    c.insert_payment(&NewPayment {
+        id: "pay_t",
+        account_id: mine.as_str(),
+        customer_id: None,
+        order_id: None,
+        stripe_payment_intent_id: "pi_t",
+        amount: 1000,
+        currency: "eur",
+        ledger,
+        now: t,
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    c.insert_timeline_entry(&NewTimelineEntry {
+        payment_id: "pay_t",
+        from: None,
+        to: PaymentState::Completed,
+        at: t,
+        cause_kind: "api",
+        cause_ref: None,
+    })
+    .await
+    .unwrap();
+    let refund = c
+        .insert_refund(&NewRefund {
+            id: "rf_t",
+            payment_id: "pay_t",
+            stripe_refund_id: Some("re_t"),
+            amount: 100,
+            currency: "eur",
+            reason: None,
+            status: "succeeded",
+            observed_at: 1,
+            now: t,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        refund.account_id, "acct_mine",
+        "a refund takes its payment's account"
+    );
+    let dispute = c
+        .insert_dispute(&NewDispute {
+            id: "dsp_t",
+            stripe_dispute_id: "dp_t",
+            payment_id: "pay_t",
+            amount: 1000,
+            currency: "eur",
+            reason: "fraudulent",
+            status: "needs_response",
+            evidence_due_by: None,
+            observed_at: 1,
+            now: t,
+        })
+        .await
+        .unwrap();
+    c.insert_dispute_timeline_entry(&dispute.id, None, "needs_response", t, "webhook", None)
+        .await
+        .unwrap();
+    c.open_task(&NewTask {
+        account_id: mine.as_str(),
+        kind: "respond_to_dispute",
+        title: "Respond",
+        subject_type: "dispute",
+        subject_id: &dispute.id,
+        payment_id: Some("pay_t"),
+        customer_id: None,
+        due_at: None,
+        now: t,
+    })
+    .await
+    .unwrap();
+    c.insert_endpoint(&obol::storage::notifications::NewEndpoint {
+        account: &mine,
+        id: "ep_t",
+        url: "https://example.com/h",
+        event_types: &["*".to_string()],
+        secret: "whsec_x",
+        description: None,
+        now: t,
+    })
+    .await
+    .unwrap();
+
+    for (account, seen) in [(&mine, true), (&theirs, false)] {
+        let n = usize::from(seen);
+        assert_eq!(
+            c.get_payment(account, "pay_t").await.unwrap().is_some(),
+            seen
+        );
+        assert_eq!(
+            c.get_payment_by_intent(account.as_str(), "pi_t")
+                .await
+                .unwrap()
+                .is_some(),
+            seen
+        );
+        let all = PaymentFilter {
+            limit: 10,
+            ..PaymentFilter::default()
+        };
+        assert_eq!(c.list_payments(account, &all).await.unwrap().len(), n);
+        assert_eq!(c.list_timeline(account, "pay_t").await.unwrap().len(), n);
+        assert_eq!(c.get_refund(account, "rf_t").await.unwrap().is_some(), seen);
+        assert_eq!(
+            c.get_refund_by_stripe_id(account, "re_t")
+                .await
+                .unwrap()
+                .is_some(),
+            seen
+        );
+        assert_eq!(c.list_refunds(account, "pay_t").await.unwrap().len(), n);
+        assert_eq!(
+            c.get_dispute(account, "dsp_t").await.unwrap().is_some(),
+            seen
+        );
+        assert_eq!(
+            c.get_dispute_by_stripe_id(account, "dp_t")
+                .await
+                .unwrap()
+                .is_some(),
+            seen
+        );
+        assert_eq!(
+            c.list_dispute_timeline(account, "dsp_t")
+                .await
+                .unwrap()
+                .len(),
+            n
+        );
+        assert_eq!(
+            c.list_disputes(account, None, None, 10)
+                .await
+                .unwrap()
+                .len(),
+            n
+        );
+        assert_eq!(
+            c.list_tasks(account, None, None, 10).await.unwrap().len(),
+            n
+        );
+        assert_eq!(
+            c.get_endpoint(account, "ep_t").await.unwrap().is_some(),
+            seen
+        );
+        assert_eq!(c.list_endpoints(account).await.unwrap().len(), n);
+    }
+    // A notification for one account reaches only that account's endpoints.
+    assert!(c
+        .enqueue_notification(&theirs, "payment.completed", "{}", t)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(c
+        .enqueue_notification(&mine, "payment.completed", "{}", t)
+        .await
+        .unwrap()
+        .is_some());
+    // Another account can neither delete the endpoint nor see its deliveries.
+    assert!(!c.delete_endpoint(&theirs, "ep_t", t).await.unwrap());
+    assert_eq!(
+        c.list_deliveries(&theirs, "ep_t", None, 10)
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        c.list_deliveries(&mine, "ep_t", None, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    tx.commit().await.unwrap();
 }

@@ -18,11 +18,11 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::apply::{self, Cause, Outcome};
-use super::Envelope;
+use crate::context::{AccountId, Actor, Ctx};
 use crate::error::{Error, Result};
-use crate::storage::{self, Store};
-use crate::stripe::{Params, StripeClient};
+use crate::inbox::Envelope;
+use crate::payments::{self, Cause, Outcome};
+use crate::stripe::{Params, StripeError};
 
 const CURSOR: &str = "reconcile.events_created";
 /// Events are listed from this long before the last one seen: Stripe's
@@ -54,20 +54,36 @@ struct EventList {
     has_more: bool,
 }
 
-pub async fn run_once(store: &Store, stripe: &StripeClient) -> Result<Report> {
-    let mut report = Report::default();
-    recover_events(store, stripe, &mut report).await?;
-    recheck_payments(store, stripe, &mut report).await?;
-    report.refunds_resubmitted = crate::ops::refunds::resubmit_stale(store).await?;
-    report.releases_retried = crate::ops::checkout::retry_releases(store).await?;
+/// `POST /v1/reconciliations` (secret key): one pass now.
+pub async fn run(ctx: &Ctx, actor: &Actor) -> Result<Report> {
+    if !actor.is_secret() {
+        return Err(Error::SecretKeyRequired);
+    }
+    let report = run_once(ctx).await?;
+    if report.events_new > 0 {
+        ctx.wake_inbox();
+    }
     Ok(report)
 }
 
-async fn recover_events(store: &Store, stripe: &StripeClient, report: &mut Report) -> Result<()> {
-    let now = chrono::Utc::now().timestamp();
+pub async fn run_once(ctx: &Ctx) -> Result<Report> {
+    let mut report = Report::default();
+    recover_events(ctx, &mut report).await?;
+    recheck_payments(ctx, &mut report).await?;
+    report.refunds_resubmitted = super::refunds::resubmit_stale(ctx).await?;
+    report.releases_retried = super::checkout::retry_releases(ctx).await?;
+    Ok(report)
+}
+
+/// Lists the events of the platform account (connected accounts are
+/// listed with their `Stripe-Account` once Connect lands).
+async fn recover_events(ctx: &Ctx, report: &mut Report) -> Result<()> {
+    let account = AccountId::platform();
+    let store = ctx.store();
+    let now = ctx.now().timestamp();
     let since = {
         let mut h = store.acquire().await?;
-        match h.conn().get_sync_state(CURSOR).await? {
+        match h.conn().get_sync_state(&account, CURSOR).await? {
             Some(v) => v.parse::<i64>().unwrap_or(now - FIRST_LOOKBACK_SECONDS) - OVERLAP_SECONDS,
             None => now - FIRST_LOOKBACK_SECONDS,
         }
@@ -76,21 +92,19 @@ async fn recover_events(store: &Store, stripe: &StripeClient, report: &mut Repor
     let mut starting_after: Option<String> = None;
     loop {
         let mut params = Params::new().set("limit", 100).set("created[gte]", since);
-        for t in apply::handled_event_types() {
+        for t in crate::inbox::apply::handled_event_types() {
             params = params.set("types[]", t);
         }
         let params = params.set_opt("starting_after", starting_after.as_deref());
-        let page: EventList = stripe
-            .get("/v1/events", &params)
-            .await
-            .map_err(|e| Error::Stripe(e.to_string()))?;
+        let page: EventList = ctx.stripe().get("/v1/events", &params).await?;
         for event in &page.data {
-            let envelope: Envelope = serde_json::from_value(event.clone())
-                .map_err(|e| Error::Stripe(format!("an event Stripe listed is malformed: {e}")))?;
+            let envelope: Envelope = serde_json::from_value(event.clone()).map_err(|e| {
+                StripeError::Decode(format!("an event Stripe listed is malformed: {e}"))
+            })?;
             newest = newest.max(envelope.created);
             let payload = serde_json::to_string(event).map_err(Error::internal)?;
             report.events_listed += 1;
-            if super::store_event(store, &envelope, &payload, "reconcile")
+            if crate::inbox::store_event(store, &envelope, &payload, "reconcile")
                 .await?
                 .stored
             {
@@ -107,19 +121,23 @@ async fn recover_events(store: &Store, stripe: &StripeClient, report: &mut Repor
     }
     let mut h = store.acquire().await?;
     h.conn()
-        .set_sync_state(CURSOR, &newest.to_string(), storage::now())
+        .set_sync_state(&account, CURSOR, &newest.to_string(), ctx.now())
         .await?;
     Ok(())
 }
 
-async fn recheck_payments(store: &Store, stripe: &StripeClient, report: &mut Report) -> Result<()> {
+async fn recheck_payments(ctx: &Ctx, report: &mut Report) -> Result<()> {
+    let store = ctx.store();
     let unsettled = {
         let mut h = store.acquire().await?;
-        h.conn().list_unsettled_payments(PAYMENTS_PER_RUN).await?
+        h.conn()
+            .list_unsettled_payments(&AccountId::platform(), PAYMENTS_PER_RUN)
+            .await?
     };
     for payment in unsettled {
         let path = format!("/v1/payment_intents/{}", payment.stripe_payment_intent_id);
-        let intent: Value = match stripe
+        let intent: Value = match ctx
+            .stripe()
             .get(&path, &Params::new().set("expand[]", "latest_charge"))
             .await
         {
@@ -130,21 +148,23 @@ async fn recheck_payments(store: &Store, stripe: &StripeClient, report: &mut Rep
             }
         };
         report.payments_checked += 1;
-        let at = chrono::Utc::now().timestamp();
+        let at = ctx.now().timestamp();
         let cause = Cause {
             kind: "reconcile",
             reference: None,
             account_id: &payment.account_id,
         };
         let mut tx = store.begin().await?;
-        let outcome = apply::observe_intent(&mut tx.conn(), &cause, &intent, at).await?;
+        let outcome = payments::observe_intent(&mut tx.conn(), &cause, &intent, at).await?;
         tx.conn()
-            .mark_payment_reconciled(&payment.id, storage::now())
+            .mark_payment_reconciled(&payment.id, ctx.now())
             .await?;
         tx.commit().await?;
         let after = {
             let mut h = store.acquire().await?;
-            h.conn().get_payment(&payment.id).await?
+            h.conn()
+                .get_payment(&payment.account(), &payment.id)
+                .await?
         };
         if outcome == Outcome::Applied && after.is_some_and(|p| p.status != payment.status) {
             report.payments_moved += 1;

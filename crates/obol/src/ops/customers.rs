@@ -1,0 +1,109 @@
+//! Customers: obol's record of the host application's customers.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::context::{Actor, Ctx};
+use crate::error::{Error, Resource, Result};
+use crate::ids::CustomerId;
+use crate::storage::customers::{CustomerRow, NewCustomer};
+use crate::validate;
+
+/// Body of `POST /v1/customers`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerIn {
+    /// The host application's own id for this customer; unique per account.
+    pub external_id: Option<String>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CustomerOut {
+    pub id: String,
+    pub external_id: Option<String>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    /// Created the first time a payment needs it.
+    pub stripe_customer_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<CustomerRow> for CustomerOut {
+    fn from(r: CustomerRow) -> Self {
+        CustomerOut {
+            id: r.id,
+            external_id: r.external_id,
+            email: r.email,
+            name: r.name,
+            stripe_customer_id: r.stripe_customer_id,
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// Creates a customer (secret key). A taken `external_id` is
+/// `customer_exists` with `existing_id`, so a host retrying after a
+/// timeout finds its record.
+pub async fn create(ctx: &Ctx, actor: &Actor, body: CustomerIn) -> Result<CustomerOut> {
+    let Actor::Secret { account } = actor else {
+        return Err(Error::SecretKeyRequired);
+    };
+    let external_id = body
+        .external_id
+        .as_deref()
+        .map(|s| validate::text("external_id", s, 255))
+        .transpose()?;
+    let email = body.email.as_deref().map(validate::email).transpose()?;
+    let name = body
+        .name
+        .as_deref()
+        .map(|s| validate::text("name", s, 255))
+        .transpose()?;
+
+    let id = CustomerId::generate();
+    let mut handle = ctx.store().acquire().await?;
+    let mut conn = handle.conn();
+    let new = NewCustomer {
+        id: &id,
+        account_id: account.as_str(),
+        external_id,
+        email: email.as_deref(),
+        name,
+        now: ctx.now(),
+    };
+    match conn.insert_customer(&new).await? {
+        Some(row) => {
+            tracing::info!(customer_id = %row.id, "customer created");
+            Ok(row.into())
+        }
+        None => {
+            let external_id = external_id.unwrap_or_default();
+            let existing = conn
+                .get_customer_by_external_id(account.as_str(), external_id)
+                .await?
+                .ok_or_else(|| Error::internal("unique violation without a matching customer"))?;
+            Err(Error::CustomerExists {
+                external_id: external_id.to_string(),
+                existing_id: existing.id,
+            })
+        }
+    }
+}
+
+/// A customer, for the secret key or that customer's own token.
+pub async fn get(ctx: &Ctx, actor: &Actor, id: &str) -> Result<CustomerOut> {
+    // A malformed id is as unknown as a well-formed one that does not exist.
+    let id = CustomerId::parse(id).map_err(|_| Error::NotFound(Resource::Customer))?;
+    if !actor.may_access_customer_object(Some(&id)) {
+        return Err(Error::NotFound(Resource::Customer));
+    }
+    let mut handle = ctx.store().acquire().await?;
+    let row = handle
+        .conn()
+        .get_customer(actor.account(), &id)
+        .await?
+        .ok_or(Error::NotFound(Resource::Customer))?;
+    Ok(row.into())
+}

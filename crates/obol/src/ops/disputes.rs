@@ -1,0 +1,186 @@
+//! Disputes and tasks: chargebacks as the ledger recorded them, and the
+//! work they create for the merchant. Disputes change only through
+//! Stripe's events (the inbox); nothing here writes.
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::pagination::{self, Cursor, Page};
+use crate::context::{Actor, Ctx};
+use crate::error::{Error, Resource, Result};
+use crate::storage::disputes::{DisputeRow, DisputeTimelineRow, TaskRow};
+
+#[derive(Debug, Serialize)]
+pub struct DisputeOut {
+    pub id: String,
+    pub payment_id: String,
+    pub stripe_dispute_id: String,
+    pub amount: i64,
+    pub currency: String,
+    pub reason: String,
+    /// Stripe's status: warning_needs_response, warning_under_review,
+    /// warning_closed, needs_response, under_review, won or lost.
+    pub status: String,
+    pub evidence_due_by: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<Vec<DisputeTimelineOut>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DisputeTimelineOut {
+    pub at: DateTime<Utc>,
+    pub from: Option<String>,
+    pub to: String,
+    pub cause: super::payments::Cause,
+}
+
+impl From<DisputeRow> for DisputeOut {
+    fn from(r: DisputeRow) -> Self {
+        DisputeOut {
+            id: r.id,
+            payment_id: r.payment_id,
+            stripe_dispute_id: r.stripe_dispute_id,
+            amount: r.amount,
+            currency: r.currency,
+            reason: r.reason,
+            status: r.status,
+            evidence_due_by: r
+                .evidence_due_by
+                .and_then(|t| Utc.timestamp_opt(t, 0).single()),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            timeline: None,
+        }
+    }
+}
+
+impl From<DisputeTimelineRow> for DisputeTimelineOut {
+    fn from(r: DisputeTimelineRow) -> Self {
+        DisputeTimelineOut {
+            at: r.at,
+            from: r.from_status,
+            to: r.to_status,
+            cause: super::payments::Cause {
+                kind: r.cause_kind,
+                reference: r.cause_ref,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct TaskOut {
+    pub id: String,
+    /// respond_to_dispute, …
+    pub kind: String,
+    pub title: String,
+    pub subject_type: String,
+    pub subject_id: String,
+    pub payment_id: Option<String>,
+    pub customer_id: Option<String>,
+    /// open or done.
+    pub status: String,
+    pub due_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+impl From<TaskRow> for TaskOut {
+    fn from(r: TaskRow) -> Self {
+        TaskOut {
+            id: r.id,
+            kind: r.kind,
+            title: r.title,
+            subject_type: r.subject_type,
+            subject_id: r.subject_id,
+            payment_id: r.payment_id,
+            customer_id: r.customer_id,
+            status: r.status,
+            due_at: r.due_at,
+            created_at: r.created_at,
+            closed_at: r.closed_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub status: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+fn secret_only(actor: &Actor) -> Result<()> {
+    if actor.is_secret() {
+        Ok(())
+    } else {
+        Err(Error::SecretKeyRequired)
+    }
+}
+
+/// Newest first.
+pub async fn list(ctx: &Ctx, actor: &Actor, q: ListQuery) -> Result<Page<DisputeOut>> {
+    secret_only(actor)?;
+    let limit = pagination::limit(q.limit)?;
+    let before = q.cursor.as_deref().map(Cursor::decode).transpose()?;
+    let mut h = ctx.store().acquire().await?;
+    let rows = h
+        .conn()
+        .list_disputes(
+            actor.account(),
+            q.status.as_deref(),
+            before.map(|c| (c.at, c.id)),
+            limit + 1,
+        )
+        .await?;
+    Ok(Page::from_rows(rows, limit, |r| Cursor {
+        at: r.created_at,
+        id: r.id.clone(),
+    })
+    .map(DisputeOut::from))
+}
+
+/// One dispute with its timeline.
+pub async fn get(ctx: &Ctx, actor: &Actor, id: &str) -> Result<DisputeOut> {
+    secret_only(actor)?;
+    let mut h = ctx.store().acquire().await?;
+    let mut conn = h.conn();
+    let row = conn
+        .get_dispute(actor.account(), id)
+        .await?
+        .ok_or(Error::NotFound(Resource::Dispute))?;
+    let timeline = conn.list_dispute_timeline(actor.account(), &row.id).await?;
+    let mut out = DisputeOut::from(row);
+    out.timeline = Some(timeline.into_iter().map(DisputeTimelineOut::from).collect());
+    Ok(out)
+}
+
+/// Newest first; `status` is open or done.
+pub async fn list_tasks(ctx: &Ctx, actor: &Actor, q: ListQuery) -> Result<Page<TaskOut>> {
+    secret_only(actor)?;
+    if let Some(s) = &q.status {
+        if s != "open" && s != "done" {
+            return Err(Error::InvalidQuery("status is open or done".into()));
+        }
+    }
+    let limit = pagination::limit(q.limit)?;
+    let before = q.cursor.as_deref().map(Cursor::decode).transpose()?;
+    let mut h = ctx.store().acquire().await?;
+    let rows = h
+        .conn()
+        .list_tasks(
+            actor.account(),
+            q.status.as_deref(),
+            before.map(|c| (c.at, c.id)),
+            limit + 1,
+        )
+        .await?;
+    Ok(Page::from_rows(rows, limit, |r| Cursor {
+        at: r.created_at,
+        id: r.id.clone(),
+    })
+    .map(TaskOut::from))
+}

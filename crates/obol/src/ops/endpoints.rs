@@ -1,0 +1,227 @@
+//! Host notification endpoints: where obol sends its signed
+//! notifications, and the record of every delivery.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::pagination::Page;
+use crate::context::{Actor, Ctx};
+use crate::error::{Error, Resource, Result};
+use crate::outbox;
+use crate::storage::notifications::{DeliveryRow, EndpointRow, NewEndpoint};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointIn {
+    pub url: String,
+    /// Event types to receive, or `["*"]` for all.
+    pub event_types: Vec<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EndpointOut {
+    pub id: String,
+    pub url: String,
+    pub event_types: Vec<String>,
+    pub description: Option<String>,
+    pub status: String,
+    /// `whsec_…`, in the response that creates the endpoint only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl EndpointOut {
+    fn from_row(r: EndpointRow, reveal: bool) -> Self {
+        let event_types = r.event_types();
+        EndpointOut {
+            id: r.id,
+            url: r.url,
+            event_types,
+            description: r.description,
+            status: r.status,
+            secret: reveal.then_some(r.secret),
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeliveryOut {
+    pub id: String,
+    /// The `webhook-id` the receiver saw.
+    pub message_id: String,
+    pub endpoint_id: String,
+    /// pending, succeeded, failed (after the retry schedule) or canceled.
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_status_code: Option<i32>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+impl From<DeliveryRow> for DeliveryOut {
+    fn from(r: DeliveryRow) -> Self {
+        let pending = r.status == "pending";
+        DeliveryOut {
+            id: r.id,
+            message_id: r.notification_id,
+            endpoint_id: r.endpoint_id,
+            status: r.status,
+            attempts: r.attempts,
+            next_attempt_at: pending.then_some(r.next_attempt_at),
+            last_status_code: r.last_status_code,
+            last_error: r.last_error,
+            created_at: r.created_at,
+            delivered_at: r.delivered_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryQuery {
+    pub status: Option<String>,
+    pub limit: Option<i64>,
+}
+
+fn secret_only(actor: &Actor) -> Result<()> {
+    if actor.is_secret() {
+        Ok(())
+    } else {
+        Err(Error::SecretKeyRequired)
+    }
+}
+
+/// Adds an endpoint; the answer carries its signing secret, once.
+pub async fn create(ctx: &Ctx, actor: &Actor, body: EndpointIn) -> Result<EndpointOut> {
+    secret_only(actor)?;
+    let url = url::Url::parse(&body.url)
+        .map_err(|_| Error::rule("invalid_url", "url must be an absolute http(s) URL"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Error::rule(
+            "invalid_url",
+            "url must be an absolute http(s) URL",
+        ));
+    }
+    if body.event_types.is_empty() {
+        return Err(Error::rule(
+            "invalid_event_types",
+            "event_types must name at least one type, or \"*\"",
+        ));
+    }
+    for t in &body.event_types {
+        if t != "*" && !outbox::EVENT_TYPES.contains(&t.as_str()) {
+            return Err(Error::rule(
+                "invalid_event_types",
+                format!(
+                    "unknown event type {t:?}; known: {}",
+                    outbox::EVENT_TYPES.join(", ")
+                ),
+            ));
+        }
+    }
+    let description = body
+        .description
+        .as_deref()
+        .map(|d| crate::validate::text("description", d, 255))
+        .transpose()?;
+    let id = crate::ids::new_id("ep_");
+    let mut h = ctx.store().acquire().await?;
+    let row = h
+        .conn()
+        .insert_endpoint(&NewEndpoint {
+            account: actor.account(),
+            id: &id,
+            url: url.as_str(),
+            event_types: &body.event_types,
+            secret: &outbox::new_secret(),
+            description,
+            now: ctx.now(),
+        })
+        .await?;
+    tracing::info!(endpoint = %row.id, "webhook endpoint created");
+    Ok(EndpointOut::from_row(row, true))
+}
+
+pub async fn list(ctx: &Ctx, actor: &Actor) -> Result<Page<EndpointOut>> {
+    secret_only(actor)?;
+    let mut h = ctx.store().acquire().await?;
+    let rows = h.conn().list_endpoints(actor.account()).await?;
+    Ok(Page {
+        data: rows
+            .into_iter()
+            .map(|r| EndpointOut::from_row(r, false))
+            .collect(),
+        has_more: false,
+        next_cursor: None,
+    })
+}
+
+pub async fn get(ctx: &Ctx, actor: &Actor, id: &str) -> Result<EndpointOut> {
+    secret_only(actor)?;
+    let mut h = ctx.store().acquire().await?;
+    let row = h
+        .conn()
+        .get_endpoint(actor.account(), id)
+        .await?
+        .ok_or(Error::NotFound(Resource::WebhookEndpoint))?;
+    Ok(EndpointOut::from_row(row, false))
+}
+
+/// Stops deliveries to the endpoint; its delivery history stays.
+pub async fn delete(ctx: &Ctx, actor: &Actor, id: &str) -> Result<()> {
+    secret_only(actor)?;
+    let mut h = ctx.store().acquire().await?;
+    if h.conn()
+        .delete_endpoint(actor.account(), id, ctx.now())
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(Error::NotFound(Resource::WebhookEndpoint))
+    }
+}
+
+pub async fn list_deliveries(
+    ctx: &Ctx,
+    actor: &Actor,
+    id: &str,
+    q: DeliveryQuery,
+) -> Result<Page<DeliveryOut>> {
+    secret_only(actor)?;
+    let limit = super::pagination::limit(q.limit)?;
+    let mut h = ctx.store().acquire().await?;
+    let mut conn = h.conn();
+    conn.get_endpoint(actor.account(), id)
+        .await?
+        .ok_or(Error::NotFound(Resource::WebhookEndpoint))?;
+    let rows = conn
+        .list_deliveries(actor.account(), id, q.status.as_deref(), limit + 1)
+        .await?;
+    let has_more = rows.len() > usize::try_from(limit).unwrap_or(0);
+    Ok(Page {
+        data: rows
+            .into_iter()
+            .take(usize::try_from(limit).unwrap_or(0))
+            .map(DeliveryOut::from)
+            .collect(),
+        has_more,
+        next_cursor: None,
+    })
+}
+
+/// Sends a delivery again now, whatever became of it.
+pub async fn replay_delivery(ctx: &Ctx, actor: &Actor, id: &str) -> Result<DeliveryOut> {
+    secret_only(actor)?;
+    let mut h = ctx.store().acquire().await?;
+    let row = h
+        .conn()
+        .requeue_delivery(actor.account(), id, ctx.now())
+        .await?
+        .ok_or(Error::NotFound(Resource::WebhookDelivery))?;
+    Ok(row.into())
+}

@@ -1,0 +1,547 @@
+//! Orders: what a customer or a guest buys. obol computes the total from
+//! the line items and shipping; totals sent by clients are not read.
+//!
+//! Who may see an order: the secret key, the owning customer's token, or
+//! the order's guest token; anyone else gets 404. Status changes go
+//! through the order writer (`crate::orders`), so every path writes the
+//! timeline and the notification the same way.
+
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::checkout;
+use crate::context::{Actor, Ctx};
+use crate::error::{Error, Resource, Result};
+use crate::ids::{CustomerId, SecretToken};
+use crate::ledger::order::{OrderInput, OrderStatus};
+use crate::ledger::PaymentState;
+use crate::money::{Currency, Money};
+use crate::orders::{self, Applied, OrderCause};
+use crate::storage::orders::{LineItemRow, NewLineItem, OrderRow, OrderTimelineRow};
+use crate::stripe::{Params, StripeError};
+use crate::validate;
+
+pub const GUEST_TOKEN_PREFIX: &str = "obol_gt_";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineItemIn {
+    pub name: String,
+    /// Minor units.
+    pub unit_amount: i64,
+    pub quantity: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShippingIn {
+    pub name: String,
+    pub amount: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderIn {
+    /// With the secret key: the customer the order is for (absent: a guest
+    /// order). With a customer token: omitted or that customer.
+    pub customer_id: Option<String>,
+    pub email: String,
+    pub currency: String,
+    pub line_items: Vec<LineItemIn>,
+    pub shipping: Option<ShippingIn>,
+    pub shipping_address: Option<Value>,
+    pub billing_address: Option<Value>,
+    /// Ignored: obol computes the total. Accepted so that shops sending it
+    /// are not refused.
+    pub total: Option<Value>,
+    /// Pay-first: the `pi_…` authorized before the order. Its amount and
+    /// currency must equal the order's total; the order is then confirmed.
+    pub payment_reference: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderPatch {
+    pub status: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LineItemOut {
+    pub name: String,
+    pub unit_amount: i64,
+    pub quantity: i32,
+    pub amount: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OrderTimelineOut {
+    pub at: DateTime<Utc>,
+    pub from: Option<String>,
+    pub to: String,
+    pub cause: super::payments::Cause,
+}
+
+impl From<OrderTimelineRow> for OrderTimelineOut {
+    fn from(r: OrderTimelineRow) -> Self {
+        OrderTimelineOut {
+            at: r.at,
+            from: r.from_status,
+            to: r.to_status,
+            cause: super::payments::Cause {
+                kind: r.cause_kind,
+                reference: r.cause_ref,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct OrderOut {
+    pub id: String,
+    pub number: String,
+    pub status: String,
+    pub customer_id: Option<String>,
+    pub email: String,
+    pub currency: String,
+    pub line_items: Vec<LineItemOut>,
+    pub shipping: Option<Value>,
+    pub subtotal: Money,
+    pub total: Money,
+    pub shipping_address: Option<Value>,
+    pub billing_address: Option<Value>,
+    pub payment_reference: Option<String>,
+    pub payment_id: Option<String>,
+    /// Present only in the response that creates a guest order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guest_token: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Every status change, oldest first (`GET /v1/orders/{id}` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<Vec<OrderTimelineOut>>,
+}
+
+fn money_of(amount: i64, currency: &str) -> Result<Money> {
+    let c = Currency::parse(currency)?;
+    Ok(Money::balance(amount, c)?)
+}
+
+fn order_out(
+    o: OrderRow,
+    items: Vec<LineItemRow>,
+    payment_id: Option<String>,
+    guest_token: Option<String>,
+) -> Result<OrderOut> {
+    Ok(OrderOut {
+        payment_id,
+        subtotal: money_of(o.subtotal, &o.currency)?,
+        total: money_of(o.total, &o.currency)?,
+        shipping: o
+            .shipping_name
+            .as_ref()
+            .map(|n| serde_json::json!({"name": n, "amount": o.shipping_amount})),
+        line_items: items
+            .into_iter()
+            .map(|i| LineItemOut {
+                name: i.name,
+                unit_amount: i.unit_amount,
+                quantity: i.quantity,
+                amount: i.amount,
+            })
+            .collect(),
+        shipping_address: o
+            .shipping_address
+            .as_deref()
+            .and_then(|s| serde_json::from_str(s).ok()),
+        billing_address: o
+            .billing_address
+            .as_deref()
+            .and_then(|s| serde_json::from_str(s).ok()),
+        id: o.id,
+        number: o.number,
+        status: o.status,
+        customer_id: o.customer_id,
+        email: o.email,
+        currency: o.currency,
+        payment_reference: o.payment_reference,
+        guest_token,
+        created_at: o.created_at,
+        updated_at: o.updated_at,
+        timeline: None,
+    })
+}
+
+/// `ORD-YYYYMMDD-XXXXX`: the date and five characters from an alphabet
+/// without look-alikes (no 0/O, 1/I).
+fn order_number(now: DateTime<Utc>) -> String {
+    const ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+    let mut rng = rand::rng();
+    let suffix: String = (0..5)
+        .map(|_| {
+            ALPHABET
+                .get(rng.random_range(0..ALPHABET.len()))
+                .copied()
+                .unwrap_or(b'X') as char
+        })
+        .collect();
+    format!("ORD-{}-{suffix}", now.format("%Y%m%d"))
+}
+
+fn address(field: &str, v: Option<Value>) -> Result<Option<String>> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(v @ Value::Object(_)) => {
+            let text = v.to_string();
+            if text.len() > 4096 {
+                return Err(Error::rule(
+                    "field_too_long",
+                    format!("{field} is too large"),
+                ));
+            }
+            Ok(Some(text))
+        }
+        Some(_) => Err(Error::InvalidBody(format!("{field} must be an object"))),
+    }
+}
+
+/// The order's customer as the actor may name it: the secret key names
+/// any (or none: a guest order), a customer token only itself.
+fn order_customer(actor: &Actor, asked: Option<&str>) -> Result<Option<CustomerId>> {
+    match (actor, asked) {
+        (Actor::Secret { .. }, None) => Ok(None),
+        (Actor::Secret { .. }, Some(id)) => Ok(Some(
+            CustomerId::parse(id).map_err(|_| Error::NotFound(Resource::Customer))?,
+        )),
+        (Actor::Customer { customer, .. }, None) => Ok(Some(customer.clone())),
+        (Actor::Customer { customer, .. }, Some(id)) if id == customer.as_str() => {
+            Ok(Some(customer.clone()))
+        }
+        (Actor::Customer { .. }, Some(_)) => Err(Error::NotFound(Resource::Customer)),
+        (Actor::Guest { .. } | Actor::Link { .. }, _) => Err(Error::Unauthenticated),
+    }
+}
+
+/// Creates an order with the total computed by obol. With a
+/// `payment_reference` the order is created confirmed, its payment
+/// recorded in the same transaction, and captured when `capture_on` is
+/// `confirmed`.
+pub async fn create(ctx: &Ctx, actor: &Actor, body: OrderIn) -> Result<OrderOut> {
+    let currency = Currency::parse(&body.currency)?;
+    let email = validate::email(&body.email)?;
+    if body.line_items.is_empty() || body.line_items.len() > 200 {
+        return Err(Error::rule(
+            "invalid_line_items",
+            "an order has 1 to 200 line items",
+        ));
+    }
+    let mut subtotal = Money::zero(currency);
+    let mut items = Vec::with_capacity(body.line_items.len());
+    for item in &body.line_items {
+        let name = validate::text("line_items.name", &item.name, 255)?;
+        let unit = Money::new(item.unit_amount, currency)?;
+        if !(1..=10_000).contains(&item.quantity) {
+            return Err(Error::rule(
+                "invalid_quantity",
+                "quantity must be between 1 and 10000",
+            ));
+        }
+        let amount = item
+            .unit_amount
+            .checked_mul(item.quantity)
+            .ok_or(crate::money::MoneyError::TooLarge)?;
+        subtotal = subtotal.checked_add(Money::balance(amount, currency)?)?;
+        items.push(NewLineItem {
+            name,
+            unit_amount: unit.minor(),
+            quantity: i32::try_from(item.quantity).unwrap_or(i32::MAX),
+            amount,
+        });
+    }
+    let (shipping_name, shipping_amount) = match &body.shipping {
+        Some(s) => {
+            if s.amount < 0 {
+                return Err(Error::rule(
+                    "amount_negative",
+                    "shipping.amount must not be negative",
+                ));
+            }
+            if s.amount > 0 {
+                Money::new(s.amount, currency)?;
+            }
+            (
+                Some(validate::text("shipping.name", &s.name, 255)?.to_string()),
+                s.amount,
+            )
+        }
+        None => (None, 0),
+    };
+    let total = subtotal.checked_add(Money::balance(shipping_amount, currency)?)?;
+    // The total must be chargeable: positive, at most 8 digits, and a
+    // multiple of 10 in three-decimal currencies.
+    let total = Money::new(total.minor(), currency)?;
+
+    let customer_id = order_customer(actor, body.customer_id.as_deref())?;
+    // Pay-first: Stripe must hold an authorization of exactly this total.
+    let intent = match &body.payment_reference {
+        Some(pi) => Some(verify_reference(ctx, pi, total, customer_id.as_ref()).await?),
+        None => None,
+    };
+    let guest = customer_id
+        .is_none()
+        .then(|| SecretToken::generate(GUEST_TOKEN_PREFIX));
+    let shipping_address = address("shipping_address", body.shipping_address)?;
+    let billing_address = address("billing_address", body.billing_address)?;
+    let account = actor.account();
+
+    let mut tx = ctx.store().begin().await?;
+    let mut conn = tx.conn();
+    if let Some(id) = &customer_id {
+        conn.get_customer(account, id)
+            .await?
+            .ok_or(Error::NotFound(Resource::Customer))?;
+    }
+    let now = ctx.now();
+    let id = crate::ids::new_id("ord_");
+    let status = if intent.is_some() {
+        OrderStatus::Confirmed
+    } else {
+        OrderStatus::Pending
+    };
+    let mut row = None;
+    for _ in 0..5 {
+        let candidate = OrderRow {
+            id: id.clone(),
+            number: order_number(now),
+            account_id: account.as_str().to_string(),
+            customer_id: customer_id.as_ref().map(|c| c.as_str().to_string()),
+            guest_token_hash: guest.as_ref().map(|g| g.hash().as_str().to_string()),
+            email: email.clone(),
+            currency: currency.as_str().to_string(),
+            subtotal: subtotal.minor(),
+            shipping_name: shipping_name.clone(),
+            shipping_amount,
+            total: total.minor(),
+            status: status.as_str().to_string(),
+            shipping_address: shipping_address.clone(),
+            billing_address: billing_address.clone(),
+            payment_reference: body.payment_reference.clone(),
+            created_at: now,
+            updated_at: now,
+        };
+        if let Some(r) = conn.insert_order(&candidate).await? {
+            row = Some(r);
+            break;
+        }
+    }
+    let row = row.ok_or_else(|| Error::internal("could not draw a free order number"))?;
+    conn.insert_line_items(account, &row.id, &items).await?;
+    let cause = OrderCause {
+        kind: "api",
+        reference: Some("POST /v1/orders"),
+    };
+    orders::record_created(&mut conn, &row, cause, now).await?;
+    // The order, its payment (authorized) and the timeline entries commit together.
+    let payment = match &intent {
+        Some(intent) => {
+            let payment =
+                checkout::record_intent(&mut conn, account, intent, "POST /v1/orders").await?;
+            conn.set_payment_order(&payment.id, &row.id, now).await?;
+            Some(payment)
+        }
+        None => None,
+    };
+    let stored_items = conn.list_line_items(account, &row.id).await?;
+    tx.commit().await?;
+    tracing::info!(order = %row.id, number = %row.number, total = row.total, "order created");
+    if let Some(p) = &payment {
+        if status.has_reached(ctx.settings().capture_on) {
+            // The order exists and is confirmed whatever Stripe answers; a
+            // failed capture is logged and retried by PATCHing the status again.
+            if let Err(e) = checkout::capture(ctx, p).await {
+                tracing::error!(order = %row.id, error = %e, "capture on confirmation failed");
+            }
+        }
+    }
+    order_out(
+        row,
+        stored_items,
+        payment.map(|p| p.id),
+        guest.map(|g| g.expose().to_string()),
+    )
+}
+
+/// Checks with Stripe that `pi` is authorized (or captured) for exactly
+/// `total`; nothing is written if not.
+async fn verify_reference(
+    ctx: &Ctx,
+    pi: &str,
+    total: Money,
+    customer: Option<&CustomerId>,
+) -> Result<Value> {
+    if !pi.starts_with("pi_") || pi.len() > 255 || pi.contains('/') {
+        return Err(Error::rule(
+            "invalid_payment_reference",
+            "payment_reference is a pi_… id",
+        ));
+    }
+    let intent: Value = ctx
+        .stripe()
+        .get(&format!("/v1/payment_intents/{pi}"), &Params::new())
+        .await
+        .map_err(|e| match e {
+            StripeError::Refused { status: 404, .. } => Error::rule(
+                "invalid_payment_reference",
+                "Stripe knows no such payment intent",
+            ),
+            other => other.into(),
+        })?;
+    // An intent authorized for one customer cannot pay another's order.
+    if let Some(owner) = intent["metadata"]["obol_customer_id"].as_str() {
+        if customer.map(CustomerId::as_str) != Some(owner) {
+            return Err(Error::rule(
+                "payment_reference_mismatch",
+                "the payment intent was authorized for another customer",
+            ));
+        }
+    }
+    let status = intent["status"].as_str().unwrap_or_default();
+    if status != "requires_capture" && status != "succeeded" {
+        return Err(Error::rule(
+            "payment_not_authorized",
+            format!("the payment intent is {status}, not authorized"),
+        ));
+    }
+    let amount = intent["amount"].as_i64().unwrap_or(-1);
+    let currency = intent["currency"].as_str().unwrap_or_default();
+    if amount != total.minor() || currency != total.currency().as_str() {
+        tracing::warn!(%pi, amount, currency, expected = total.minor(), "pay-first amount mismatch; order refused");
+        return Err(Error::rule(
+            "amount_mismatch",
+            format!(
+                "the payment is {amount} {currency} but the order totals {} {}",
+                total.minor(),
+                total.currency().as_str()
+            ),
+        ));
+    }
+    Ok(intent)
+}
+
+/// Loads an order the actor may see; someone else's answers 404.
+pub(crate) async fn load_owned(ctx: &Ctx, actor: &Actor, id: &str) -> Result<OrderRow> {
+    let mut h = ctx.store().acquire().await?;
+    let order = h
+        .conn()
+        .get_order(actor.account(), id)
+        .await?
+        .ok_or(Error::NotFound(Resource::Order))?;
+    if actor.may_access_guarded(
+        order.customer_id.as_deref(),
+        order.guest_token_hash.as_deref(),
+    ) {
+        Ok(order)
+    } else {
+        Err(Error::NotFound(Resource::Order))
+    }
+}
+
+/// One order with its line items, payment and timeline.
+pub async fn get(ctx: &Ctx, actor: &Actor, id: &str) -> Result<OrderOut> {
+    let order = load_owned(ctx, actor, id).await?;
+    let mut h = ctx.store().acquire().await?;
+    let account = actor.account();
+    let items = h.conn().list_line_items(account, &order.id).await?;
+    let payment = h.conn().get_payment_for_order(account, &order.id).await?;
+    let timeline = h.conn().list_order_timeline(account, &order.id).await?;
+    let mut out = order_out(order, items, payment.map(|p| p.id), None)?;
+    out.timeline = Some(timeline.into_iter().map(OrderTimelineOut::from).collect());
+    Ok(out)
+}
+
+/// Moves an order along the transition table (secret key only); an
+/// illegal move is 409 `invalid_order_transition`. Reaching
+/// `checkout.capture_on` captures the order's authorization first (once,
+/// whatever the concurrency); cancelling releases it. PATCHing the
+/// current status again retries a capture that failed.
+pub async fn update_status(
+    ctx: &Ctx,
+    actor: &Actor,
+    id: &str,
+    patch: OrderPatch,
+) -> Result<OrderOut> {
+    if !actor.is_secret() {
+        return Err(Error::SecretKeyRequired);
+    }
+    let target = OrderStatus::parse(&patch.status).ok_or_else(|| {
+        Error::InvalidBody(format!(
+            "status is one of {}",
+            OrderStatus::ALL.map(OrderStatus::as_str).join(", ")
+        ))
+    })?;
+    let (order, payment) = {
+        let order = load_owned(ctx, actor, id).await?;
+        let mut h = ctx.store().acquire().await?;
+        let payment = h
+            .conn()
+            .get_payment_for_order(actor.account(), &order.id)
+            .await?;
+        (order, payment)
+    };
+    let current = orders::status_of(&order)?;
+    // Refuse an illegal move before Stripe is asked to capture or release.
+    if let Err(illegal) = crate::ledger::order::transition(current, OrderInput::Set(target)) {
+        return Err(invalid_transition(illegal));
+    }
+    if let Some(p) = &payment {
+        if target == OrderStatus::Cancelled {
+            checkout::release(ctx, p, "order_cancelled").await?;
+        } else if target.has_reached(ctx.settings().capture_on)
+            && p.ledger().state == PaymentState::Authorized
+        {
+            checkout::capture(ctx, p).await?;
+        }
+    }
+    let mut tx = ctx.store().begin().await?;
+    let mut conn = tx.conn();
+    let cause = OrderCause {
+        kind: "api",
+        reference: Some("PATCH /v1/orders/{id}"),
+    };
+    let now = ctx.now();
+    let order = match orders::apply(
+        &mut conn,
+        actor.account(),
+        &order.id,
+        OrderInput::Set(target),
+        cause,
+        now,
+    )
+    .await?
+    {
+        Ok(Applied::Moved(o) | Applied::Unchanged(o)) => o,
+        // Moved meanwhile (a concurrent PATCH, the payment's webhook) to a
+        // status from which this move is no longer allowed.
+        Err(_) => {
+            return Err(Error::rule_conflict(
+                "order_changed",
+                "the order changed meanwhile; read it and try again",
+            ))
+        }
+    };
+    let items = conn.list_line_items(actor.account(), &order.id).await?;
+    tx.commit().await?;
+    order_out(order, items, payment.map(|p| p.id), None)
+}
+
+fn invalid_transition(illegal: crate::ledger::order::IllegalMove) -> Error {
+    Error::rule_conflict(
+        "invalid_order_transition",
+        format!(
+            "an order cannot go from {} to {}",
+            illegal.from.as_str(),
+            illegal.to.as_str()
+        ),
+    )
+}

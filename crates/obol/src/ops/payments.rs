@@ -1,0 +1,188 @@
+//! Payments: the ledger's payments and their timelines, as callers see
+//! them. Changes to a payment happen in the payment writer, never here.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::pagination::{self, Cursor, Page};
+use super::refunds::RefundOut;
+use crate::context::{Actor, Ctx};
+use crate::error::{Error, Resource, Result};
+use crate::ids::CustomerId;
+use crate::ledger::PaymentState;
+use crate::storage::payments::{PaymentFilter, PaymentRow, TimelineRow};
+
+#[derive(Debug, Serialize)]
+pub struct PaymentOut {
+    pub id: String,
+    pub status: String,
+    pub amount: i64,
+    pub currency: String,
+    pub amount_refunded: i64,
+    /// What Stripe captured: the authorized `amount`, or less after a
+    /// partial capture; 0 before capture. Refunds are bounded by it.
+    pub amount_captured: i64,
+    pub disputed: bool,
+    pub stripe_payment_intent_id: String,
+    pub customer_id: Option<String>,
+    pub order_id: Option<String>,
+    /// For authorized payments: when Stripe releases the uncaptured
+    /// authorization (7 days); null otherwise.
+    pub authorization_expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<Vec<TimelineEntryOut>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TimelineEntryOut {
+    pub at: DateTime<Utc>,
+    pub from: Option<String>,
+    pub to: String,
+    pub cause: Cause,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Cause {
+    /// api, webhook, reconcile or job.
+    pub kind: String,
+    /// The Stripe event id, API request or job that caused the change.
+    #[serde(rename = "ref")]
+    pub reference: Option<String>,
+}
+
+impl From<TimelineRow> for TimelineEntryOut {
+    fn from(r: TimelineRow) -> Self {
+        TimelineEntryOut {
+            at: r.at,
+            from: r.from_state,
+            to: r.to_state,
+            cause: Cause {
+                kind: r.cause_kind,
+                reference: r.cause_ref,
+            },
+        }
+    }
+}
+
+impl From<PaymentRow> for PaymentOut {
+    fn from(r: PaymentRow) -> Self {
+        PaymentOut {
+            authorization_expires_at: super::checkout::authorization_expires_at(&r),
+            amount_captured: r.captured_amount(),
+            id: r.id,
+            status: r.status,
+            amount: r.amount,
+            currency: r.currency,
+            amount_refunded: r.amount_refunded,
+            disputed: r.disputed,
+            stripe_payment_intent_id: r.stripe_payment_intent_id,
+            customer_id: r.customer_id,
+            order_id: r.order_id,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            timeline: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListPayments {
+    pub status: Option<String>,
+    pub customer_id: Option<String>,
+    pub order_id: Option<String>,
+    pub created_gte: Option<DateTime<Utc>>,
+    pub created_lt: Option<DateTime<Utc>>,
+    /// Authorized payments whose authorization lapses before this time.
+    pub expiring_before: Option<DateTime<Utc>>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// Newest first. A customer token sees only that customer's payments.
+pub async fn list(ctx: &Ctx, actor: &Actor, q: ListPayments) -> Result<Page<PaymentOut>> {
+    if let Some(s) = &q.status {
+        PaymentState::parse(s)
+            .ok_or_else(|| Error::InvalidQuery(format!("status {s:?} is not a payment state")))?;
+    }
+    let customer = match actor {
+        Actor::Secret { .. } => q.customer_id.clone(),
+        Actor::Customer { customer: me, .. } => {
+            if q.customer_id.as_deref().is_some_and(|c| c != me.as_str()) {
+                // Someone else's payments: an empty list, like no payments at all.
+                return Ok(Page {
+                    data: Vec::new(),
+                    has_more: false,
+                    next_cursor: None,
+                });
+            }
+            Some(me.as_str().to_string())
+        }
+        Actor::Guest { .. } | Actor::Link { .. } => return Err(Error::Unauthenticated),
+    };
+    let limit = pagination::limit(q.limit)?;
+    let before = q.cursor.as_deref().map(Cursor::decode).transpose()?;
+    let filter = PaymentFilter {
+        status: q.status.as_deref(),
+        customer_id: customer.as_deref(),
+        order_id: q.order_id.as_deref(),
+        created_gte: q.created_gte,
+        created_lt: q.created_lt,
+        authorized_before: q
+            .expiring_before
+            .map(|t| t - chrono::Duration::days(super::checkout::AUTHORIZATION_DAYS)),
+        before: before.map(|c| (c.at, c.id)),
+        limit: limit + 1,
+    };
+    let mut h = ctx.store().acquire().await?;
+    let rows = h.conn().list_payments(actor.account(), &filter).await?;
+    Ok(Page::from_rows(rows, limit, |r| Cursor {
+        at: r.created_at,
+        id: r.id.clone(),
+    })
+    .map(PaymentOut::from))
+}
+
+/// A payment the actor may see; someone else's is 404.
+async fn load_owned(
+    conn: &mut crate::storage::Conn<'_>,
+    actor: &Actor,
+    id: &str,
+) -> Result<PaymentRow> {
+    let row = conn
+        .get_payment(actor.account(), id)
+        .await?
+        .ok_or(Error::NotFound(Resource::Payment))?;
+    let owner = row.customer_id.clone().map(CustomerId::from_db);
+    if actor.may_access_customer_object(owner.as_ref()) {
+        Ok(row)
+    } else {
+        Err(Error::NotFound(Resource::Payment))
+    }
+}
+
+/// One payment with its timeline, for the secret key or its customer.
+pub async fn get(ctx: &Ctx, actor: &Actor, id: &str) -> Result<PaymentOut> {
+    let mut h = ctx.store().acquire().await?;
+    let mut conn = h.conn();
+    let row = load_owned(&mut conn, actor, id).await?;
+    let timeline = conn.list_timeline(actor.account(), &row.id).await?;
+    let mut out = PaymentOut::from(row);
+    out.timeline = Some(timeline.into_iter().map(TimelineEntryOut::from).collect());
+    Ok(out)
+}
+
+/// A payment's refunds, oldest first.
+pub async fn list_refunds(ctx: &Ctx, actor: &Actor, id: &str) -> Result<Page<RefundOut>> {
+    let mut h = ctx.store().acquire().await?;
+    let mut conn = h.conn();
+    let payment = load_owned(&mut conn, actor, id).await?;
+    let refunds = conn.list_refunds(actor.account(), &payment.id).await?;
+    Ok(Page {
+        data: refunds.into_iter().map(RefundOut::from).collect(),
+        has_more: false,
+        next_cursor: None,
+    })
+}

@@ -1,0 +1,147 @@
+//! The Stripe webhook inbox as callers see it: receiving a delivery
+//! (verify, store, acknowledge), listing and replaying stored events.
+//! Applying events is the inbox worker's, not a use case's.
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::pagination::{self, Cursor, Page};
+use crate::context::{AccountId, Actor, Ctx};
+use crate::error::{Error, Resource, Result};
+use crate::inbox;
+use crate::storage::webhook_events::WebhookEventRow;
+
+/// Stripe's delivery: stored before it is acknowledged; a bad or missing
+/// signature is `invalid_signature` and stores nothing.
+pub async fn receive(
+    ctx: &Ctx,
+    secrets: &[SecretString],
+    body: &[u8],
+    signature: Option<&str>,
+) -> Result<Value> {
+    let receipt = inbox::receive(ctx.store(), secrets, body, signature).await?;
+    if receipt.stored {
+        ctx.wake_inbox();
+    }
+    Ok(json!({"received": true, "duplicate": !receipt.stored}))
+}
+
+#[derive(Debug, Serialize)]
+pub struct WebhookEventOut {
+    pub id: String,
+    pub stripe_event_id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub account_id: String,
+    /// received, applied, ignored or failed.
+    pub status: String,
+    /// Why an event was ignored, or why its application failed.
+    pub reason: Option<String>,
+    pub source: String,
+    pub attempts: i32,
+    pub stripe_created: i64,
+    pub received_at: DateTime<Utc>,
+    pub applied_at: Option<DateTime<Utc>>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+impl From<WebhookEventRow> for WebhookEventOut {
+    fn from(r: WebhookEventRow) -> Self {
+        let retrying = r.status == "failed" || r.status == "received";
+        WebhookEventOut {
+            id: r.id,
+            stripe_event_id: r.stripe_event_id,
+            event_type: r.event_type,
+            account_id: r.account_id,
+            status: r.status,
+            reason: r.reason,
+            source: r.source,
+            attempts: r.attempts,
+            stripe_created: r.stripe_created,
+            received_at: r.received_at,
+            applied_at: r.applied_at,
+            next_attempt_at: retrying.then_some(r.next_attempt_at),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListWebhookEvents {
+    pub status: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// The inbox events the actor may see: the platform's secret key sees
+/// every account's (Stripe delivers them all to the platform), an
+/// organisation only its own.
+fn scope(actor: &Actor) -> Result<Option<&AccountId>> {
+    match actor {
+        Actor::Secret { account } if account.is_platform() => Ok(None),
+        Actor::Secret { account } => Ok(Some(account)),
+        Actor::Customer { .. } | Actor::Guest { .. } | Actor::Link { .. } => {
+            Err(Error::SecretKeyRequired)
+        }
+    }
+}
+
+/// Newest first.
+pub async fn list(ctx: &Ctx, actor: &Actor, q: ListWebhookEvents) -> Result<Page<WebhookEventOut>> {
+    let scope = scope(actor)?;
+    if let Some(s) = &q.status {
+        if !matches!(s.as_str(), "received" | "applied" | "ignored" | "failed") {
+            return Err(Error::InvalidQuery(
+                "status is one of received, applied, ignored, failed".into(),
+            ));
+        }
+    }
+    let limit = pagination::limit(q.limit)?;
+    let before = q.cursor.as_deref().map(Cursor::decode).transpose()?;
+    let mut h = ctx.store().acquire().await?;
+    let rows = h
+        .conn()
+        .list_webhook_events(
+            scope,
+            q.status.as_deref(),
+            before.map(|c| (c.at, c.id)),
+            limit + 1,
+        )
+        .await?;
+    Ok(Page::from_rows(rows, limit, |r| Cursor {
+        at: r.received_at,
+        id: r.id.clone(),
+    })
+    .map(WebhookEventOut::from))
+}
+
+pub async fn get(ctx: &Ctx, actor: &Actor, id: &str) -> Result<WebhookEventOut> {
+    let scope = scope(actor)?;
+    let mut h = ctx.store().acquire().await?;
+    let row = h
+        .conn()
+        .get_webhook_event(scope, id)
+        .await?
+        .ok_or(Error::NotFound(Resource::WebhookEvent))?;
+    Ok(row.into())
+}
+
+/// Queues a stored event for application again (after a fix, or to re-run
+/// an ignored one). Applying is idempotent: a replay of an applied event
+/// changes nothing.
+pub async fn replay(ctx: &Ctx, actor: &Actor, id: &str) -> Result<WebhookEventOut> {
+    let scope = scope(actor)?;
+    let mut h = ctx.store().acquire().await?;
+    if !h.conn().requeue_webhook_event(scope, id, ctx.now()).await? {
+        return Err(Error::NotFound(Resource::WebhookEvent));
+    }
+    ctx.wake_inbox();
+    let row = h
+        .conn()
+        .get_webhook_event(scope, id)
+        .await?
+        .ok_or(Error::NotFound(Resource::WebhookEvent))?;
+    Ok(row.into())
+}

@@ -1,0 +1,263 @@
+//! The payment writer: one observation of a PaymentIntent in, the ledger
+//! decision written out (payment row guarded by the state read, timeline
+//! entry, host notification), inside the caller's transaction.
+
+use chrono::{TimeZone, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::ledger::{self, Decision, IntentStatus, Ledger, Observation, PaymentState};
+use crate::outbox;
+use crate::storage::payments::{NewPayment, NewTimelineEntry, PaymentRow};
+use crate::storage::{self, Conn};
+
+/// What became of an observation (and of the event that carried it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Applied,
+    /// Stored and visible, deliberately not applied (the reason says why).
+    Ignored(String),
+}
+
+/// Who or what caused a change: the timeline entry's cause, and the
+/// account the object belongs to.
+pub struct Cause<'a> {
+    /// `webhook`, `reconcile`, `api` or `job`.
+    pub kind: &'a str,
+    /// The Stripe event id, request id or job name.
+    pub reference: Option<&'a str>,
+    pub account_id: &'a str,
+}
+
+#[derive(Debug, Deserialize)]
+struct IntentObject {
+    id: String,
+    amount: i64,
+    currency: String,
+    status: IntentStatus,
+    #[serde(default)]
+    amount_received: i64,
+    last_payment_error: Option<Value>,
+    #[serde(default)]
+    metadata: serde_json::Map<String, Value>,
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(object: &Value, what: &str) -> Result<T> {
+    serde_json::from_value(object.clone())
+        .map_err(|e| Error::internal(format!("unexpected {what} object: {e}")))
+}
+
+/// Applies a PaymentIntent object as Stripe showed it at `at` (unix
+/// seconds): from an event, or retrieved by reconciliation.
+pub async fn observe_intent(
+    conn: &mut Conn<'_>,
+    cause: &Cause<'_>,
+    object: &Value,
+    at: i64,
+) -> Result<Outcome> {
+    let pi: IntentObject = parse(object, "payment_intent")?;
+    // Reconciliation expands the latest charge, which carries the refunded
+    // amount; an event's intent does not (0 leaves the ledger's amount as is).
+    let amount_refunded = object["latest_charge"]["amount_refunded"]
+        .as_i64()
+        .unwrap_or(0);
+    let observation = Observation {
+        status: pi.status,
+        failed_attempt: pi.last_payment_error.as_ref().is_some_and(|v| !v.is_null()),
+        amount_received: pi.amount_received,
+        amount_refunded,
+        at,
+    };
+    let adopt = Adopt {
+        intent_id: &pi.id,
+        amount: pi.amount,
+        currency: &pi.currency,
+        order_id: pi.metadata.get("obol_order_id").and_then(Value::as_str),
+        customer_hint: pi.metadata.get("obol_customer_id").and_then(Value::as_str),
+    };
+    let outcome = observe(conn, cause, &adopt, &observation).await?;
+    // An order paid after it was created (not pay-first, where the checkout
+    // confirmed the order already) is confirmed by its payment's success.
+    let pre_order = pi.metadata.get("obol_mode").and_then(Value::as_str) == Some("pre_order");
+    if let (Some(order_id), false, IntentStatus::Succeeded) = (adopt.order_id, pre_order, pi.status)
+    {
+        confirm_paid_order(conn, cause, order_id).await?;
+    }
+    Ok(outcome)
+}
+
+/// pending → confirmed for an order whose payment succeeded, once, with
+/// its timeline entry and `order.confirmed` notification in the same
+/// transaction (the order writer). A late or duplicate success changes
+/// nothing; an order cancelled meanwhile stays cancelled.
+pub async fn confirm_paid_order(
+    conn: &mut Conn<'_>,
+    cause: &Cause<'_>,
+    order_id: &str,
+) -> Result<()> {
+    let account = crate::context::AccountId::from_db(cause.account_id.to_string());
+    if conn.get_order(&account, order_id).await?.is_none() {
+        return Ok(());
+    }
+    let order_cause = crate::orders::OrderCause {
+        kind: cause.kind,
+        reference: cause.reference,
+    };
+    let applied = crate::orders::apply(
+        conn,
+        &account,
+        order_id,
+        crate::ledger::order::OrderInput::Paid,
+        order_cause,
+        storage::now(),
+    )
+    .await?;
+    if let Err(illegal) = applied {
+        tracing::warn!(order = %order_id, from = illegal.from.as_str(), "a payment succeeded for an order that cannot be confirmed");
+    }
+    Ok(())
+}
+
+/// What obol needs to start a payment record for an intent it has not seen.
+pub struct Adopt<'a> {
+    pub intent_id: &'a str,
+    pub amount: i64,
+    pub currency: &'a str,
+    pub order_id: Option<&'a str>,
+    pub customer_hint: Option<&'a str>,
+}
+
+/// Moves the payment of an intent by one observation, creating the payment
+/// when the intent is new to obol (created elsewhere, or its creating call
+/// was lost), and appends the timeline entry.
+pub async fn observe(
+    conn: &mut Conn<'_>,
+    cause: &Cause<'_>,
+    adopt: &Adopt<'_>,
+    observation: &Observation,
+) -> Result<Outcome> {
+    let now = storage::now();
+    let at = Utc.timestamp_opt(observation.at, 0).single().unwrap_or(now);
+    let existing = conn
+        .get_payment_by_intent(cause.account_id, adopt.intent_id)
+        .await?;
+    let payment: PaymentRow = match existing {
+        // Lock, then read again: concurrent writers of this payment (the
+        // inbox worker and an API call) wait for each other on PostgreSQL
+        // instead of failing the guarded write.
+        Some(p) => {
+            conn.lock_payment(&p.id).await?;
+            conn.get_payment(&p.account(), &p.id).await?.unwrap_or(p)
+        }
+        None => {
+            let customer_id = match adopt.customer_hint {
+                Some(id) => conn
+                    .get_customer(
+                        &crate::context::AccountId::from_db(cause.account_id.to_string()),
+                        &crate::ids::CustomerId::from_db(id.to_string()),
+                    )
+                    .await?
+                    .map(|c| c.id),
+                None => None,
+            };
+            let start = Ledger {
+                state: PaymentState::Pending,
+                amount_refunded: 0,
+                amount_captured: 0,
+                observed_at: 0,
+            };
+            let first = match ledger::transition(start, observation) {
+                Decision::Move { next, .. } | Decision::Update { next } => next,
+                Decision::Ignore => start,
+            };
+            let id = crate::ids::new_id("pay_");
+            let inserted = conn
+                .insert_payment(&NewPayment {
+                    id: &id,
+                    account_id: cause.account_id,
+                    customer_id: customer_id.as_deref(),
+                    order_id: adopt.order_id,
+                    stripe_payment_intent_id: adopt.intent_id,
+                    amount: adopt.amount,
+                    currency: adopt.currency,
+                    ledger: first,
+                    now,
+                })
+                .await?;
+            match inserted {
+                Some(inserted) => {
+                    conn.insert_timeline_entry(&NewTimelineEntry {
+                        payment_id: &inserted.id,
+                        from: None,
+                        to: first.state,
+                        at,
+                        cause_kind: cause.kind,
+                        cause_ref: cause.reference,
+                    })
+                    .await?;
+                    if let Some(kind) = outbox::event_for_state(first.state) {
+                        outbox::notify_payment(conn, kind, &inserted).await?;
+                    }
+                    return Ok(Outcome::Applied);
+                }
+                // Recorded meanwhile by a concurrent writer (an API call and
+                // an event about one new intent): apply to that record.
+                None => {
+                    let p = conn
+                        .get_payment_by_intent(cause.account_id, adopt.intent_id)
+                        .await?
+                        .ok_or_else(|| Error::internal("the payment vanished; retrying"))?;
+                    conn.lock_payment(&p.id).await?;
+                    conn.get_payment(&p.account(), &p.id).await?.unwrap_or(p)
+                }
+            }
+        }
+    };
+    let read = payment.ledger();
+    match ledger::transition(read, observation) {
+        Decision::Ignore => Ok(Outcome::Ignored(format!(
+            "older than or equal to the payment's state ({})",
+            read.state.as_str()
+        ))),
+        Decision::Update { next } => {
+            guarded(
+                conn.update_payment_ledger(&payment.id, &read, &next, now)
+                    .await?,
+            )?;
+            Ok(Outcome::Applied)
+        }
+        Decision::Move { from, next } => {
+            guarded(
+                conn.update_payment_ledger(&payment.id, &read, &next, now)
+                    .await?,
+            )?;
+            conn.insert_timeline_entry(&NewTimelineEntry {
+                payment_id: &payment.id,
+                from: Some(from),
+                to: next.state,
+                at,
+                cause_kind: cause.kind,
+                cause_ref: cause.reference,
+            })
+            .await?;
+            if let Some(kind) = outbox::event_for_state(next.state) {
+                if let Some(now_row) = conn.get_payment(&payment.account(), &payment.id).await? {
+                    outbox::notify_payment(conn, kind, &now_row).await?;
+                }
+            }
+            Ok(Outcome::Applied)
+        }
+    }
+}
+
+/// A guarded write that lost a race: the event is retried from a fresh read.
+fn guarded(written: bool) -> Result<()> {
+    if written {
+        Ok(())
+    } else {
+        Err(Error::internal(
+            "the payment changed concurrently; retrying",
+        ))
+    }
+}
