@@ -59,12 +59,10 @@ pub enum Error {
         existing_id: String,
     },
 
-    // 422: the request is understood but breaks a rule.
+    // 422 (a rule broken) or 409 (a conflict with the object's state):
+    // the status is the code's own, in `RuleCode`.
     #[error("{message}")]
-    Rule { code: &'static str, message: String },
-    // 409: the request conflicts with the object's current state.
-    #[error("{message}")]
-    Conflict { code: &'static str, message: String },
+    Rule { code: RuleCode, message: String },
     #[error(transparent)]
     Money(#[from] MoneyError),
 
@@ -89,6 +87,72 @@ impl From<crate::stripe::StripeError> for Error {
     fn from(e: crate::stripe::StripeError) -> Self {
         Error::Stripe(Box::new(e))
     }
+}
+
+/// Declares `RuleCode`: every rule a request can break, with its stable
+/// code and its status, in one table, so the snapshot below lists every
+/// code obol can answer and a new rule cannot be answered without a row.
+macro_rules! rule_codes {
+    ($($name:ident => ($code:literal, $status:literal),)*) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum RuleCode {
+            $($name,)*
+        }
+
+        impl RuleCode {
+            pub const ALL: &'static [RuleCode] = &[$(RuleCode::$name,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(RuleCode::$name => $code,)*
+                }
+            }
+
+            /// 422 for a rule the request breaks, 409 for a conflict with
+            /// the object's current state.
+            pub fn status(self) -> StatusCode {
+                match self {
+                    $(RuleCode::$name => match StatusCode::from_u16($status) {
+                        Ok(s) => s,
+                        Err(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                    },)*
+                }
+            }
+        }
+    };
+}
+
+rule_codes! {
+    AmountMismatch => ("amount_mismatch", 422),
+    AmountNegative => ("amount_negative", 422),
+    AmountNotPositive => ("amount_not_positive", 422),
+    AuthorizationExpired => ("authorization_expired", 409),
+    FieldEmpty => ("field_empty", 422),
+    FieldInvalid => ("field_invalid", 422),
+    FieldTooLong => ("field_too_long", 422),
+    InvalidEmail => ("invalid_email", 422),
+    InvalidEventTypes => ("invalid_event_types", 422),
+    InvalidLineItems => ("invalid_line_items", 422),
+    InvalidOrderTransition => ("invalid_order_transition", 409),
+    InvalidPaymentReference => ("invalid_payment_reference", 422),
+    InvalidQuantity => ("invalid_quantity", 422),
+    InvalidRefundReason => ("invalid_refund_reason", 422),
+    InvalidUrl => ("invalid_url", 422),
+    JobAlreadyQueued => ("job_already_queued", 409),
+    JobNotDead => ("job_not_dead", 409),
+    OrderAlreadyPaid => ("order_already_paid", 409),
+    OrderChanged => ("order_changed", 409),
+    OrderNotPayable => ("order_not_payable", 409),
+    PaymentAlreadyCaptured => ("payment_already_captured", 409),
+    PaymentFullyRefunded => ("payment_fully_refunded", 409),
+    PaymentNotAuthorized => ("payment_not_authorized", 422),
+    PaymentNotCapturable => ("payment_not_capturable", 409),
+    PaymentNotCaptured => ("payment_not_captured", 409),
+    PaymentNotRefundable => ("payment_not_refundable", 409),
+    PaymentReferenceInUse => ("payment_reference_in_use", 409),
+    PaymentReferenceMismatch => ("payment_reference_mismatch", 422),
+    RefundExceedsRemaining => ("refund_exceeds_remaining", 422),
+    TtlOutOfRange => ("ttl_out_of_range", 422),
 }
 
 /// The kinds of object a caller can ask for; used in `*_not_found` codes.
@@ -128,15 +192,8 @@ impl std::fmt::Display for Resource {
 }
 
 impl Error {
-    pub fn rule(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn rule(code: RuleCode, message: impl Into<String>) -> Self {
         Error::Rule {
-            code,
-            message: message.into(),
-        }
-    }
-
-    pub fn rule_conflict(code: &'static str, message: impl Into<String>) -> Self {
-        Error::Conflict {
             code,
             message: message.into(),
         }
@@ -172,7 +229,7 @@ impl Error {
             Error::BodyTooLarge => "body_too_large",
             Error::UnsupportedMediaType => "unsupported_media_type",
             Error::CustomerExists { .. } => "customer_exists",
-            Error::Rule { code, .. } | Error::Conflict { code, .. } => code,
+            Error::Rule { code, .. } => code.as_str(),
             Error::Money(e) => e.code(),
             Error::RateLimited { .. } => "rate_limited",
             Error::Stripe(_) => "stripe_error",
@@ -195,8 +252,9 @@ impl Error {
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Error::CustomerExists { .. } | Error::Conflict { .. } => StatusCode::CONFLICT,
-            Error::Rule { .. } | Error::Money(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::CustomerExists { .. } => StatusCode::CONFLICT,
+            Error::Rule { code, .. } => code.status(),
+            Error::Money(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Stripe(_) => StatusCode::BAD_GATEWAY,
             Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -289,9 +347,21 @@ mod tests {
                 external_id: "a".into(),
                 existing_id: "cus_1".into(),
             },
-            Error::rule("some_rule", "x"),
-            Error::rule_conflict("some_conflict", "x"),
             Error::Money(MoneyError::NotPositive { got: 0 }),
+            Error::Money(MoneyError::TooLarge),
+            Error::Money(MoneyError::Precision {
+                currency: crate::money::Currency::parse("kwd").unwrap(),
+            }),
+            Error::Money(MoneyError::UnsupportedCurrency { code: "x".into() }),
+            Error::Money(MoneyError::CurrencyMismatch {
+                left: crate::money::Currency::parse("eur").unwrap(),
+                right: crate::money::Currency::parse("usd").unwrap(),
+            }),
+            Error::Money(MoneyError::InvalidDecimal {
+                input: "x".into(),
+                reason: "x",
+            }),
+            Error::Money(MoneyError::Negative { got: -1 }),
             Error::RateLimited {
                 retry_after_seconds: 1,
             },
@@ -299,10 +369,15 @@ mod tests {
             Error::Database(sqlx::Error::RowNotFound),
             Error::Internal("x".into()),
         ];
-        let table: Vec<String> = samples
+        let mut samples = samples;
+        samples.extend(RuleCode::ALL.iter().map(|c| Error::rule(*c, "x")));
+        let mut table: Vec<String> = samples
             .iter()
             .map(|e| format!("{} {}", e.status().as_u16(), e.code()))
             .collect();
+        // A code two variants share (amount_negative) is listed once.
+        let mut seen = std::collections::HashSet::new();
+        table.retain(|row| seen.insert(row.clone()));
         insta::assert_snapshot!(table.join("\n"));
     }
 

@@ -1,25 +1,25 @@
 //! Checks for plain text fields at the API edge.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, RuleCode};
 
 /// A non-empty, trimmed, single-line string of at most `max` characters.
 pub fn text<'a>(field: &str, s: &'a str, max: usize) -> Result<&'a str> {
     let s = s.trim();
     if s.is_empty() {
         return Err(Error::rule(
-            "field_empty",
+            RuleCode::FieldEmpty,
             format!("{field} must not be empty"),
         ));
     }
     if s.chars().count() > max {
         return Err(Error::rule(
-            "field_too_long",
+            RuleCode::FieldTooLong,
             format!("{field} must be at most {max} characters"),
         ));
     }
     if s.chars().any(char::is_control) {
         return Err(Error::rule(
-            "field_invalid",
+            RuleCode::FieldInvalid,
             format!("{field} must not contain control characters"),
         ));
     }
@@ -31,7 +31,12 @@ pub fn text<'a>(field: &str, s: &'a str, max: usize) -> Result<&'a str> {
 /// mail server's business; this catches typos and injection attempts.
 pub fn email(s: &str) -> Result<String> {
     let s = s.trim();
-    let invalid = || Error::rule("invalid_email", format!("{s:?} is not an e-mail address"));
+    let invalid = || {
+        Error::rule(
+            RuleCode::InvalidEmail,
+            format!("{s:?} is not an e-mail address"),
+        )
+    };
     if s.len() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(invalid());
     }

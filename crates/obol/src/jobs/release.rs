@@ -57,9 +57,7 @@ pub async fn run(ctx: &JobCtx, job: &JobRow) -> std::result::Result<(), JobError
         Ok(Released::CancelPending) => Err(JobError::Retry("Stripe could not be reached".into())),
         // Captured meanwhile (409), or Stripe refused the cancel: trying
         // again gives the same answer.
-        Err(e @ (Error::Conflict { .. } | Error::Stripe(_))) => {
-            Err(JobError::Permanent(e.to_string()))
-        }
+        Err(e @ (Error::Rule { .. } | Error::Stripe(_))) => Err(JobError::Permanent(e.to_string())),
         Err(e) => Err(retry(e)),
     }
 }

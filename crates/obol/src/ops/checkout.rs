@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::context::{AccountId, Actor, Ctx};
-use crate::error::{Error, Resource, Result};
+use crate::error::{Error, Resource, Result, RuleCode};
 use crate::ids::CustomerId;
 use crate::ledger::PaymentState;
 use crate::money::{Currency, Money};
@@ -178,8 +178,8 @@ pub async fn create_intent(
 async fn pay_order(ctx: &Ctx, actor: &Actor, order_id: &str) -> Result<IntentFor> {
     let order = super::orders::load_owned(ctx, actor, order_id).await?;
     if order.status != "pending" {
-        return Err(Error::rule_conflict(
-            "order_not_payable",
+        return Err(Error::rule(
+            RuleCode::OrderNotPayable,
             format!("the order is {}, not pending", order.status),
         ));
     }
@@ -212,8 +212,8 @@ async fn pay_order(ctx: &Ctx, actor: &Actor, order_id: &str) -> Result<IntentFor
             }
         }
         if state == PaymentState::Authorized || state.is_captured() {
-            return Err(Error::rule_conflict(
-                "order_already_paid",
+            return Err(Error::rule(
+                RuleCode::OrderAlreadyPaid,
                 "the order has a payment already",
             ));
         }
@@ -370,15 +370,15 @@ pub async fn capture(ctx: &Ctx, payment: &PaymentRow) -> Result<PaymentRow> {
         }
         PaymentState::Authorized => {}
         other => {
-            return Err(Error::rule_conflict(
-                "payment_not_capturable",
+            return Err(Error::rule(
+                RuleCode::PaymentNotCapturable,
                 format!("the payment is {}, not authorized", other.as_str()),
             ))
         }
     }
     if authorization_expires_at(payment).is_some_and(|t| t <= ctx.now()) {
-        return Err(Error::rule_conflict(
-            "authorization_expired",
+        return Err(Error::rule(
+            RuleCode::AuthorizationExpired,
             "the authorization is older than 7 days and Stripe has released it; ask the customer to pay again",
         ));
     }
@@ -418,8 +418,8 @@ pub async fn release(ctx: &Ctx, payment: &PaymentRow, reason: &str) -> Result<Re
         | PaymentState::Authorized
         | PaymentState::Failed => {}
         other => {
-            return Err(Error::rule_conflict(
-                "payment_already_captured",
+            return Err(Error::rule(
+                RuleCode::PaymentAlreadyCaptured,
                 format!("the payment is {}; refund it instead", other.as_str()),
             ))
         }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::context::{AccountId, Actor, Ctx};
-use crate::error::{Error, Resource, Result};
+use crate::error::{Error, Resource, Result, RuleCode};
 use crate::ids::{CustomerId, CustomerTokenId, SecretToken, TokenHash};
 use crate::storage::customer_tokens::CustomerTokenRow;
 
@@ -54,7 +54,7 @@ pub async fn create(ctx: &Ctx, actor: &Actor, body: CustomerTokenIn) -> Result<C
     let ttl = body.ttl_seconds.unwrap_or(settings.token_default_ttl);
     if ttl == 0 || ttl > settings.token_max_ttl {
         return Err(Error::rule(
-            "ttl_out_of_range",
+            RuleCode::TtlOutOfRange,
             format!(
                 "ttl_seconds must be between 1 and {}",
                 settings.token_max_ttl

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::pagination::Page;
 use crate::context::{Actor, Ctx};
-use crate::error::{Error, Resource, Result};
+use crate::error::{Error, Resource, Result, RuleCode};
 use crate::outbox;
 use crate::storage::notifications::{DeliveryRow, EndpointRow, NewEndpoint};
 
@@ -100,23 +100,23 @@ fn secret_only(actor: &Actor) -> Result<()> {
 pub async fn create(ctx: &Ctx, actor: &Actor, body: EndpointIn) -> Result<EndpointOut> {
     secret_only(actor)?;
     let url = url::Url::parse(&body.url)
-        .map_err(|_| Error::rule("invalid_url", "url must be an absolute http(s) URL"))?;
+        .map_err(|_| Error::rule(RuleCode::InvalidUrl, "url must be an absolute http(s) URL"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(Error::rule(
-            "invalid_url",
+            RuleCode::InvalidUrl,
             "url must be an absolute http(s) URL",
         ));
     }
     if body.event_types.is_empty() {
         return Err(Error::rule(
-            "invalid_event_types",
+            RuleCode::InvalidEventTypes,
             "event_types must name at least one type, or \"*\"",
         ));
     }
     for t in &body.event_types {
         if t != "*" && !outbox::EVENT_TYPES.contains(&t.as_str()) {
             return Err(Error::rule(
-                "invalid_event_types",
+                RuleCode::InvalidEventTypes,
                 format!(
                     "unknown event type {t:?}; known: {}",
                     outbox::EVENT_TYPES.join(", ")

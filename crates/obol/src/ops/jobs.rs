@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::pagination::{self, Cursor, Page};
 use crate::context::{Actor, Ctx};
-use crate::error::{Error, Resource, Result};
+use crate::error::{Error, Resource, Result, RuleCode};
 use crate::jobs::{self, JobInput, JobState, JobStatus};
 use crate::storage;
 use crate::storage::jobs::{JobRow, JobRunRow};
@@ -161,8 +161,8 @@ pub async fn retry(ctx: &Ctx, actor: &Actor, id: &str) -> Result<JobOut> {
         .await?
         .ok_or(Error::NotFound(Resource::Job))?;
     let not_dead = || {
-        Error::rule_conflict(
-            "job_not_dead",
+        Error::rule(
+            RuleCode::JobNotDead,
             format!("the job is {}; only a dead job can be retried", job.status),
         )
     };
@@ -180,8 +180,8 @@ pub async fn retry(ctx: &Ctx, actor: &Actor, id: &str) -> Result<JobOut> {
     {
         Ok(row) => row.ok_or_else(not_dead)?,
         Err(Error::Database(e)) if storage::is_unique_violation(&e) => {
-            return Err(Error::rule_conflict(
-                "job_already_queued",
+            return Err(Error::rule(
+                RuleCode::JobAlreadyQueued,
                 "another job for the same work is queued or running",
             ))
         }

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::checkout;
 use crate::context::{Actor, Ctx};
-use crate::error::{Error, Resource, Result};
+use crate::error::{Error, Resource, Result, RuleCode};
 use crate::ids::{CustomerId, SecretToken};
 use crate::ledger::order::{OrderInput, OrderStatus};
 use crate::ledger::PaymentState;
@@ -196,7 +196,7 @@ fn address(field: &str, v: Option<Value>) -> Result<Option<String>> {
             let text = v.to_string();
             if text.len() > 4096 {
                 return Err(Error::rule(
-                    "field_too_long",
+                    RuleCode::FieldTooLong,
                     format!("{field} is too large"),
                 ));
             }
@@ -232,7 +232,7 @@ pub async fn create(ctx: &Ctx, actor: &Actor, body: OrderIn) -> Result<OrderOut>
     let email = validate::email(&body.email)?;
     if body.line_items.is_empty() || body.line_items.len() > 200 {
         return Err(Error::rule(
-            "invalid_line_items",
+            RuleCode::InvalidLineItems,
             "an order has 1 to 200 line items",
         ));
     }
@@ -243,7 +243,7 @@ pub async fn create(ctx: &Ctx, actor: &Actor, body: OrderIn) -> Result<OrderOut>
         let unit = Money::new(item.unit_amount, currency)?;
         if !(1..=10_000).contains(&item.quantity) {
             return Err(Error::rule(
-                "invalid_quantity",
+                RuleCode::InvalidQuantity,
                 "quantity must be between 1 and 10000",
             ));
         }
@@ -263,7 +263,7 @@ pub async fn create(ctx: &Ctx, actor: &Actor, body: OrderIn) -> Result<OrderOut>
         Some(s) => {
             if s.amount < 0 {
                 return Err(Error::rule(
-                    "amount_negative",
+                    RuleCode::AmountNegative,
                     "shipping.amount must not be negative",
                 ));
             }
@@ -382,7 +382,7 @@ async fn verify_reference(
 ) -> Result<Value> {
     if !pi.starts_with("pi_") || pi.len() > 255 || pi.contains('/') {
         return Err(Error::rule(
-            "invalid_payment_reference",
+            RuleCode::InvalidPaymentReference,
             "payment_reference is a pi_… id",
         ));
     }
@@ -392,7 +392,7 @@ async fn verify_reference(
         .await
         .map_err(|e| match e {
             StripeError::Refused { status: 404, .. } => Error::rule(
-                "invalid_payment_reference",
+                RuleCode::InvalidPaymentReference,
                 "Stripe knows no such payment intent",
             ),
             other => other.into(),
@@ -401,7 +401,7 @@ async fn verify_reference(
     if let Some(owner) = intent["metadata"]["obol_customer_id"].as_str() {
         if customer.map(CustomerId::as_str) != Some(owner) {
             return Err(Error::rule(
-                "payment_reference_mismatch",
+                RuleCode::PaymentReferenceMismatch,
                 "the payment intent was authorized for another customer",
             ));
         }
@@ -409,7 +409,7 @@ async fn verify_reference(
     let status = intent["status"].as_str().unwrap_or_default();
     if status != "requires_capture" && status != "succeeded" {
         return Err(Error::rule(
-            "payment_not_authorized",
+            RuleCode::PaymentNotAuthorized,
             format!("the payment intent is {status}, not authorized"),
         ));
     }
@@ -418,7 +418,7 @@ async fn verify_reference(
     if amount != total.minor() || currency != total.currency().as_str() {
         tracing::warn!(%pi, amount, currency, expected = total.minor(), "pay-first amount mismatch; order refused");
         return Err(Error::rule(
-            "amount_mismatch",
+            RuleCode::AmountMismatch,
             format!(
                 "the payment is {amount} {currency} but the order totals {} {}",
                 total.minor(),
@@ -524,8 +524,8 @@ pub async fn update_status(
         // Moved meanwhile (a concurrent PATCH, the payment's webhook) to a
         // status from which this move is no longer allowed.
         Err(_) => {
-            return Err(Error::rule_conflict(
-                "order_changed",
+            return Err(Error::rule(
+                RuleCode::OrderChanged,
                 "the order changed meanwhile; read it and try again",
             ))
         }
@@ -536,8 +536,8 @@ pub async fn update_status(
 }
 
 fn invalid_transition(illegal: crate::ledger::order::IllegalMove) -> Error {
-    Error::rule_conflict(
-        "invalid_order_transition",
+    Error::rule(
+        RuleCode::InvalidOrderTransition,
         format!(
             "an order cannot go from {} to {}",
             illegal.from.as_str(),

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::context::{Actor, Ctx};
-use crate::error::{Error, Resource, Result};
+use crate::error::{Error, Resource, Result, RuleCode};
 use crate::ledger::PaymentState;
 use crate::storage::refunds::{NewRefund, RefundRow};
 use crate::stripe::{IdempotencyKey, Params, StripeError};
@@ -90,7 +90,7 @@ pub async fn create_refund(
     if let Some(r) = reason {
         if !REASONS.contains(&r) {
             return Err(Error::rule(
-                "invalid_refund_reason",
+                RuleCode::InvalidRefundReason,
                 format!("reason is one of {}", REASONS.join(", ")),
             ));
         }
@@ -105,8 +105,8 @@ pub async fn create_refund(
             .ok_or(Error::NotFound(Resource::Payment))?;
         match payment.ledger().state {
             PaymentState::Completed | PaymentState::PartiallyRefunded => {}
-            PaymentState::Authorized => return Err(Error::rule_conflict(
-                "payment_not_captured",
+            PaymentState::Authorized => return Err(Error::rule(
+                RuleCode::PaymentNotCaptured,
                 "the payment is only authorized: release the authorization instead of refunding",
             )),
             state @ (PaymentState::Pending
@@ -114,8 +114,8 @@ pub async fn create_refund(
             | PaymentState::Failed
             | PaymentState::Canceled
             | PaymentState::Refunded) => {
-                return Err(Error::rule_conflict(
-                    "payment_not_refundable",
+                return Err(Error::rule(
+                    RuleCode::PaymentNotRefundable,
                     format!("a {} payment cannot be refunded", state.as_str()),
                 ))
             }
@@ -128,10 +128,10 @@ pub async fn create_refund(
         let amount = amount.unwrap_or(remaining);
         if amount <= 0 {
             return Err(if remaining <= 0 {
-                Error::rule_conflict("payment_fully_refunded", "nothing is left to refund")
+                Error::rule(RuleCode::PaymentFullyRefunded, "nothing is left to refund")
             } else {
                 Error::rule(
-                    "amount_not_positive",
+                    RuleCode::AmountNotPositive,
                     "amount must be a positive number of minor units",
                 )
             });
@@ -142,7 +142,7 @@ pub async fn create_refund(
         crate::money::Money::new(amount, currency)?;
         if amount > remaining {
             return Err(Error::rule(
-                "refund_exceeds_remaining",
+                RuleCode::RefundExceedsRemaining,
                 format!(
                     "at most {remaining} {} can still be refunded",
                     payment.currency

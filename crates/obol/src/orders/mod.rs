@@ -12,7 +12,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::context::AccountId;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, RuleCode};
 use crate::ledger::order::{self, IllegalMove, OrderInput, OrderStatus};
 use crate::outbox;
 use crate::storage::orders::{NewOrderTimelineEntry, OrderRow};
@@ -95,8 +95,8 @@ pub async fn apply(
         .update_order_status(&order.id, step.from.as_str(), step.to.as_str(), now)
         .await?
     {
-        return Err(Error::rule_conflict(
-            "order_changed",
+        return Err(Error::rule(
+            RuleCode::OrderChanged,
             "the order changed meanwhile; read it and try again",
         ));
     }

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::{is_unique_violation, on_conn, Conn};
 use crate::context::AccountId;
-use crate::error::Result;
+use crate::error::{Result, RuleCode};
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct OrderRow {
@@ -83,8 +83,8 @@ impl Conn<'_> {
         match result {
             Ok(row) => Ok(row),
             Err(e) if is_unique_violation(&e) && e.to_string().contains("payment_reference") => {
-                Err(crate::error::Error::rule_conflict(
-                    "payment_reference_in_use",
+                Err(crate::error::Error::rule(
+                    RuleCode::PaymentReferenceInUse,
                     "another order already uses this payment",
                 ))
             }
