@@ -13,7 +13,9 @@ use subtle::ConstantTimeEq;
 use crate::error::Error;
 
 /// A new id: `prefix` + a lowercase ULID (unique, sortable by creation).
-pub fn new_id(prefix: &str) -> String {
+/// Callers use the typed ids below (`OrderId::generate()`); this is their
+/// one implementation.
+fn new_id(prefix: &str) -> String {
     format!(
         "{prefix}{}",
         ulid::Ulid::new().to_string().to_ascii_lowercase()
@@ -55,6 +57,12 @@ macro_rules! prefixed_id {
             }
         }
 
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(&self.0)
@@ -77,6 +85,86 @@ prefixed_id!(
     /// A generated API key's public handle.
     ApiKeyId,
     "key_"
+);
+prefixed_id!(
+    /// An order.
+    OrderId,
+    "ord_"
+);
+prefixed_id!(
+    /// One line of an order.
+    LineItemId,
+    "li_"
+);
+prefixed_id!(
+    /// A payment in obol's ledger (one Stripe PaymentIntent).
+    PaymentId,
+    "pay_"
+);
+prefixed_id!(
+    /// A refund obol asked Stripe for, or learnt of.
+    RefundId,
+    "rf_"
+);
+prefixed_id!(
+    /// A dispute (chargeback) of a payment.
+    DisputeId,
+    "dsp_"
+);
+prefixed_id!(
+    /// A task for the merchant (respond to a dispute, …).
+    TaskId,
+    "task_"
+);
+prefixed_id!(
+    /// A host notification endpoint.
+    EndpointId,
+    "ep_"
+);
+prefixed_id!(
+    /// One notification (the `webhook-id` receivers see).
+    MessageId,
+    "msg_"
+);
+prefixed_id!(
+    /// One notification's delivery to one endpoint.
+    DeliveryId,
+    "del_"
+);
+prefixed_id!(
+    /// A Stripe event as obol's inbox stored it.
+    WebhookEventId,
+    "whev_"
+);
+prefixed_id!(
+    /// An entry of a payment's timeline.
+    PaymentTimelineId,
+    "tl_"
+);
+prefixed_id!(
+    /// An entry of an order's timeline.
+    OrderTimelineId,
+    "otl_"
+);
+prefixed_id!(
+    /// An entry of a dispute's timeline.
+    DisputeTimelineId,
+    "dtl_"
+);
+prefixed_id!(
+    /// An API request (`x-request-id`).
+    RequestId,
+    "req_"
+);
+prefixed_id!(
+    /// A background job.
+    JobId,
+    "job_"
+);
+prefixed_id!(
+    /// One attempt of a background job.
+    JobRunId,
+    "jrun_"
 );
 
 /// A freshly minted secret: shown to its owner once, stored as a hash.
@@ -148,6 +236,41 @@ impl std::fmt::Debug for TokenHash {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every prefix belongs to one id type: an id of one kind never
+    /// parses as another.
+    #[test]
+    fn prefixes_are_distinct() {
+        let prefixes = [
+            CustomerId::PREFIX,
+            CustomerTokenId::PREFIX,
+            ApiKeyId::PREFIX,
+            OrderId::PREFIX,
+            LineItemId::PREFIX,
+            PaymentId::PREFIX,
+            RefundId::PREFIX,
+            DisputeId::PREFIX,
+            TaskId::PREFIX,
+            EndpointId::PREFIX,
+            MessageId::PREFIX,
+            DeliveryId::PREFIX,
+            WebhookEventId::PREFIX,
+            PaymentTimelineId::PREFIX,
+            OrderTimelineId::PREFIX,
+            DisputeTimelineId::PREFIX,
+            RequestId::PREFIX,
+            JobId::PREFIX,
+            JobRunId::PREFIX,
+        ];
+        for (i, a) in prefixes.iter().enumerate() {
+            for b in &prefixes[i + 1..] {
+                assert!(!a.starts_with(b) && !b.starts_with(a), "{a} and {b}");
+            }
+        }
+        let order = OrderId::generate();
+        assert!(PaymentId::parse(order.as_str()).is_err());
+        assert_eq!(OrderId::parse(order.as_str()).unwrap(), order);
+    }
 
     #[test]
     fn ids_round_trip_and_refuse_other_prefixes() {

@@ -53,7 +53,7 @@ pub struct MakeObolRequestId;
 
 impl MakeRequestId for MakeObolRequestId {
     fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
-        let id = crate::ids::new_id("req_");
+        let id = String::from(crate::ids::RequestId::generate());
         id.parse().ok().map(RequestId::new)
     }
 }

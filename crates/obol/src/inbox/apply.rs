@@ -266,7 +266,7 @@ async fn refund_changed(
             else {
                 return Ok(Outcome::Ignored(format!("no payment for {intent}")));
             };
-            let id = crate::ids::new_id("rf_");
+            let id = String::from(crate::ids::RefundId::generate());
             conn.insert_refund(&NewRefund {
                 id: &id,
                 payment_id: &payment.id,
@@ -345,7 +345,7 @@ async fn dispute_changed(
     let account = AccountId::from_db(event.account_id.clone());
     let dispute = match conn.get_dispute_by_stripe_id(&account, &d.id).await? {
         None => {
-            let id = crate::ids::new_id("dsp_");
+            let id = String::from(crate::ids::DisputeId::generate());
             let row = conn
                 .insert_dispute(&NewDispute {
                     id: &id,

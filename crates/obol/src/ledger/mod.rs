@@ -13,6 +13,8 @@
 //! Nothing here touches storage; `storage/` writes the outcome, guarded by
 //! the state it read.
 
+pub mod delivery;
+pub mod inbox_event;
 pub mod order;
 
 use serde::{Deserialize, Serialize};

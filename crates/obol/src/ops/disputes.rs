@@ -145,6 +145,9 @@ pub async fn list(ctx: &Ctx, actor: &Actor, q: ListQuery) -> Result<Page<Dispute
 
 /// One dispute with its timeline.
 pub async fn get(ctx: &Ctx, actor: &Actor, id: &str) -> Result<DisputeOut> {
+    // A malformed id is as unknown as a well-formed one that does not exist.
+    let id = crate::ids::DisputeId::parse(id).map_err(|_| Error::NotFound(Resource::Dispute))?;
+    let id = id.as_str();
     secret_only(actor)?;
     let mut h = ctx.store().acquire().await?;
     let mut conn = h.conn();

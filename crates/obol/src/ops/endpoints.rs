@@ -129,7 +129,7 @@ pub async fn create(ctx: &Ctx, actor: &Actor, body: EndpointIn) -> Result<Endpoi
         .as_deref()
         .map(|d| crate::validate::text("description", d, 255))
         .transpose()?;
-    let id = crate::ids::new_id("ep_");
+    let id = String::from(crate::ids::EndpointId::generate());
     let mut h = ctx.store().acquire().await?;
     let row = h
         .conn()
@@ -162,6 +162,10 @@ pub async fn list(ctx: &Ctx, actor: &Actor) -> Result<Page<EndpointOut>> {
 }
 
 pub async fn get(ctx: &Ctx, actor: &Actor, id: &str) -> Result<EndpointOut> {
+    // A malformed id is as unknown as a well-formed one that does not exist.
+    let id = crate::ids::EndpointId::parse(id)
+        .map_err(|_| Error::NotFound(Resource::WebhookEndpoint))?;
+    let id = id.as_str();
     secret_only(actor)?;
     let mut h = ctx.store().acquire().await?;
     let row = h
@@ -174,6 +178,10 @@ pub async fn get(ctx: &Ctx, actor: &Actor, id: &str) -> Result<EndpointOut> {
 
 /// Stops deliveries to the endpoint; its delivery history stays.
 pub async fn delete(ctx: &Ctx, actor: &Actor, id: &str) -> Result<()> {
+    // A malformed id is as unknown as a well-formed one that does not exist.
+    let id = crate::ids::EndpointId::parse(id)
+        .map_err(|_| Error::NotFound(Resource::WebhookEndpoint))?;
+    let id = id.as_str();
     secret_only(actor)?;
     let mut h = ctx.store().acquire().await?;
     if h.conn()
@@ -192,6 +200,10 @@ pub async fn list_deliveries(
     id: &str,
     q: DeliveryQuery,
 ) -> Result<Page<DeliveryOut>> {
+    // A malformed id is as unknown as a well-formed one that does not exist.
+    let id = crate::ids::EndpointId::parse(id)
+        .map_err(|_| Error::NotFound(Resource::WebhookEndpoint))?;
+    let id = id.as_str();
     secret_only(actor)?;
     let limit = super::pagination::limit(q.limit)?;
     let mut h = ctx.store().acquire().await?;
@@ -216,6 +228,10 @@ pub async fn list_deliveries(
 
 /// Sends a delivery again now, whatever became of it.
 pub async fn replay_delivery(ctx: &Ctx, actor: &Actor, id: &str) -> Result<DeliveryOut> {
+    // A malformed id is as unknown as a well-formed one that does not exist.
+    let id = crate::ids::DeliveryId::parse(id)
+        .map_err(|_| Error::NotFound(Resource::WebhookDelivery))?;
+    let id = id.as_str();
     secret_only(actor)?;
     let mut h = ctx.store().acquire().await?;
     let row = h

@@ -95,6 +95,11 @@ pub struct ListQuery {
     pub cursor: Option<String>,
 }
 
+/// A malformed id is as unknown as a well-formed one that does not exist.
+fn parse_id(id: &str) -> Result<crate::ids::JobId> {
+    crate::ids::JobId::parse(id).map_err(|_| Error::NotFound(Resource::Job))
+}
+
 fn secret_only(actor: &Actor) -> Result<()> {
     if actor.is_secret() {
         Ok(())
@@ -137,6 +142,8 @@ pub async fn list(ctx: &Ctx, actor: &Actor, q: ListQuery) -> Result<Page<JobOut>
 /// One job with its attempts, oldest first.
 pub async fn get(ctx: &Ctx, actor: &Actor, id: &str) -> Result<JobOut> {
     secret_only(actor)?;
+    let id = parse_id(id)?;
+    let id = id.as_str();
     let mut h = ctx.store().acquire().await?;
     let mut conn = h.conn();
     let job = conn
@@ -154,6 +161,8 @@ pub async fn get(ctx: &Ctx, actor: &Actor, id: &str) -> Result<JobOut> {
 /// another job for the same work is queued or running meanwhile.
 pub async fn retry(ctx: &Ctx, actor: &Actor, id: &str) -> Result<JobOut> {
     secret_only(actor)?;
+    let id = parse_id(id)?;
+    let id = id.as_str();
     let mut tx = ctx.store().begin().await?;
     let job = tx
         .conn()

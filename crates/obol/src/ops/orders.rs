@@ -303,7 +303,7 @@ pub async fn create(ctx: &Ctx, actor: &Actor, body: OrderIn) -> Result<OrderOut>
             .ok_or(Error::NotFound(Resource::Customer))?;
     }
     let now = ctx.now();
-    let id = crate::ids::new_id("ord_");
+    let id = String::from(crate::ids::OrderId::generate());
     let status = if intent.is_some() {
         OrderStatus::Confirmed
     } else {
@@ -431,6 +431,9 @@ async fn verify_reference(
 
 /// Loads an order the actor may see; someone else's answers 404.
 pub(crate) async fn load_owned(ctx: &Ctx, actor: &Actor, id: &str) -> Result<OrderRow> {
+    // A malformed id is as unknown as a well-formed one that does not exist.
+    let id = crate::ids::OrderId::parse(id).map_err(|_| Error::NotFound(Resource::Order))?;
+    let id = id.as_str();
     let mut h = ctx.store().acquire().await?;
     let order = h
         .conn()
@@ -449,6 +452,9 @@ pub(crate) async fn load_owned(ctx: &Ctx, actor: &Actor, id: &str) -> Result<Ord
 
 /// One order with its line items, payment and timeline.
 pub async fn get(ctx: &Ctx, actor: &Actor, id: &str) -> Result<OrderOut> {
+    // A malformed id is as unknown as a well-formed one that does not exist.
+    let id = crate::ids::OrderId::parse(id).map_err(|_| Error::NotFound(Resource::Order))?;
+    let id = id.as_str();
     let order = load_owned(ctx, actor, id).await?;
     let mut h = ctx.store().acquire().await?;
     let account = actor.account();
@@ -471,6 +477,9 @@ pub async fn update_status(
     id: &str,
     patch: OrderPatch,
 ) -> Result<OrderOut> {
+    // A malformed id is as unknown as a well-formed one that does not exist.
+    let id = crate::ids::OrderId::parse(id).map_err(|_| Error::NotFound(Resource::Order))?;
+    let id = id.as_str();
     if !actor.is_secret() {
         return Err(Error::SecretKeyRequired);
     }

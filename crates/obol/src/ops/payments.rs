@@ -165,6 +165,9 @@ async fn load_owned(
 
 /// One payment with its timeline, for the secret key or its customer.
 pub async fn get(ctx: &Ctx, actor: &Actor, id: &str) -> Result<PaymentOut> {
+    // A malformed id is as unknown as a well-formed one that does not exist.
+    let id = crate::ids::PaymentId::parse(id).map_err(|_| Error::NotFound(Resource::Payment))?;
+    let id = id.as_str();
     let mut h = ctx.store().acquire().await?;
     let mut conn = h.conn();
     let row = load_owned(&mut conn, actor, id).await?;
@@ -176,6 +179,9 @@ pub async fn get(ctx: &Ctx, actor: &Actor, id: &str) -> Result<PaymentOut> {
 
 /// A payment's refunds, oldest first.
 pub async fn list_refunds(ctx: &Ctx, actor: &Actor, id: &str) -> Result<Page<RefundOut>> {
+    // A malformed id is as unknown as a well-formed one that does not exist.
+    let id = crate::ids::PaymentId::parse(id).map_err(|_| Error::NotFound(Resource::Payment))?;
+    let id = id.as_str();
     let mut h = ctx.store().acquire().await?;
     let mut conn = h.conn();
     let payment = load_owned(&mut conn, actor, id).await?;

@@ -61,6 +61,10 @@ pub async fn create(
     payment_id: &str,
     body: RefundIn,
 ) -> Result<RefundOut> {
+    // A malformed id is as unknown as a well-formed one that does not exist.
+    let payment_id =
+        crate::ids::PaymentId::parse(payment_id).map_err(|_| Error::NotFound(Resource::Payment))?;
+    let payment_id = payment_id.as_str();
     if !actor.is_secret() {
         return Err(Error::SecretKeyRequired);
     }
@@ -149,7 +153,7 @@ pub async fn create_refund(
                 ),
             ));
         }
-        let id = crate::ids::new_id("rf_");
+        let id = String::from(crate::ids::RefundId::generate());
         let row = conn
             .insert_refund(&NewRefund {
                 id: &id,

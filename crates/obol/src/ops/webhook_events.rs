@@ -118,6 +118,10 @@ pub async fn list(ctx: &Ctx, actor: &Actor, q: ListWebhookEvents) -> Result<Page
 }
 
 pub async fn get(ctx: &Ctx, actor: &Actor, id: &str) -> Result<WebhookEventOut> {
+    // A malformed id is as unknown as a well-formed one that does not exist.
+    let id = crate::ids::WebhookEventId::parse(id)
+        .map_err(|_| Error::NotFound(Resource::WebhookEvent))?;
+    let id = id.as_str();
     let scope = scope(actor)?;
     let mut h = ctx.store().acquire().await?;
     let row = h
@@ -132,6 +136,10 @@ pub async fn get(ctx: &Ctx, actor: &Actor, id: &str) -> Result<WebhookEventOut> 
 /// an ignored one). Applying is idempotent: a replay of an applied event
 /// changes nothing.
 pub async fn replay(ctx: &Ctx, actor: &Actor, id: &str) -> Result<WebhookEventOut> {
+    // A malformed id is as unknown as a well-formed one that does not exist.
+    let id = crate::ids::WebhookEventId::parse(id)
+        .map_err(|_| Error::NotFound(Resource::WebhookEvent))?;
+    let id = id.as_str();
     let scope = scope(actor)?;
     let mut h = ctx.store().acquire().await?;
     if !h.conn().requeue_webhook_event(scope, id, ctx.now()).await? {

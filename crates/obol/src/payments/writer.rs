@@ -171,7 +171,7 @@ pub async fn observe(
                 Decision::Move { next, .. } | Decision::Update { next } => next,
                 Decision::Ignore => start,
             };
-            let id = crate::ids::new_id("pay_");
+            let id = String::from(crate::ids::PaymentId::generate());
             let inserted = conn
                 .insert_payment(&NewPayment {
                     id: &id,

@@ -5,7 +5,6 @@ use chrono::{DateTime, Utc};
 use super::{on_conn, Conn};
 use crate::context::AccountId;
 use crate::error::Result;
-use crate::ids::new_id;
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct DisputeRow {
@@ -176,7 +175,7 @@ impl Conn<'_> {
         cause_kind: &str,
         cause_ref: Option<&str>,
     ) -> Result<()> {
-        let id = new_id("dtl_");
+        let id = String::from(crate::ids::DisputeTimelineId::generate());
         on_conn!(self, |conn| {
             sqlx::query(
                 "INSERT INTO dispute_timeline (id, dispute_id, from_status, to_status, at, cause_kind, cause_ref, account_id) \
@@ -240,7 +239,7 @@ impl Conn<'_> {
 
     /// Opens a task unless one exists for the same subject (redeliveries).
     pub async fn open_task(&mut self, t: &NewTask<'_>) -> Result<()> {
-        let id = new_id("task_");
+        let id = String::from(crate::ids::TaskId::generate());
         on_conn!(self, |conn| {
             sqlx::query(
                 "INSERT INTO tasks (id, kind, title, subject_type, subject_id, payment_id, customer_id, \

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use super::{on_conn, Conn};
 use crate::context::AccountId;
 use crate::error::Result;
-use crate::ids::new_id;
+use crate::ids::{JobId, JobRunId};
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct JobRow {
@@ -67,7 +67,7 @@ impl Conn<'_> {
     /// running (the partial unique index decides, so two processes racing
     /// to enqueue the same work make one job). `None`: it already existed.
     pub async fn insert_job(&mut self, job: &NewJobRow<'_>) -> Result<Option<JobRow>> {
-        let id = new_id("job_");
+        let id = JobId::generate();
         let sql = format!(
             "INSERT INTO jobs (id, kind, payload, account_id, dedupe_key, status, attempts, max_attempts, \
              next_attempt_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8, $8) \
@@ -75,7 +75,7 @@ impl Conn<'_> {
         );
         Ok(on_conn!(self, |conn| {
             sqlx::query_as::<_, JobRow>(&sql)
-                .bind(&id)
+                .bind(id.as_str())
                 .bind(job.kind)
                 .bind(job.payload)
                 .bind(job.account_id)
@@ -190,13 +190,13 @@ impl Conn<'_> {
             .execute(&mut **conn)
             .await?;
         });
-        let id = new_id("jrun_");
+        let id = JobRunId::generate();
         on_conn!(self, |conn| {
             sqlx::query(
                 "INSERT INTO job_runs (id, job_id, attempt, worker, started_at, outcome) \
                  VALUES ($1, $2, $3, $4, $5, 'running')",
             )
-            .bind(&id)
+            .bind(id.as_str())
             .bind(job_id)
             .bind(attempt)
             .bind(worker)
@@ -204,7 +204,7 @@ impl Conn<'_> {
             .execute(&mut **conn)
             .await?;
         });
-        Ok(id)
+        Ok(id.into())
     }
 
     /// Closes a run with its outcome (`succeeded`, `retry`, `dead`, `lease_lost`).

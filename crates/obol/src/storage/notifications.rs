@@ -5,7 +5,6 @@ use chrono::{DateTime, Utc};
 use super::{on_conn, Conn};
 use crate::context::AccountId;
 use crate::error::Result;
-use crate::ids::new_id;
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct EndpointRow {
@@ -181,7 +180,7 @@ impl Conn<'_> {
         if endpoints.is_empty() {
             return Ok(None);
         }
-        let id = new_id("msg_");
+        let id = String::from(crate::ids::MessageId::generate());
         on_conn!(self, |conn| {
             sqlx::query("INSERT INTO notifications (id, event_type, payload, created_at, account_id) VALUES ($1, $2, $3, $4, $5)")
                 .bind(&id)
@@ -193,7 +192,7 @@ impl Conn<'_> {
                 .await?;
         });
         for endpoint in endpoints {
-            let delivery = new_id("del_");
+            let delivery = String::from(crate::ids::DeliveryId::generate());
             on_conn!(self, |conn| {
                 sqlx::query(
                     "INSERT INTO notification_deliveries (id, notification_id, endpoint_id, status, \

@@ -100,7 +100,7 @@ impl Conn<'_> {
         items: &[NewLineItem<'_>],
     ) -> Result<()> {
         for (position, item) in items.iter().enumerate() {
-            let id = crate::ids::new_id("li_");
+            let id = String::from(crate::ids::LineItemId::generate());
             let position = i32::try_from(position).unwrap_or(i32::MAX);
             on_conn!(self, |conn| {
                 sqlx::query(
@@ -202,7 +202,7 @@ impl Conn<'_> {
         &mut self,
         e: &NewOrderTimelineEntry<'_>,
     ) -> Result<()> {
-        let id = crate::ids::new_id("otl_");
+        let id = String::from(crate::ids::OrderTimelineId::generate());
         on_conn!(self, |conn| {
             sqlx::query(
                 "INSERT INTO order_timeline (id, account_id, order_id, from_status, to_status, at, \

@@ -235,7 +235,7 @@ impl Conn<'_> {
     }
 
     pub async fn insert_timeline_entry(&mut self, e: &NewTimelineEntry<'_>) -> Result<()> {
-        let id = crate::ids::new_id("tl_");
+        let id = String::from(crate::ids::PaymentTimelineId::generate());
         on_conn!(self, |conn| {
             sqlx::query(
                 // The entry belongs to its payment's account.

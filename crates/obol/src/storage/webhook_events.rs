@@ -43,7 +43,7 @@ const COLUMNS: &str = "id, stripe_event_id, account_id, event_type, stripe_creat
 impl Conn<'_> {
     /// Stores an event; `false` when Stripe's id is already in the inbox.
     pub async fn insert_webhook_event(&mut self, e: &NewWebhookEvent<'_>) -> Result<bool> {
-        let id = crate::ids::new_id("whev_");
+        let id = String::from(crate::ids::WebhookEventId::generate());
         let inserted: Option<String> = on_conn!(self, |conn| {
             sqlx::query_scalar(
                 "INSERT INTO webhook_events (id, stripe_event_id, account_id, event_type, stripe_created, \
