@@ -120,9 +120,14 @@ async fn deliveries_are_signed_and_filtered_by_enabled_events() {
     .ok();
     sb.pay("1000", "pm_card_visa", &[]).await.ok();
     all.wait_for("8 events", |d| d.len() >= 8).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Absence is asserted once the sandbox has nothing left to deliver
+    // (no delivery pending), not after a guessed pause.
+    let stats = eventually("every delivery made", || async {
+        let s = sb.stats().await;
+        (s["deliveries"]["pending"] == 0).then_some(s)
+    })
+    .await;
     assert_eq!(some.deliveries().len(), 2);
-    let stats = sb.stats().await;
     assert_eq!(stats["deliveries"]["succeeded"], 10);
     sb.stop().await;
 }
@@ -177,7 +182,14 @@ async fn pending_deliveries_survive_a_restart() {
     .await
     .ok();
     let cus = sb.post("/v1/customers", &[]).await.id();
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Stop once the first attempt has failed (a retry is pending), so the
+    // restart must pick the retry up.
+    eventually("the first attempt", || async {
+        let s = sb.stats().await;
+        (s["deliveries"]["attempted"].as_i64() >= Some(1) && s["deliveries"]["pending"] == 1)
+            .then_some(())
+    })
+    .await;
     sb.stop().await;
 
     let sb = spawn_with(cfg).await;

@@ -16,10 +16,12 @@ use serde_json::Value;
 
 use crate::context::AccountId;
 use crate::error::{Error, Result};
+use crate::ledger::dispute::{self, DisputeDecision, DisputeStatus};
+use crate::ledger::refund::{self, RefundDecision, RefundEvent, RefundStatus};
 use crate::ledger::{IntentStatus, Observation};
 use crate::outbox;
 pub use crate::payments::Outcome;
-use crate::payments::{observe, observe_intent, Adopt, Cause};
+use crate::payments::{charge_amounts, observe, observe_intent, Adopt, Cause, ChargeObject};
 use crate::storage::disputes::{NewDispute, NewTask};
 use crate::storage::refunds::NewRefund;
 use crate::storage::webhook_events::WebhookEventRow;
@@ -109,23 +111,6 @@ pub async fn apply(conn: &mut Conn<'_>, event: &WebhookEventRow, live: bool) -> 
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct ChargeObject {
-    payment_intent: Option<Value>,
-    #[serde(default = "yes")]
-    captured: bool,
-    amount: i64,
-    #[serde(default)]
-    amount_captured: i64,
-    #[serde(default)]
-    amount_refunded: i64,
-    currency: String,
-}
-
-fn yes() -> bool {
-    true
-}
-
 fn parse<T: for<'de> Deserialize<'de>>(object: &Value, what: &str) -> Result<T> {
     serde_json::from_value(object.clone())
         .map_err(|e| Error::internal(format!("unexpected {what} object: {e}")))
@@ -179,15 +164,12 @@ async fn charge_refunded(
     let Some(intent_id) = id_of(&charge.payment_intent) else {
         return Ok(Outcome::Ignored("the charge has no payment intent".into()));
     };
+    let amounts = charge_amounts(&charge);
     let observation = Observation {
         status: IntentStatus::Succeeded,
         failed_attempt: false,
-        amount_received: if charge.amount_captured > 0 {
-            charge.amount_captured
-        } else {
-            charge.amount
-        },
-        amount_refunded: charge.amount_refunded,
+        amount_received: amounts.captured_amount(),
+        charge: Some(amounts),
         at: event.stripe_created,
     };
     let adopt = Adopt {
@@ -222,6 +204,12 @@ async fn refund_changed(
 ) -> Result<Outcome> {
     let refund: RefundObject = parse(object, "refund")?;
     let account = AccountId::from_db(event.account_id.clone());
+    let Some(status) = RefundStatus::parse_stripe(&refund.status) else {
+        return Ok(Outcome::Ignored(format!(
+            "unknown refund status {:?}",
+            refund.status
+        )));
+    };
     let mut local = match refund
         .metadata
         .get("obol_refund_id")
@@ -236,18 +224,25 @@ async fn refund_changed(
     let now = storage::now();
     match local {
         Some(r) => {
-            if !r.is_older_than(&refund.status, event.stripe_created) {
-                return Ok(Outcome::Ignored(
-                    "older than the refund's recorded state".into(),
-                ));
-            }
+            let seen = RefundEvent::Observed {
+                status,
+                at: event.stripe_created,
+            };
+            let next = match refund::transition(r.ledger(), seen) {
+                RefundDecision::Move { next } => next,
+                RefundDecision::Ignore => {
+                    return Ok(Outcome::Ignored(
+                        "older than the refund's recorded state".into(),
+                    ))
+                }
+            };
             if !conn
                 .update_refund_from_stripe(
                     &r,
                     &refund.id,
-                    &refund.status,
+                    next.status,
                     refund.failure_reason.as_deref(),
-                    event.stripe_created,
+                    next.observed_at,
                     now,
                 )
                 .await?
@@ -274,7 +269,7 @@ async fn refund_changed(
                 amount: refund.amount,
                 currency: &refund.currency,
                 reason: None,
-                status: &refund.status,
+                status,
                 observed_at: event.stripe_created,
                 now,
             })
@@ -300,23 +295,6 @@ struct EvidenceDetails {
     due_by: Option<i64>,
 }
 
-/// Stripe's dispute statuses in which the merchant still has to act or wait.
-fn dispute_is_open(status: &str) -> bool {
-    matches!(
-        status,
-        "warning_needs_response" | "warning_under_review" | "needs_response" | "under_review"
-    )
-}
-
-/// How far along a dispute is, for events of the same second.
-fn dispute_progress(status: &str) -> u8 {
-    match status {
-        "warning_needs_response" | "needs_response" => 0,
-        "warning_under_review" | "under_review" => 1,
-        _ => 2,
-    }
-}
-
 /// A dispute opened, changed or closed: the dispute record and its
 /// timeline, the payment's `disputed` flag while it is open, and a
 /// "Respond to dispute" task, closed with the dispute.
@@ -326,6 +304,12 @@ async fn dispute_changed(
     object: &Value,
 ) -> Result<Outcome> {
     let d: DisputeObject = parse(object, "dispute")?;
+    let Some(status) = DisputeStatus::parse(&d.status) else {
+        return Ok(Outcome::Ignored(format!(
+            "unknown dispute status {:?}",
+            d.status
+        )));
+    };
     let Some(intent) = id_of(&d.payment_intent) else {
         return Ok(Outcome::Ignored("the dispute has no payment intent".into()));
     };
@@ -343,8 +327,21 @@ async fn dispute_changed(
     let cause = cause_of(event);
     let due_by = d.evidence_details.as_ref().and_then(|e| e.due_by);
     let account = AccountId::from_db(event.account_id.clone());
-    let dispute = match conn.get_dispute_by_stripe_id(&account, &d.id).await? {
-        None => {
+    let existing = conn.get_dispute_by_stripe_id(&account, &d.id).await?;
+    let dispute = match (
+        dispute::transition(
+            existing.as_ref().map(|e| e.ledger()),
+            status,
+            event.stripe_created,
+        ),
+        existing,
+    ) {
+        (DisputeDecision::Ignore, _) => {
+            return Ok(Outcome::Ignored(
+                "older than the dispute's recorded state, or after it closed for good".into(),
+            ))
+        }
+        (DisputeDecision::Create { next }, _) => {
             let id = String::from(crate::ids::DisputeId::generate());
             let row = conn
                 .insert_dispute(&NewDispute {
@@ -354,16 +351,16 @@ async fn dispute_changed(
                     amount: d.amount,
                     currency: &d.currency,
                     reason: &d.reason,
-                    status: &d.status,
+                    status: next.status,
                     evidence_due_by: due_by,
-                    observed_at: event.stripe_created,
+                    observed_at: next.observed_at,
                     now,
                 })
                 .await?;
             conn.insert_dispute_timeline_entry(
                 &row.id,
                 None,
-                &d.status,
+                next.status,
                 at,
                 cause.kind,
                 cause.reference,
@@ -371,40 +368,28 @@ async fn dispute_changed(
             .await?;
             row
         }
-        Some(existing) => {
-            // Newer observations win; within one second (Stripe's
-            // resolution) the further-along status does.
-            let newer = event.stripe_created > existing.observed_at
-                || (event.stripe_created == existing.observed_at
-                    && dispute_progress(&d.status) > dispute_progress(&existing.status));
-            if !newer {
-                return Ok(Outcome::Ignored(
-                    "older than the dispute's recorded state".into(),
-                ));
-            }
-            if !conn
-                .update_dispute_status(&existing, &d.status, due_by, event.stripe_created, now)
-                .await?
-            {
-                return Err(Error::internal(
-                    "the dispute changed concurrently; retrying",
-                ));
-            }
-            if existing.status != d.status {
-                conn.insert_dispute_timeline_entry(
-                    &existing.id,
-                    Some(&existing.status),
-                    &d.status,
-                    at,
-                    cause.kind,
-                    cause.reference,
-                )
-                .await?;
-            }
+        (DisputeDecision::Move { .. } | DisputeDecision::Update { .. }, None) => {
+            return Err(Error::internal("a dispute decision without a dispute"))
+        }
+        (DisputeDecision::Move { from, next }, Some(existing)) => {
+            update_dispute(conn, &existing, next.status, due_by, next.observed_at, now).await?;
+            conn.insert_dispute_timeline_entry(
+                &existing.id,
+                Some(from),
+                next.status,
+                at,
+                cause.kind,
+                cause.reference,
+            )
+            .await?;
+            existing
+        }
+        (DisputeDecision::Update { next }, Some(existing)) => {
+            update_dispute(conn, &existing, next.status, due_by, next.observed_at, now).await?;
             existing
         }
     };
-    let open = dispute_is_open(&d.status);
+    let open = status.is_open();
     if conn.set_payment_disputed(&payment.id, open, now).await? {
         if let Some(row) = conn.get_payment(&payment.account(), &payment.id).await? {
             let kind = if open {
@@ -433,6 +418,28 @@ async fn dispute_changed(
             .await?;
     }
     Ok(Outcome::Applied)
+}
+
+/// Writes a dispute's new view, guarded by the row read; a lost race is
+/// retried from a fresh read.
+async fn update_dispute(
+    conn: &mut Conn<'_>,
+    read: &crate::storage::disputes::DisputeRow,
+    status: DisputeStatus,
+    due_by: Option<i64>,
+    observed_at: i64,
+    now: chrono::DateTime<Utc>,
+) -> Result<()> {
+    if conn
+        .update_dispute_status(read, status, due_by, observed_at, now)
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(Error::internal(
+            "the dispute changed concurrently; retrying",
+        ))
+    }
 }
 
 #[cfg(test)]

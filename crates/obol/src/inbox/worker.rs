@@ -80,18 +80,27 @@ async fn apply_one(store: &Store, event: &WebhookEventRow, live: bool) {
             Outcome::Applied => ("applied", None),
             Outcome::Ignored(reason) => ("ignored", Some(reason.as_str())),
         };
-        tx.conn()
-            .finish_webhook_event(&event.id, status, reason, storage::now())
-            .await?;
+        if !tx
+            .conn()
+            .finish_webhook_event(event, status, reason, storage::now())
+            .await?
+        {
+            // The claim lapsed and another worker owns the event now: roll
+            // back (dropping `tx`) rather than overwrite its outcome.
+            return Ok(None);
+        }
         tx.commit().await?;
-        Ok::<_, crate::error::Error>(outcome)
+        Ok::<_, crate::error::Error>(Some(outcome))
     }
     .await;
     match result {
-        Ok(Outcome::Applied) => {
+        Ok(None) => {
+            tracing::info!(event = %event.stripe_event_id, kind = %event.event_type, "claim lapsed while applying; another worker owns the event")
+        }
+        Ok(Some(Outcome::Applied)) => {
             tracing::debug!(event = %event.stripe_event_id, kind = %event.event_type, "event applied")
         }
-        Ok(Outcome::Ignored(reason)) => {
+        Ok(Some(Outcome::Ignored(reason))) => {
             tracing::debug!(event = %event.stripe_event_id, kind = %event.event_type, %reason, "event ignored")
         }
         Err(e) => {
@@ -108,8 +117,14 @@ async fn apply_one(store: &Store, event: &WebhookEventRow, live: bool) {
                 other => other.to_string(),
             };
             if let Ok(mut h) = store.acquire().await {
-                if let Err(e) = h.conn().fail_webhook_event(&event.id, &reason, next).await {
-                    tracing::error!(error = %e, "could not record a failed event; its claim will expire");
+                match h.conn().fail_webhook_event(event, &reason, next).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::info!(event = %event.stripe_event_id, "claim lapsed; another worker owns the event")
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not record a failed event; its claim will expire")
+                    }
                 }
             }
         }

@@ -11,6 +11,7 @@ use serde_json::json;
 use super::{JobCtx, JobError, JobKind, NewJob};
 use crate::context::AccountId;
 use crate::error::{Error, Result};
+use crate::ledger::refund::RefundStatus;
 use crate::ops::refunds;
 use crate::storage::jobs::JobRow;
 use crate::storage::refunds::RefundRow;
@@ -64,7 +65,7 @@ pub async fn run(ctx: &JobCtx, job: &JobRow) -> std::result::Result<(), JobError
             .await
             .map_err(retry)?
             .ok_or_else(|| JobError::Permanent(format!("refund {} does not exist", p.refund_id)))?;
-        if refund.status != "pending_submission" {
+        if refund.status != RefundStatus::PendingSubmission {
             // Submitted by an earlier attempt or the request itself.
             return Ok(());
         }

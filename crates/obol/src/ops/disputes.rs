@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::pagination::{self, Cursor, Page};
 use crate::context::{Actor, Ctx};
 use crate::error::{Error, Resource, Result};
+use crate::ledger::dispute::DisputeStatus;
 use crate::storage::disputes::{DisputeRow, DisputeTimelineRow, TaskRow};
 
 #[derive(Debug, Serialize)]
@@ -20,7 +21,7 @@ pub struct DisputeOut {
     pub reason: String,
     /// Stripe's status: warning_needs_response, warning_under_review,
     /// warning_closed, needs_response, under_review, won or lost.
-    pub status: String,
+    pub status: DisputeStatus,
     pub evidence_due_by: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -126,12 +127,27 @@ pub async fn list(ctx: &Ctx, actor: &Actor, q: ListQuery) -> Result<Page<Dispute
     secret_only(actor)?;
     let limit = pagination::limit(q.limit)?;
     let before = q.cursor.as_deref().map(Cursor::decode).transpose()?;
+    // Parsed at the edge: an unknown status is the caller's mistake, not
+    // an empty list.
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| {
+            DisputeStatus::parse(s).ok_or_else(|| {
+                Error::InvalidQuery(
+                    "status is one of warning_needs_response, warning_under_review, \
+                     warning_closed, needs_response, under_review, won, lost"
+                        .into(),
+                )
+            })
+        })
+        .transpose()?;
     let mut h = ctx.store().acquire().await?;
     let rows = h
         .conn()
         .list_disputes(
             actor.account(),
-            q.status.as_deref(),
+            status,
             before.map(|c| (c.at, c.id)),
             limit + 1,
         )

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::context::{Actor, Ctx};
 use crate::error::{Error, Resource, Result, RuleCode};
+use crate::ledger::refund::{transition, RefundDecision, RefundEvent, RefundStatus};
 use crate::ledger::PaymentState;
 use crate::storage::refunds::{NewRefund, RefundRow};
 use crate::stripe::{IdempotencyKey, Params, StripeError};
@@ -26,8 +27,8 @@ pub struct RefundOut {
     pub id: String,
     pub payment_id: String,
     /// pending_submission (Stripe not reached yet; retried), pending,
-    /// succeeded, failed or canceled.
-    pub status: String,
+    /// requires_action, succeeded, failed or canceled.
+    pub status: RefundStatus,
     pub amount: i64,
     pub currency: String,
     pub reason: Option<String>,
@@ -71,6 +72,10 @@ pub async fn create(
     let refund = create_refund(ctx, actor, payment_id, body.amount, body.reason.as_deref()).await?;
     Ok(refund.into())
 }
+
+/// Reads-then-guarded-writes of one refund before giving up to the
+/// refund's own events (each lost race means another writer moved it).
+const WRITE_ATTEMPTS: usize = 3;
 
 /// Stripe's accepted refund reasons.
 pub const REASONS: [&str; 3] = ["duplicate", "fraudulent", "requested_by_customer"];
@@ -162,7 +167,7 @@ pub async fn create_refund(
                 amount,
                 currency: &payment.currency,
                 reason,
-                status: "pending_submission",
+                status: RefundStatus::PendingSubmission,
                 observed_at: 0,
                 now: ctx.now(),
             })
@@ -209,26 +214,54 @@ pub async fn submit(ctx: &Ctx, refund: &RefundRow, intent_id: &str) -> Result<Re
     let mut conn = h.conn();
     match answer {
         Ok(r) => {
-            // The refund's own event may have been applied first; only a
-            // newer view is written.
-            if let Some(current) = conn.get_refund(&refund.account(), &refund.id).await? {
-                if current.is_older_than(&r.status, r.created) {
-                    conn.update_refund_from_stripe(
+            // The refund's own event may be applied at the same moment; only
+            // a newer view is written, guarded by the row read. A lost race
+            // reads again: the winner's view may still be older than Stripe's
+            // answer (refund.created's `pending` against a `succeeded` here).
+            let status = RefundStatus::parse_stripe(&r.status).ok_or_else(|| {
+                Error::from(StripeError::Decode(format!(
+                    "a refund in an unknown status {:?}",
+                    r.status
+                )))
+            })?;
+            let seen = RefundEvent::Observed {
+                status,
+                at: r.created,
+            };
+            for _ in 0..WRITE_ATTEMPTS {
+                let Some(current) = conn.get_refund(&refund.account(), &refund.id).await? else {
+                    break;
+                };
+                let RefundDecision::Move { next } = transition(current.ledger(), seen) else {
+                    break;
+                };
+                if conn
+                    .update_refund_from_stripe(
                         &current,
                         &r.id,
-                        &r.status,
+                        next.status,
                         r.failure_reason.as_deref(),
-                        r.created,
+                        next.observed_at,
                         now,
                     )
-                    .await?;
+                    .await?
+                {
+                    break;
                 }
             }
         }
         Err(e @ StripeError::Refused { .. }) => {
-            // Stripe decided: the refund will not happen.
-            if let StripeError::Refused { error, .. } = &e {
-                conn.fail_refund_submission(&refund.id, &error.message, now)
+            // Stripe decided: the refund will not happen (unless Stripe has
+            // it already and this answers a retry: the machine decides).
+            let message = match &e {
+                StripeError::Refused { error, .. } => error.message.clone(),
+                StripeError::Unavailable { .. } | StripeError::Decode(_) => String::new(),
+            };
+            let current = conn.get_refund(&refund.account(), &refund.id).await?;
+            if let Some(RefundDecision::Move { .. }) =
+                current.map(|c| transition(c.ledger(), RefundEvent::Refused))
+            {
+                conn.fail_refund_submission(&refund.id, &message, now)
                     .await?;
             }
             return Err(e.into());

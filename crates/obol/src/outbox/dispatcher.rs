@@ -131,17 +131,7 @@ impl Dispatcher {
                     .saturating_mul(u32::try_from(*units).unwrap_or(u32::MAX));
                 tracing::info!(delivery = %d.id, attempt, reason, retry_in_ms = delay.as_millis() as u64, "notification not accepted; will retry");
                 let next = storage::now() + chrono::Duration::from_std(delay).unwrap_or_default();
-                let mut h = self.store.acquire().await?;
-                h.conn()
-                    .record_delivery_attempt(
-                        &d.id,
-                        "pending",
-                        code.map(i32::from),
-                        Some(reason),
-                        next,
-                        storage::now(),
-                    )
-                    .await
+                self.record(d, "pending", code, Some(reason), next).await
             }
             None => {
                 tracing::error!(delivery = %d.id, attempts = d.attempts, reason, "notification failed for good after the retry schedule");
@@ -157,11 +147,36 @@ impl Dispatcher {
         code: Option<u16>,
         error: Option<&str>,
     ) -> Result<()> {
-        let now = storage::now();
+        self.record(d, status, code, error, storage::now()).await
+    }
+
+    /// Writes an attempt's outcome unless the delivery changed while the
+    /// attempt was in flight (see `record_delivery_attempt`).
+    async fn record(
+        &self,
+        d: &DueDelivery,
+        status: &str,
+        code: Option<u16>,
+        error: Option<&str>,
+        next_attempt_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()> {
         let mut h = self.store.acquire().await?;
-        h.conn()
-            .record_delivery_attempt(&d.id, status, code.map(i32::from), error, now, now)
-            .await
+        let recorded = h
+            .conn()
+            .record_delivery_attempt(
+                &d.id,
+                d.attempts,
+                status,
+                code.map(i32::from),
+                error,
+                next_attempt_at,
+                storage::now(),
+            )
+            .await?;
+        if !recorded {
+            tracing::info!(delivery = %d.id, outcome = status, "notification attempt not recorded: the delivery changed while it was in flight");
+        }
+        Ok(())
     }
 }
 

@@ -15,4 +15,7 @@
 
 pub mod writer;
 
-pub use writer::{confirm_paid_order, observe, observe_intent, Adopt, Cause, Outcome};
+pub use writer::{
+    charge_amounts, confirm_paid_order, observe, observe_intent, Adopt, Cause, ChargeObject,
+    Outcome,
+};

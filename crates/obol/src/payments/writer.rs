@@ -7,7 +7,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::ledger::{self, Decision, IntentStatus, Ledger, Observation, PaymentState};
+use crate::ledger::{
+    self, ChargeAmounts, Decision, IntentStatus, Ledger, Observation, PaymentState,
+};
 use crate::outbox;
 use crate::storage::payments::{NewPayment, NewTimelineEntry, PaymentRow};
 use crate::storage::{self, Conn};
@@ -43,7 +45,37 @@ struct IntentObject {
     metadata: serde_json::Map<String, Value>,
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(object: &Value, what: &str) -> Result<T> {
+/// The parts of a charge the ledger reads.
+#[derive(Debug, Deserialize)]
+pub struct ChargeObject {
+    pub payment_intent: Option<Value>,
+    /// Absent on old API versions, where every charge listed was captured.
+    #[serde(default = "yes")]
+    pub captured: bool,
+    pub amount: i64,
+    #[serde(default)]
+    pub amount_captured: i64,
+    #[serde(default)]
+    pub amount_refunded: i64,
+    pub currency: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A charge's amounts as the ledger takes them; the ledger works out
+/// what of `amount_refunded` was really given back.
+pub fn charge_amounts(c: &ChargeObject) -> ChargeAmounts {
+    ChargeAmounts {
+        amount: c.amount,
+        amount_captured: c.amount_captured,
+        amount_refunded: c.amount_refunded,
+        captured: c.captured,
+    }
+}
+
+pub(crate) fn parse<T: for<'de> Deserialize<'de>>(object: &Value, what: &str) -> Result<T> {
     serde_json::from_value(object.clone())
         .map_err(|e| Error::internal(format!("unexpected {what} object: {e}")))
 }
@@ -58,15 +90,20 @@ pub async fn observe_intent(
 ) -> Result<Outcome> {
     let pi: IntentObject = parse(object, "payment_intent")?;
     // Reconciliation expands the latest charge, which carries the refunded
-    // amount; an event's intent does not (0 leaves the ledger's amount as is).
-    let amount_refunded = object["latest_charge"]["amount_refunded"]
-        .as_i64()
-        .unwrap_or(0);
+    // amount; an event's intent does not (no charge leaves the ledger's
+    // amount as is).
+    let charge = match &object["latest_charge"] {
+        Value::Object(_) => Some(charge_amounts(&parse::<ChargeObject>(
+            &object["latest_charge"],
+            "charge",
+        )?)),
+        _ => None,
+    };
     let observation = Observation {
         status: pi.status,
         failed_attempt: pi.last_payment_error.as_ref().is_some_and(|v| !v.is_null()),
         amount_received: pi.amount_received,
-        amount_refunded,
+        charge,
         at,
     };
     let adopt = Adopt {

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use super::{on_conn, Conn};
 use crate::context::AccountId;
 use crate::error::Result;
+use crate::ledger::dispute::{DisputeLedger, DisputeStatus};
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct DisputeRow {
@@ -14,11 +15,22 @@ pub struct DisputeRow {
     pub amount: i64,
     pub currency: String,
     pub reason: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: DisputeStatus,
     pub evidence_due_by: Option<i64>,
     pub observed_at: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl DisputeRow {
+    /// The part the dispute state machine reads.
+    pub fn ledger(&self) -> DisputeLedger {
+        DisputeLedger {
+            status: self.status,
+            observed_at: self.observed_at,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -60,7 +72,7 @@ pub struct NewDispute<'a> {
     pub amount: i64,
     pub currency: &'a str,
     pub reason: &'a str,
-    pub status: &'a str,
+    pub status: DisputeStatus,
     pub evidence_due_by: Option<i64>,
     pub observed_at: i64,
     pub now: DateTime<Utc>,
@@ -128,7 +140,7 @@ impl Conn<'_> {
                 .bind(d.amount)
                 .bind(d.currency)
                 .bind(d.reason)
-                .bind(d.status)
+                .bind(d.status.as_str())
                 .bind(d.evidence_due_by)
                 .bind(d.observed_at)
                 .bind(d.now)
@@ -142,7 +154,7 @@ impl Conn<'_> {
     pub async fn update_dispute_status(
         &mut self,
         read: &DisputeRow,
-        status: &str,
+        status: DisputeStatus,
         evidence_due_by: Option<i64>,
         observed_at: i64,
         now: DateTime<Utc>,
@@ -152,12 +164,12 @@ impl Conn<'_> {
                 "UPDATE disputes SET status = $1, evidence_due_by = COALESCE($2, evidence_due_by), \
                  observed_at = $3, updated_at = $4 WHERE id = $5 AND status = $6 AND observed_at = $7",
             )
-            .bind(status)
+            .bind(status.as_str())
             .bind(evidence_due_by)
             .bind(observed_at)
             .bind(now)
             .bind(&read.id)
-            .bind(&read.status)
+            .bind(read.status.as_str())
             .bind(read.observed_at)
             .execute(&mut **conn)
             .await?
@@ -169,8 +181,8 @@ impl Conn<'_> {
     pub async fn insert_dispute_timeline_entry(
         &mut self,
         dispute_id: &str,
-        from: Option<&str>,
-        to: &str,
+        from: Option<DisputeStatus>,
+        to: DisputeStatus,
         at: DateTime<Utc>,
         cause_kind: &str,
         cause_ref: Option<&str>,
@@ -183,8 +195,8 @@ impl Conn<'_> {
             )
             .bind(&id)
             .bind(dispute_id)
-            .bind(from)
-            .bind(to)
+            .bind(from.map(DisputeStatus::as_str))
+            .bind(to.as_str())
             .bind(at)
             .bind(cause_kind)
             .bind(cause_ref)
@@ -215,7 +227,7 @@ impl Conn<'_> {
     pub async fn list_disputes(
         &mut self,
         account: &AccountId,
-        status: Option<&str>,
+        status: Option<DisputeStatus>,
         before: Option<(DateTime<Utc>, String)>,
         limit: i64,
     ) -> Result<Vec<DisputeRow>> {
@@ -227,7 +239,7 @@ impl Conn<'_> {
         );
         Ok(on_conn!(self, |conn| {
             sqlx::query_as::<_, DisputeRow>(&sql)
-                .bind(status)
+                .bind(status.map(DisputeStatus::as_str))
                 .bind(before_at)
                 .bind(before_id)
                 .bind(limit)

@@ -252,21 +252,29 @@ impl Conn<'_> {
         Ok(out)
     }
 
+    /// Records the outcome of the attempt that claimed the delivery as
+    /// `pending` with `claimed_attempts`, guarded by that state: `false`
+    /// when it changed while the attempt was in flight (the endpoint was
+    /// deleted and the delivery canceled, a replay re-queued it, or the
+    /// claim expired and another dispatcher took it), so a late answer
+    /// never overwrites the newer state.
+    #[allow(clippy::too_many_arguments)]
     pub async fn record_delivery_attempt(
         &mut self,
         id: &str,
+        claimed_attempts: i32,
         status: &str,
         status_code: Option<i32>,
         error: Option<&str>,
         next_attempt_at: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let delivered = (status == "succeeded").then_some(now);
-        on_conn!(self, |conn| {
+        let n = on_conn!(self, |conn| {
             sqlx::query(
                 "UPDATE notification_deliveries SET status = $1, last_status_code = $2, last_error = $3, \
                  next_attempt_at = $4, locked_until = NULL, updated_at = $5, delivered_at = COALESCE($6, delivered_at) \
-                 WHERE id = $7",
+                 WHERE id = $7 AND status = 'pending' AND attempts = $8",
             )
             .bind(status)
             .bind(status_code)
@@ -275,10 +283,12 @@ impl Conn<'_> {
             .bind(now)
             .bind(delivered)
             .bind(id)
+            .bind(claimed_attempts)
             .execute(&mut **conn)
-            .await?;
+            .await?
+            .rows_affected()
         });
-        Ok(())
+        Ok(n == 1)
     }
 
     pub async fn list_deliveries(

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use super::{on_conn, Conn};
 use crate::context::AccountId;
 use crate::error::Result;
+use crate::ledger::refund::{RefundLedger, RefundStatus};
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct RefundRow {
@@ -15,7 +16,8 @@ pub struct RefundRow {
     pub amount: i64,
     pub currency: String,
     pub reason: Option<String>,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: RefundStatus,
     pub failure_reason: Option<String>,
     pub observed_at: i64,
     pub created_at: DateTime<Utc>,
@@ -33,7 +35,7 @@ pub struct NewRefund<'a> {
     pub amount: i64,
     pub currency: &'a str,
     pub reason: Option<&'a str>,
-    pub status: &'a str,
+    pub status: RefundStatus,
     pub observed_at: i64,
     pub now: DateTime<Utc>,
 }
@@ -44,20 +46,12 @@ impl RefundRow {
         AccountId::from_db(self.account_id.clone())
     }
 
-    /// Whether Stripe's view (`status` as of `at`) is newer than this
-    /// record: a later second, or within one second a further-along status.
-    pub fn is_older_than(&self, status: &str, at: i64) -> bool {
-        fn progress(s: &str) -> u8 {
-            match s {
-                "pending_submission" => 0,
-                "pending" | "requires_action" => 1,
-                "succeeded" => 2,
-                _ => 3,
-            }
+    /// The part the refund state machine reads.
+    pub fn ledger(&self) -> RefundLedger {
+        RefundLedger {
+            status: self.status,
+            observed_at: self.observed_at,
         }
-        self.status == "pending_submission"
-            || at > self.observed_at
-            || (at == self.observed_at && progress(status) > progress(&self.status))
     }
 }
 
@@ -78,7 +72,7 @@ impl Conn<'_> {
                 .bind(r.amount)
                 .bind(r.currency)
                 .bind(r.reason)
-                .bind(r.status)
+                .bind(r.status.as_str())
                 .bind(r.observed_at)
                 .bind(r.now)
                 .fetch_one(&mut **conn)
@@ -170,7 +164,7 @@ impl Conn<'_> {
         &mut self,
         read: &RefundRow,
         stripe_refund_id: &str,
-        status: &str,
+        status: RefundStatus,
         failure_reason: Option<&str>,
         observed_at: i64,
         now: DateTime<Utc>,
@@ -181,12 +175,12 @@ impl Conn<'_> {
                  observed_at = $4, updated_at = $5 WHERE id = $6 AND status = $7 AND observed_at = $8",
             )
             .bind(stripe_refund_id)
-            .bind(status)
+            .bind(status.as_str())
             .bind(failure_reason)
             .bind(observed_at)
             .bind(now)
             .bind(&read.id)
-            .bind(&read.status)
+            .bind(read.status.as_str())
             .bind(read.observed_at)
             .execute(&mut **conn)
             .await?

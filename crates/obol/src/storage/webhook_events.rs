@@ -101,48 +101,60 @@ impl Conn<'_> {
         Ok(rows)
     }
 
-    /// Final outcome: `applied` or `ignored` (with the reason).
+    /// Final outcome of the claim `claimed` (the row as claimed):
+    /// `applied` or `ignored` (with the reason). Guarded by the claimed
+    /// state and attempt: `false` when the claim lapsed and another worker
+    /// took the event (or it was replayed), so the caller rolls back
+    /// instead of overwriting the newer outcome.
     pub async fn finish_webhook_event(
         &mut self,
-        id: &str,
+        claimed: &WebhookEventRow,
         status: &str,
         reason: Option<&str>,
         now: DateTime<Utc>,
-    ) -> Result<()> {
-        on_conn!(self, |conn| {
+    ) -> Result<bool> {
+        let n = on_conn!(self, |conn| {
             sqlx::query(
                 "UPDATE webhook_events SET status = $1, reason = $2, applied_at = $3, locked_until = NULL \
-                 WHERE id = $4",
+                 WHERE id = $4 AND status = $5 AND attempts = $6",
             )
             .bind(status)
             .bind(reason)
             .bind(now)
-            .bind(id)
+            .bind(&claimed.id)
+            .bind(&claimed.status)
+            .bind(claimed.attempts)
             .execute(&mut **conn)
-            .await?;
+            .await?
+            .rows_affected()
         });
-        Ok(())
+        Ok(n == 1)
     }
 
-    /// A failed application: visible as `failed`, retried at `next_attempt_at`.
+    /// A failed application of the claim `claimed`: visible as `failed`,
+    /// retried at `next_attempt_at`. Guarded like `finish_webhook_event`
+    /// (`false`: another worker's claim owns the event now).
     pub async fn fail_webhook_event(
         &mut self,
-        id: &str,
+        claimed: &WebhookEventRow,
         reason: &str,
         next_attempt_at: DateTime<Utc>,
-    ) -> Result<()> {
-        on_conn!(self, |conn| {
+    ) -> Result<bool> {
+        let n = on_conn!(self, |conn| {
             sqlx::query(
                 "UPDATE webhook_events SET status = 'failed', reason = $1, next_attempt_at = $2, \
-                 locked_until = NULL WHERE id = $3",
+                 locked_until = NULL WHERE id = $3 AND status = $4 AND attempts = $5",
             )
             .bind(reason)
             .bind(next_attempt_at)
-            .bind(id)
+            .bind(&claimed.id)
+            .bind(&claimed.status)
+            .bind(claimed.attempts)
             .execute(&mut **conn)
-            .await?;
+            .await?
+            .rows_affected()
         });
-        Ok(())
+        Ok(n == 1)
     }
 
     /// Puts an event back in the queue (`POST /v1/webhook-events/{id}/replay`).

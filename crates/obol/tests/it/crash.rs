@@ -3,6 +3,7 @@
 //! is lost and nothing is applied twice.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,9 @@ on_both_backends!(a_killed_obol_loses_nothing_it_acknowledged);
 
 const SECRET: &str = "whsec_obol_crash_test";
 const EVENTS: usize = 600;
+/// kill -9 lands once this many events were acknowledged: mid-stream on
+/// any machine, however fast or loaded, unlike a timer.
+const KILL_AFTER_ACKS: usize = 150;
 
 fn event(i: usize) -> String {
     json!({"id": format!("evt_crash_{i}"), "object": "event", "type": "payment_intent.succeeded",
@@ -28,6 +32,11 @@ fn event(i: usize) -> String {
 
 /// Sends events `ids` concurrently; returns those answered 2xx.
 async fn deliver(base: &str, ids: Vec<usize>) -> Vec<usize> {
+    deliver_counting(base, ids, Arc::default()).await
+}
+
+/// `deliver`, counting acknowledgements in `acks` as they come.
+async fn deliver_counting(base: &str, ids: Vec<usize>, acks: Arc<AtomicUsize>) -> Vec<usize> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
@@ -37,6 +46,7 @@ async fn deliver(base: &str, ids: Vec<usize>) -> Vec<usize> {
         .for_each_concurrent(16, |i| {
             let http = http.clone();
             let acked = acked.clone();
+            let acks = acks.clone();
             let url = format!("{base}/webhooks/stripe");
             async move {
                 let body = event(i);
@@ -54,6 +64,7 @@ async fn deliver(base: &str, ids: Vec<usize>) -> Vec<usize> {
                 {
                     if r.status().is_success() {
                         acked.lock().unwrap().push(i);
+                        acks.fetch_add(1, Ordering::SeqCst);
                     }
                 }
             }
@@ -71,15 +82,22 @@ async fn a_killed_obol_loses_nothing_it_acknowledged(backend: Backend) {
         .await;
     let base = obol.base_url.clone();
     let pid = obol.pid();
-    // Kill -9 mid-stream, while deliveries are being stored and applied.
+    // Kill -9 mid-stream, while deliveries are being stored and applied:
+    // after KILL_AFTER_ACKS acknowledgements.
+    let acks = Arc::new(AtomicUsize::new(0));
+    let seen = acks.clone();
     let killer = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while seen.load(Ordering::SeqCst) < KILL_AFTER_ACKS {
+            assert!(Instant::now() < deadline, "too few events acknowledged");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
         std::process::Command::new("kill")
             .args(["-9", &pid.to_string()])
             .status()
             .unwrap();
     });
-    let acked: HashSet<usize> = deliver(&base, (0..EVENTS).collect())
+    let acked: HashSet<usize> = deliver_counting(&base, (0..EVENTS).collect(), acks)
         .await
         .into_iter()
         .collect();

@@ -7,7 +7,10 @@ use crate::helpers::{Backend, Obol};
 use crate::inbox::{eventually, sandbox, stripe_post};
 use crate::on_both_backends;
 
-on_both_backends!(a_dispute_flags_the_payment_and_opens_a_task_until_it_closes);
+on_both_backends!(
+    a_dispute_flags_the_payment_and_opens_a_task_until_it_closes,
+    an_unknown_dispute_status_filter_is_400,
+);
 
 async fn a_dispute_flags_the_payment_and_opens_a_task_until_it_closes(backend: Backend) {
     let obol = Obol::start(backend).await;
@@ -78,4 +81,22 @@ async fn a_dispute_flags_the_payment_and_opens_a_task_until_it_closes(backend: B
     assert_eq!(done_tasks["data"][0]["id"], task["id"]);
     let (status, _) = obol.get("/v1/disputes/dsp_nope").await;
     assert_eq!(status, 404);
+}
+
+/// The status filter is parsed at the edge: a typo is the caller's
+/// mistake, not an empty list.
+async fn an_unknown_dispute_status_filter_is_400(backend: Backend) {
+    let obol = Obol::start(backend).await;
+    let (status, body) = obol.get("/v1/disputes?status=needs_reponse").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_query")),
+        "{body}"
+    );
+    let (status, body) = obol.get("/v1/disputes?status=needs_response").await;
+    assert_eq!(
+        (status, &body["data"]),
+        (200, &serde_json::json!([])),
+        "{body}"
+    );
 }

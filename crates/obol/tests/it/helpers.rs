@@ -38,10 +38,54 @@ macro_rules! on_both_backends {
     };
 }
 
-/// A fresh, empty database for one test.
+/// A fresh, empty database for one test; a PostgreSQL one is dropped when
+/// the `TestDb` is (the SQLite file goes with `dir`).
 pub struct TestDb {
     pub url: String,
     pub dir: tempfile::TempDir,
+    /// PostgreSQL: (admin URL, database name) to drop at the end.
+    pg: Option<(String, String)>,
+}
+
+/// The admin connection the PostgreSQL tests create databases with.
+pub fn postgres_admin_url() -> String {
+    std::env::var("POSTGRES_TEST_URL")
+        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((admin, name)) = self.pg.take() else {
+            return;
+        };
+        // Drop is synchronous and usually runs on a tokio worker thread,
+        // where blocking on the test's runtime is not allowed: a thread of
+        // its own with a small runtime does it. FORCE ends sessions still
+        // open (a test's pool, an obol killed a moment ago).
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(async {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok::<_, String>(())
+            })
+        })
+        .join();
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("could not drop test database {}: {e}", self.url),
+            Err(_) => eprintln!("dropping test database {} panicked", self.url),
+        }
+    }
 }
 
 impl TestDb {
@@ -52,9 +96,7 @@ impl TestDb {
                 format!("sqlite://{}?mode=rwc", dir.path().join("obol.db").display())
             }
             Backend::Postgres => {
-                let admin = std::env::var("POSTGRES_TEST_URL").unwrap_or_else(|_| {
-                    "postgres://postgres:postgres@127.0.0.1:5432/postgres".to_string()
-                });
+                let admin = postgres_admin_url();
                 let name = format!("obol_test_{}", uuid::Uuid::new_v4().simple());
                 use sqlx::Connection;
                 let mut conn = sqlx::PgConnection::connect(&admin)
@@ -70,18 +112,25 @@ impl TestDb {
                     .await
                     .unwrap();
                 let base = admin.rsplit_once('/').unwrap().0;
-                format!("{base}/{name}")
+                let url = format!("{base}/{name}");
+                return TestDb {
+                    url,
+                    dir,
+                    pg: Some((admin, name)),
+                };
             }
         };
-        TestDb { url, dir }
+        TestDb { url, dir, pg: None }
     }
 
     /// The same database for a second process, with its own working
-    /// directory (two `obol serve` on one PostgreSQL database).
+    /// directory (two `obol serve` on one PostgreSQL database). The copy
+    /// does not own the database: the original drops it.
     pub fn share(&self) -> TestDb {
         TestDb {
             url: self.url.clone(),
             dir: tempfile::tempdir().unwrap(),
+            pg: None,
         }
     }
 
@@ -106,7 +155,9 @@ pub fn random_api_key() -> String {
     format!("obol_sk_test{}", uuid::Uuid::new_v4().simple())
 }
 
-/// A running `obol serve` process.
+/// A running `obol serve` process. Its `Drop` kills the process before
+/// the fields drop, so `db` (and with it a PostgreSQL database) goes only
+/// once nothing uses it.
 pub struct Obol {
     child: Child,
     pub base_url: String,
@@ -315,6 +366,7 @@ impl Obol {
             TestDb {
                 url: String::new(),
                 dir: tempfile::tempdir().unwrap(),
+                pg: None,
             },
         );
         (status, db, output)

@@ -15,6 +15,7 @@ on_both_backends!(
     a_redelivered_event_is_acknowledged_and_not_applied_twice,
     lost_deliveries_are_recovered_by_reconciliation,
     events_obol_cannot_apply_are_kept_as_ignored_with_a_reason,
+    reconciled_partial_captures_and_cancellations_refund_nothing,
 );
 
 /// The sandbox's API base, from obol's own `/health`.
@@ -227,9 +228,28 @@ async fn lost_deliveries_are_recovered_by_reconciliation(backend: Backend) {
     )
     .await;
     let pi_id = pi["id"].as_str().unwrap().to_string();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Absence is asserted once the sandbox has decided every delivery
+    // (all dropped, none pending), not after a guessed pause.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s: Value = reqwest::get(format!("{base}/_sandbox/stats"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let d = &s["deliveries"];
+        if d["pending"] == 0 && d["dropped"].as_i64() >= Some(1) {
+            assert_eq!(d["succeeded"], 0, "{s}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "deliveries never decided: {s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (_, payments) = obol.get("/v1/payments").await;
     assert_eq!(payments["data"], json!([]), "nothing was delivered");
+    let (_, events) = obol.get("/v1/webhook-events").await;
+    assert_eq!(events["data"], json!([]), "nothing reached the inbox");
 
     let (status, report) = obol.post("/v1/reconciliations", json!({})).await;
     assert_eq!(status, 200, "{report}");
@@ -334,4 +354,92 @@ async fn events_obol_cannot_apply_are_kept_as_ignored_with_a_reason(backend: Bac
     }
     let (_, payments) = obol.get("/v1/payments").await;
     assert_eq!(payments["data"], json!([]), "nothing applied");
+}
+
+/// Reconciliation reads the intent with its latest charge, whose
+/// `amount_refunded` counts the released rest of a partial capture and
+/// the whole of a cancelled authorization: neither is a refund.
+async fn reconciled_partial_captures_and_cancellations_refund_nothing(backend: Backend) {
+    // Every delivery is dropped: only reconciliation tells obol.
+    let obol = Obol::builder(backend)
+        .env("OBOL_SANDBOX__CHAOS", "seed=5,drop=1")
+        .env("OBOL_RECONCILE__INTERVAL_SECONDS", "0")
+        .start()
+        .await;
+    let base = sandbox(&obol).await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let pi = stripe_post(
+            &base,
+            "/v1/payment_intents",
+            &[
+                ("amount", "2000"),
+                ("currency", "eur"),
+                ("payment_method", "pm_card_visa"),
+                ("confirm", "true"),
+                ("capture_method", "manual"),
+                ("payment_method_types[]", "card"),
+            ],
+        )
+        .await;
+        ids.push(pi["id"].as_str().unwrap().to_string());
+    }
+    obol.post("/v1/reconciliations", json!({})).await;
+    eventually(&obol, "/v1/payments?status=authorized", |b| {
+        b["data"].as_array().is_some_and(|d| d.len() == 2)
+    })
+    .await;
+    let (captured, cancelled) = (&ids[0], &ids[1]);
+    let c = stripe_post(
+        &base,
+        &format!("/v1/payment_intents/{captured}/capture"),
+        &[("amount_to_capture", "1500")],
+    )
+    .await;
+    assert_eq!(c["status"], "succeeded", "{c}");
+    let c = stripe_post(
+        &base,
+        &format!("/v1/payment_intents/{cancelled}/cancel"),
+        &[],
+    )
+    .await;
+    assert_eq!(c["status"], "canceled", "{c}");
+
+    let (_, report) = obol.post("/v1/reconciliations", json!({})).await;
+    assert!(report["payments_checked"].as_u64() >= Some(2), "{report}");
+    // Whatever reconciliation stored is applied before comparing.
+    eventually(&obol, "/v1/webhook-events?status=received&limit=1", |b| {
+        b["data"] == json!([])
+    })
+    .await;
+    let (_, list) = obol.get("/v1/payments?limit=10").await;
+    let find = |pi: &str| {
+        list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["stripe_payment_intent_id"] == pi)
+            .cloned()
+            .unwrap()
+    };
+    let p = find(captured);
+    assert_eq!(
+        (
+            p["status"].as_str(),
+            p["amount_captured"].as_i64(),
+            p["amount_refunded"].as_i64()
+        ),
+        (Some("completed"), Some(1500), Some(0)),
+        "{p}"
+    );
+    let p = find(cancelled);
+    assert_eq!(
+        (
+            p["status"].as_str(),
+            p["amount_captured"].as_i64(),
+            p["amount_refunded"].as_i64()
+        ),
+        (Some("canceled"), Some(0), Some(0)),
+        "{p}"
+    );
 }

@@ -15,6 +15,7 @@ use crate::on_both_backends;
 on_both_backends!(
     notifications_are_signed_retried_and_verifiable,
     a_receiver_that_never_answers_ends_failed_and_can_be_replayed,
+    a_delivery_cancelled_while_in_flight_stays_cancelled,
 );
 
 #[derive(Clone, Debug)]
@@ -275,4 +276,110 @@ async fn a_receiver_that_never_answers_ends_failed_and_can_be_replayed(backend: 
         assert!(std::time::Instant::now() < deadline, "replay not attempted");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A receiver that holds each request until released: it reports the
+/// request on `arrived` and answers 204 once `release` is notified.
+async fn holding_receiver() -> (
+    String,
+    tokio::sync::mpsc::UnboundedReceiver<()>,
+    Arc<tokio::sync::Notify>,
+) {
+    let (arrived_tx, arrived) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let gate = release.clone();
+    let app = axum::Router::new().route(
+        "/hooks",
+        axum::routing::post(move || {
+            let arrived_tx = arrived_tx.clone();
+            let gate = gate.clone();
+            async move {
+                let _ = arrived_tx.send(());
+                gate.notified().await;
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, arrived, release)
+}
+
+/// Deleting an endpoint cancels its pending deliveries; an attempt already
+/// on the wire that finishes afterwards must not bring one back.
+async fn a_delivery_cancelled_while_in_flight_stays_cancelled(backend: Backend) {
+    let obol = Obol::builder(backend)
+        .env("OBOL_NOTIFICATIONS__RETRY_UNIT_MS", "20")
+        .start()
+        .await;
+    let store = obol.db.store().await;
+    let (url, mut arrived, release) = holding_receiver().await;
+    let (_, endpoint) = obol
+        .post(
+            "/v1/webhook-endpoints",
+            json!({"url": url, "event_types": ["payment.completed"]}),
+        )
+        .await;
+    let ep = endpoint["id"].as_str().unwrap().to_string();
+    let base = sandbox(&obol).await;
+    stripe_post(
+        &base,
+        "/v1/payment_intents",
+        &[
+            ("amount", "1500"),
+            ("currency", "eur"),
+            ("payment_method", "pm_card_visa"),
+            ("confirm", "true"),
+            ("payment_method_types[]", "card"),
+        ],
+    )
+    .await;
+    tokio::time::timeout(Duration::from_secs(20), arrived.recv())
+        .await
+        .expect("the delivery reached the receiver")
+        .unwrap();
+
+    // In flight: the receiver holds the request while the endpoint goes.
+    let r = obol
+        .http
+        .delete(obol.url(&format!("/v1/webhook-endpoints/{ep}")))
+        .bearer_auth(&obol.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    let status = || async {
+        let mut h = store.acquire().await.unwrap();
+        let d = h
+            .conn()
+            .list_deliveries(&obol::context::AccountId::platform(), &ep, None, 10)
+            .await
+            .unwrap();
+        assert_eq!(d.len(), 1, "{d:?}");
+        d[0].status.clone()
+    };
+    assert_eq!(status().await, "canceled");
+
+    // The receiver answers 204 now; the dispatcher's attempt ends. Wait for
+    // its outcome (logged when it finds the delivery changed, or written).
+    release.notify_one();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = status().await;
+        if now != "canceled" || obol.output().contains("changed while it was in flight") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the attempt never finished:\n{}",
+            obol.output()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        status().await,
+        "canceled",
+        "the late attempt overwrote the cancellation"
+    );
 }

@@ -11,6 +11,7 @@ on_both_backends!(
     refunds_that_break_the_rules_are_refused,
     concurrent_refunds_never_exceed_the_payment,
     refund_above_captured_amount_is_422,
+    refunds_after_a_partial_capture_count_only_money_given_back,
 );
 
 /// A captured payment of `amount` (eur) in obol's ledger; returns its id.
@@ -346,4 +347,68 @@ async fn refund_above_captured_amount_is_422(backend: Backend) {
         .post(&format!("/v1/payments/{id}/refunds"), json!({}))
         .await;
     assert_eq!((s, all["amount"].as_i64()), (201, Some(3999)), "{all}");
+}
+
+/// Stripe's charge counts the released 1,000 of a partial capture in
+/// `amount_refunded`; obol counts only what was given back.
+async fn refunds_after_a_partial_capture_count_only_money_given_back(backend: Backend) {
+    let obol = Obol::start(backend).await;
+    let (id, _) = partially_captured_payment(&obol, "4999", "3999").await;
+    let (_, p) = obol.get(&format!("/v1/payments/{id}")).await;
+    assert_eq!(
+        (p["status"].as_str(), p["amount_refunded"].as_i64()),
+        (Some("completed"), Some(0)),
+        "{p}"
+    );
+
+    let (s, b) = obol
+        .post(
+            &format!("/v1/payments/{id}/refunds"),
+            json!({"amount": 3000}),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    // Stripe's charge.refunded now says 4,000 refunded (1,000 released +
+    // 3,000); obol must show 3,000 and the payment partly refunded.
+    let p = eventually(&obol, &format!("/v1/payments/{id}/refunds"), |b| {
+        b["data"][0]["status"] == "succeeded"
+    })
+    .await;
+    assert_eq!(p["data"][0]["amount"], 3000);
+    let p = eventually(&obol, &format!("/v1/payments/{id}"), |b| {
+        b["amount_refunded"] != 0
+    })
+    .await;
+    assert_eq!(
+        (
+            p["status"].as_str(),
+            p["amount_refunded"].as_i64(),
+            p["amount_captured"].as_i64()
+        ),
+        (Some("partially_refunded"), Some(3000), Some(3999)),
+        "{p}"
+    );
+
+    // In total too: 3,000 then 1,000 is above 3,999.
+    let (s, b) = obol
+        .post(
+            &format!("/v1/payments/{id}/refunds"),
+            json!({"amount": 1000}),
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (422, Some("refund_exceeds_remaining")),
+        "{b}"
+    );
+    // No amount: what is left of the captured amount.
+    let (s, rest) = obol
+        .post(&format!("/v1/payments/{id}/refunds"), json!({}))
+        .await;
+    assert_eq!((s, rest["amount"].as_i64()), (201, Some(999)), "{rest}");
+    let p = eventually(&obol, &format!("/v1/payments/{id}"), |b| {
+        b["status"] == "refunded"
+    })
+    .await;
+    assert_eq!(p["amount_refunded"], 3999, "{p}");
 }

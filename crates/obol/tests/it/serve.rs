@@ -191,7 +191,20 @@ async fn sigterm_lets_an_in_flight_request_finish() {
         .args(["-TERM", &pid.to_string()])
         .status()
         .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The rest of the body goes once obol is shutting down (its log says
+    // so), not after a guessed pause: the request must still finish.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !obol
+        .output()
+        .contains("shutting down: finishing in-flight requests")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "obol never began shutting down:\n{}",
+            obol.output()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     stream.write_all(&body[10..]).await.unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();

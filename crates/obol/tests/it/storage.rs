@@ -17,7 +17,48 @@ on_both_backends!(
     customer_tokens_expire_and_revoke,
     several_instances_migrate_one_database_at_once,
     another_accounts_rows_are_invisible,
+    a_worker_whose_claim_expired_cannot_overwrite_the_events_outcome,
 );
+
+/// PostgreSQL test databases do not outlive their test, with or without
+/// an obol process on them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_test_databases_are_dropped_when_the_test_ends() {
+    use sqlx::Connection;
+    let exists = |name: String| async move {
+        let mut conn = sqlx::PgConnection::connect(&crate::helpers::postgres_admin_url())
+            .await
+            .unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pg_database WHERE datname = $1")
+            .bind(name)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        n == 1
+    };
+    let name_of = |url: &str| url.rsplit_once('/').unwrap().1.to_string();
+
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = db.store().await;
+    let name = name_of(&db.url);
+    assert!(exists(name.clone()).await);
+    drop(db);
+    drop(store);
+    assert!(!exists(name).await, "the database outlived its TestDb");
+
+    let obol = crate::helpers::Obol::start(Backend::Postgres).await;
+    let name = name_of(&obol.db.url);
+    let pid = obol.pid();
+    assert!(exists(name.clone()).await);
+    drop(obol);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z ")),
+        "obol still runs"
+    );
+    assert!(!exists(name).await, "the database outlived its obol");
+}
 
 fn new_customer<'a>(
     id: &'a CustomerId,
@@ -393,7 +434,7 @@ async fn another_accounts_rows_are_invisible(backend: Backend) {
             amount: 100,
             currency: "eur",
             reason: None,
-            status: "succeeded",
+            status: obol::ledger::refund::RefundStatus::Succeeded,
             observed_at: 1,
             now: t,
         })
@@ -411,16 +452,23 @@ async fn another_accounts_rows_are_invisible(backend: Backend) {
             amount: 1000,
             currency: "eur",
             reason: "fraudulent",
-            status: "needs_response",
+            status: obol::ledger::dispute::DisputeStatus::NeedsResponse,
             evidence_due_by: None,
             observed_at: 1,
             now: t,
         })
         .await
         .unwrap();
-    c.insert_dispute_timeline_entry(&dispute.id, None, "needs_response", t, "webhook", None)
-        .await
-        .unwrap();
+    c.insert_dispute_timeline_entry(
+        &dispute.id,
+        None,
+        obol::ledger::dispute::DisputeStatus::NeedsResponse,
+        t,
+        "webhook",
+        None,
+    )
+    .await
+    .unwrap();
     c.open_task(&NewTask {
         account_id: mine.as_str(),
         kind: "respond_to_dispute",
@@ -537,4 +585,69 @@ async fn another_accounts_rows_are_invisible(backend: Backend) {
         1
     );
     tx.commit().await.unwrap();
+}
+
+/// A worker whose claim expired (it stalled past the lock) and whose event
+/// another worker then claimed and applied must not overwrite the outcome
+/// when it finally finishes, nor mark it failed.
+async fn a_worker_whose_claim_expired_cannot_overwrite_the_events_outcome(backend: Backend) {
+    use obol::storage::webhook_events::NewWebhookEvent;
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let t0 = now();
+    let mut h = store.acquire().await.unwrap();
+    let mut conn = h.conn();
+    assert!(conn
+        .insert_webhook_event(&NewWebhookEvent {
+            stripe_event_id: "evt_claims",
+            account_id: "default",
+            event_type: "payment_intent.succeeded",
+            stripe_created: 1,
+            livemode: false,
+            payload: "{}",
+            source: "webhook",
+            now: t0,
+        })
+        .await
+        .unwrap());
+    let lock = chrono::Duration::seconds(15);
+    let first = conn
+        .claim_due_webhook_events(t0, t0 + lock, 10)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    // Not claimable while the first claim holds; claimable once it lapsed.
+    assert!(conn
+        .claim_due_webhook_events(t0 + chrono::Duration::seconds(1), t0 + lock, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let later = t0 + chrono::Duration::seconds(16);
+    let second = conn
+        .claim_due_webhook_events(later, later + lock, 10)
+        .await
+        .unwrap();
+    assert_eq!(second.len(), 1);
+    assert!(conn
+        .finish_webhook_event(&second[0], "applied", None, later)
+        .await
+        .unwrap());
+    // The stalled first worker comes back: its outcome is refused.
+    assert!(!conn
+        .fail_webhook_event(&first[0], "stalled", later)
+        .await
+        .unwrap());
+    assert!(!conn
+        .finish_webhook_event(&first[0], "ignored", Some("late"), later)
+        .await
+        .unwrap());
+    let row = conn
+        .get_webhook_event(None, &first[0].id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (row.status.as_str(), row.reason.as_deref()),
+        ("applied", None)
+    );
 }
