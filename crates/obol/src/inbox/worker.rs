@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::apply::{self, Outcome};
 use crate::error::Result;
+use crate::ledger::inbox_event::{self, InboxInput, InboxStatus};
 use crate::storage::webhook_events::WebhookEventRow;
 use crate::storage::{self, Store};
 
@@ -76,9 +77,16 @@ async fn apply_one(store: &Store, event: &WebhookEventRow, live: bool) {
     let result = async {
         let mut tx = store.begin().await?;
         let outcome = apply::apply(&mut tx.conn(), event, live).await?;
-        let (status, reason) = match &outcome {
-            Outcome::Applied => ("applied", None),
-            Outcome::Ignored(reason) => ("ignored", Some(reason.as_str())),
+        let (input, reason) = match &outcome {
+            Outcome::Applied => (InboxInput::Applied, None),
+            Outcome::Ignored(reason) => (InboxInput::Ignored, Some(reason.as_str())),
+        };
+        let read = InboxStatus::parse(&event.status).ok_or_else(|| {
+            crate::error::Error::internal(format!("event {} is {:?}", event.id, event.status))
+        })?;
+        // The machine decides; the write is guarded by the status read.
+        let Some(status) = inbox_event::transition(read, input) else {
+            return Ok(None);
         };
         if !tx
             .conn()

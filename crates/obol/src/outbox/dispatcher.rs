@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Result;
+use crate::ledger::delivery::{self, DeliveryInput, DeliveryStatus};
 use crate::storage::notifications::DueDelivery;
 use crate::storage::{self, Store};
 
@@ -84,7 +85,9 @@ impl Dispatcher {
             return self
                 .finish(
                     &d,
-                    "failed",
+                    DeliveryInput::Refused {
+                        retries_left: false,
+                    },
                     None,
                     Some("the endpoint's secret is unusable"),
                 )
@@ -103,7 +106,7 @@ impl Dispatcher {
         match outcome {
             Ok(r) if r.status().is_success() => {
                 tracing::debug!(delivery = %d.id, kind = %d.event_type, "notification delivered");
-                self.finish(&d, "succeeded", Some(r.status().as_u16()), None)
+                self.finish(&d, DeliveryInput::Accepted, Some(r.status().as_u16()), None)
                     .await
             }
             Ok(r) => {
@@ -131,11 +134,15 @@ impl Dispatcher {
                     .saturating_mul(u32::try_from(*units).unwrap_or(u32::MAX));
                 tracing::info!(delivery = %d.id, attempt, reason, retry_in_ms = delay.as_millis() as u64, "notification not accepted; will retry");
                 let next = storage::now() + chrono::Duration::from_std(delay).unwrap_or_default();
-                self.record(d, "pending", code, Some(reason), next).await
+                let input = DeliveryInput::Refused { retries_left: true };
+                self.record(d, input, code, Some(reason), next).await
             }
             None => {
                 tracing::error!(delivery = %d.id, attempts = d.attempts, reason, "notification failed for good after the retry schedule");
-                self.finish(d, "failed", code, Some(reason)).await
+                let input = DeliveryInput::Refused {
+                    retries_left: false,
+                };
+                self.finish(d, input, code, Some(reason)).await
             }
         }
     }
@@ -143,11 +150,11 @@ impl Dispatcher {
     async fn finish(
         &self,
         d: &DueDelivery,
-        status: &str,
+        input: DeliveryInput,
         code: Option<u16>,
         error: Option<&str>,
     ) -> Result<()> {
-        self.record(d, status, code, error, storage::now()).await
+        self.record(d, input, code, error, storage::now()).await
     }
 
     /// Writes an attempt's outcome unless the delivery changed while the
@@ -155,11 +162,16 @@ impl Dispatcher {
     async fn record(
         &self,
         d: &DueDelivery,
-        status: &str,
+        input: DeliveryInput,
         code: Option<u16>,
         error: Option<&str>,
         next_attempt_at: chrono::DateTime<chrono::Utc>,
     ) -> Result<()> {
+        // A claimed delivery is pending; the machine says what the attempt
+        // makes of it, and the write is guarded by that pending status.
+        let Some(status) = delivery::transition(DeliveryStatus::Pending, input) else {
+            return Ok(());
+        };
         let mut h = self.store.acquire().await?;
         let recorded = h
             .conn()
@@ -174,7 +186,7 @@ impl Dispatcher {
             )
             .await?;
         if !recorded {
-            tracing::info!(delivery = %d.id, outcome = status, "notification attempt not recorded: the delivery changed while it was in flight");
+            tracing::info!(delivery = %d.id, outcome = status.as_str(), "notification attempt not recorded: the delivery changed while it was in flight");
         }
         Ok(())
     }

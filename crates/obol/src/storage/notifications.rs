@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use super::{on_conn, Conn};
 use crate::context::AccountId;
 use crate::error::Result;
+use crate::ledger::delivery::DeliveryStatus;
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct EndpointRow {
@@ -263,20 +264,20 @@ impl Conn<'_> {
         &mut self,
         id: &str,
         claimed_attempts: i32,
-        status: &str,
+        status: DeliveryStatus,
         status_code: Option<i32>,
         error: Option<&str>,
         next_attempt_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let delivered = (status == "succeeded").then_some(now);
+        let delivered = (status == DeliveryStatus::Succeeded).then_some(now);
         let n = on_conn!(self, |conn| {
             sqlx::query(
                 "UPDATE notification_deliveries SET status = $1, last_status_code = $2, last_error = $3, \
                  next_attempt_at = $4, locked_until = NULL, updated_at = $5, delivered_at = COALESCE($6, delivered_at) \
                  WHERE id = $7 AND status = 'pending' AND attempts = $8",
             )
-            .bind(status)
+            .bind(status.as_str())
             .bind(status_code)
             .bind(error)
             .bind(next_attempt_at)

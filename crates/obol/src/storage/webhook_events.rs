@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use super::{on_conn, Conn};
 use crate::context::AccountId;
 use crate::error::Result;
+use crate::ledger::inbox_event::InboxStatus;
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct WebhookEventRow {
@@ -109,7 +110,7 @@ impl Conn<'_> {
     pub async fn finish_webhook_event(
         &mut self,
         claimed: &WebhookEventRow,
-        status: &str,
+        status: InboxStatus,
         reason: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<bool> {
@@ -118,7 +119,7 @@ impl Conn<'_> {
                 "UPDATE webhook_events SET status = $1, reason = $2, applied_at = $3, locked_until = NULL \
                  WHERE id = $4 AND status = $5 AND attempts = $6",
             )
-            .bind(status)
+            .bind(status.as_str())
             .bind(reason)
             .bind(now)
             .bind(&claimed.id)

@@ -629,7 +629,12 @@ async fn a_worker_whose_claim_expired_cannot_overwrite_the_events_outcome(backen
         .unwrap();
     assert_eq!(second.len(), 1);
     assert!(conn
-        .finish_webhook_event(&second[0], "applied", None, later)
+        .finish_webhook_event(
+            &second[0],
+            obol::ledger::inbox_event::InboxStatus::Applied,
+            None,
+            later
+        )
         .await
         .unwrap());
     // The stalled first worker comes back: its outcome is refused.
@@ -638,7 +643,12 @@ async fn a_worker_whose_claim_expired_cannot_overwrite_the_events_outcome(backen
         .await
         .unwrap());
     assert!(!conn
-        .finish_webhook_event(&first[0], "ignored", Some("late"), later)
+        .finish_webhook_event(
+            &first[0],
+            obol::ledger::inbox_event::InboxStatus::Ignored,
+            Some("late"),
+            later
+        )
         .await
         .unwrap());
     let row = conn
