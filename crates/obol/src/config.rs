@@ -51,6 +51,41 @@ pub struct Config {
     pub notifications: NotificationSettings,
     #[serde(default)]
     pub checkout: CheckoutSettings,
+    #[serde(default)]
+    pub jobs: JobsSettings,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsSettings {
+    /// Job runner tasks per process (1–32).
+    #[serde(default = "default_job_workers")]
+    pub workers: usize,
+    /// How often an idle runner looks for due jobs queued by other
+    /// processes, in milliseconds (10–60000); jobs queued by this process
+    /// wake it at once.
+    #[serde(default = "default_job_poll_ms")]
+    pub poll_interval_ms: u64,
+    /// The unit of the job retry schedules in milliseconds (default 1000:
+    /// the schedules read in seconds). Tests shrink it; 0 retries at once.
+    #[serde(default = "default_retry_unit_ms")]
+    pub retry_unit_ms: u64,
+    /// How long a claimed job is held (2–3600 s): a job whose worker died
+    /// is taken over this long after its claim. An attempt may run for
+    /// three quarters of it.
+    #[serde(default = "default_job_lease_seconds")]
+    pub lease_seconds: u64,
+}
+
+impl Default for JobsSettings {
+    fn default() -> Self {
+        Self {
+            workers: default_job_workers(),
+            poll_interval_ms: default_job_poll_ms(),
+            retry_unit_ms: default_retry_unit_ms(),
+            lease_seconds: default_job_lease_seconds(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -255,6 +290,15 @@ fn default_capture_on() -> String {
 fn default_retry_unit_ms() -> u64 {
     1000
 }
+fn default_job_workers() -> usize {
+    2
+}
+fn default_job_poll_ms() -> u64 {
+    1000
+}
+fn default_job_lease_seconds() -> u64 {
+    60
+}
 fn default_reconcile_interval() -> u64 {
     300
 }
@@ -452,6 +496,21 @@ impl Config {
                 "must be at least 1024",
             ));
         }
+        if !(1..=32).contains(&self.jobs.workers) {
+            return Err(ConfigError::new("jobs.workers", "must be between 1 and 32"));
+        }
+        if !(10..=60_000).contains(&self.jobs.poll_interval_ms) {
+            return Err(ConfigError::new(
+                "jobs.poll_interval_ms",
+                "must be between 10 and 60000",
+            ));
+        }
+        if !(2..=3600).contains(&self.jobs.lease_seconds) {
+            return Err(ConfigError::new(
+                "jobs.lease_seconds",
+                "must be between 2 and 3600",
+            ));
+        }
         let t = &self.customer_tokens;
         if t.default_ttl_seconds == 0 || t.default_ttl_seconds > t.max_ttl_seconds {
             return Err(ConfigError::new(
@@ -584,6 +643,41 @@ mod tests {
             jail.set_env("OBOL_STRIPE__WEBHOOK_SECRETS", "whsec_a,nope");
             let e = Config::load(None).unwrap_err();
             assert_eq!(e.key, "stripe.webhook_secrets[1]");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn job_settings_default_and_out_of_range_values_name_their_key() {
+        Jail::expect_with(|jail| {
+            let c = Config::load(None).unwrap();
+            assert_eq!(
+                (
+                    c.jobs.workers,
+                    c.jobs.poll_interval_ms,
+                    c.jobs.retry_unit_ms
+                ),
+                (2, 1000, 1000)
+            );
+            jail.set_env("OBOL_JOBS__WORKERS", "0");
+            assert_eq!(Config::load(None).unwrap_err().key, "jobs.workers");
+            jail.set_env("OBOL_JOBS__WORKERS", "4");
+            jail.set_env("OBOL_JOBS__POLL_INTERVAL_MS", "5");
+            assert_eq!(Config::load(None).unwrap_err().key, "jobs.poll_interval_ms");
+            jail.set_env("OBOL_JOBS__POLL_INTERVAL_MS", "50");
+            jail.set_env("OBOL_JOBS__LEASE_SECONDS", "1");
+            assert_eq!(Config::load(None).unwrap_err().key, "jobs.lease_seconds");
+            jail.set_env("OBOL_JOBS__LEASE_SECONDS", "5");
+            jail.set_env("OBOL_JOBS__RETRY_UNIT_MS", "0");
+            let c = Config::load(None).unwrap();
+            assert_eq!(
+                (
+                    c.jobs.workers,
+                    c.jobs.poll_interval_ms,
+                    c.jobs.retry_unit_ms
+                ),
+                (4, 50, 0)
+            );
             Ok(())
         });
     }

@@ -138,6 +138,8 @@ rule_codes! {
     InvalidQuantity => ("invalid_quantity", 422),
     InvalidRefundReason => ("invalid_refund_reason", 422),
     InvalidUrl => ("invalid_url", 422),
+    JobAlreadyQueued => ("job_already_queued", 409),
+    JobNotDead => ("job_not_dead", 409),
     OrderAlreadyPaid => ("order_already_paid", 409),
     OrderChanged => ("order_changed", 409),
     OrderNotPayable => ("order_not_payable", 409),
@@ -164,6 +166,7 @@ pub enum Resource {
     WebhookEndpoint,
     WebhookDelivery,
     Order,
+    Job,
 }
 
 impl Resource {
@@ -177,6 +180,7 @@ impl Resource {
             Resource::WebhookEndpoint => "webhook endpoint",
             Resource::WebhookDelivery => "webhook delivery",
             Resource::Order => "order",
+            Resource::Job => "job",
         }
     }
 }
@@ -219,6 +223,7 @@ impl Error {
             Error::NotFound(Resource::WebhookEndpoint) => "webhook_endpoint_not_found",
             Error::NotFound(Resource::WebhookDelivery) => "webhook_delivery_not_found",
             Error::NotFound(Resource::Order) => "order_not_found",
+            Error::NotFound(Resource::Job) => "job_not_found",
             Error::RouteNotFound { .. } => "route_not_found",
             Error::MethodNotAllowed => "method_not_allowed",
             Error::BodyTooLarge => "body_too_large",
@@ -330,6 +335,7 @@ mod tests {
             Error::NotFound(Resource::WebhookEndpoint),
             Error::NotFound(Resource::WebhookDelivery),
             Error::NotFound(Resource::Order),
+            Error::NotFound(Resource::Job),
             Error::RouteNotFound {
                 method: "GET".into(),
                 path: "/x".into(),

@@ -156,6 +156,16 @@ prefixed_id!(
     RequestId,
     "req_"
 );
+prefixed_id!(
+    /// A background job.
+    JobId,
+    "job_"
+);
+prefixed_id!(
+    /// One attempt of a background job.
+    JobRunId,
+    "jrun_"
+);
 
 /// A freshly minted secret: shown to its owner once, stored as a hash.
 pub struct SecretToken {
@@ -249,6 +259,8 @@ mod tests {
             OrderTimelineId::PREFIX,
             DisputeTimelineId::PREFIX,
             RequestId::PREFIX,
+            JobId::PREFIX,
+            JobRunId::PREFIX,
         ];
         for (i, a) in prefixes.iter().enumerate() {
             for b in &prefixes[i + 1..] {

@@ -12,6 +12,7 @@ pub mod context;
 pub mod error;
 pub mod ids;
 pub mod inbox;
+pub mod jobs;
 pub mod ledger;
 pub mod money;
 pub mod ops;
@@ -103,12 +104,16 @@ impl Application {
             Duration::from_millis(config.notifications.retry_unit_ms),
         )?;
         background.push(tokio::spawn(dispatcher.run(stop_background.clone())));
-        if config.reconcile.interval_seconds > 0 {
-            background.push(tokio::spawn(ops::reconciliation::run_every(
-                ctx.clone(),
-                Duration::from_secs(config.reconcile.interval_seconds),
-                stop_background.clone(),
-            )));
+        let job_ctx = jobs::JobCtx {
+            ctx: ctx.clone(),
+            settings: jobs::JobSettings::from_config(&config),
+        };
+        jobs::reconcile::schedule_first(ctx.store(), &job_ctx.settings)
+            .await
+            .context("scheduling the reconciliation job")?;
+        for _ in 0..job_ctx.settings.workers {
+            let runner = jobs::Runner::new(job_ctx.clone(), jobs::Runner::worker_id());
+            background.push(tokio::spawn(runner.run(stop_background.clone())));
         }
         let router = api::router(state, config.http.body_limit_bytes);
         Ok(Application {

@@ -12,6 +12,7 @@ pub mod customers;
 pub mod disputes;
 pub mod endpoints;
 pub mod health;
+pub mod jobs;
 pub mod json;
 pub mod orders;
 pub mod payment_intents;
@@ -118,6 +119,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .merge(orders::router())
         .merge(payment_intents::router())
         .merge(webhooks::router())
+        .merge(jobs::router())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

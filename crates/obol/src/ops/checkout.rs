@@ -405,7 +405,7 @@ fn account_of(p: &PaymentRow) -> AccountId {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Released {
     Canceled,
-    /// Stripe could not be reached: queued, retried by reconciliation.
+    /// Stripe could not be reached: a `release_authorization` job retries it.
     CancelPending,
 }
 
@@ -447,35 +447,17 @@ pub async fn release(ctx: &Ctx, payment: &PaymentRow, reason: &str) -> Result<Re
         Err(e @ StripeError::Unavailable { .. }) => {
             tracing::error!(payment = %payment.id, %reason, error = %e, "could not release an authorization; queued for retry");
             let mut h = ctx.store().acquire().await?;
-            h.conn()
-                .queue_cancellation(&payment.id, reason, &e.to_string(), ctx.now())
-                .await?;
+            crate::jobs::release::enqueue(&mut h.conn(), payment, reason).await?;
             Ok(Released::CancelPending)
         }
         Err(e) => Err(e.into()),
     }
 }
 
-/// Retries queued releases (a job).
+/// For a reconciliation pass: queued releases become due now (the job
+/// runner performs them); returns how many.
 pub async fn retry_releases(ctx: &Ctx) -> Result<usize> {
-    let queued = {
-        let mut h = ctx.store().acquire().await?;
-        h.conn().list_pending_cancellations(50).await?
-    };
-    let mut done = 0;
-    for (account, payment_id, reason) in queued {
-        let payment = {
-            let mut h = ctx.store().acquire().await?;
-            h.conn()
-                .get_payment(&AccountId::from_db(account), &payment_id)
-                .await?
-                .ok_or(Error::NotFound(Resource::Payment))?
-        };
-        if release(ctx, &payment, &reason).await? == Released::Canceled {
-            done += 1;
-        }
-    }
-    Ok(done)
+    crate::jobs::release::queue_pending(ctx.store()).await
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ pub mod customers;
 pub mod disputes;
 pub mod endpoints;
 pub mod health;
+pub mod jobs;
 pub mod orders;
 pub mod pagination;
 pub mod payments;

@@ -7,13 +7,16 @@
 //! 2. retrieve the intents of payments Stripe may still move and apply
 //!    each as an observation made *now*, newer than every event, so the
 //!    payment converges to Stripe's state even if events were lost for
-//!    good.
-
-use std::time::Duration;
+//!    good;
+//! 3. make queued release and refund jobs due now (the job runner in
+//!    `jobs/` performs them).
+//!
+//! `obol serve` runs a pass as the recurring `reconcile` job
+//! (`jobs/reconcile.rs`); `obol reconcile` and `POST /v1/reconciliations`
+//! run one at once.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
 use crate::context::{AccountId, Actor, Ctx};
 use crate::error::{Error, Result};
@@ -37,9 +40,11 @@ pub struct Report {
     pub events_new: usize,
     pub payments_checked: usize,
     pub payments_moved: usize,
-    /// Refunds Stripe had not accepted yet, sent again with their key.
+    /// `resubmit_refund` jobs this pass made due now (queuing one for a
+    /// refund left unsubmitted without one); the job runner sends them.
     pub refunds_resubmitted: usize,
-    /// Authorization releases Stripe could not be reached for, done now.
+    /// `release_authorization` jobs this pass made due now; the job runner
+    /// releases them within moments.
     pub releases_retried: usize,
 }
 
@@ -166,25 +171,4 @@ async fn recheck_payments(ctx: &Ctx, report: &mut Report) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Runs a pass every `every` until `stop`.
-pub async fn run_every(ctx: Ctx, every: Duration, stop: CancellationToken) {
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => break,
-            () = tokio::time::sleep(every) => {}
-        }
-        match run_once(&ctx).await {
-            Ok(r) if r.events_new > 0 || r.payments_moved > 0 => {
-                tracing::info!(
-                    ?r,
-                    "reconciliation recovered changes Stripe had not delivered"
-                );
-                ctx.wake_inbox();
-            }
-            Ok(r) => tracing::debug!(?r, "reconciliation found nothing missing"),
-            Err(e) => tracing::warn!(error = %e, "reconciliation failed; next run retries"),
-        }
-    }
 }

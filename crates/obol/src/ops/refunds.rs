@@ -189,6 +189,7 @@ pub async fn create_refund(
         // and the resubmission job tries again with the same key.
         Err(Error::Stripe(detail)) if matches!(*detail, StripeError::Unavailable { .. }) => {
             tracing::error!(refund = %refund.id, %detail, "Stripe did not accept a refund yet; it will be resubmitted");
+            crate::jobs::refund_resubmit::enqueue_after_failure(ctx.store(), &refund).await?;
             Ok(refund)
         }
         Err(e) => Err(e),
@@ -276,29 +277,8 @@ pub async fn submit(ctx: &Ctx, refund: &RefundRow, intent_id: &str) -> Result<Re
         .ok_or(Error::NotFound(Resource::Payment))
 }
 
-/// Resubmits refunds Stripe has not accepted for a minute (a job).
+/// For a reconciliation pass: refunds Stripe has not accepted get their
+/// `resubmit_refund` job due now (the job runner sends them); returns how many.
 pub async fn resubmit_stale(ctx: &Ctx) -> Result<usize> {
-    let cutoff = ctx.now() - chrono::Duration::seconds(60);
-    let stale = {
-        let mut h = ctx.store().acquire().await?;
-        h.conn().list_unsubmitted_refunds(cutoff, 50).await?
-    };
-    let mut done = 0;
-    for refund in stale {
-        let intent = {
-            let mut h = ctx.store().acquire().await?;
-            match h
-                .conn()
-                .get_payment(&refund.account(), &refund.payment_id)
-                .await?
-            {
-                Some(p) => p.stripe_payment_intent_id,
-                None => continue,
-            }
-        };
-        if submit(ctx, &refund, &intent).await.is_ok() {
-            done += 1;
-        }
-    }
-    Ok(done)
+    crate::jobs::refund_resubmit::queue_stale(ctx.store()).await
 }

@@ -12,6 +12,7 @@ pub mod api_keys;
 pub mod customer_tokens;
 pub mod customers;
 pub mod disputes;
+pub mod jobs;
 pub mod notifications;
 pub mod orders;
 pub mod payments;

@@ -123,6 +123,17 @@ impl TestDb {
         TestDb { url, dir, pg: None }
     }
 
+    /// The same database for a second process, with its own working
+    /// directory (two `obol serve` on one PostgreSQL database). The copy
+    /// does not own the database: the original drops it.
+    pub fn share(&self) -> TestDb {
+        TestDb {
+            url: self.url.clone(),
+            dir: tempfile::tempdir().unwrap(),
+            pg: None,
+        }
+    }
+
     pub fn config(&self, extra_yaml: &str) -> obol::config::Config {
         let yaml = format!(
             "database_url: \"{}\"\nlisten: 127.0.0.1:0\nsandbox:\n  db: memory\n{extra_yaml}",

@@ -10,6 +10,7 @@ mod crash;
 mod disputes;
 mod helpers;
 mod inbox;
+mod jobs;
 mod layering;
 mod legacy;
 mod notifications;

@@ -15,7 +15,7 @@ on_both_backends!(
 );
 
 /// A captured payment of `amount` (eur) in obol's ledger; returns its id.
-async fn completed_payment(obol: &Obol, amount: &str) -> String {
+pub async fn completed_payment(obol: &Obol, amount: &str) -> String {
     completed_payment_in(obol, amount, "eur").await
 }
 

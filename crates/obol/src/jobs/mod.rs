@@ -1,0 +1,541 @@
+//! The durable job runner: every piece of background work obol does after a
+//! request has been answered (retrying an authorization release, resubmitting
+//! a refund, the recurring reconciliation pass) is a row in `jobs`.
+//!
+//! What lives here: the job kinds and their one retry-schedule table
+//! (`JobKind::retry_delays`), the job state machine (`transition`, pure and
+//! property-tested), the runner loop that claims due jobs with a lease and
+//! records every attempt in `job_runs`, and one file per kind with its
+//! handler. Handlers are idempotent: a job may run again after a worker died
+//! mid-attempt (its lease expires and another worker claims it), so each one
+//! carries its own Stripe idempotency key or checks the current state first.
+//!
+//! What must not: SQL (it is in `storage/jobs.rs`) and business rules (the
+//! handlers call `ops/`, which the API calls too).
+//!
+//! The ordering rule: a job moves only by `transition`; the storage writes
+//! after a claim are guarded by `status = 'running' AND locked_by = worker`,
+//! so a worker that lost its lease cannot overwrite a newer attempt. A
+//! handler's timeout (three quarters of the lease: 45 s of the default
+//! 60 s) is shorter than the lease: a slow attempt is abandoned before
+//! another worker may claim the job, so two attempts of one job never run
+//! at once.
+
+pub mod reconcile;
+pub mod refund_resubmit;
+pub mod release;
+
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::context::{AccountId, Ctx};
+use crate::error::Result;
+use crate::storage::jobs::{JobRow, NewJobRow};
+use crate::storage::{self, Conn};
+
+/// Jobs one worker claims at a time; they run concurrently, each within
+/// its own timeout, so a batch never outlives its lease.
+const CLAIM_BATCH: i64 = 8;
+
+/// Wakes the runners of this process when a job is queued, so a job queued
+/// by a request starts at once instead of at the next poll. Process-wide
+/// because jobs are queued from `ops/`, which has no handle on the runners;
+/// other processes find the job on their next poll.
+static WAKE: Notify = Notify::const_new();
+
+/// Tells this process's runners a job is waiting.
+pub fn wake() {
+    WAKE.notify_one();
+}
+
+/// The kinds of job. Matched exhaustively: a new kind must say its retry
+/// schedule and its handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// Cancel an authorization Stripe could not be reached for.
+    ReleaseAuthorization,
+    /// Send a refund Stripe has not accepted yet, with its original key.
+    ResubmitRefund,
+    /// One reconciliation pass; queues the next when it ends.
+    Reconcile,
+}
+
+impl JobKind {
+    pub const ALL: [JobKind; 3] = [
+        JobKind::ReleaseAuthorization,
+        JobKind::ResubmitRefund,
+        JobKind::Reconcile,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::ReleaseAuthorization => "release_authorization",
+            JobKind::ResubmitRefund => "resubmit_refund",
+            JobKind::Reconcile => "reconcile",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobKind> {
+        JobKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// THE retry-schedule table: the delays between attempts, in units of
+    /// `jobs.retry_unit_ms` (default one second). A job has one attempt
+    /// more than it has delays; after the last it is `dead`.
+    pub const fn retry_delays(self) -> &'static [u64] {
+        match self {
+            // 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, 2 h, 4 h, 8 h, 12 h:
+            // about 28 hours, well inside the 7 days an authorization lives.
+            JobKind::ReleaseAuthorization => {
+                &[5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 43200]
+            }
+            // 1 min, 5 min, 15 min, 1 h, 2 h, 6 h, 12 h, 24 h: about two
+            // days; a refund Stripe never accepts needs a person.
+            JobKind::ResubmitRefund => &[60, 300, 900, 3600, 7200, 21600, 43200, 86400],
+            // 30 s, 1 min, 2 min: a failed pass is retried a little, then
+            // the next scheduled pass takes over.
+            JobKind::Reconcile => &[30, 60, 120],
+        }
+    }
+
+    pub fn max_attempts(self) -> i32 {
+        i32::try_from(self.retry_delays().len() + 1).unwrap_or(i32::MAX)
+    }
+}
+
+/// A job's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Dead,
+}
+
+impl JobStatus {
+    pub const ALL: [JobStatus; 4] = [
+        JobStatus::Queued,
+        JobStatus::Running,
+        JobStatus::Succeeded,
+        JobStatus::Dead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Dead => "dead",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobStatus> {
+        JobStatus::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// What the state machine looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobState {
+    pub status: JobStatus,
+    pub attempts: i32,
+    pub max_attempts: i32,
+}
+
+/// What can happen to a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobInput {
+    /// A worker claims a due queued job.
+    Claim,
+    /// A worker claims a running job whose lease expired (its worker died).
+    ReclaimExpired,
+    /// The attempt succeeded.
+    Succeed,
+    /// The attempt failed; `permanent` when retrying cannot help (the
+    /// payment was captured meanwhile, Stripe refused the refund).
+    Fail { permanent: bool },
+    /// An operator asks for a dead job to be run again.
+    OperatorRetry,
+}
+
+/// An input the current state does not accept; nothing changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    pub from: JobStatus,
+    pub input: JobInput,
+}
+
+/// The one place that says how a job moves:
+/// queued → running (claim, counting the attempt); running → running (the
+/// lease expired and another worker claims it, counting a new attempt; on
+/// the last attempt that makes it dead instead); running → succeeded;
+/// running → queued (failed with attempts left) or dead (failed on the last
+/// attempt, or permanently); dead → queued with a fresh schedule (operator).
+pub fn transition(s: JobState, input: JobInput) -> std::result::Result<JobState, Refusal> {
+    let refuse = Err(Refusal {
+        from: s.status,
+        input,
+    });
+    let with = |status: JobStatus, attempts: i32| {
+        Ok(JobState {
+            status,
+            attempts,
+            max_attempts: s.max_attempts,
+        })
+    };
+    match (s.status, input) {
+        (JobStatus::Queued, JobInput::Claim) if s.attempts < s.max_attempts => {
+            with(JobStatus::Running, s.attempts + 1)
+        }
+        (JobStatus::Queued, JobInput::Claim) => refuse,
+        (JobStatus::Running, JobInput::ReclaimExpired) if s.attempts < s.max_attempts => {
+            with(JobStatus::Running, s.attempts + 1)
+        }
+        (JobStatus::Running, JobInput::ReclaimExpired) => with(JobStatus::Dead, s.attempts),
+        (JobStatus::Running, JobInput::Succeed) => with(JobStatus::Succeeded, s.attempts),
+        (JobStatus::Running, JobInput::Fail { permanent }) => {
+            if permanent || s.attempts >= s.max_attempts {
+                with(JobStatus::Dead, s.attempts)
+            } else {
+                with(JobStatus::Queued, s.attempts)
+            }
+        }
+        (JobStatus::Dead, JobInput::OperatorRetry) => with(JobStatus::Queued, 0),
+        (
+            JobStatus::Queued,
+            JobInput::ReclaimExpired
+            | JobInput::Succeed
+            | JobInput::Fail { .. }
+            | JobInput::OperatorRetry,
+        )
+        | (JobStatus::Running, JobInput::Claim | JobInput::OperatorRetry)
+        | (
+            JobStatus::Succeeded,
+            JobInput::Claim
+            | JobInput::ReclaimExpired
+            | JobInput::Succeed
+            | JobInput::Fail { .. }
+            | JobInput::OperatorRetry,
+        )
+        | (
+            JobStatus::Dead,
+            JobInput::Claim | JobInput::ReclaimExpired | JobInput::Succeed | JobInput::Fail { .. },
+        ) => refuse,
+    }
+}
+
+/// The delay before the attempt after `attempts` failed ones, or `None`
+/// when the schedule is spent.
+pub fn retry_delay(kind: JobKind, attempts: i32, unit: Duration) -> Option<Duration> {
+    let index = usize::try_from(attempts.checked_sub(1)?).ok()?;
+    let units = kind.retry_delays().get(index)?;
+    Some(unit.saturating_mul(u32::try_from(*units).unwrap_or(u32::MAX)))
+}
+
+/// Why an attempt failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobError {
+    /// Worth trying again on the schedule (Stripe unreachable, a timeout).
+    Retry(String),
+    /// Retrying cannot help: the job goes dead at once.
+    Permanent(String),
+}
+
+impl JobError {
+    fn message(&self) -> &str {
+        match self {
+            JobError::Retry(m) | JobError::Permanent(m) => m,
+        }
+    }
+}
+
+/// A job to queue.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub kind: JobKind,
+    pub payload: serde_json::Value,
+    pub account_id: AccountId,
+    /// Names the logical job ("release_authorization:pay_X"): while one
+    /// with this key is queued or running, queuing it again does nothing.
+    pub dedupe_key: Option<String>,
+    pub run_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Queues a job in the caller's connection or transaction; `None` when the
+/// same logical job is already queued or running. The caller calls `wake`
+/// after committing (or lets the next poll find it).
+pub async fn enqueue(conn: &mut Conn<'_>, job: &NewJob) -> Result<Option<JobRow>> {
+    let payload = job.payload.to_string();
+    conn.insert_job(&NewJobRow {
+        kind: job.kind.as_str(),
+        payload: &payload,
+        account_id: job.account_id.as_str(),
+        dedupe_key: job.dedupe_key.as_deref(),
+        max_attempts: job.kind.max_attempts(),
+        run_at: job.run_at,
+        now: storage::now(),
+    })
+    .await
+}
+
+/// Runner settings, from `jobs.*` and `reconcile.interval_seconds`.
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    pub workers: usize,
+    pub poll_interval: Duration,
+    pub retry_unit: Duration,
+    /// How long a claim holds a job (`jobs.lease_seconds`): how soon a job
+    /// whose worker died is taken over.
+    pub lease: Duration,
+    /// Zero: reconciliation passes are not scheduled.
+    pub reconcile_interval: Duration,
+}
+
+impl JobSettings {
+    /// How long one attempt may take: below the lease, so an attempt is
+    /// abandoned before the job can be claimed again.
+    pub fn handler_timeout(&self) -> Duration {
+        self.lease.saturating_mul(3) / 4
+    }
+
+    pub fn from_config(config: &Config) -> JobSettings {
+        JobSettings {
+            workers: config.jobs.workers,
+            poll_interval: Duration::from_millis(config.jobs.poll_interval_ms),
+            retry_unit: Duration::from_millis(config.jobs.retry_unit_ms),
+            lease: Duration::from_secs(config.jobs.lease_seconds),
+            reconcile_interval: Duration::from_secs(config.reconcile.interval_seconds),
+        }
+    }
+}
+
+/// What handlers get: the context every use case runs with, and the
+/// runner's settings.
+#[derive(Clone)]
+pub struct JobCtx {
+    pub ctx: Ctx,
+    pub settings: JobSettings,
+}
+
+/// One worker: claims due jobs, runs them, records every attempt.
+pub struct Runner {
+    ctx: JobCtx,
+    worker: String,
+}
+
+impl Runner {
+    /// `worker` names this worker in `locked_by` and `job_runs`; unique per
+    /// task across processes (process id and a ULID).
+    pub fn new(ctx: JobCtx, worker: String) -> Runner {
+        Runner { ctx, worker }
+    }
+
+    pub fn worker_id() -> String {
+        format!(
+            "{}-{}",
+            std::process::id(),
+            ulid::Ulid::new().to_string().to_ascii_lowercase()
+        )
+    }
+
+    pub async fn run(self, stop: CancellationToken) {
+        tracing::debug!(worker = %self.worker, poll_ms = self.ctx.settings.poll_interval.as_millis() as u64, "job runner started");
+        loop {
+            if stop.is_cancelled() {
+                break;
+            }
+            let ran = match self.run_once().await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!(error = %e, "job runner could not claim jobs");
+                    0
+                }
+            };
+            if ran > 0 {
+                continue;
+            }
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = WAKE.notified() => {}
+                () = tokio::time::sleep(self.ctx.settings.poll_interval) => {}
+            }
+        }
+    }
+
+    /// Claims one batch of due jobs and runs it; returns how many ran.
+    pub async fn run_once(&self) -> Result<usize> {
+        let now = storage::now();
+        let lock_until =
+            now + chrono::Duration::from_std(self.ctx.settings.lease).unwrap_or_default();
+        let claimed = {
+            let mut tx = self.ctx.ctx.store().begin().await?;
+            let mut conn = tx.conn();
+            for dead in conn.bury_expired_jobs(now).await? {
+                tracing::error!(job = %dead.id, kind = %dead.kind, attempts = dead.attempts,
+                    "job is dead: its worker stopped answering during the last attempt");
+                if JobKind::parse(&dead.kind) == Some(JobKind::Reconcile) {
+                    reconcile::schedule_next(
+                        &mut conn,
+                        &self.ctx.settings,
+                        &AccountId::from_db(dead.account_id.clone()),
+                        now,
+                    )
+                    .await?;
+                }
+            }
+            let claimed = conn
+                .claim_due_jobs(&self.worker, now, lock_until, CLAIM_BATCH)
+                .await?;
+            tx.commit().await?;
+            claimed
+        };
+        let n = claimed.len();
+        tracing::trace!(worker = %self.worker, claimed = n, "claimed jobs");
+        let runs = claimed.into_iter().map(|job| self.run_job(job));
+        for result in futures::future::join_all(runs).await {
+            if let Err(e) = result {
+                tracing::error!(error = %e, "could not record a job attempt");
+            }
+        }
+        Ok(n)
+    }
+
+    async fn run_job(&self, job: JobRow) -> Result<()> {
+        let run_id = {
+            let mut h = self.ctx.ctx.store().acquire().await?;
+            h.conn()
+                .insert_job_run(&job.id, job.attempts, &self.worker, storage::now())
+                .await?
+        };
+        let kind = JobKind::parse(&job.kind);
+        let timeout = self.ctx.settings.handler_timeout();
+        let outcome = match kind {
+            Some(kind) => {
+                match tokio::time::timeout(timeout, dispatch(kind, &self.ctx, &job)).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => Err(JobError::Retry(format!(
+                        "timed out after {} s",
+                        timeout.as_secs()
+                    ))),
+                }
+            }
+            // A kind a newer obol queued during a rolling upgrade: leave it
+            // to a process that knows it.
+            None => Err(JobError::Retry(format!(
+                "this obol does not know job kind {:?}",
+                job.kind
+            ))),
+        };
+        self.record(&job, kind, &run_id, outcome).await
+    }
+
+    /// Writes the attempt's outcome as `transition` decides it, guarded by
+    /// this worker's lease, in one transaction with the run record and (for
+    /// recurring kinds) the next run.
+    async fn record(
+        &self,
+        job: &JobRow,
+        kind: Option<JobKind>,
+        run_id: &str,
+        outcome: std::result::Result<(), JobError>,
+    ) -> Result<()> {
+        let state = JobState {
+            status: JobStatus::Running,
+            attempts: job.attempts,
+            max_attempts: job.max_attempts,
+        };
+        let input = match &outcome {
+            Ok(()) => JobInput::Succeed,
+            Err(JobError::Retry(_)) => JobInput::Fail { permanent: false },
+            Err(JobError::Permanent(_)) => JobInput::Fail { permanent: true },
+        };
+        let next = transition(state, input)
+            .map_err(|r| crate::error::Error::internal(format!("job transition refused: {r:?}")))?;
+        let error = outcome.as_ref().err().map(JobError::message);
+        let now = storage::now();
+        let mut tx = self.ctx.ctx.store().begin().await?;
+        let mut conn = tx.conn();
+        let (wrote, run_outcome) = match next.status {
+            JobStatus::Succeeded => (
+                conn.finish_job(&job.id, &self.worker, now).await?,
+                "succeeded",
+            ),
+            JobStatus::Queued => {
+                let delay = kind
+                    .and_then(|k| retry_delay(k, job.attempts, self.ctx.settings.retry_unit))
+                    .unwrap_or(self.ctx.settings.poll_interval);
+                let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
+                let message = error.unwrap_or("failed");
+                tracing::info!(job = %job.id, kind = %job.kind, attempt = job.attempts, error = %message,
+                    retry_in_ms = delay.as_millis() as u64, "job attempt failed; will retry");
+                (
+                    conn.retry_job_later(&job.id, &self.worker, at, message, now)
+                        .await?,
+                    "retry",
+                )
+            }
+            JobStatus::Dead => {
+                let message = error.unwrap_or("failed");
+                tracing::error!(job = %job.id, kind = %job.kind, attempts = job.attempts, error = %message,
+                    "job is dead: an operator can retry it with POST /v1/jobs/{{id}}/retry");
+                (
+                    conn.mark_job_dead(&job.id, &self.worker, message, now)
+                        .await?,
+                    "dead",
+                )
+            }
+            JobStatus::Running => {
+                return Err(crate::error::Error::internal(
+                    "a finished attempt cannot leave a job running",
+                ))
+            }
+        };
+        if !wrote {
+            // Our lease passed to another worker; its attempt is the one
+            // that counts.
+            tracing::warn!(job = %job.id, worker = %self.worker, "job lease lost before the attempt finished");
+            conn.finish_job_run(run_id, "lease_lost", error, now)
+                .await?;
+            return tx.commit().await;
+        }
+        conn.finish_job_run(run_id, run_outcome, error, now).await?;
+        let terminal = matches!(next.status, JobStatus::Succeeded | JobStatus::Dead);
+        if terminal && kind == Some(JobKind::Reconcile) {
+            reconcile::schedule_next(
+                &mut conn,
+                &self.ctx.settings,
+                &AccountId::from_db(job.account_id.clone()),
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        if matches!(next.status, JobStatus::Succeeded) {
+            tracing::debug!(job = %job.id, kind = %job.kind, attempt = job.attempts, "job succeeded");
+        }
+        Ok(())
+    }
+}
+
+async fn dispatch(kind: JobKind, ctx: &JobCtx, job: &JobRow) -> std::result::Result<(), JobError> {
+    match kind {
+        JobKind::ReleaseAuthorization => release::run(ctx, job).await,
+        JobKind::ResubmitRefund => refund_resubmit::run(ctx, job).await,
+        JobKind::Reconcile => reconcile::run(ctx, job).await,
+    }
+}
+
+/// Parses a job's payload into the kind's payload type.
+fn payload<T: serde::de::DeserializeOwned>(job: &JobRow) -> std::result::Result<T, JobError> {
+    serde_json::from_str(&job.payload)
+        .map_err(|e| JobError::Permanent(format!("the job's payload is unreadable: {e}")))
+}
+
+#[cfg(test)]
+mod tests;
