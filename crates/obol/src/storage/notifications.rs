@@ -223,11 +223,17 @@ impl Conn<'_> {
             Conn::Sqlite(_) => "",
             Conn::Postgres(_) => "FOR UPDATE SKIP LOCKED",
         };
+        // The due rows are picked in a CTE, evaluated once: as an
+        // `IN (SELECT … LIMIT … SKIP LOCKED)` subquery PostgreSQL may rescan
+        // it and claim far more than `limit` (the job queue measured 289 rows
+        // claimed with LIMIT 8), so a worker would hold rows past its lease.
+        let due = "status = 'pending' AND next_attempt_at <= $2 \
+                   AND (locked_until IS NULL OR locked_until <= $2)";
         let claim = format!(
-            "UPDATE notification_deliveries SET locked_until = $1, attempts = attempts + 1 WHERE id IN (\
-               SELECT id FROM notification_deliveries WHERE status = 'pending' AND next_attempt_at <= $2 \
-               AND (locked_until IS NULL OR locked_until <= $2) ORDER BY next_attempt_at LIMIT $3 {lock}) \
-             RETURNING id"
+            "WITH due AS (SELECT id FROM notification_deliveries WHERE {due} \
+               ORDER BY next_attempt_at LIMIT $3 {lock}) \
+             UPDATE notification_deliveries SET locked_until = $1, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM due) AND {due} RETURNING id"
         );
         let ids: Vec<String> = on_conn!(self, |conn| {
             sqlx::query_scalar(&claim)

@@ -82,12 +82,16 @@ impl Conn<'_> {
             Conn::Sqlite(_) => "",
             Conn::Postgres(_) => "FOR UPDATE SKIP LOCKED",
         };
+        // A CTE, evaluated once, picks the rows: as an `IN (SELECT … LIMIT
+        // … SKIP LOCKED)` subquery PostgreSQL may rescan it and claim far
+        // more than `limit` (see `claim_due_deliveries`).
+        let due = "status IN ('received', 'failed') AND next_attempt_at <= $2 \
+                   AND (locked_until IS NULL OR locked_until <= $2)";
         let sql = format!(
-            "UPDATE webhook_events SET locked_until = $1, attempts = attempts + 1 WHERE id IN (\
-               SELECT id FROM webhook_events WHERE status IN ('received', 'failed') \
-               AND next_attempt_at <= $2 AND (locked_until IS NULL OR locked_until <= $2) \
+            "WITH due AS (SELECT id FROM webhook_events WHERE {due} \
                ORDER BY stripe_created, received_at LIMIT $3 {lock}) \
-             RETURNING {COLUMNS}"
+             UPDATE webhook_events SET locked_until = $1, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM due) AND {due} RETURNING {COLUMNS}"
         );
         let mut rows = on_conn!(self, |conn| {
             sqlx::query_as::<_, WebhookEventRow>(&sql)

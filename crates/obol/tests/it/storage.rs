@@ -17,6 +17,7 @@ on_both_backends!(
     customer_tokens_expire_and_revoke,
     several_instances_migrate_one_database_at_once,
     another_accounts_rows_are_invisible,
+    concurrent_inbox_claims_take_at_most_their_batch_and_never_the_same_event,
     a_worker_whose_claim_expired_cannot_overwrite_the_events_outcome,
 );
 
@@ -659,5 +660,75 @@ async fn a_worker_whose_claim_expired_cannot_overwrite_the_events_outcome(backen
     assert_eq!(
         (row.status.as_str(), row.reason.as_deref()),
         ("applied", None)
+    );
+}
+
+/// Workers claiming inbox events side by side each get at most their
+/// batch, and no event twice: on PostgreSQL an `IN (SELECT … LIMIT … SKIP
+/// LOCKED)` claim could take far more rows than its limit.
+async fn concurrent_inbox_claims_take_at_most_their_batch_and_never_the_same_event(
+    backend: Backend,
+) {
+    use obol::storage::webhook_events::NewWebhookEvent;
+    const EVENTS: usize = 200;
+    const BATCH: i64 = 8;
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    {
+        let mut h = store.acquire().await.unwrap();
+        for i in 0..EVENTS {
+            let id = format!("evt_claim_{i}");
+            h.conn()
+                .insert_webhook_event(&NewWebhookEvent {
+                    stripe_event_id: &id,
+                    account_id: "default",
+                    event_type: "payment_intent.succeeded",
+                    stripe_created: i64::try_from(i).unwrap(),
+                    livemode: false,
+                    payload: "{}",
+                    source: "webhook",
+                    now: now(),
+                })
+                .await
+                .unwrap();
+        }
+    }
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let store = store.clone();
+        workers.push(tokio::spawn(async move {
+            let mut claimed = Vec::new();
+            let mut largest = 0;
+            loop {
+                let t = now();
+                let mut tx = store.begin().await.unwrap();
+                let rows = tx
+                    .conn()
+                    .claim_due_webhook_events(t, t + chrono::Duration::seconds(60), BATCH)
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+                if rows.is_empty() {
+                    break;
+                }
+                largest = largest.max(rows.len());
+                claimed.extend(rows.into_iter().map(|r| r.id));
+            }
+            (claimed, largest)
+        }));
+    }
+    let mut all = Vec::new();
+    for w in workers {
+        let (claimed, largest) = w.await.unwrap();
+        assert!(largest <= BATCH as usize, "one claim took {largest} events");
+        all.extend(claimed);
+    }
+    let total = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(
+        (total, all.len()),
+        (EVENTS, EVENTS),
+        "claimed twice or lost"
     );
 }
