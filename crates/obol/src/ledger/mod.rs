@@ -1,7 +1,8 @@
 //! Pure state machines, one file each, every one a single `transition`
 //! function with property tests over any arrival order: `payment` (the
 //! payment ledger, re-exported here as `ledger::transition` and friends),
-//! `refund` and `dispute`.
+//! `order`, `refund`, `dispute`, `delivery` (host notifications),
+//! `inbox_event` (Stripe events in the inbox) and `job` (background work).
 //!
 //! Nothing here touches storage, Stripe or the clock: callers pass what
 //! was observed and when, and `storage/` writes the outcome guarded by the
@@ -11,6 +12,7 @@
 pub mod delivery;
 pub mod dispute;
 pub mod inbox_event;
+pub mod job;
 pub mod order;
 pub mod payment;
 pub mod refund;
