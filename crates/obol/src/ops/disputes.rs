@@ -82,7 +82,7 @@ pub struct TaskOut {
     pub payment_id: Option<String>,
     pub customer_id: Option<String>,
     /// open or done.
-    pub status: String,
+    pub status: crate::storage::disputes::TaskStatus,
     pub due_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub closed_at: Option<DateTime<Utc>>,
@@ -181,9 +181,8 @@ pub async fn get(ctx: &Ctx, actor: &Actor, id: &str) -> Result<DisputeOut> {
 pub async fn list_tasks(ctx: &Ctx, actor: &Actor, q: ListQuery) -> Result<Page<TaskOut>> {
     secret_only(actor)?;
     if let Some(s) = &q.status {
-        if s != "open" && s != "done" {
-            return Err(Error::InvalidQuery("status is open or done".into()));
-        }
+        crate::storage::disputes::TaskStatus::parse(s)
+            .ok_or_else(|| Error::InvalidQuery("status is open or done".into()))?;
     }
     let limit = pagination::limit(q.limit)?;
     let before = q.cursor.as_deref().map(Cursor::decode).transpose()?;

@@ -26,7 +26,7 @@ pub struct EndpointOut {
     pub url: String,
     pub event_types: Vec<String>,
     pub description: Option<String>,
-    pub status: String,
+    pub status: crate::storage::notifications::EndpointStatus,
     /// `whsec_…`, in the response that creates the endpoint only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
@@ -206,6 +206,11 @@ pub async fn list_deliveries(
         .map_err(|_| Error::NotFound(Resource::WebhookEndpoint))?;
     let id = id.as_str();
     secret_only(actor)?;
+    if let Some(s) = &q.status {
+        DeliveryStatus::parse(s).ok_or_else(|| {
+            Error::InvalidQuery("status is one of pending, succeeded, failed, canceled".into())
+        })?;
+    }
     let limit = super::pagination::limit(q.limit)?;
     let mut h = ctx.store().acquire().await?;
     let mut conn = h.conn();

@@ -44,6 +44,39 @@ pub struct DisputeTimelineRow {
     pub cause_ref: Option<String>,
 }
 
+/// A task is open until its subject settles (the dispute closes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    Open,
+    Done,
+}
+
+impl TaskStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Open => "open",
+            TaskStatus::Done => "done",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "open" => Some(TaskStatus::Open),
+            "done" => Some(TaskStatus::Done),
+            _ => None,
+        }
+    }
+}
+
+impl TryFrom<String> for TaskStatus {
+    type Error = String;
+
+    fn try_from(s: String) -> std::result::Result<Self, Self::Error> {
+        TaskStatus::parse(&s).ok_or_else(|| format!("unknown TaskStatus {s:?}"))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct TaskRow {
     pub id: String,
@@ -53,7 +86,8 @@ pub struct TaskRow {
     pub subject_id: String,
     pub payment_id: Option<String>,
     pub customer_id: Option<String>,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: TaskStatus,
     pub due_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub closed_at: Option<DateTime<Utc>>,

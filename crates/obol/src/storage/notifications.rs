@@ -7,6 +7,39 @@ use crate::context::AccountId;
 use crate::error::Result;
 use crate::ledger::delivery::DeliveryStatus;
 
+/// An endpoint is active until deleted (soft: its history stays).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndpointStatus {
+    Active,
+    Deleted,
+}
+
+impl EndpointStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndpointStatus::Active => "active",
+            EndpointStatus::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(EndpointStatus::Active),
+            "deleted" => Some(EndpointStatus::Deleted),
+            _ => None,
+        }
+    }
+}
+
+impl TryFrom<String> for EndpointStatus {
+    type Error = String;
+
+    fn try_from(s: String) -> std::result::Result<Self, Self::Error> {
+        EndpointStatus::parse(&s).ok_or_else(|| format!("unknown EndpointStatus {s:?}"))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct EndpointRow {
     pub id: String,
@@ -14,7 +47,8 @@ pub struct EndpointRow {
     pub event_types: String,
     pub secret: String,
     pub description: Option<String>,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: EndpointStatus,
     pub created_at: DateTime<Utc>,
 }
 
@@ -177,7 +211,7 @@ impl Conn<'_> {
             .list_endpoints(account)
             .await?
             .into_iter()
-            .filter(|e| e.status == "active" && e.wants(event_type))
+            .filter(|e| e.status == EndpointStatus::Active && e.wants(event_type))
             .collect();
         if endpoints.is_empty() {
             return Ok(None);

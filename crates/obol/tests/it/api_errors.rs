@@ -6,7 +6,40 @@ use serde_json::Value;
 use crate::helpers::{Backend, Obol};
 use crate::on_both_backends;
 
-on_both_backends!(bad_requests_answer_in_the_error_shape);
+on_both_backends!(
+    bad_requests_answer_in_the_error_shape,
+    an_unknown_status_filter_is_400_on_every_list,
+);
+
+/// Every list with a `status` filter refuses a status it does not know
+/// (before, deliveries and disputes answered 200 with an empty list, as
+/// if nothing matched).
+async fn an_unknown_status_filter_is_400_on_every_list(backend: Backend) {
+    let obol = Obol::start(backend).await;
+    let (status, ep) = obol
+        .post(
+            "/v1/webhook-endpoints",
+            serde_json::json!({"url": "https://example.com/hooks", "event_types": ["*"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{ep}");
+    let ep = ep["id"].as_str().unwrap();
+    for path in [
+        "/v1/payments?status=bogus".to_string(),
+        "/v1/disputes?status=bogus".to_string(),
+        "/v1/tasks?status=bogus".to_string(),
+        "/v1/webhook-events?status=bogus".to_string(),
+        "/v1/jobs?status=bogus".to_string(),
+        format!("/v1/webhook-endpoints/{ep}/deliveries?status=bogus"),
+    ] {
+        let (status, body) = obol.get(&path).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid_query")),
+            "{path}: {body}"
+        );
+    }
+}
 
 async fn bad_requests_answer_in_the_error_shape(backend: Backend) {
     let obol = Obol::start(backend).await;
