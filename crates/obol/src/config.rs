@@ -190,6 +190,11 @@ pub struct HttpSettings {
     /// before it is answered 429 for a while.
     #[serde(default = "default_auth_failures")]
     pub auth_failures_per_minute: u32,
+    /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For`
+    /// names the client; a list, or one comma-separated string. Empty:
+    /// the TCP peer is the client and the header is ignored.
+    #[serde(default, deserialize_with = "string_list")]
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for HttpSettings {
@@ -198,6 +203,7 @@ impl Default for HttpSettings {
             body_limit_bytes: default_body_limit(),
             shutdown_grace_seconds: default_grace(),
             auth_failures_per_minute: default_auth_failures(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -314,6 +320,15 @@ fn default_token_max_ttl() -> u64 {
 
 /// Accepts `["a", "b"]` (YAML) or `"a,b"` (one environment variable).
 fn secret_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::Error> {
+    Ok(string_list(d)?
+        .into_iter()
+        .map(SecretString::from)
+        .collect())
+}
+
+/// Accepts `["a", "b"]` (YAML) or `"a,b"` (one environment variable);
+/// items are trimmed and empty ones dropped.
+fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum OneOrMany {
@@ -328,8 +343,14 @@ fn secret_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::
         .into_iter()
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
-        .map(SecretString::from)
         .collect())
+}
+
+/// `10.0.0.0/8`, or one address (`10.0.0.1`, `::1`) as a one-address range.
+fn parse_proxy(s: &str) -> Option<ipnet::IpNet> {
+    s.parse::<ipnet::IpNet>()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
 }
 
 impl Config {
@@ -490,6 +511,14 @@ impl Config {
                 "must be confirmed, shipped or delivered",
             ));
         }
+        for (i, p) in self.http.trusted_proxies.iter().enumerate() {
+            if parse_proxy(p).is_none() {
+                return Err(ConfigError::new(
+                    &format!("http.trusted_proxies[{i}]"),
+                    format!("{p:?} is not an address or a CIDR range such as 10.0.0.0/8"),
+                ));
+            }
+        }
         if self.http.body_limit_bytes < 1024 {
             return Err(ConfigError::new(
                 "http.body_limit_bytes",
@@ -550,6 +579,15 @@ impl Config {
             Some(k) if k.expose_secret().contains("_live_") => StripeMode::Live,
             Some(_) => StripeMode::Test,
         }
+    }
+
+    /// `http.trusted_proxies`, parsed (validation refused any that is not).
+    pub fn trusted_proxies(&self) -> Vec<ipnet::IpNet> {
+        self.http
+            .trusted_proxies
+            .iter()
+            .filter_map(|p| parse_proxy(p))
+            .collect()
     }
 
     pub fn stripe_rate_limit(&self) -> u32 {
@@ -678,6 +716,20 @@ mod tests {
                 ),
                 (4, 50, 0)
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_ranges_and_name_a_bad_one() {
+        Jail::expect_with(|jail| {
+            assert!(Config::load(None).unwrap().trusted_proxies().is_empty());
+            jail.set_env("OBOL_HTTP__TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.1,::1");
+            let c = Config::load(None).unwrap();
+            assert_eq!(c.trusted_proxies().len(), 3);
+            jail.set_env("OBOL_HTTP__TRUSTED_PROXIES", "10.0.0.0/8,proxy.local");
+            let e = Config::load(None).unwrap_err();
+            assert_eq!(e.key, "http.trusted_proxies[1]", "{e}");
             Ok(())
         });
     }

@@ -59,7 +59,10 @@ impl AppState {
         AppState(Arc::new(Inner {
             ctx,
             api_key_hashes,
-            auth_throttle: throttle::AuthThrottle::new(config.http.auth_failures_per_minute),
+            auth_throttle: throttle::AuthThrottle::new(
+                config.http.auth_failures_per_minute,
+                config.trusted_proxies(),
+            ),
             webhook_secrets: std::sync::RwLock::new(config.stripe.webhook_secrets.clone()),
         }))
     }

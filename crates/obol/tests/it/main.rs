@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod api_customers;
 mod api_errors;
+mod auth_throttle;
 mod chaos;
 mod checkout;
 mod crash;
