@@ -95,12 +95,18 @@ pub struct CheckoutSettings {
     /// captured: confirmed (default), shipped or delivered.
     #[serde(default = "default_capture_on")]
     pub capture_on: String,
+    /// Open pay-first intents (pending, requires_action, authorized; no
+    /// order yet) one customer token may hold (1–1000); beyond it answers
+    /// 409 `too_many_open_intents`. The secret key is not capped.
+    #[serde(default = "default_max_open_intents")]
+    pub max_open_intents_per_customer: u32,
 }
 
 impl Default for CheckoutSettings {
     fn default() -> Self {
         Self {
             capture_on: default_capture_on(),
+            max_open_intents_per_customer: default_max_open_intents(),
         }
     }
 }
@@ -139,7 +145,7 @@ impl Default for ReconcileSettings {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StripeSettings {
     /// `sk_test_…`, `sk_live_…` or a restricted `rk_…` key. None: built-in sandbox.
@@ -157,12 +163,33 @@ pub struct StripeSettings {
     /// Default: 25 in test and sandbox mode, 100 in live mode (Stripe's limits).
     #[serde(default)]
     pub rate_limit_per_second: Option<u32>,
+    /// Stripe requests per second one customer token, guest token or link
+    /// may cause (1–1000), in bursts of twice that; beyond it answers 429
+    /// before Stripe is asked. All of them together get at most half of
+    /// `rate_limit_per_second`, so the secret key keeps the rest.
+    #[serde(default = "default_customer_rate_limit")]
+    pub customer_rate_limit_per_second: u32,
     /// Attempts per Stripe request, retries included (default 6).
     #[serde(default)]
     pub max_attempts: Option<u32>,
     /// Timeout of one Stripe request in seconds (default 30).
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
+}
+
+impl Default for StripeSettings {
+    fn default() -> Self {
+        Self {
+            secret_key: None,
+            publishable_key: None,
+            webhook_secrets: Vec::new(),
+            api_base: None,
+            rate_limit_per_second: None,
+            customer_rate_limit_per_second: default_customer_rate_limit(),
+            max_attempts: None,
+            timeout_seconds: None,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -292,6 +319,12 @@ fn default_grace() -> u64 {
 }
 fn default_capture_on() -> String {
     "confirmed".into()
+}
+fn default_max_open_intents() -> u32 {
+    5
+}
+fn default_customer_rate_limit() -> u32 {
+    2
 }
 fn default_retry_unit_ms() -> u64 {
     1000
@@ -488,6 +521,18 @@ impl Config {
             return Err(ConfigError::new(
                 "stripe.rate_limit_per_second",
                 "must be at least 1",
+            ));
+        }
+        if !(1..=1000).contains(&self.stripe.customer_rate_limit_per_second) {
+            return Err(ConfigError::new(
+                "stripe.customer_rate_limit_per_second",
+                "must be between 1 and 1000",
+            ));
+        }
+        if !(1..=1000).contains(&self.checkout.max_open_intents_per_customer) {
+            return Err(ConfigError::new(
+                "checkout.max_open_intents_per_customer",
+                "must be between 1 and 1000",
             ));
         }
         if matches!(self.stripe.max_attempts, Some(0) | Some(21..)) {
@@ -716,6 +761,23 @@ mod tests {
                 ),
                 (4, 50, 0)
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn customer_budgets_default_and_out_of_range_values_name_their_key() {
+        Jail::expect_with(|jail| {
+            let c = Config::load(None).unwrap();
+            assert_eq!(c.stripe.customer_rate_limit_per_second, 2);
+            assert_eq!(c.checkout.max_open_intents_per_customer, 5);
+            jail.set_env("OBOL_STRIPE__CUSTOMER_RATE_LIMIT_PER_SECOND", "0");
+            let e = Config::load(None).unwrap_err();
+            assert_eq!(e.key, "stripe.customer_rate_limit_per_second");
+            jail.set_env("OBOL_STRIPE__CUSTOMER_RATE_LIMIT_PER_SECOND", "3");
+            jail.set_env("OBOL_CHECKOUT__MAX_OPEN_INTENTS_PER_CUSTOMER", "0");
+            let e = Config::load(None).unwrap_err();
+            assert_eq!(e.key, "checkout.max_open_intents_per_customer");
             Ok(())
         });
     }

@@ -21,4 +21,5 @@ mod refunds;
 mod serve;
 mod signature;
 mod storage;
+mod stripe_budget;
 mod stripe_client;
