@@ -157,7 +157,7 @@ impl FromRequestParts<AppState> for SecretKey {
 }
 
 /// The guest token of a request: `X-Guest-Token`, or `?guest_token=`.
-fn guest_token(parts: &Parts) -> Option<String> {
+pub(super) fn guest_token(parts: &Parts) -> Option<String> {
     parts
         .headers
         .get("x-guest-token")
@@ -178,6 +178,52 @@ pub fn guest(token: &str) -> Actor {
         account: AccountId::platform(),
         token: TokenHash::of(token),
     }
+}
+
+/// Guest tokens (`X-Guest-Token`, `?guest_token=`) are checked by the
+/// use case, which answers 404 to a wrong one; this layer counts those
+/// 404s per (address, guest token) and, while that budget is spent,
+/// answers 429 before the use case reads anything, except to a guest
+/// token that was answered with success recently. A request that also
+/// carries `Authorization` is the credential's, not the guest's.
+pub async fn throttle_guest_tokens(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (parts, body) = req.into_parts();
+    let token = if parts.headers.contains_key(AUTHORIZATION) {
+        None
+    } else {
+        guest_token(&parts)
+    };
+    let ip = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| state.auth_throttle().client_ip(c.0.ip(), &parts.headers));
+    let req = axum::extract::Request::from_parts(parts, body);
+    let (Some(token), Some(ip)) = (token, ip) else {
+        return next.run(req).await;
+    };
+    let kind = CredentialKind::GuestToken;
+    let hash = TokenHash::of(&token);
+    let throttle = state.auth_throttle();
+    if let Some(retry) = throttle.blocked(ip, kind) {
+        if !throttle.is_known_good(&hash) {
+            return Error::RateLimited {
+                retry_after_seconds: retry.as_secs().max(1),
+            }
+            .into_response();
+        }
+    }
+    let response = next.run(req).await;
+    if response.status() == axum::http::StatusCode::NOT_FOUND {
+        throttle.record_failure(ip, kind);
+    } else if response.status().is_success() {
+        throttle.remember_good(&hash);
+    }
+    response
 }
 
 impl FromRequestParts<AppState> for MaybeActor {

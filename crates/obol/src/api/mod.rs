@@ -130,6 +130,10 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         // any of it (clients sending `Expect: 100-continue` never upload);
         // DefaultBodyLimit above catches chunked bodies while reading.
         .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::throttle_guest_tokens,
+        ))
         .layer(middleware::from_fn(errors_as_json))
         .layer(CatchPanicLayer::custom(|_| {
             Error::internal("a handler panicked").into_response()

@@ -2,13 +2,14 @@
 //! cannot be guessed (or the token table hammered) at network speed.
 //!
 //! Rules, and why:
-//! - Budgets are per (client address, credential kind): a browser polling
+//! - Budgets are per (client address, credential kind: secret key,
+//!   customer token, guest token): a browser polling
 //!   with an expired customer token spends the customer-token budget of
 //!   its address, never the secret key's.
 //! - Only failures are counted and a valid credential is never refused
 //!   for other callers' failures: the secret key is checked first (a hash
 //!   and a constant-time comparison, cheaper than the throttle itself); a
-//!   customer token that authenticated recently is remembered here, so it
+//!   customer or guest token that authenticated recently is remembered here, so it
 //!   is looked up even while its address is throttled.
 //! - A failed attempt from a throttled (address, kind), and an unknown
 //!   customer token from one, answers 429 before the token table is read.
@@ -39,9 +40,12 @@ pub enum CredentialKind {
     SecretKey,
     /// `obol_ct_…`.
     CustomerToken,
+    /// `obol_gt_…` in `X-Guest-Token` or `?guest_token=`: a wrong one is
+    /// a 404 from the use case, counted by `auth::throttle_guest_tokens`.
+    GuestToken,
 }
 
-/// How long a customer token that authenticated is let past a throttled
+/// How long a customer or guest token that authenticated is let past a throttled
 /// address. Only the lookup is let through, never the token: a revoked or
 /// expired one still fails there, and counts.
 const REMEMBER_GOOD: Duration = Duration::from_secs(3600);
@@ -55,7 +59,7 @@ type Key = (IpAddr, CredentialKind);
 pub struct AuthThrottle {
     failures: DefaultKeyedRateLimiter<Key>,
     blocked: Mutex<HashMap<Key, Instant>>,
-    /// Hashes of customer tokens that authenticated, until when.
+    /// Hashes of customer and guest tokens that authenticated, until when.
     known_good: Mutex<HashMap<String, Instant>>,
     trusted_proxies: Vec<IpNet>,
 }
@@ -101,7 +105,7 @@ impl AuthThrottle {
         }
     }
 
-    /// A customer token authenticated: let its lookups past a throttle.
+    /// A customer or guest token authenticated: let its lookups past a throttle.
     pub fn remember_good(&self, token: &TokenHash) {
         if let Ok(mut good) = self.known_good.lock() {
             let now = Instant::now();

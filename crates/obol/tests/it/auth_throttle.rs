@@ -12,6 +12,7 @@ on_both_backends!(
     expired_customer_tokens_do_not_throttle_the_secret_key,
     trusted_proxy_forwarded_for_gives_each_client_its_own_budget,
     untrusted_forwarded_for_is_ignored,
+    wrong_guest_tokens_throttle_only_guest_tokens,
 );
 
 /// More than the default budget of 30 failures a minute.
@@ -132,4 +133,38 @@ async fn untrusted_forwarded_for_is_ignored(backend: Backend) {
         status_of(&obol, &path, &key, Some("198.51.100.99")).await,
         200
     );
+}
+
+/// Guest tokens are the third kind: wrong ones (404 from the use case)
+/// spend their own budget; the order's real guest token and the secret
+/// key still pass.
+async fn wrong_guest_tokens_throttle_only_guest_tokens(backend: Backend) {
+    let obol = Obol::start(backend).await;
+    let (status, order) = obol
+        .post(
+            "/v1/orders",
+            serde_json::json!({"email": "ana@example.com", "currency": "eur",
+                "line_items": [{"name": "Riesling 2022", "unit_amount": 2000, "quantity": 1}]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{order}");
+    let path = format!("/v1/orders/{}", order["id"].as_str().unwrap());
+    let guest = order["guest_token"].as_str().unwrap().to_string();
+    let as_guest = |token: String| {
+        let req = obol
+            .http
+            .get(obol.url(&path))
+            .header("x-guest-token", token);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(as_guest(guest.clone()).await, 200);
+    let mut seen = Vec::new();
+    for i in 0..BURST {
+        seen.push(as_guest(format!("obol_gt_guess{i:0>40}")).await);
+    }
+    assert_eq!(seen.first(), Some(&404), "{seen:?}");
+    assert_eq!(seen.last(), Some(&429), "{seen:?}");
+    assert_eq!(as_guest(guest).await, 200, "the real guest token");
+    let key = obol.api_key.clone();
+    assert_eq!(status_of(&obol, &path, &key, None).await, 200);
 }
