@@ -353,3 +353,32 @@ impl Ctx {
         self.0.inbox_wake.notify_one();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_payer_has_its_own_bucket_inside_a_shared_one() {
+        // 1/s each (burst 2), 2/s for all (burst 4).
+        let budget = CustomerStripeBudget::new(1, 2);
+        let ana = Payer::Customer("cus_ana".into());
+        let bob = Payer::Customer("cus_bob".into());
+        let guest = Payer::Guest("hash".into());
+        assert!(budget.charge(&ana).is_ok());
+        assert!(budget.charge(&ana).is_ok());
+        match budget.charge(&ana) {
+            Err(Error::RateLimited {
+                retry_after_seconds,
+            }) => assert!(retry_after_seconds >= 1),
+            other => panic!("ana over her burst: {other:?}"),
+        }
+        // Bob has his own bucket, until the shared one is spent.
+        assert!(budget.charge(&bob).is_ok());
+        assert!(budget.charge(&bob).is_ok());
+        assert!(matches!(
+            budget.charge(&guest),
+            Err(Error::RateLimited { .. })
+        ));
+    }
+}
