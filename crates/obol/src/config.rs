@@ -95,12 +95,18 @@ pub struct CheckoutSettings {
     /// captured: confirmed (default), shipped or delivered.
     #[serde(default = "default_capture_on")]
     pub capture_on: String,
+    /// Open pay-first intents (pending, requires_action, authorized; no
+    /// order yet) one customer token may hold (1–1000); beyond it answers
+    /// 409 `too_many_open_intents`. The secret key is not capped.
+    #[serde(default = "default_max_open_intents")]
+    pub max_open_intents_per_customer: u32,
 }
 
 impl Default for CheckoutSettings {
     fn default() -> Self {
         Self {
             capture_on: default_capture_on(),
+            max_open_intents_per_customer: default_max_open_intents(),
         }
     }
 }
@@ -139,7 +145,7 @@ impl Default for ReconcileSettings {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StripeSettings {
     /// `sk_test_…`, `sk_live_…` or a restricted `rk_…` key. None: built-in sandbox.
@@ -157,12 +163,33 @@ pub struct StripeSettings {
     /// Default: 25 in test and sandbox mode, 100 in live mode (Stripe's limits).
     #[serde(default)]
     pub rate_limit_per_second: Option<u32>,
+    /// Stripe requests per second one customer token, guest token or link
+    /// may cause (1–1000), in bursts of twice that; beyond it answers 429
+    /// before Stripe is asked. All of them together get at most half of
+    /// `rate_limit_per_second`, so the secret key keeps the rest.
+    #[serde(default = "default_customer_rate_limit")]
+    pub customer_rate_limit_per_second: u32,
     /// Attempts per Stripe request, retries included (default 6).
     #[serde(default)]
     pub max_attempts: Option<u32>,
     /// Timeout of one Stripe request in seconds (default 30).
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
+}
+
+impl Default for StripeSettings {
+    fn default() -> Self {
+        Self {
+            secret_key: None,
+            publishable_key: None,
+            webhook_secrets: Vec::new(),
+            api_base: None,
+            rate_limit_per_second: None,
+            customer_rate_limit_per_second: default_customer_rate_limit(),
+            max_attempts: None,
+            timeout_seconds: None,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -190,6 +217,11 @@ pub struct HttpSettings {
     /// before it is answered 429 for a while.
     #[serde(default = "default_auth_failures")]
     pub auth_failures_per_minute: u32,
+    /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For`
+    /// names the client; a list, or one comma-separated string. Empty:
+    /// the TCP peer is the client and the header is ignored.
+    #[serde(default, deserialize_with = "string_list")]
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for HttpSettings {
@@ -198,6 +230,7 @@ impl Default for HttpSettings {
             body_limit_bytes: default_body_limit(),
             shutdown_grace_seconds: default_grace(),
             auth_failures_per_minute: default_auth_failures(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -287,6 +320,12 @@ fn default_grace() -> u64 {
 fn default_capture_on() -> String {
     "confirmed".into()
 }
+fn default_max_open_intents() -> u32 {
+    5
+}
+fn default_customer_rate_limit() -> u32 {
+    2
+}
 fn default_retry_unit_ms() -> u64 {
     1000
 }
@@ -314,6 +353,15 @@ fn default_token_max_ttl() -> u64 {
 
 /// Accepts `["a", "b"]` (YAML) or `"a,b"` (one environment variable).
 fn secret_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::Error> {
+    Ok(string_list(d)?
+        .into_iter()
+        .map(SecretString::from)
+        .collect())
+}
+
+/// Accepts `["a", "b"]` (YAML) or `"a,b"` (one environment variable);
+/// items are trimmed and empty ones dropped.
+fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum OneOrMany {
@@ -328,8 +376,14 @@ fn secret_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::
         .into_iter()
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
-        .map(SecretString::from)
         .collect())
+}
+
+/// `10.0.0.0/8`, or one address (`10.0.0.1`, `::1`) as a one-address range.
+fn parse_proxy(s: &str) -> Option<ipnet::IpNet> {
+    s.parse::<ipnet::IpNet>()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
 }
 
 impl Config {
@@ -469,6 +523,18 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        if !(1..=1000).contains(&self.stripe.customer_rate_limit_per_second) {
+            return Err(ConfigError::new(
+                "stripe.customer_rate_limit_per_second",
+                "must be between 1 and 1000",
+            ));
+        }
+        if !(1..=1000).contains(&self.checkout.max_open_intents_per_customer) {
+            return Err(ConfigError::new(
+                "checkout.max_open_intents_per_customer",
+                "must be between 1 and 1000",
+            ));
+        }
         if matches!(self.stripe.max_attempts, Some(0) | Some(21..)) {
             return Err(ConfigError::new(
                 "stripe.max_attempts",
@@ -489,6 +555,14 @@ impl Config {
                 "checkout.capture_on",
                 "must be confirmed, shipped or delivered",
             ));
+        }
+        for (i, p) in self.http.trusted_proxies.iter().enumerate() {
+            if parse_proxy(p).is_none() {
+                return Err(ConfigError::new(
+                    &format!("http.trusted_proxies[{i}]"),
+                    format!("{p:?} is not an address or a CIDR range such as 10.0.0.0/8"),
+                ));
+            }
         }
         if self.http.body_limit_bytes < 1024 {
             return Err(ConfigError::new(
@@ -550,6 +624,15 @@ impl Config {
             Some(k) if k.expose_secret().contains("_live_") => StripeMode::Live,
             Some(_) => StripeMode::Test,
         }
+    }
+
+    /// `http.trusted_proxies`, parsed (validation refused any that is not).
+    pub fn trusted_proxies(&self) -> Vec<ipnet::IpNet> {
+        self.http
+            .trusted_proxies
+            .iter()
+            .filter_map(|p| parse_proxy(p))
+            .collect()
     }
 
     pub fn stripe_rate_limit(&self) -> u32 {
@@ -678,6 +761,37 @@ mod tests {
                 ),
                 (4, 50, 0)
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn customer_budgets_default_and_out_of_range_values_name_their_key() {
+        Jail::expect_with(|jail| {
+            let c = Config::load(None).unwrap();
+            assert_eq!(c.stripe.customer_rate_limit_per_second, 2);
+            assert_eq!(c.checkout.max_open_intents_per_customer, 5);
+            jail.set_env("OBOL_STRIPE__CUSTOMER_RATE_LIMIT_PER_SECOND", "0");
+            let e = Config::load(None).unwrap_err();
+            assert_eq!(e.key, "stripe.customer_rate_limit_per_second");
+            jail.set_env("OBOL_STRIPE__CUSTOMER_RATE_LIMIT_PER_SECOND", "3");
+            jail.set_env("OBOL_CHECKOUT__MAX_OPEN_INTENTS_PER_CUSTOMER", "0");
+            let e = Config::load(None).unwrap_err();
+            assert_eq!(e.key, "checkout.max_open_intents_per_customer");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_ranges_and_name_a_bad_one() {
+        Jail::expect_with(|jail| {
+            assert!(Config::load(None).unwrap().trusted_proxies().is_empty());
+            jail.set_env("OBOL_HTTP__TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.1,::1");
+            let c = Config::load(None).unwrap();
+            assert_eq!(c.trusted_proxies().len(), 3);
+            jail.set_env("OBOL_HTTP__TRUSTED_PROXIES", "10.0.0.0/8,proxy.local");
+            let e = Config::load(None).unwrap_err();
+            assert_eq!(e.key, "http.trusted_proxies[1]", "{e}");
             Ok(())
         });
     }

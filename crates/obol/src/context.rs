@@ -7,18 +7,25 @@
 //!   customer (customer token), the guest of one order (guest token) or the
 //!   holder of one capability link. Ownership rules are written once, here
 //!   and in `ops/`, never in a front end.
+//! - `CustomerStripeBudget`: Stripe calls made for anyone but the secret
+//!   key are charged here first (`Ctx::stripe_for`), so no customer, guest
+//!   or link holder can spend the Stripe budget the host's backend needs.
 //! - `AccountId`: the Stripe account an object belongs to. Today every row
 //!   belongs to the platform account; Stripe Connect adds accounts without
 //!   changing a use case's signature.
 //!
 //! Nothing here knows about HTTP: no axum types, no headers.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::Notify;
 
 use crate::config::{Config, StripeMode};
+use crate::error::Error;
 use crate::ids::{CustomerId, TokenHash};
 use crate::ledger::order::OrderStatus;
 use crate::storage::Store;
@@ -155,6 +162,13 @@ pub struct Settings {
     pub capture_on: OrderStatus,
     pub token_default_ttl: u64,
     pub token_max_ttl: u64,
+    /// Stripe calls per second one customer, guest or link may cause.
+    pub customer_stripe_per_second: u32,
+    /// Stripe calls per second all of them together may cause: half the
+    /// process's Stripe rate, so the secret key keeps the other half.
+    pub customers_stripe_per_second: u32,
+    /// Open pay-first intents one customer token may hold.
+    pub max_open_intents_per_customer: i64,
 }
 
 impl Settings {
@@ -171,7 +185,64 @@ impl Settings {
             capture_on,
             token_default_ttl: config.customer_tokens.default_ttl_seconds,
             token_max_ttl: config.customer_tokens.max_ttl_seconds,
+            customer_stripe_per_second: config.stripe.customer_rate_limit_per_second,
+            customers_stripe_per_second: (config.stripe_rate_limit() / 2).max(1),
+            max_open_intents_per_customer: i64::from(config.checkout.max_open_intents_per_customer),
         })
+    }
+}
+
+/// Who a budgeted Stripe call is charged to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Payer {
+    Customer(String),
+    Guest(String),
+    Link(String),
+}
+
+/// The Stripe budget of everyone but the secret key: a token bucket per
+/// customer (or guest token, or link), inside one shared bucket for all
+/// of them. Stripe's own limit (`stripe.rate_limit_per_second`) is one
+/// bucket for the whole process, and its client waits for a slot rather
+/// than failing; without this a single customer token firing requests in
+/// parallel took the whole 25/s in test mode and the backend's calls
+/// queued behind its (40 ms became 2.4 s). A refusal here is a 429 before
+/// Stripe is asked.
+pub struct CustomerStripeBudget {
+    each: DefaultKeyedRateLimiter<Payer>,
+    all: DefaultDirectRateLimiter,
+}
+
+impl CustomerStripeBudget {
+    /// `each` calls per second per payer and `all` for all payers
+    /// together, each in bursts of twice its rate.
+    pub fn new(each: u32, all: u32) -> Self {
+        let quota = |n: u32| {
+            let rate = NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN);
+            let burst = NonZeroU32::new(n.max(1).saturating_mul(2)).unwrap_or(rate);
+            Quota::per_second(rate).allow_burst(burst)
+        };
+        Self {
+            each: RateLimiter::keyed(quota(each)),
+            all: RateLimiter::direct(quota(all)),
+        }
+    }
+
+    /// Takes one call from `payer`'s bucket, then from the shared one.
+    fn charge(&self, payer: &Payer) -> Result<(), Error> {
+        let refused = |not_until: governor::NotUntil<_>| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            Error::RateLimited {
+                retry_after_seconds: wait.as_secs_f64().ceil().max(1.0) as u64,
+            }
+        };
+        // Keys of payers gone quiet are dropped, so a flood of guest
+        // tokens cannot grow the table without bound.
+        if self.each.len() > 10_000 {
+            self.each.retain_recent();
+        }
+        self.each.check_key(payer).map_err(refused)?;
+        self.all.check().map_err(refused)
     }
 }
 
@@ -186,6 +257,7 @@ struct Inner {
     settings: Settings,
     clock: Arc<dyn Clock>,
     inbox_wake: Arc<Notify>,
+    stripe_budget: Arc<CustomerStripeBudget>,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -206,6 +278,10 @@ impl Ctx {
         inbox_wake: Arc<Notify>,
     ) -> Self {
         let stripe: Arc<dyn StripeApi> = Arc::new(stripe_info.client().clone());
+        let stripe_budget = Arc::new(CustomerStripeBudget::new(
+            settings.customer_stripe_per_second,
+            settings.customers_stripe_per_second,
+        ));
         Ctx(Arc::new(Inner {
             store,
             stripe,
@@ -213,6 +289,7 @@ impl Ctx {
             settings,
             clock: Arc::new(SystemClock),
             inbox_wake,
+            stripe_budget,
         }))
     }
 
@@ -225,6 +302,7 @@ impl Ctx {
             settings: self.0.settings.clone(),
             clock,
             inbox_wake: self.0.inbox_wake.clone(),
+            stripe_budget: self.0.stripe_budget.clone(),
         }))
     }
 
@@ -234,6 +312,22 @@ impl Ctx {
 
     pub fn stripe(&self) -> &dyn StripeApi {
         self.0.stripe.as_ref()
+    }
+
+    /// Stripe, for a call made on `actor`'s behalf: free for the secret
+    /// key; anyone else's call is charged to their budget first and
+    /// refused with 429 `rate_limited` (and `Retry-After`) beyond it.
+    /// Use cases a customer, guest or link can reach call Stripe through
+    /// this, never `stripe()`.
+    pub fn stripe_for(&self, actor: &Actor) -> Result<&dyn StripeApi, Error> {
+        let payer = match actor {
+            Actor::Secret { .. } => return Ok(self.stripe()),
+            Actor::Customer { customer, .. } => Payer::Customer(customer.as_str().to_string()),
+            Actor::Guest { token, .. } => Payer::Guest(token.as_str().to_string()),
+            Actor::Link { token, .. } => Payer::Link(token.as_str().to_string()),
+        };
+        self.0.stripe_budget.charge(&payer)?;
+        Ok(self.stripe())
     }
 
     /// Which Stripe obol talks to (mode, publishable key, account summary).
@@ -257,5 +351,34 @@ impl Ctx {
     /// Tells the inbox workers a new or requeued event is waiting.
     pub fn wake_inbox(&self) {
         self.0.inbox_wake.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_payer_has_its_own_bucket_inside_a_shared_one() {
+        // 1/s each (burst 2), 2/s for all (burst 4).
+        let budget = CustomerStripeBudget::new(1, 2);
+        let ana = Payer::Customer("cus_ana".into());
+        let bob = Payer::Customer("cus_bob".into());
+        let guest = Payer::Guest("hash".into());
+        assert!(budget.charge(&ana).is_ok());
+        assert!(budget.charge(&ana).is_ok());
+        match budget.charge(&ana) {
+            Err(Error::RateLimited {
+                retry_after_seconds,
+            }) => assert!(retry_after_seconds >= 1),
+            other => panic!("ana over her burst: {other:?}"),
+        }
+        // Bob has his own bucket, until the shared one is spent.
+        assert!(budget.charge(&bob).is_ok());
+        assert!(budget.charge(&bob).is_ok());
+        assert!(matches!(
+            budget.charge(&guest),
+            Err(Error::RateLimited { .. })
+        ));
     }
 }

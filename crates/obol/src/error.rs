@@ -152,6 +152,7 @@ rule_codes! {
     PaymentReferenceInUse => ("payment_reference_in_use", 409),
     PaymentReferenceMismatch => ("payment_reference_mismatch", 422),
     RefundExceedsRemaining => ("refund_exceeds_remaining", 422),
+    TooManyOpenIntents => ("too_many_open_intents", 409),
     TtlOutOfRange => ("ttl_out_of_range", 422),
 }
 

@@ -2,19 +2,21 @@
 //! `Actor` a use case acts for. Ownership is checked in `ops/`, never here.
 //!
 //! - `Actor`: the host backend (secret API key) or one customer (customer
-//!   token); no credential is 401.
+//!   token); no credential is 401. Failures are throttled per (client
+//!   address, credential kind), never a valid credential (`throttle`).
 //! - `SecretKey`: endpoints only the host backend may call.
 //! - `OrderActor`: a credential, or the guest token of one order
 //!   (`X-Guest-Token` or `?guest_token=`); a credential wins when both come.
 //! - `MaybeActor`: like `OrderActor`, but none at all is not yet an error
 //!   (the guest token may come in the body).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
+use super::throttle::CredentialKind;
 use super::AppState;
 use crate::context::{AccountId, Actor};
 use crate::error::Error;
@@ -54,46 +56,91 @@ fn bearer(parts: &Parts) -> Result<&str, Error> {
 impl FromRequestParts<AppState> for Actor {
     type Rejection = Error;
 
+    /// The credential is checked before the throttle is consulted, so a
+    /// valid one is never refused for other callers' failures (see
+    /// `throttle`); only a failure is answered 429 while its (address,
+    /// kind) is over budget.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
         let ip = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
-        if let Some(retry) = ip.and_then(|ip| state.auth_throttle().blocked(ip)) {
+            .map(|c| state.auth_throttle().client_ip(c.0.ip(), &parts.headers));
+        let token = match bearer(parts) {
+            Ok(token) => token,
+            Err(e @ Error::InvalidApiKey) => {
+                return Err(refuse(state, ip, CredentialKind::SecretKey, e))
+            }
+            Err(e) => return Err(e),
+        };
+        if token.starts_with(CUSTOMER_TOKEN_PREFIX) {
+            return customer_token(state, ip, token).await;
+        }
+        // Anything else is a secret key, right or wrong: cheap to check
+        // (a hash and constant-time comparisons), so checked first.
+        match secret_key(state, token) {
+            Some(actor) => Ok(actor),
+            None => Err(refuse(
+                state,
+                ip,
+                CredentialKind::SecretKey,
+                Error::InvalidApiKey,
+            )),
+        }
+    }
+}
+
+/// A failed attempt: 429 while `(ip, kind)` is over budget, else counted
+/// and answered with `error`.
+fn refuse(state: &AppState, ip: Option<IpAddr>, kind: CredentialKind, error: Error) -> Error {
+    let Some(ip) = ip else {
+        return error;
+    };
+    if let Some(retry) = state.auth_throttle().blocked(ip, kind) {
+        return Error::RateLimited {
+            retry_after_seconds: retry.as_secs().max(1),
+        };
+    }
+    state.auth_throttle().record_failure(ip, kind);
+    error
+}
+
+fn secret_key(state: &AppState, token: &str) -> Option<Actor> {
+    if !token.starts_with(API_KEY_PREFIX) {
+        return None;
+    }
+    let presented = TokenHash::of(token);
+    // Compare against every key, without stopping at a match, so the
+    // time taken does not tell which key (or how much of one) matched.
+    let mut matched = false;
+    for key in state.api_key_hashes() {
+        matched |= key.ct_eq(&presented);
+    }
+    matched.then(|| Actor::Secret {
+        account: AccountId::platform(),
+    })
+}
+
+/// A customer token is a database lookup: from a throttled address only
+/// a token that authenticated recently is looked up; any other answers
+/// 429 before the token table is read.
+async fn customer_token(state: &AppState, ip: Option<IpAddr>, token: &str) -> Result<Actor, Error> {
+    let kind = CredentialKind::CustomerToken;
+    let hash = TokenHash::of(token);
+    if let Some(retry) = ip.and_then(|ip| state.auth_throttle().blocked(ip, kind)) {
+        if !state.auth_throttle().is_known_good(&hash) {
             return Err(Error::RateLimited {
                 retry_after_seconds: retry.as_secs().max(1),
             });
         }
-        let result = authenticate(parts, state).await;
-        if let (Err(Error::InvalidApiKey | Error::InvalidCustomerToken), Some(ip)) = (&result, ip) {
-            state.auth_throttle().record_failure(ip);
+    }
+    match ops::customer_tokens::authenticate(state.ctx(), token).await {
+        Ok(actor) => {
+            state.auth_throttle().remember_good(&hash);
+            Ok(actor)
         }
-        result
+        Err(e @ Error::InvalidCustomerToken) => Err(refuse(state, ip, kind, e)),
+        Err(e) => Err(e),
     }
-}
-
-async fn authenticate(parts: &Parts, state: &AppState) -> Result<Actor, Error> {
-    let token = bearer(parts)?;
-    if token.starts_with(API_KEY_PREFIX) {
-        let presented = TokenHash::of(token);
-        // Compare against every key, without stopping at a match, so the
-        // time taken does not tell which key (or how much of one) matched.
-        let mut matched = false;
-        for key in state.api_key_hashes() {
-            matched |= key.ct_eq(&presented);
-        }
-        return if matched {
-            Ok(Actor::Secret {
-                account: AccountId::platform(),
-            })
-        } else {
-            Err(Error::InvalidApiKey)
-        };
-    }
-    if token.starts_with(CUSTOMER_TOKEN_PREFIX) {
-        return ops::customer_tokens::authenticate(state.ctx(), token).await;
-    }
-    Err(Error::InvalidApiKey)
 }
 
 impl FromRequestParts<AppState> for SecretKey {
@@ -110,7 +157,7 @@ impl FromRequestParts<AppState> for SecretKey {
 }
 
 /// The guest token of a request: `X-Guest-Token`, or `?guest_token=`.
-fn guest_token(parts: &Parts) -> Option<String> {
+pub(super) fn guest_token(parts: &Parts) -> Option<String> {
     parts
         .headers
         .get("x-guest-token")
@@ -131,6 +178,52 @@ pub fn guest(token: &str) -> Actor {
         account: AccountId::platform(),
         token: TokenHash::of(token),
     }
+}
+
+/// Guest tokens (`X-Guest-Token`, `?guest_token=`) are checked by the
+/// use case, which answers 404 to a wrong one; this layer counts those
+/// 404s per (address, guest token) and, while that budget is spent,
+/// answers 429 before the use case reads anything, except to a guest
+/// token that was answered with success recently. A request that also
+/// carries `Authorization` is the credential's, not the guest's.
+pub async fn throttle_guest_tokens(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (parts, body) = req.into_parts();
+    let token = if parts.headers.contains_key(AUTHORIZATION) {
+        None
+    } else {
+        guest_token(&parts)
+    };
+    let ip = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| state.auth_throttle().client_ip(c.0.ip(), &parts.headers));
+    let req = axum::extract::Request::from_parts(parts, body);
+    let (Some(token), Some(ip)) = (token, ip) else {
+        return next.run(req).await;
+    };
+    let kind = CredentialKind::GuestToken;
+    let hash = TokenHash::of(&token);
+    let throttle = state.auth_throttle();
+    if let Some(retry) = throttle.blocked(ip, kind) {
+        if !throttle.is_known_good(&hash) {
+            return Error::RateLimited {
+                retry_after_seconds: retry.as_secs().max(1),
+            }
+            .into_response();
+        }
+    }
+    let response = next.run(req).await;
+    if response.status() == axum::http::StatusCode::NOT_FOUND {
+        throttle.record_failure(ip, kind);
+    } else if response.status().is_success() {
+        throttle.remember_good(&hash);
+    }
+    response
 }
 
 impl FromRequestParts<AppState> for MaybeActor {

@@ -59,7 +59,10 @@ impl AppState {
         AppState(Arc::new(Inner {
             ctx,
             api_key_hashes,
-            auth_throttle: throttle::AuthThrottle::new(config.http.auth_failures_per_minute),
+            auth_throttle: throttle::AuthThrottle::new(
+                config.http.auth_failures_per_minute,
+                config.trusted_proxies(),
+            ),
             webhook_secrets: std::sync::RwLock::new(config.stripe.webhook_secrets.clone()),
         }))
     }
@@ -127,6 +130,10 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         // any of it (clients sending `Expect: 100-continue` never upload);
         // DefaultBodyLimit above catches chunked bodies while reading.
         .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::throttle_guest_tokens,
+        ))
         .layer(middleware::from_fn(errors_as_json))
         .layer(CatchPanicLayer::custom(|_| {
             Error::internal("a handler panicked").into_response()

@@ -1,6 +1,6 @@
 //! `/v1/orders`: what a customer or a guest buys (rules in `ops::orders`).
 //!
-//! Who may see an order: the secret key, the owning customer's token, or
+//! Who may create one: the secret key. Who may see an order: the secret key, the owning customer's token, or
 //! the order's guest token (`X-Guest-Token`, or `?guest_token=`); anyone
 //! else gets 404, and no credential at all 401.
 
@@ -22,7 +22,8 @@ pub fn router() -> Router<AppState> {
         .route("/v1/orders/{id}", get(get_order).patch(update_order))
 }
 
-/// Creates an order with the total computed by obol.
+/// Creates an order with the total computed by obol (secret key only: a
+/// customer token answers 401 `secret_key_required`, see `ops::orders::create`).
 async fn create_order(
     State(state): State<AppState>,
     actor: Actor,

@@ -1,7 +1,10 @@
 //! Pay-first checkout: authorize before the order exists, capture when the
 //! order reaches the merchant's chosen status, cancel (never refund) when
 //! checkout fails. Every Stripe call carries a key derived from the
-//! business object, and every change goes through the ledger.
+//! business object, and every change goes through the ledger. Calls made
+//! for a customer, guest or link go through `Ctx::stripe_for`, which
+//! charges their own Stripe budget; open pay-first intents per customer
+//! token are capped.
 
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
@@ -159,9 +162,12 @@ pub async fn create_intent(
             )
         })
         .unwrap_or_else(|| ulid::Ulid::new().to_string());
+    if let Actor::Customer { account, customer } = actor {
+        open_intents_below_cap(ctx, account, customer).await?;
+    }
     let (intent, payment) = create_pay_first_intent(
         ctx,
-        actor.account(),
+        actor,
         amount,
         customer.as_ref().map(|c| c.as_str()),
         &request_key,
@@ -199,7 +205,7 @@ async fn pay_order(ctx: &Ctx, actor: &Actor, order_id: &str) -> Result<IntentFor
             PaymentState::Pending | PaymentState::RequiresAction | PaymentState::Failed
         ) {
             let intent: Value = ctx
-                .stripe()
+                .stripe_for(actor)?
                 .get(
                     &format!("/v1/payment_intents/{}", p.stripe_payment_intent_id),
                     &Params::new(),
@@ -237,7 +243,7 @@ async fn pay_order(ctx: &Ctx, actor: &Actor, order_id: &str) -> Result<IntentFor
     // attempt a new intent is made.
     let attempt = existing.len().to_string();
     let intent: Value = ctx
-        .stripe()
+        .stripe_for(actor)?
         .post(
             "/v1/payment_intents",
             &params,
@@ -289,7 +295,7 @@ pub async fn intent_status(ctx: &Ctx, actor: &Actor, intent_id: &str) -> Result<
         return Err(Error::NotFound(Resource::Payment));
     }
     let intent: Value = ctx
-        .stripe()
+        .stripe_for(actor)?
         .get(&format!("/v1/payment_intents/{intent_id}"), &Params::new())
         .await?;
     Ok(IntentStatusOut {
@@ -335,10 +341,39 @@ pub async fn release_intent(
     Ok(json!({"id": intent_id, "status": status, "payment_id": payment.id}))
 }
 
+/// A customer token may hold `checkout.max_open_intents_per_customer`
+/// open pay-first intents: each is an authorization Stripe holds for up
+/// to 7 days and a row obol watches, and a customer minting them in a
+/// loop would tie up Stripe calls the backend needs. Checked before
+/// Stripe is asked; concurrent requests can pass together, bounded by
+/// the customer's Stripe budget (a burst of twice its rate).
+async fn open_intents_below_cap(
+    ctx: &Ctx,
+    account: &AccountId,
+    customer: &CustomerId,
+) -> Result<()> {
+    let cap = ctx.settings().max_open_intents_per_customer;
+    let open = {
+        let mut h = ctx.store().acquire().await?;
+        h.conn()
+            .count_open_pay_first_payments(account, customer.as_str())
+            .await?
+    };
+    if open >= cap {
+        return Err(Error::rule(
+            RuleCode::TooManyOpenIntents,
+            format!(
+                "this customer has {open} open pay-first intents (at most {cap}); complete or release one first"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Creates a manual-capture intent for an amount, before any order.
 async fn create_pay_first_intent(
     ctx: &Ctx,
-    account: &AccountId,
+    actor: &Actor,
     amount: Money,
     customer_id: Option<&str>,
     request_key: &str,
@@ -351,14 +386,14 @@ async fn create_pay_first_intent(
         .set("metadata[obol_mode]", "pre_order")
         .set_opt("metadata[obol_customer_id]", customer_id);
     let intent: Value = ctx
-        .stripe()
+        .stripe_for(actor)?
         .post(
             "/v1/payment_intents",
             &params,
             &IdempotencyKey::for_op("pay-first-intent", &[request_key]),
         )
         .await?;
-    let payment = observe(ctx, account, &intent, "POST /v1/payment-intents").await?;
+    let payment = observe(ctx, actor.account(), &intent, "POST /v1/payment-intents").await?;
     Ok((intent, payment))
 }
 

@@ -1,7 +1,8 @@
 //! Orders: what a customer or a guest buys. obol computes the total from
 //! the line items and shipping; totals sent by clients are not read.
 //!
-//! Who may see an order: the secret key, the owning customer's token, or
+//! Who may create an order: the secret key alone, because the client sends
+//! the prices (see `create`). Who may see an order: the secret key, the owning customer's token, or
 //! the order's guest token; anyone else gets 404. Status changes go
 //! through the order writer (`crate::orders`), so every path writes the
 //! timeline and the notification the same way.
@@ -44,8 +45,7 @@ pub struct ShippingIn {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrderIn {
-    /// With the secret key: the customer the order is for (absent: a guest
-    /// order). With a customer token: omitted or that customer.
+    /// The customer the order is for (absent: a guest order).
     pub customer_id: Option<String>,
     pub email: String,
     pub currency: String,
@@ -206,28 +206,32 @@ fn address(field: &str, v: Option<Value>) -> Result<Option<String>> {
     }
 }
 
-/// The order's customer as the actor may name it: the secret key names
-/// any (or none: a guest order), a customer token only itself.
-fn order_customer(actor: &Actor, asked: Option<&str>) -> Result<Option<CustomerId>> {
-    match (actor, asked) {
-        (Actor::Secret { .. }, None) => Ok(None),
-        (Actor::Secret { .. }, Some(id)) => Ok(Some(
-            CustomerId::parse(id).map_err(|_| Error::NotFound(Resource::Customer))?,
-        )),
-        (Actor::Customer { customer, .. }, None) => Ok(Some(customer.clone())),
-        (Actor::Customer { customer, .. }, Some(id)) if id == customer.as_str() => {
-            Ok(Some(customer.clone()))
-        }
-        (Actor::Customer { .. }, Some(_)) => Err(Error::NotFound(Resource::Customer)),
-        (Actor::Guest { .. } | Actor::Link { .. }, _) => Err(Error::Unauthenticated),
-    }
+/// The order's customer as the secret key names it: any customer, or
+/// none (a guest order).
+fn order_customer(asked: Option<&str>) -> Result<Option<CustomerId>> {
+    asked
+        .map(|id| CustomerId::parse(id).map_err(|_| Error::NotFound(Resource::Customer)))
+        .transpose()
 }
 
-/// Creates an order with the total computed by obol. With a
-/// `payment_reference` the order is created confirmed, its payment
+/// Creates an order with the total computed by obol (secret key only).
+/// With a `payment_reference` the order is created confirmed, its payment
 /// recorded in the same transaction, and captured when `capture_on` is
 /// `confirmed`.
+///
+/// Why the secret key alone: line items carry their own prices, and obol
+/// has no catalog to check them against. A customer token that could
+/// create orders could price its own (`unit_amount: 5`), pay that and have
+/// it confirmed. Until a catalog exists the host's backend prices every
+/// order; customers pay the orders it created (`POST /v1/payment-intents`
+/// with `order_id`), or authorize first and let the backend create the
+/// order of exactly that total.
 pub async fn create(ctx: &Ctx, actor: &Actor, body: OrderIn) -> Result<OrderOut> {
+    match actor {
+        Actor::Secret { .. } => {}
+        Actor::Customer { .. } => return Err(Error::SecretKeyRequired),
+        Actor::Guest { .. } | Actor::Link { .. } => return Err(Error::Unauthenticated),
+    }
     let currency = Currency::parse(&body.currency)?;
     let email = validate::email(&body.email)?;
     if body.line_items.is_empty() || body.line_items.len() > 200 {
@@ -282,7 +286,7 @@ pub async fn create(ctx: &Ctx, actor: &Actor, body: OrderIn) -> Result<OrderOut>
     // multiple of 10 in three-decimal currencies.
     let total = Money::new(total.minor(), currency)?;
 
-    let customer_id = order_customer(actor, body.customer_id.as_deref())?;
+    let customer_id = order_customer(body.customer_id.as_deref())?;
     // Pay-first: Stripe must hold an authorization of exactly this total.
     let intent = match &body.payment_reference {
         Some(pi) => Some(verify_reference(ctx, pi, total, customer_id.as_ref()).await?),

@@ -377,6 +377,25 @@ impl Conn<'_> {
         }))
     }
 
+    /// A customer's pay-first payments (no order yet) still open: pending,
+    /// requires_action or authorized.
+    pub async fn count_open_pay_first_payments(
+        &mut self,
+        account: &AccountId,
+        customer_id: &str,
+    ) -> Result<i64> {
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM payments WHERE account_id = $1 AND customer_id = $2 \
+                 AND order_id IS NULL AND status IN ('pending', 'requires_action', 'authorized')",
+            )
+            .bind(account.as_str())
+            .bind(customer_id)
+            .fetch_one(&mut **conn)
+            .await?
+        }))
+    }
+
     /// The newest payment of an order.
     pub async fn get_payment_for_order(
         &mut self,

@@ -245,16 +245,19 @@ async fn guessing_keys_is_throttled_per_address() {
     // Five failures fit the budget; the sixth exceeds it and blocks the address.
     assert_eq!(&statuses[..6], &[401; 6], "{statuses:?}");
     assert!(statuses[6..].iter().all(|s| *s == 429), "{statuses:?}");
-    // While throttled even the right key is refused, so a hit cannot be told apart.
+    // A further guess is refused with Retry-After; the right key is not
+    // (it is checked first: other callers' failures never lock it out).
     let r = obol
         .http
         .get(obol.url("/v1/customers/x"))
-        .bearer_auth(&obol.api_key)
+        .bearer_auth("obol_sk_guess_once_more_0000000000000000000000")
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 429);
     assert!(r.headers().get("retry-after").is_some());
+    let (status, body) = obol.get("/v1/customers/x").await;
+    assert_eq!(status, 404, "{body}");
     // Health stays open.
     let (status, _) = obol.get("/health").await;
     assert_eq!(status, 200);

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod api_customers;
 mod api_errors;
+mod auth_throttle;
 mod chaos;
 mod checkout;
 mod crash;
@@ -20,4 +21,5 @@ mod refunds;
 mod serve;
 mod signature;
 mod storage;
+mod stripe_budget;
 mod stripe_client;

@@ -12,6 +12,7 @@ on_both_backends!(
     a_customer_sees_only_their_own_orders,
     orders_move_along_the_transition_table_only,
     amounts_follow_each_currencys_rules,
+    a_customer_token_cannot_price_its_own_order,
 );
 
 fn wine_order() -> Value {
@@ -93,16 +94,11 @@ async fn a_customer_sees_only_their_own_orders(backend: Backend) {
     let bob = obol.create_customer("bob").await;
     let ana_token = obol.customer_token(ana["id"].as_str().unwrap(), 600).await;
     let bob_token = obol.customer_token(bob["id"].as_str().unwrap(), 600).await;
-    let r = obol
-        .http
-        .post(obol.url("/v1/orders"))
-        .bearer_auth(&ana_token)
-        .json(&wine_order())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let order: Value = r.json().await.unwrap();
+    // The backend creates (and prices) Ana's order; her token reads it.
+    let mut for_ana = wine_order();
+    for_ana["customer_id"] = ana["id"].clone();
+    let (status, order) = obol.post("/v1/orders", for_ana).await;
+    assert_eq!(status, 201, "{order}");
     assert_eq!(order["customer_id"], ana["id"]);
     assert!(order.get("guest_token").is_none());
     let id = order["id"].as_str().unwrap();
@@ -114,7 +110,7 @@ async fn a_customer_sees_only_their_own_orders(backend: Backend) {
         (404, Some("order_not_found"))
     );
 
-    // Ana cannot order in Bob's name.
+    // Ana can create no order, in her name or in Bob's.
     let mut for_bob = wine_order();
     for_bob["customer_id"] = bob["id"].clone();
     let r = obol
@@ -125,11 +121,77 @@ async fn a_customer_sees_only_their_own_orders(backend: Backend) {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 404);
+    assert_eq!(r.status(), 401);
     // The backend may.
     let (status, for_bob) = obol.post("/v1/orders", for_bob).await;
     assert_eq!(status, 201);
     assert_eq!(for_bob["customer_id"], bob["id"]);
+}
+
+/// Finding: a customer token created an order of its own pricing
+/// (`unit_amount: 5`), paid it and had it confirmed. Until a catalog
+/// exists, only the secret key prices orders; the customer pays them.
+async fn a_customer_token_cannot_price_its_own_order(backend: Backend) {
+    let obol = Obol::start(backend).await;
+    let ana = obol.create_customer("ana").await;
+    let ana_id = ana["id"].as_str().unwrap();
+    let token = obol.customer_token(ana_id, 600).await;
+    let cheap = json!({
+        "email": "ana@example.com", "currency": "eur",
+        "line_items": [{"name": "Riesling 2022", "unit_amount": 5, "quantity": 1}]
+    });
+    for body in [cheap.clone(), {
+        let mut b = cheap.clone();
+        b["customer_id"] = ana["id"].clone();
+        b
+    }] {
+        let r = obol
+            .http
+            .post(obol.url("/v1/orders"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = crate::helpers::status_json(r).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (401, Some("secret_key_required")),
+            "{body}"
+        );
+    }
+
+    // The secret key still prices orders, for Ana too.
+    let mut for_ana = wine_order();
+    for_ana["customer_id"] = ana["id"].clone();
+    let (status, order) = obol.post("/v1/orders", for_ana).await;
+    assert_eq!(status, 201, "{order}");
+    let order_id = order["id"].as_str().unwrap();
+
+    // Ana pays the order the backend created, at the backend's price.
+    let r = obol
+        .http
+        .post(obol.url("/v1/payment-intents"))
+        .bearer_auth(&token)
+        .json(&json!({ "order_id": order_id }))
+        .send()
+        .await
+        .unwrap();
+    let (status, intent) = crate::helpers::status_json(r).await;
+    assert_eq!(status, 201, "{intent}");
+    assert_eq!(intent["amount"], 4999);
+
+    // A pay-first authorization stays open to her: it pays nothing until
+    // the backend creates an order of exactly that total.
+    let r = obol
+        .http
+        .post(obol.url("/v1/payment-intents"))
+        .bearer_auth(&token)
+        .json(&json!({"amount": 4999, "currency": "eur"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
 }
 
 async fn orders_move_along_the_transition_table_only(backend: Backend) {
