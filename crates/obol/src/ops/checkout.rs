@@ -135,7 +135,9 @@ pub async fn create_intent(
         ));
     };
     let currency = Currency::parse(currency)?;
-    let amount = Money::new(amount, currency)?;
+    // Stripe's minimum is checked here, not left to Stripe: its refusal
+    // would come back after the customer lookup and cost a Stripe call.
+    let amount = Money::new(amount, currency)?.ensure_minimum_charge()?;
     let customer = match (actor, &body.customer_id) {
         (Actor::Secret { account }, Some(id)) => {
             let id = CustomerId::parse(id).map_err(|_| Error::NotFound(Resource::Customer))?;
@@ -185,7 +187,9 @@ async fn pay_order(ctx: &Ctx, actor: &Actor, order_id: &str) -> Result<IntentFor
         ));
     }
     let currency = Currency::parse(&order.currency)?;
-    let amount = Money::new(order.total, currency)?;
+    // Orders stored before the minimum was checked at creation are refused
+    // here, before Stripe is asked.
+    let amount = Money::new(order.total, currency)?.ensure_minimum_charge()?;
     let existing = {
         let mut h = ctx.store().acquire().await?;
         h.conn()

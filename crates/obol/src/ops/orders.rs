@@ -278,9 +278,10 @@ pub async fn create(ctx: &Ctx, actor: &Actor, body: OrderIn) -> Result<OrderOut>
         None => (None, 0),
     };
     let total = subtotal.checked_add(Money::balance(shipping_amount, currency)?)?;
-    // The total must be chargeable: positive, at most 8 digits, and a
-    // multiple of 10 in three-decimal currencies.
-    let total = Money::new(total.minor(), currency)?;
+    // The total must be chargeable: positive, at most 8 digits, a multiple
+    // of 10 in three-decimal currencies, and at least Stripe's minimum
+    // charge (else every intent for the order would be refused).
+    let total = Money::new(total.minor(), currency)?.ensure_minimum_charge()?;
 
     let customer_id = order_customer(actor, body.customer_id.as_deref())?;
     // Pay-first: Stripe must hold an authorization of exactly this total.

@@ -21,3 +21,4 @@ mod serve;
 mod signature;
 mod storage;
 mod stripe_client;
+mod stripe_refusals;
