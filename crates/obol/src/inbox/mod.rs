@@ -5,12 +5,21 @@
 //! after the commit does Stripe get its 2xx. Application happens later, in
 //! `worker`, from the stored rows, so a crash between the two loses
 //! nothing and a redelivery is acknowledged without being applied again.
+//!
+//! Once the signature holds, every delivery is stored and answered 200,
+//! even one obol can never read (not JSON, nested past serde_json's
+//! recursion limit of 128, not an event at all): Stripe retries any
+//! non-2xx for days, and a refusal would only bring the same bytes back.
+//! Such a delivery is stored `ignored` with the reason; one that is not
+//! even an event is keyed by the SHA-256 of its body (`unreadable_…`), so
+//! Stripe's retries of it are duplicates.
 
 pub mod apply;
 pub mod worker;
 
 use secrecy::SecretString;
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::storage::webhook_events::NewWebhookEvent;
@@ -59,11 +68,34 @@ pub async fn receive(
         | SignatureError::Expired
         | SignatureError::Mismatch => Error::InvalidSignature(e),
     })?;
-    let envelope: Envelope = serde_json::from_slice(payload)
-        .map_err(|e| Error::InvalidBody(format!("not a Stripe event: {e}")))?;
-    let text = std::str::from_utf8(payload)
-        .map_err(|_| Error::InvalidBody("the event is not UTF-8".into()))?;
-    store_event(store, &envelope, text, "webhook").await
+    let text = String::from_utf8_lossy(payload);
+    let (envelope, unreadable) = match serde_json::from_slice::<Envelope>(payload) {
+        // The envelope reads, but the event as a whole may not (the
+        // worker reads all of it): find out now, once.
+        Ok(envelope) => {
+            let whole = std::str::from_utf8(payload)
+                .map_err(|e| format!("the event is not UTF-8: {e}"))
+                .and_then(|t| {
+                    serde_json::from_str::<serde_json::Value>(t)
+                        .map_err(|e| format!("the event's payload is not readable JSON: {e}"))
+                });
+            (envelope, whole.err())
+        }
+        Err(e) => (
+            Envelope {
+                id: format!("unreadable_{}", &hex::encode(Sha256::digest(payload))[..32]),
+                event_type: "unreadable".into(),
+                created: now,
+                livemode: false,
+                account: None,
+            },
+            Some(format!("the delivery is not a readable Stripe event: {e}")),
+        ),
+    };
+    if let Some(reason) = &unreadable {
+        tracing::warn!(event = %envelope.id, %reason, "a signed delivery can never be applied; stored as ignored");
+    }
+    store_event_as(store, &envelope, &text, "webhook", unreadable.as_deref()).await
 }
 
 /// Stores an event obtained from Stripe (delivered or fetched).
@@ -72,6 +104,17 @@ pub async fn store_event(
     envelope: &Envelope,
     payload: &str,
     source: &str,
+) -> Result<Receipt> {
+    store_event_as(store, envelope, payload, source, None).await
+}
+
+/// Stores an event; with `ignored`, as never applicable for that reason.
+async fn store_event_as(
+    store: &Store,
+    envelope: &Envelope,
+    payload: &str,
+    source: &str,
+    ignored: Option<&str>,
 ) -> Result<Receipt> {
     let mut handle = store.acquire().await?;
     let stored = handle
@@ -87,6 +130,7 @@ pub async fn store_event(
             livemode: envelope.livemode,
             payload,
             source,
+            ignored,
             now: storage::now(),
         })
         .await?;

@@ -35,16 +35,17 @@ pub async fn record_intent(
     intent: &Value,
     reference: &str,
 ) -> Result<PaymentRow> {
-    let id = intent["id"]
-        .as_str()
-        .ok_or_else(|| Error::from(StripeError::Decode("an intent without an id".into())))?;
+    // An intent obol cannot read (bad money included) is Stripe answering
+    // garbage: 502, and nothing is written.
+    let seen = payments::read_intent(intent)
+        .map_err(|why| Error::from(StripeError::Decode(why.to_string())))?;
     let cause = Cause {
         kind: "api",
         reference: Some(reference),
         account_id: account.as_str(),
     };
-    payments::observe_intent(conn, &cause, intent, chrono::Utc::now().timestamp()).await?;
-    conn.get_payment_by_intent(account.as_str(), id)
+    payments::observe_intent(conn, &cause, &seen, chrono::Utc::now().timestamp()).await?;
+    conn.get_payment_by_intent(account.as_str(), &seen.id)
         .await?
         .ok_or_else(|| Error::internal("the observed intent has no payment"))
 }

@@ -8,6 +8,7 @@ mod chaos;
 mod checkout;
 mod crash;
 mod disputes;
+mod event_payloads;
 mod helpers;
 mod inbox;
 mod jobs;

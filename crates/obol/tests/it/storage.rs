@@ -606,6 +606,7 @@ async fn a_worker_whose_claim_expired_cannot_overwrite_the_events_outcome(backen
             livemode: false,
             payload: "{}",
             source: "webhook",
+            ignored: None,
             now: t0,
         })
         .await
