@@ -157,7 +157,6 @@ rule_codes! {
     PaymentNotCaptured => ("payment_not_captured", 409),
     PaymentNotRefundable => ("payment_not_refundable", 409),
     PaymentReferenceInUse => ("payment_reference_in_use", 409),
-    PaymentReferenceMismatch => ("payment_reference_mismatch", 422),
     RefundExceedsRemaining => ("refund_exceeds_remaining", 422),
     StripeInvalidRequest => ("stripe_invalid_request", 422),
     TtlOutOfRange => ("ttl_out_of_range", 422),

@@ -15,6 +15,7 @@ mod jobs;
 mod layering;
 mod legacy;
 mod notifications;
+mod order_input;
 mod order_notifications;
 mod orders;
 mod refunds;
