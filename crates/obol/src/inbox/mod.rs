@@ -69,9 +69,31 @@ pub async fn receive(
         | SignatureError::Mismatch => Error::InvalidSignature(e),
     })?;
     let text = String::from_utf8_lossy(payload);
-    let (envelope, unreadable) = match serde_json::from_slice::<Envelope>(payload) {
-        // The envelope reads, but the event as a whole may not (the
-        // worker reads all of it): find out now, once.
+    let (envelope, unreadable) = read_envelope(payload, now);
+    if let Some(reason) = &unreadable {
+        tracing::warn!(event = %envelope.id, %reason, "a signed delivery can never be applied; stored as ignored");
+    }
+    store_event_as(store, &envelope, &text, "webhook", unreadable.as_deref()).await
+}
+
+/// Stripe's ids and types are short; longer ones are not Stripe's and
+/// would not fit a database index.
+const MAX_ID_LEN: usize = 255;
+
+/// The envelope of a signed delivery, and why it can never be applied if
+/// it cannot: the whole payload is read once here (the worker reads all
+/// of it), so an unreadable one is known before it is stored.
+fn read_envelope(payload: &[u8], now: i64) -> (Envelope, Option<String>) {
+    let envelope = serde_json::from_slice::<Envelope>(payload)
+        .map_err(|e| format!("the delivery is not a readable Stripe event: {e}"))
+        .and_then(|env| {
+            if env.id.len() > MAX_ID_LEN || env.event_type.len() > MAX_ID_LEN {
+                Err("the delivery's id or type is longer than Stripe's".to_string())
+            } else {
+                Ok(env)
+            }
+        });
+    match envelope {
         Ok(envelope) => {
             let whole = std::str::from_utf8(payload)
                 .map_err(|e| format!("the event is not UTF-8: {e}"))
@@ -81,21 +103,20 @@ pub async fn receive(
                 });
             (envelope, whole.err())
         }
-        Err(e) => (
-            Envelope {
-                id: format!("unreadable_{}", &hex::encode(Sha256::digest(payload))[..32]),
+        // Keyed by the body, so Stripe's retries of it are duplicates.
+        Err(reason) => {
+            let digest = hex::encode(Sha256::digest(payload));
+            let short: String = digest.chars().take(32).collect();
+            let envelope = Envelope {
+                id: format!("unreadable_{short}"),
                 event_type: "unreadable".into(),
                 created: now,
                 livemode: false,
                 account: None,
-            },
-            Some(format!("the delivery is not a readable Stripe event: {e}")),
-        ),
-    };
-    if let Some(reason) = &unreadable {
-        tracing::warn!(event = %envelope.id, %reason, "a signed delivery can never be applied; stored as ignored");
+            };
+            (envelope, Some(reason))
+        }
     }
-    store_event_as(store, &envelope, &text, "webhook", unreadable.as_deref()).await
 }
 
 /// Stores an event obtained from Stripe (delivered or fetched).
