@@ -145,15 +145,15 @@ async fn apply_one(store: &Store, event: &WebhookEventRow, live: bool) {
             // ignored with the reason, like an unreadable payload.
             let reason = format!("never applicable: {e}");
             tracing::warn!(event = %event.stripe_event_id, kind = %event.event_type, %reason, "event can never apply; ignored");
+            // The machine decides, as for any outcome; the write is
+            // guarded by the status and attempt claimed.
+            let Some(status) = inbox_event::transition(event.status, InboxInput::Ignored) else {
+                return;
+            };
             if let Ok(mut h) = store.acquire().await {
                 if let Err(e) = h
                     .conn()
-                    .finish_webhook_event(
-                        event,
-                        crate::ledger::inbox_event::InboxStatus::Ignored,
-                        Some(&reason),
-                        storage::now(),
-                    )
+                    .finish_webhook_event(event, status, Some(&reason), storage::now())
                     .await
                 {
                     tracing::error!(error = %e, "could not record an ignored event; its claim will expire");
@@ -185,5 +185,24 @@ async fn apply_one(store: &Store, event: &WebhookEventRow, live: bool) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::RuleCode;
+    use crate::money::MoneyError;
+
+    #[test]
+    fn only_errors_that_may_heal_are_retried() {
+        assert!(may_heal(&Error::Database(sqlx::Error::RowNotFound)));
+        assert!(may_heal(&Error::internal(
+            "no payment for pi_x yet; retrying"
+        )));
+        assert!(may_heal(&Error::rule(RuleCode::OrderChanged, "raced")));
+        assert!(!may_heal(&Error::Money(MoneyError::Negative { got: -1 })));
+        assert!(!may_heal(&Error::rule(RuleCode::AmountMismatch, "x")));
+        assert!(!may_heal(&Error::InvalidBody("x".into())));
     }
 }
