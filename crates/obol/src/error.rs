@@ -70,10 +70,14 @@ pub enum Error {
     #[error("too many requests; retry after {retry_after_seconds} s")]
     RateLimited { retry_after_seconds: u64 },
 
-    // 502
+    // 402 / 409 / 422 when Stripe refused what the caller asked for, 502
+    // when Stripe could not be reached or answered garbage (`stripe_rule`).
     /// Stripe's own error (type, code, decline code, HTTP status), kept
-    /// whole so callers and logs see what Stripe decided.
-    #[error("Stripe did not answer as expected: {0}")]
+    /// whole so callers and logs see what Stripe decided. The message is
+    /// obol's wording plus Stripe's message with obol's idempotency keys
+    /// cut out (`stripe_message`): Stripe echoes the key it was sent, and
+    /// obol's keys name its internal operations.
+    #[error("{}", stripe_message(.0))]
     Stripe(Box<crate::stripe::StripeError>),
 
     // 500: detail to the log only.
@@ -126,10 +130,13 @@ rule_codes! {
     AmountMismatch => ("amount_mismatch", 422),
     AmountNegative => ("amount_negative", 422),
     AmountNotPositive => ("amount_not_positive", 422),
+    AmountTooSmall => ("amount_too_small", 422),
     AuthorizationExpired => ("authorization_expired", 409),
+    CardDeclined => ("card_declined", 402),
     FieldEmpty => ("field_empty", 422),
     FieldInvalid => ("field_invalid", 422),
     FieldTooLong => ("field_too_long", 422),
+    IdempotencyKeyReused => ("idempotency_key_reused", 409),
     InvalidEmail => ("invalid_email", 422),
     InvalidEventTypes => ("invalid_event_types", 422),
     InvalidLineItems => ("invalid_line_items", 422),
@@ -150,9 +157,9 @@ rule_codes! {
     PaymentNotCaptured => ("payment_not_captured", 409),
     PaymentNotRefundable => ("payment_not_refundable", 409),
     PaymentReferenceInUse => ("payment_reference_in_use", 409),
-    PaymentReferenceMismatch => ("payment_reference_mismatch", 422),
     RefundExceedsRemaining => ("refund_exceeds_remaining", 422),
     TooManyOpenIntents => ("too_many_open_intents", 409),
+    StripeInvalidRequest => ("stripe_invalid_request", 422),
     TtlOutOfRange => ("ttl_out_of_range", 422),
 }
 
@@ -233,7 +240,7 @@ impl Error {
             Error::Rule { code, .. } => code.as_str(),
             Error::Money(e) => e.code(),
             Error::RateLimited { .. } => "rate_limited",
-            Error::Stripe(_) => "stripe_error",
+            Error::Stripe(e) => stripe_rule(e).map_or("stripe_error", RuleCode::as_str),
             Error::Database(_) | Error::Internal(_) => "internal_error",
         }
     }
@@ -257,7 +264,7 @@ impl Error {
             Error::Rule { code, .. } => code.status(),
             Error::Money(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Error::Stripe(_) => StatusCode::BAD_GATEWAY,
+            Error::Stripe(e) => stripe_rule(e).map_or(StatusCode::BAD_GATEWAY, RuleCode::status),
             Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -281,10 +288,51 @@ impl Error {
                     "type": e.kind,
                     "code": e.code,
                     "decline_code": e.decline_code,
+                    "param": e.param,
                 });
             }
         }
         json!({ "error": error })
+    }
+}
+
+/// Which of obol's codes a Stripe error is, if it is the caller's to fix:
+/// a refused parameter or state (`invalid_request_error`, 422), a card
+/// error (402, like Stripe's own status), a key reused with another body
+/// (409). `None` (502 `stripe_error`): Stripe unreachable, an unreadable
+/// answer, or a refusal of obol's own credentials (401, 403), which no
+/// caller can fix.
+fn stripe_rule(e: &crate::stripe::StripeError) -> Option<RuleCode> {
+    use crate::stripe::StripeError;
+    match e {
+        StripeError::Refused { status, error } => match (error.kind.as_str(), status) {
+            (_, 401 | 403) => None,
+            ("card_error", _) => Some(RuleCode::CardDeclined),
+            ("idempotency_error", _) => Some(RuleCode::IdempotencyKeyReused),
+            ("invalid_request_error", _) => Some(RuleCode::StripeInvalidRequest),
+            _ => None,
+        },
+        StripeError::Unavailable { .. } | StripeError::Decode(_) => None,
+    }
+}
+
+/// The message of a Stripe error as it may appear in a response body, a
+/// job's `last_error` or a refund's `failure_reason`: never an obol
+/// idempotency key, and for a reused key not even Stripe's text (it is
+/// about the key and nothing else).
+fn stripe_message(e: &crate::stripe::StripeError) -> String {
+    use crate::stripe::{redact_idempotency_keys, StripeError};
+    let detail = match e {
+        StripeError::Refused { error, .. } => redact_idempotency_keys(&error.message),
+        other => redact_idempotency_keys(&other.to_string()),
+    };
+    match stripe_rule(e) {
+        Some(RuleCode::IdempotencyKeyReused) => {
+            "this Idempotency-Key was already used with a different request; send a new key for a different request".to_string()
+        }
+        Some(RuleCode::CardDeclined) => format!("the card was declined: {detail}"),
+        Some(RuleCode::StripeInvalidRequest) => format!("Stripe refused the request: {detail}"),
+        _ => format!("Stripe did not answer as expected: {detail}"),
     }
 }
 
@@ -363,6 +411,10 @@ mod tests {
                 reason: "x",
             }),
             Error::Money(MoneyError::Negative { got: -1 }),
+            Error::Money(MoneyError::TooSmall {
+                minimum: 50,
+                currency: crate::money::Currency::parse("eur").unwrap(),
+            }),
             Error::RateLimited {
                 retry_after_seconds: 1,
             },
@@ -380,6 +432,81 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         table.retain(|row| seen.insert(row.clone()));
         insta::assert_snapshot!(table.join("\n"));
+    }
+
+    fn refused(status: u16, kind: &str, code: &str, message: &str) -> Error {
+        Error::from(crate::stripe::StripeError::Refused {
+            status,
+            error: crate::stripe::ApiError {
+                kind: kind.into(),
+                code: Some(code.into()),
+                decline_code: None,
+                message: message.into(),
+                param: Some("amount".into()),
+            },
+        })
+    }
+
+    #[test]
+    fn stripe_errors_map_to_stable_codes() {
+        let cases = [
+            (refused(400, "invalid_request_error", "amount_too_small", "Amount must be at least €0.50 eur"), 422, "stripe_invalid_request"),
+            (refused(404, "invalid_request_error", "resource_missing", "No such payment_intent: 'pi_x'"), 422, "stripe_invalid_request"),
+            (refused(402, "card_error", "card_declined", "Your card was declined."), 402, "card_declined"),
+            (refused(400, "idempotency_error", "idempotency_error", "Try using a key other than 'obol-pay-first-intent-0123456789abcdef0123456789abcdef'"), 409, "idempotency_key_reused"),
+            // obol's own credentials refused: nothing the caller can fix.
+            (refused(401, "invalid_request_error", "api_key_invalid", "Invalid API Key provided"), 502, "stripe_error"),
+            (Error::from(crate::stripe::StripeError::Decode("garbage".into())), 502, "stripe_error"),
+            (Error::from(crate::stripe::StripeError::Unavailable { attempts: 6, last: "timed out".into() }), 502, "stripe_error"),
+        ];
+        for (e, status, code) in cases {
+            assert_eq!((e.status().as_u16(), e.code()), (status, code), "{e:?}");
+        }
+        let body = refused(
+            400,
+            "invalid_request_error",
+            "amount_too_small",
+            "Amount must be at least €0.50 eur",
+        )
+        .body();
+        assert_eq!(body["error"]["stripe"]["code"], "amount_too_small");
+        assert_eq!(body["error"]["stripe"]["param"], "amount");
+        assert_eq!(body["error"]["stripe"]["type"], "invalid_request_error");
+    }
+
+    #[test]
+    fn no_stripe_message_carries_an_obol_idempotency_key() {
+        let key = "obol-capture-0123456789abcdef0123456789abcdef";
+        for kind in [
+            "invalid_request_error",
+            "idempotency_error",
+            "card_error",
+            "api_error",
+        ] {
+            let e = refused(
+                400,
+                kind,
+                "x",
+                &format!("Try using a key other than '{key}' if you meant to"),
+            );
+            let body = e.body().to_string();
+            assert!(
+                !body.contains(key) && !body.contains("obol-capture"),
+                "{body}"
+            );
+            assert!(!e.to_string().contains(key), "{e}");
+        }
+        let e = refused(
+            400,
+            "idempotency_error",
+            "x",
+            "Keys for idempotent requests can only be used with the same parameters",
+        );
+        assert!(
+            !e.body().to_string().contains("Keys for idempotent"),
+            "{}",
+            e.body()
+        );
     }
 
     #[test]

@@ -52,6 +52,41 @@ const ZERO_DECIMAL: [&str; 16] = [
 /// Stripe's three-decimal currencies: amounts must be a multiple of 10.
 const THREE_DECIMAL: [&str; 5] = ["bhd", "jod", "kwd", "omr", "tnd"];
 
+/// Stripe's minimum charge amounts, in minor units, for the currencies it
+/// lists (docs.stripe.com "Minimum and maximum charge amounts"; the
+/// sandbox keeps the same table on its side of the wire). A charge below
+/// its currency's minimum is refused by Stripe with `amount_too_small`,
+/// so obol refuses it before asking. For currencies Stripe does not list
+/// the rule is "the equivalent of 0.50 USD", which depends on the day's
+/// exchange rate: obol cannot know it offline and checks only positivity
+/// there; Stripe's own refusal is then a 422 `stripe_invalid_request`.
+const MINIMUM_CHARGE: [(&str, i64); 24] = [
+    ("aed", 200),
+    ("aud", 50),
+    ("bgn", 100),
+    ("brl", 50),
+    ("cad", 50),
+    ("chf", 50),
+    ("czk", 1500),
+    ("dkk", 250),
+    ("eur", 50),
+    ("gbp", 30),
+    ("hkd", 400),
+    ("huf", 17500),
+    ("inr", 50),
+    ("jpy", 50),
+    ("mxn", 1000),
+    ("myr", 200),
+    ("nok", 300),
+    ("nzd", 50),
+    ("pln", 200),
+    ("ron", 200),
+    ("sek", 300),
+    ("sgd", 50),
+    ("thb", 1000),
+    ("usd", 50),
+];
+
 /// At most this many characters of rejected input are echoed back in errors.
 const ECHO_LIMIT: usize = 32;
 
@@ -117,6 +152,16 @@ impl Currency {
         } else {
             2
         }
+    }
+
+    /// Stripe's minimum charge in this currency, in minor units, for the
+    /// currencies Stripe lists (50 for EUR and USD, 30 for GBP, 50 for
+    /// JPY…); `None` where the minimum depends on an exchange rate.
+    pub fn minimum_charge(self) -> Option<i64> {
+        MINIMUM_CHARGE
+            .iter()
+            .find(|(code, _)| *code == self.0)
+            .map(|(_, minimum)| *minimum)
     }
 
     /// Minor units per major unit: 1, 100 or 1000.
@@ -351,6 +396,22 @@ impl Money {
         self.amount == 0
     }
 
+    /// Checks a charge amount against Stripe's minimum for its currency
+    /// ([`Currency::minimum_charge`]): [`MoneyError::TooSmall`] below it.
+    ///
+    /// Separate from [`Money::new`] because the minimum applies to what is
+    /// charged (an order's total, a pay-first intent), not to each line
+    /// item's unit amount.
+    pub fn ensure_minimum_charge(self) -> Result<Money, MoneyError> {
+        match self.currency.minimum_charge() {
+            Some(minimum) if self.amount < minimum => Err(MoneyError::TooSmall {
+                minimum,
+                currency: self.currency,
+            }),
+            _ => Ok(self),
+        }
+    }
+
     /// Re-checks a ledger value against the charge rules of [`Money::new`].
     pub fn ensure_chargeable(self) -> Result<Money, MoneyError> {
         Money::new(self.amount, self.currency)
@@ -509,6 +570,14 @@ pub enum MoneyError {
         /// The refused amount, in minor units.
         got: i64,
     },
+    /// A charge below Stripe's minimum for the currency.
+    #[error("amount is below Stripe's minimum charge of {minimum} minor units in {currency}")]
+    TooSmall {
+        /// The minimum, in minor units.
+        minimum: i64,
+        /// Its currency.
+        currency: Currency,
+    },
     /// More than Stripe's 8-digit maximum, or an arithmetic overflow.
     #[error("amount is too large: Stripe accepts at most 99999999 minor units (8 digits)")]
     TooLarge,
@@ -556,6 +625,7 @@ impl MoneyError {
         match self {
             MoneyError::NotPositive { .. } => "amount_not_positive",
             MoneyError::TooLarge => "amount_too_large",
+            MoneyError::TooSmall { .. } => "amount_too_small",
             MoneyError::Precision { .. } => "amount_precision",
             MoneyError::UnsupportedCurrency { .. } => "currency_unsupported",
             MoneyError::CurrencyMismatch { .. } => "currency_mismatch",
@@ -897,6 +967,34 @@ mod tests {
     }
 
     #[test]
+    fn minimum_charges_are_stripes() {
+        for (code, minimum) in [
+            ("eur", 50),
+            ("usd", 50),
+            ("jpy", 50),
+            ("gbp", 30),
+            ("huf", 17500),
+        ] {
+            assert_eq!(cur(code).minimum_charge(), Some(minimum), "{code}");
+            let below = Money::new(minimum - 1, cur(code)).unwrap();
+            let err = below.ensure_minimum_charge().unwrap_err();
+            assert_eq!(err.code(), "amount_too_small");
+            assert!(err.to_string().contains(&minimum.to_string()), "{err}");
+            let at = Money::new(minimum, cur(code)).unwrap();
+            assert_eq!(at.ensure_minimum_charge(), Ok(at));
+        }
+        // Unlisted: the minimum depends on an exchange rate obol does not know.
+        assert_eq!(cur("kwd").minimum_charge(), None);
+        assert!(money(10, "kwd").ensure_minimum_charge().is_ok());
+        // The table is sorted, lowercase and within the supported currencies.
+        let codes: Vec<&str> = MINIMUM_CHARGE.iter().map(|(c, _)| *c).collect();
+        let mut sorted = codes.clone();
+        sorted.sort_unstable();
+        assert_eq!(codes, sorted);
+        assert!(codes.iter().all(|c| Currency::parse(c).is_ok()));
+    }
+
+    #[test]
     fn format_decimal_pads_fraction() {
         assert_eq!(money(1234, "eur").format_decimal(), "12.34");
         assert_eq!(money(1205, "eur").format_decimal(), "12.05");
@@ -1033,6 +1131,13 @@ mod tests {
         let cases = [
             (MoneyError::NotPositive { got: 0 }, "amount_not_positive"),
             (MoneyError::TooLarge, "amount_too_large"),
+            (
+                MoneyError::TooSmall {
+                    minimum: 50,
+                    currency: eur,
+                },
+                "amount_too_small",
+            ),
             (MoneyError::Precision { currency: eur }, "amount_precision"),
             (
                 MoneyError::UnsupportedCurrency { code: "x".into() },

@@ -9,6 +9,14 @@
 //! Handlers parse Stripe's objects and hand payment observations to
 //! `crate::payments` (the one payment writer); they do not write a
 //! payment's state themselves, and nothing here may call `ops`.
+//!
+//! What may heal and what never will: a payload that is not JSON (or
+//! nested past serde_json's depth limit), an object of the wrong shape, or
+//! money that breaks the API's rules (negative, not an integer, an unknown
+//! currency) is the same on every attempt, so it is an `Ignored` outcome
+//! with its reason. Only errors that may heal (the database, a race with a
+//! concurrent writer, a dispute whose payment obol has not seen yet) are
+//! `Err` and retried on the worker's schedule.
 
 use chrono::{TimeZone, Utc};
 use serde::Deserialize;
@@ -21,7 +29,10 @@ use crate::ledger::refund::{self, RefundDecision, RefundEvent, RefundStatus};
 use crate::ledger::{IntentStatus, Observation};
 use crate::outbox;
 pub use crate::payments::Outcome;
-use crate::payments::{charge_amounts, observe, observe_intent, Adopt, Cause, ChargeObject};
+use crate::payments::{
+    charge_money, id_of, observe, observe_intent, read_charge, read_intent, Adopt, Cause,
+    Unreadable,
+};
 use crate::storage::disputes::{NewDispute, NewTask};
 use crate::storage::refunds::NewRefund;
 use crate::storage::webhook_events::WebhookEventRow;
@@ -100,29 +111,40 @@ pub async fn apply(conn: &mut Conn<'_>, event: &WebhookEventRow, live: bool) -> 
             event.event_type
         )));
     };
-    let payload: Value = serde_json::from_str(&event.payload)
-        .map_err(|e| Error::internal(format!("stored event {} is not JSON: {e}", event.id)))?;
+    // The same bytes fail the same way on every attempt: not retried.
+    let payload: Value = match serde_json::from_str(&event.payload) {
+        Ok(v) => v,
+        Err(e) => {
+            return Ok(unreadable(Unreadable(format!(
+                "the payload is not readable JSON: {e}"
+            ))))
+        }
+    };
     let object = &payload["data"]["object"];
-    match kind {
-        Kind::Intent => intent_changed(conn, event, object).await,
-        Kind::ChargeRefunded => charge_refunded(conn, event, object).await,
-        Kind::Refund => refund_changed(conn, event, object).await,
-        Kind::Dispute => dispute_changed(conn, event, object).await,
-    }
+    let outcome = match kind {
+        Kind::Intent => intent_changed(conn, event, object).await?,
+        Kind::ChargeRefunded => charge_refunded(conn, event, object).await?,
+        Kind::Refund => refund_changed(conn, event, object).await?,
+        Kind::Dispute => dispute_changed(conn, event, object).await?,
+    };
+    Ok(outcome.unwrap_or_else(unreadable))
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(object: &Value, what: &str) -> Result<T> {
-    serde_json::from_value(object.clone())
-        .map_err(|e| Error::internal(format!("unexpected {what} object: {e}")))
+/// An event that can never apply, as the outcome the inbox records.
+fn unreadable(why: Unreadable) -> Outcome {
+    Outcome::Ignored(format!("never applicable: {why}"))
 }
 
-/// An id field that may be expanded into an object.
-fn id_of(v: &Option<Value>) -> Option<String> {
-    match v {
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(Value::Object(o)) => o.get("id").and_then(Value::as_str).map(str::to_string),
-        _ => None,
-    }
+/// A handler's answer: `Err` may heal and is retried; `Ok(Err)` is an
+/// object obol can never apply.
+type Handled = Result<std::result::Result<Outcome, Unreadable>>;
+
+/// Reads a Stripe object of type `what` into `T`.
+fn parse<T: for<'de> Deserialize<'de>>(
+    object: &Value,
+    what: &str,
+) -> std::result::Result<T, Unreadable> {
+    crate::payments::parse(object, what)
 }
 
 /// The cause of a change an event makes. An event fetched by
@@ -140,31 +162,34 @@ fn cause_of(event: &WebhookEventRow) -> Cause<'_> {
     }
 }
 
-async fn intent_changed(
-    conn: &mut Conn<'_>,
-    event: &WebhookEventRow,
-    object: &Value,
-) -> Result<Outcome> {
-    observe_intent(conn, &cause_of(event), object, event.stripe_created).await
+async fn intent_changed(conn: &mut Conn<'_>, event: &WebhookEventRow, object: &Value) -> Handled {
+    let intent = match read_intent(object) {
+        Ok(i) => i,
+        Err(why) => return Ok(Err(why)),
+    };
+    observe_intent(conn, &cause_of(event), &intent, event.stripe_created)
+        .await
+        .map(Ok)
 }
 
-async fn charge_refunded(
-    conn: &mut Conn<'_>,
-    event: &WebhookEventRow,
-    object: &Value,
-) -> Result<Outcome> {
-    let charge: ChargeObject = parse(object, "charge")?;
-    if !charge.captured {
+async fn charge_refunded(conn: &mut Conn<'_>, event: &WebhookEventRow, object: &Value) -> Handled {
+    let charge = match read_charge(object) {
+        Ok(c) => c,
+        Err(why) => return Ok(Err(why)),
+    };
+    if !charge.amounts.captured {
         // Cancelling an authorization releases the held amount, which Stripe
         // reports as the uncaptured charge being "refunded": no money moved.
-        return Ok(Outcome::Ignored(
+        return Ok(Ok(Outcome::Ignored(
             "an uncaptured charge's authorization was released, not refunded".into(),
-        ));
+        )));
     }
-    let Some(intent_id) = id_of(&charge.payment_intent) else {
-        return Ok(Outcome::Ignored("the charge has no payment intent".into()));
+    let Some(intent_id) = charge.payment_intent.clone() else {
+        return Ok(Ok(Outcome::Ignored(
+            "the charge has no payment intent".into(),
+        )));
     };
-    let amounts = charge_amounts(&charge);
+    let amounts = charge.amounts;
     let observation = Observation {
         status: IntentStatus::Succeeded,
         failed_attempt: false,
@@ -174,12 +199,14 @@ async fn charge_refunded(
     };
     let adopt = Adopt {
         intent_id: &intent_id,
-        amount: charge.amount,
-        currency: &charge.currency,
+        amount: charge.money.minor(),
+        currency: charge.money.currency().as_str(),
         order_id: None,
         customer_hint: None,
     };
-    observe(conn, &cause_of(event), &adopt, &observation).await
+    observe(conn, &cause_of(event), &adopt, &observation)
+        .await
+        .map(Ok)
 }
 
 #[derive(Debug, Deserialize)]
@@ -197,18 +224,21 @@ struct RefundObject {
 /// A refund's own status (pending → succeeded, failed or canceled). The
 /// refunded amount reaches the payment through `charge.refunded`; this
 /// keeps the refund record true, and records refunds made outside obol.
-async fn refund_changed(
-    conn: &mut Conn<'_>,
-    event: &WebhookEventRow,
-    object: &Value,
-) -> Result<Outcome> {
-    let refund: RefundObject = parse(object, "refund")?;
+async fn refund_changed(conn: &mut Conn<'_>, event: &WebhookEventRow, object: &Value) -> Handled {
+    let refund: RefundObject = match parse(object, "refund") {
+        Ok(r) => r,
+        Err(why) => return Ok(Err(why)),
+    };
+    let money = match charge_money(refund.amount, &refund.currency, "refund") {
+        Ok(m) => m,
+        Err(why) => return Ok(Err(why)),
+    };
     let account = AccountId::from_db(event.account_id.clone());
     let Some(status) = RefundStatus::parse_stripe(&refund.status) else {
-        return Ok(Outcome::Ignored(format!(
+        return Ok(Err(Unreadable(format!(
             "unknown refund status {:?}",
             refund.status
-        )));
+        ))));
     };
     let mut local = match refund
         .metadata
@@ -231,9 +261,9 @@ async fn refund_changed(
             let next = match refund::transition(r.ledger(), seen) {
                 RefundDecision::Move { next } => next,
                 RefundDecision::Ignore => {
-                    return Ok(Outcome::Ignored(
+                    return Ok(Ok(Outcome::Ignored(
                         "older than the refund's recorded state".into(),
-                    ))
+                    )))
                 }
             };
             if !conn
@@ -249,32 +279,34 @@ async fn refund_changed(
             {
                 return Err(Error::internal("the refund changed concurrently; retrying"));
             }
-            Ok(Outcome::Applied)
+            Ok(Ok(Outcome::Applied))
         }
         None => {
-            let Some(intent) = id_of(&refund.payment_intent) else {
-                return Ok(Outcome::Ignored("the refund has no payment intent".into()));
+            let Some(intent) = id_of(refund.payment_intent.as_ref()) else {
+                return Ok(Ok(Outcome::Ignored(
+                    "the refund has no payment intent".into(),
+                )));
             };
             let Some(payment) = conn
                 .get_payment_by_intent(&event.account_id, &intent)
                 .await?
             else {
-                return Ok(Outcome::Ignored(format!("no payment for {intent}")));
+                return Ok(Ok(Outcome::Ignored(format!("no payment for {intent}"))));
             };
             let id = String::from(crate::ids::RefundId::generate());
             conn.insert_refund(&NewRefund {
                 id: &id,
                 payment_id: &payment.id,
                 stripe_refund_id: Some(&refund.id),
-                amount: refund.amount,
-                currency: &refund.currency,
+                amount: money.minor(),
+                currency: money.currency().as_str(),
                 reason: None,
                 status,
                 observed_at: event.stripe_created,
                 now,
             })
             .await?;
-            Ok(Outcome::Applied)
+            Ok(Ok(Outcome::Applied))
         }
     }
 }
@@ -298,20 +330,25 @@ struct EvidenceDetails {
 /// A dispute opened, changed or closed: the dispute record and its
 /// timeline, the payment's `disputed` flag while it is open, and a
 /// "Respond to dispute" task, closed with the dispute.
-async fn dispute_changed(
-    conn: &mut Conn<'_>,
-    event: &WebhookEventRow,
-    object: &Value,
-) -> Result<Outcome> {
-    let d: DisputeObject = parse(object, "dispute")?;
+async fn dispute_changed(conn: &mut Conn<'_>, event: &WebhookEventRow, object: &Value) -> Handled {
+    let d: DisputeObject = match parse(object, "dispute") {
+        Ok(d) => d,
+        Err(why) => return Ok(Err(why)),
+    };
+    let money = match charge_money(d.amount, &d.currency, "dispute") {
+        Ok(m) => m,
+        Err(why) => return Ok(Err(why)),
+    };
     let Some(status) = DisputeStatus::parse(&d.status) else {
-        return Ok(Outcome::Ignored(format!(
+        return Ok(Err(Unreadable(format!(
             "unknown dispute status {:?}",
             d.status
-        )));
+        ))));
     };
-    let Some(intent) = id_of(&d.payment_intent) else {
-        return Ok(Outcome::Ignored("the dispute has no payment intent".into()));
+    let Some(intent) = id_of(d.payment_intent.as_ref()) else {
+        return Ok(Ok(Outcome::Ignored(
+            "the dispute has no payment intent".into(),
+        )));
     };
     // The intent's own events may still be on their way: fail and retry
     // rather than lose the dispute.
@@ -337,9 +374,9 @@ async fn dispute_changed(
         existing,
     ) {
         (DisputeDecision::Ignore, _) => {
-            return Ok(Outcome::Ignored(
+            return Ok(Ok(Outcome::Ignored(
                 "older than the dispute's recorded state, or after it closed for good".into(),
-            ))
+            )))
         }
         (DisputeDecision::Create { next }, _) => {
             let id = String::from(crate::ids::DisputeId::generate());
@@ -348,8 +385,8 @@ async fn dispute_changed(
                     id: &id,
                     stripe_dispute_id: &d.id,
                     payment_id: &payment.id,
-                    amount: d.amount,
-                    currency: &d.currency,
+                    amount: money.minor(),
+                    currency: money.currency().as_str(),
                     reason: &d.reason,
                     status: next.status,
                     evidence_due_by: due_by,
@@ -417,7 +454,7 @@ async fn dispute_changed(
         conn.close_task("respond_to_dispute", "dispute", &dispute.id, now)
             .await?;
     }
-    Ok(Outcome::Applied)
+    Ok(Ok(Outcome::Applied))
 }
 
 /// Writes a dispute's new view, guarded by the row read; a lost race is

@@ -5,12 +5,21 @@
 //! after the commit does Stripe get its 2xx. Application happens later, in
 //! `worker`, from the stored rows, so a crash between the two loses
 //! nothing and a redelivery is acknowledged without being applied again.
+//!
+//! Once the signature holds, every delivery is stored and answered 200,
+//! even one obol can never read (not JSON, nested past serde_json's
+//! recursion limit of 128, not an event at all): Stripe retries any
+//! non-2xx for days, and a refusal would only bring the same bytes back.
+//! Such a delivery is stored `ignored` with the reason; one that is not
+//! even an event is keyed by the SHA-256 of its body (`unreadable_…`), so
+//! Stripe's retries of it are duplicates.
 
 pub mod apply;
 pub mod worker;
 
 use secrecy::SecretString;
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::storage::webhook_events::NewWebhookEvent;
@@ -59,11 +68,55 @@ pub async fn receive(
         | SignatureError::Expired
         | SignatureError::Mismatch => Error::InvalidSignature(e),
     })?;
-    let envelope: Envelope = serde_json::from_slice(payload)
-        .map_err(|e| Error::InvalidBody(format!("not a Stripe event: {e}")))?;
-    let text = std::str::from_utf8(payload)
-        .map_err(|_| Error::InvalidBody("the event is not UTF-8".into()))?;
-    store_event(store, &envelope, text, "webhook").await
+    let text = String::from_utf8_lossy(payload);
+    let (envelope, unreadable) = read_envelope(payload, now);
+    if let Some(reason) = &unreadable {
+        tracing::warn!(event = %envelope.id, %reason, "a signed delivery can never be applied; stored as ignored");
+    }
+    store_event_as(store, &envelope, &text, "webhook", unreadable.as_deref()).await
+}
+
+/// Stripe's ids and types are short; longer ones are not Stripe's and
+/// would not fit a database index.
+const MAX_ID_LEN: usize = 255;
+
+/// The envelope of a signed delivery, and why it can never be applied if
+/// it cannot: the whole payload is read once here (the worker reads all
+/// of it), so an unreadable one is known before it is stored.
+fn read_envelope(payload: &[u8], now: i64) -> (Envelope, Option<String>) {
+    let envelope = serde_json::from_slice::<Envelope>(payload)
+        .map_err(|e| format!("the delivery is not a readable Stripe event: {e}"))
+        .and_then(|env| {
+            if env.id.len() > MAX_ID_LEN || env.event_type.len() > MAX_ID_LEN {
+                Err("the delivery's id or type is longer than Stripe's".to_string())
+            } else {
+                Ok(env)
+            }
+        });
+    match envelope {
+        Ok(envelope) => {
+            let whole = std::str::from_utf8(payload)
+                .map_err(|e| format!("the event is not UTF-8: {e}"))
+                .and_then(|t| {
+                    serde_json::from_str::<serde_json::Value>(t)
+                        .map_err(|e| format!("the event's payload is not readable JSON: {e}"))
+                });
+            (envelope, whole.err())
+        }
+        // Keyed by the body, so Stripe's retries of it are duplicates.
+        Err(reason) => {
+            let digest = hex::encode(Sha256::digest(payload));
+            let short: String = digest.chars().take(32).collect();
+            let envelope = Envelope {
+                id: format!("unreadable_{short}"),
+                event_type: "unreadable".into(),
+                created: now,
+                livemode: false,
+                account: None,
+            };
+            (envelope, Some(reason))
+        }
+    }
 }
 
 /// Stores an event obtained from Stripe (delivered or fetched).
@@ -72,6 +125,17 @@ pub async fn store_event(
     envelope: &Envelope,
     payload: &str,
     source: &str,
+) -> Result<Receipt> {
+    store_event_as(store, envelope, payload, source, None).await
+}
+
+/// Stores an event; with `ignored`, as never applicable for that reason.
+async fn store_event_as(
+    store: &Store,
+    envelope: &Envelope,
+    payload: &str,
+    source: &str,
+    ignored: Option<&str>,
 ) -> Result<Receipt> {
     let mut handle = store.acquire().await?;
     let stored = handle
@@ -87,6 +151,7 @@ pub async fn store_event(
             livemode: envelope.livemode,
             payload,
             source,
+            ignored,
             now: storage::now(),
         })
         .await?;

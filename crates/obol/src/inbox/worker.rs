@@ -9,7 +9,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::apply::{self, Outcome};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ledger::inbox_event::{self, InboxInput};
 use crate::storage::webhook_events::WebhookEventRow;
 use crate::storage::{self, Store};
@@ -73,6 +73,37 @@ pub async fn run_once(store: &Store, live: bool) -> Result<usize> {
     Ok(n)
 }
 
+/// Whether an application error may heal on a later attempt: the
+/// database, a race with a concurrent writer, an object obol has not seen
+/// yet (all `Internal`, `Database` or a conflict with current state). An
+/// error about the request itself (money, a malformed body) comes from
+/// the stored payload and fails the same way every time.
+fn may_heal(e: &Error) -> bool {
+    match e {
+        Error::Database(_) | Error::Internal(_) | Error::RateLimited { .. } => true,
+        Error::Stripe(s) => matches!(s.as_ref(), crate::stripe::StripeError::Unavailable { .. }),
+        // A conflict with the object's state (409) may clear; a broken rule
+        // (422) will not.
+        Error::Rule { code, .. } => code.status() == axum::http::StatusCode::CONFLICT,
+        Error::NotFound(_) => true,
+        Error::MalformedJson(_)
+        | Error::InvalidBody(_)
+        | Error::InvalidQuery(_)
+        | Error::InvalidId(_)
+        | Error::Money(_) => false,
+        Error::Unauthenticated
+        | Error::InvalidApiKey
+        | Error::InvalidCustomerToken
+        | Error::SecretKeyRequired
+        | Error::InvalidSignature(_)
+        | Error::RouteNotFound { .. }
+        | Error::MethodNotAllowed
+        | Error::BodyTooLarge
+        | Error::UnsupportedMediaType
+        | Error::CustomerExists { .. } => false,
+    }
+}
+
 async fn apply_one(store: &Store, event: &WebhookEventRow, live: bool) {
     let result = async {
         let mut tx = store.begin().await?;
@@ -109,6 +140,26 @@ async fn apply_one(store: &Store, event: &WebhookEventRow, live: bool) {
         Ok(Some(Outcome::Ignored(reason))) => {
             tracing::debug!(event = %event.stripe_event_id, kind = %event.event_type, %reason, "event ignored")
         }
+        Err(e) if !may_heal(&e) => {
+            // Retrying the same stored bytes cannot help: recorded as
+            // ignored with the reason, like an unreadable payload.
+            let reason = format!("never applicable: {e}");
+            tracing::warn!(event = %event.stripe_event_id, kind = %event.event_type, %reason, "event can never apply; ignored");
+            // The machine decides, as for any outcome; the write is
+            // guarded by the status and attempt claimed.
+            let Some(status) = inbox_event::transition(event.status, InboxInput::Ignored) else {
+                return;
+            };
+            if let Ok(mut h) = store.acquire().await {
+                if let Err(e) = h
+                    .conn()
+                    .finish_webhook_event(event, status, Some(&reason), storage::now())
+                    .await
+                {
+                    tracing::error!(error = %e, "could not record an ignored event; its claim will expire");
+                }
+            }
+        }
         Err(e) => {
             let retry = usize::try_from(event.attempts.max(1) - 1)
                 .ok()
@@ -134,5 +185,24 @@ async fn apply_one(store: &Store, event: &WebhookEventRow, live: bool) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::RuleCode;
+    use crate::money::MoneyError;
+
+    #[test]
+    fn only_errors_that_may_heal_are_retried() {
+        assert!(may_heal(&Error::Database(sqlx::Error::RowNotFound)));
+        assert!(may_heal(&Error::internal(
+            "no payment for pi_x yet; retrying"
+        )));
+        assert!(may_heal(&Error::rule(RuleCode::OrderChanged, "raced")));
+        assert!(!may_heal(&Error::Money(MoneyError::Negative { got: -1 })));
+        assert!(!may_heal(&Error::rule(RuleCode::AmountMismatch, "x")));
+        assert!(!may_heal(&Error::InvalidBody("x".into())));
     }
 }

@@ -1,6 +1,7 @@
 //! The state machine of one Stripe event in obol's inbox.
 //!
 //! ```text
+//! (stored) ─▶ received | ignored        (ignored: an unreadable payload)
 //! received ─▶ applied | ignored        (the worker's outcome)
 //!     │  ▲
 //!     ▼  │ (retried on schedule)
@@ -22,6 +23,17 @@ pub enum InboxStatus {
     Applied,
     Ignored,
     Failed,
+}
+
+/// The status a stored event starts in: `ignored` when its payload can
+/// never be applied (so no worker claims it and nothing retries it),
+/// else `received`.
+pub fn initial(unreadable: bool) -> InboxStatus {
+    if unreadable {
+        InboxStatus::Ignored
+    } else {
+        InboxStatus::Received
+    }
 }
 
 impl InboxStatus {

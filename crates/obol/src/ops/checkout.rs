@@ -38,16 +38,17 @@ pub async fn record_intent(
     intent: &Value,
     reference: &str,
 ) -> Result<PaymentRow> {
-    let id = intent["id"]
-        .as_str()
-        .ok_or_else(|| Error::from(StripeError::Decode("an intent without an id".into())))?;
+    // An intent obol cannot read (bad money included) is Stripe answering
+    // garbage: 502, and nothing is written.
+    let seen = payments::read_intent(intent)
+        .map_err(|why| Error::from(StripeError::Decode(why.to_string())))?;
     let cause = Cause {
         kind: "api",
         reference: Some(reference),
         account_id: account.as_str(),
     };
-    payments::observe_intent(conn, &cause, intent, chrono::Utc::now().timestamp()).await?;
-    conn.get_payment_by_intent(account.as_str(), id)
+    payments::observe_intent(conn, &cause, &seen, chrono::Utc::now().timestamp()).await?;
+    conn.get_payment_by_intent(account.as_str(), &seen.id)
         .await?
         .ok_or_else(|| Error::internal("the observed intent has no payment"))
 }
@@ -138,7 +139,9 @@ pub async fn create_intent(
         ));
     };
     let currency = Currency::parse(currency)?;
-    let amount = Money::new(amount, currency)?;
+    // Stripe's minimum is checked here, not left to Stripe: its refusal
+    // would come back after the customer lookup and cost a Stripe call.
+    let amount = Money::new(amount, currency)?.ensure_minimum_charge()?;
     let customer = match (actor, &body.customer_id) {
         (Actor::Secret { account }, Some(id)) => {
             let id = CustomerId::parse(id).map_err(|_| Error::NotFound(Resource::Customer))?;
@@ -191,7 +194,9 @@ async fn pay_order(ctx: &Ctx, actor: &Actor, order_id: &str) -> Result<IntentFor
         ));
     }
     let currency = Currency::parse(&order.currency)?;
-    let amount = Money::new(order.total, currency)?;
+    // Orders stored before the minimum was checked at creation are refused
+    // here, before Stripe is asked.
+    let amount = Money::new(order.total, currency)?.ensure_minimum_charge()?;
     let existing = {
         let mut h = ctx.store().acquire().await?;
         h.conn()

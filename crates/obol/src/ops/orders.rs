@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::checkout;
+use crate::address::{Address, AddressKind};
 use crate::context::{Actor, Ctx};
 use crate::error::{Error, Resource, Result, RuleCode};
 use crate::ids::{CustomerId, SecretToken};
@@ -51,8 +52,12 @@ pub struct OrderIn {
     pub currency: String,
     pub line_items: Vec<LineItemIn>,
     pub shipping: Option<ShippingIn>,
-    pub shipping_address: Option<Value>,
-    pub billing_address: Option<Value>,
+    /// Known fields only, strings only, an ISO 3166-1 alpha-2 country
+    /// (`crate::address`).
+    pub shipping_address: Option<Address>,
+    /// Like `shipping_address`, but any field but `country` may be left
+    /// out; its `email` becomes the intent's `receipt_email`.
+    pub billing_address: Option<Address>,
     /// Ignored: obol computes the total. Accepted so that shops sending it
     /// are not refused.
     pub total: Option<Value>,
@@ -189,20 +194,13 @@ fn order_number(now: DateTime<Utc>) -> String {
     format!("ORD-{}-{suffix}", now.format("%Y%m%d"))
 }
 
-fn address(field: &str, v: Option<Value>) -> Result<Option<String>> {
-    match v {
-        None | Some(Value::Null) => Ok(None),
-        Some(v @ Value::Object(_)) => {
-            let text = v.to_string();
-            if text.len() > 4096 {
-                return Err(Error::rule(
-                    RuleCode::FieldTooLong,
-                    format!("{field} is too large"),
-                ));
-            }
-            Ok(Some(text))
-        }
-        Some(_) => Err(Error::InvalidBody(format!("{field} must be an object"))),
+/// A checked address as the JSON text stored in the order row.
+fn address(a: Option<Address>, kind: AddressKind) -> Result<Option<String>> {
+    match a {
+        None => Ok(None),
+        Some(a) => serde_json::to_string(&a.validate(kind)?)
+            .map(Some)
+            .map_err(Error::internal),
     }
 }
 
@@ -282,9 +280,10 @@ pub async fn create(ctx: &Ctx, actor: &Actor, body: OrderIn) -> Result<OrderOut>
         None => (None, 0),
     };
     let total = subtotal.checked_add(Money::balance(shipping_amount, currency)?)?;
-    // The total must be chargeable: positive, at most 8 digits, and a
-    // multiple of 10 in three-decimal currencies.
-    let total = Money::new(total.minor(), currency)?;
+    // The total must be chargeable: positive, at most 8 digits, a multiple
+    // of 10 in three-decimal currencies, and at least Stripe's minimum
+    // charge (else every intent for the order would be refused).
+    let total = Money::new(total.minor(), currency)?.ensure_minimum_charge()?;
 
     let customer_id = order_customer(body.customer_id.as_deref())?;
     // Pay-first: Stripe must hold an authorization of exactly this total.
@@ -295,8 +294,8 @@ pub async fn create(ctx: &Ctx, actor: &Actor, body: OrderIn) -> Result<OrderOut>
     let guest = customer_id
         .is_none()
         .then(|| SecretToken::generate(GUEST_TOKEN_PREFIX));
-    let shipping_address = address("shipping_address", body.shipping_address)?;
-    let billing_address = address("billing_address", body.billing_address)?;
+    let shipping_address = address(body.shipping_address, AddressKind::Shipping)?;
+    let billing_address = address(body.billing_address, AddressKind::Billing)?;
     let account = actor.account();
 
     let mut tx = ctx.store().begin().await?;
@@ -390,24 +389,26 @@ async fn verify_reference(
             "payment_reference is a pi_… id",
         ));
     }
+    // Unknown and someone else's answer alike (status, code and message),
+    // so a caller cannot probe which `pi_…` ids exist or whose they are.
+    let unknown = || {
+        Error::rule(
+            RuleCode::InvalidPaymentReference,
+            "payment_reference names no payment intent of this customer",
+        )
+    };
     let intent: Value = ctx
         .stripe()
         .get(&format!("/v1/payment_intents/{pi}"), &Params::new())
         .await
         .map_err(|e| match e {
-            StripeError::Refused { status: 404, .. } => Error::rule(
-                RuleCode::InvalidPaymentReference,
-                "Stripe knows no such payment intent",
-            ),
+            StripeError::Refused { status: 404, .. } => unknown(),
             other => other.into(),
         })?;
     // An intent authorized for one customer cannot pay another's order.
     if let Some(owner) = intent["metadata"]["obol_customer_id"].as_str() {
         if customer.map(CustomerId::as_str) != Some(owner) {
-            return Err(Error::rule(
-                RuleCode::PaymentReferenceMismatch,
-                "the payment intent was authorized for another customer",
-            ));
+            return Err(unknown());
         }
     }
     let status = intent["status"].as_str().unwrap_or_default();

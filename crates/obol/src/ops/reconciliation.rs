@@ -147,6 +147,13 @@ async fn recheck_payments(ctx: &Ctx, report: &mut Report) -> Result<()> {
                 continue;
             }
         };
+        let seen = match payments::read_intent(&intent) {
+            Ok(seen) => seen,
+            Err(why) => {
+                tracing::warn!(payment = %payment.id, reason = %why, "Stripe's intent cannot be applied; skipped");
+                continue;
+            }
+        };
         report.payments_checked += 1;
         let at = ctx.now().timestamp();
         let cause = Cause {
@@ -155,7 +162,7 @@ async fn recheck_payments(ctx: &Ctx, report: &mut Report) -> Result<()> {
             account_id: &payment.account_id,
         };
         let mut tx = store.begin().await?;
-        let outcome = payments::observe_intent(&mut tx.conn(), &cause, &intent, at).await?;
+        let outcome = payments::observe_intent(&mut tx.conn(), &cause, &seen, at).await?;
         tx.conn()
             .mark_payment_reconciled(&payment.id, ctx.now())
             .await?;

@@ -254,7 +254,10 @@ pub async fn submit(ctx: &Ctx, refund: &RefundRow, intent_id: &str) -> Result<Re
             // Stripe decided: the refund will not happen (unless Stripe has
             // it already and this answers a retry: the machine decides).
             let message = match &e {
-                StripeError::Refused { error, .. } => error.message.clone(),
+                // Shown as the refund's failure_reason: never obol's key.
+                StripeError::Refused { error, .. } => {
+                    crate::stripe::redact_idempotency_keys(&error.message)
+                }
                 StripeError::Unavailable { .. } | StripeError::Decode(_) => String::new(),
             };
             let current = conn.get_refund(&refund.account(), &refund.id).await?;

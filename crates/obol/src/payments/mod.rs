@@ -16,6 +16,6 @@
 pub mod writer;
 
 pub use writer::{
-    charge_amounts, confirm_paid_order, observe, observe_intent, Adopt, Cause, ChargeObject,
-    Outcome,
+    charge_money, confirm_paid_order, id_of, observe, observe_intent, parse, read_charge,
+    read_intent, Adopt, Cause, ChargeSeen, IntentSeen, Outcome, Unreadable,
 };

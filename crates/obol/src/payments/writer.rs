@@ -1,6 +1,12 @@
 //! The payment writer: one observation of a PaymentIntent in, the ledger
 //! decision written out (payment row guarded by the state read, timeline
 //! entry, host notification), inside the caller's transaction.
+//!
+//! Stripe's objects are read here once, with the API's own money rules
+//! (`read_intent`, `read_charge`): an amount that is negative, not an
+//! integer or in an unknown currency is `Unreadable`, never written. A
+//! signed event is Stripe's word about *what happened*, not proof that its
+//! numbers are sane, and a payment of −5000 "xxx" would corrupt every sum.
 
 use chrono::{TimeZone, Utc};
 use serde::Deserialize;
@@ -10,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::ledger::{
     self, ChargeAmounts, Decision, IntentStatus, Ledger, Observation, PaymentState,
 };
+use crate::money::{Currency, Money, MoneyError};
 use crate::outbox;
 use crate::storage::payments::{NewPayment, NewTimelineEntry, PaymentRow};
 use crate::storage::{self, Conn};
@@ -45,9 +52,9 @@ struct IntentObject {
     metadata: serde_json::Map<String, Value>,
 }
 
-/// The parts of a charge the ledger reads.
+/// The parts of a charge the ledger reads, as Stripe sent them.
 #[derive(Debug, Deserialize)]
-pub struct ChargeObject {
+struct ChargeObject {
     pub payment_intent: Option<Value>,
     /// Absent on old API versions, where every charge listed was captured.
     #[serde(default = "yes")]
@@ -64,60 +71,146 @@ fn yes() -> bool {
     true
 }
 
-/// A charge's amounts as the ledger takes them; the ledger works out
-/// what of `amount_refunded` was really given back.
-pub fn charge_amounts(c: &ChargeObject) -> ChargeAmounts {
-    ChargeAmounts {
-        amount: c.amount,
-        amount_captured: c.amount_captured,
-        amount_refunded: c.amount_refunded,
-        captured: c.captured,
+/// A Stripe object obol can never apply: a field missing or of the wrong
+/// type, or money that breaks obol's rules. Retrying cannot change it, so
+/// the inbox records the event as ignored with this reason, and an API
+/// answer this bad is Stripe answering garbage.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unreadable(pub String);
+
+/// Reads a Stripe object of type `what` into `T`.
+pub fn parse<T: for<'de> Deserialize<'de>>(
+    object: &Value,
+    what: &str,
+) -> std::result::Result<T, Unreadable> {
+    T::deserialize(object).map_err(|e| Unreadable(format!("unexpected {what} object: {e}")))
+}
+
+/// A charge amount (positive, at most 8 digits, Stripe's precision) in a
+/// currency obol knows, with the money rules of the API.
+pub fn charge_money(
+    amount: i64,
+    currency: &str,
+    what: &str,
+) -> std::result::Result<Money, Unreadable> {
+    let bad = |e: MoneyError| Unreadable(format!("the {what}'s amount is not valid money: {e}"));
+    Money::new(amount, Currency::parse(currency).map_err(bad)?).map_err(bad)
+}
+
+/// A sum that may be zero but never negative (captured, refunded).
+fn sum_money(amount: i64, currency: Currency, field: &str) -> std::result::Result<i64, Unreadable> {
+    Money::balance(amount, currency)
+        .map(|m| m.minor())
+        .map_err(|e| Unreadable(format!("{field} is not valid money: {e}")))
+}
+
+/// A charge as the ledger takes it, its money checked.
+#[derive(Debug, Clone)]
+pub struct ChargeSeen {
+    /// The charge's intent (an id, or the id of an expanded object).
+    pub payment_intent: Option<String>,
+    pub money: Money,
+    /// The ledger works out what of `amount_refunded` was really given back.
+    pub amounts: ChargeAmounts,
+}
+
+/// An id field that may be expanded into an object.
+pub fn id_of(v: Option<&Value>) -> Option<String> {
+    match v {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Object(o)) => o.get("id").and_then(Value::as_str).map(str::to_string),
+        _ => None,
     }
 }
 
-pub(crate) fn parse<T: for<'de> Deserialize<'de>>(object: &Value, what: &str) -> Result<T> {
-    serde_json::from_value(object.clone())
-        .map_err(|e| Error::internal(format!("unexpected {what} object: {e}")))
+/// Reads a charge object with the API's money rules.
+pub fn read_charge(object: &Value) -> std::result::Result<ChargeSeen, Unreadable> {
+    let c: ChargeObject = parse(object, "charge")?;
+    let money = charge_money(c.amount, &c.currency, "charge")?;
+    Ok(ChargeSeen {
+        payment_intent: id_of(c.payment_intent.as_ref()),
+        money,
+        amounts: ChargeAmounts {
+            amount: money.minor(),
+            amount_captured: sum_money(c.amount_captured, money.currency(), "amount_captured")?,
+            amount_refunded: sum_money(c.amount_refunded, money.currency(), "amount_refunded")?,
+            captured: c.captured,
+        },
+    })
 }
 
-/// Applies a PaymentIntent object as Stripe showed it at `at` (unix
-/// seconds): from an event, or retrieved by reconciliation.
+/// A PaymentIntent as the writer takes it, its money checked.
+#[derive(Debug, Clone)]
+pub struct IntentSeen {
+    pub id: String,
+    pub money: Money,
+    pub status: IntentStatus,
+    pub amount_received: i64,
+    pub failed_attempt: bool,
+    /// The expanded latest charge (reconciliation reads it that way); an
+    /// event's intent has none, which leaves the ledger's refunds as they are.
+    pub charge: Option<ChargeAmounts>,
+    pub order_id: Option<String>,
+    pub customer_hint: Option<String>,
+    /// `metadata[obol_mode]=pre_order`: the checkout confirmed the order.
+    pub pre_order: bool,
+}
+
+/// Reads a PaymentIntent object with the API's money rules.
+pub fn read_intent(object: &Value) -> std::result::Result<IntentSeen, Unreadable> {
+    let pi: IntentObject = parse(object, "payment_intent")?;
+    let money = charge_money(pi.amount, &pi.currency, "payment_intent")?;
+    let charge = match object.get("latest_charge") {
+        Some(c @ Value::Object(_)) => Some(read_charge(c)?.amounts),
+        _ => None,
+    };
+    let text = |k: &str| {
+        pi.metadata
+            .get(k)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    Ok(IntentSeen {
+        amount_received: sum_money(pi.amount_received, money.currency(), "amount_received")?,
+        failed_attempt: pi.last_payment_error.as_ref().is_some_and(|v| !v.is_null()),
+        order_id: text("obol_order_id"),
+        customer_hint: text("obol_customer_id"),
+        pre_order: text("obol_mode").as_deref() == Some("pre_order"),
+        id: pi.id,
+        money,
+        status: pi.status,
+        charge,
+    })
+}
+
+/// Applies a PaymentIntent as Stripe showed it at `at` (unix seconds):
+/// from an event, an API answer, or retrieved by reconciliation.
 pub async fn observe_intent(
     conn: &mut Conn<'_>,
     cause: &Cause<'_>,
-    object: &Value,
+    pi: &IntentSeen,
     at: i64,
 ) -> Result<Outcome> {
-    let pi: IntentObject = parse(object, "payment_intent")?;
-    // Reconciliation expands the latest charge, which carries the refunded
-    // amount; an event's intent does not (no charge leaves the ledger's
-    // amount as is).
-    let charge = match &object["latest_charge"] {
-        Value::Object(_) => Some(charge_amounts(&parse::<ChargeObject>(
-            &object["latest_charge"],
-            "charge",
-        )?)),
-        _ => None,
-    };
     let observation = Observation {
         status: pi.status,
-        failed_attempt: pi.last_payment_error.as_ref().is_some_and(|v| !v.is_null()),
+        failed_attempt: pi.failed_attempt,
         amount_received: pi.amount_received,
-        charge,
+        charge: pi.charge,
         at,
     };
     let adopt = Adopt {
         intent_id: &pi.id,
-        amount: pi.amount,
-        currency: &pi.currency,
-        order_id: pi.metadata.get("obol_order_id").and_then(Value::as_str),
-        customer_hint: pi.metadata.get("obol_customer_id").and_then(Value::as_str),
+        amount: pi.money.minor(),
+        currency: pi.money.currency().as_str(),
+        order_id: pi.order_id.as_deref(),
+        customer_hint: pi.customer_hint.as_deref(),
     };
     let outcome = observe(conn, cause, &adopt, &observation).await?;
     // An order paid after it was created (not pay-first, where the checkout
     // confirmed the order already) is confirmed by its payment's success.
-    let pre_order = pi.metadata.get("obol_mode").and_then(Value::as_str) == Some("pre_order");
-    if let (Some(order_id), false, IntentStatus::Succeeded) = (adopt.order_id, pre_order, pi.status)
+    if let (Some(order_id), false, IntentStatus::Succeeded) =
+        (adopt.order_id, pi.pre_order, pi.status)
     {
         confirm_paid_order(conn, cause, order_id).await?;
     }

@@ -36,6 +36,9 @@ pub struct NewWebhookEvent<'a> {
     pub payload: &'a str,
     /// `webhook` (delivered by Stripe) or `reconcile` (fetched by obol).
     pub source: &'a str,
+    /// Why a delivery can never be applied (its payload is unreadable): it
+    /// is stored `ignored` with this reason, never claimed by a worker.
+    pub ignored: Option<&'a str>,
     pub now: DateTime<Utc>,
 }
 
@@ -46,11 +49,12 @@ impl Conn<'_> {
     /// Stores an event; `false` when Stripe's id is already in the inbox.
     pub async fn insert_webhook_event(&mut self, e: &NewWebhookEvent<'_>) -> Result<bool> {
         let id = String::from(crate::ids::WebhookEventId::generate());
+        let status = crate::ledger::inbox_event::initial(e.ignored.is_some());
         let inserted: Option<String> = on_conn!(self, |conn| {
             sqlx::query_scalar(
                 "INSERT INTO webhook_events (id, stripe_event_id, account_id, event_type, stripe_created, \
-                 livemode, payload, source, status, next_attempt_at, received_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'received', $9, $9) \
+                 livemode, payload, source, status, reason, next_attempt_at, received_at, applied_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, $11, $9, $9, $12) \
                  ON CONFLICT (stripe_event_id) DO NOTHING RETURNING id",
             )
             .bind(&id)
@@ -62,6 +66,9 @@ impl Conn<'_> {
             .bind(e.payload)
             .bind(e.source)
             .bind(e.now)
+            .bind(status.as_str())
+            .bind(e.ignored)
+            .bind(e.ignored.map(|_| e.now))
             .fetch_optional(&mut **conn)
             .await?
         });

@@ -81,6 +81,25 @@ impl IdempotencyKey {
     }
 }
 
+/// `text` with every obol idempotency key (`obol-<operation>-<hex>`) cut
+/// out. Stripe quotes the key in its `idempotency_error` message; obol's
+/// keys name its internal operations and must not reach a caller.
+pub fn redact_idempotency_keys(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("obol-") {
+        out.push_str(rest.get(..at).unwrap_or_default());
+        let tail = rest.get(at..).unwrap_or_default();
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+            .unwrap_or(tail.len());
+        out.push_str("[idempotency key]");
+        rest = tail.get(end..).unwrap_or_default();
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Stripe's error object, as Stripe sent it.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 pub struct ApiError {
@@ -349,6 +368,18 @@ mod tests {
             IdempotencyKey::for_op("x", &["a", "bc"])
         );
         assert!(a.as_str().starts_with("obol-capture-") && a.as_str().len() < 255);
+    }
+
+    #[test]
+    fn idempotency_keys_are_redacted() {
+        let key = IdempotencyKey::for_op("pay-first-intent", &["a"]);
+        let text = format!("Try a key other than '{}' if you meant to.", key.as_str());
+        assert_eq!(
+            redact_idempotency_keys(&text),
+            "Try a key other than '[idempotency key]' if you meant to."
+        );
+        assert_eq!(redact_idempotency_keys("obol-"), "[idempotency key]");
+        assert_eq!(redact_idempotency_keys("no key"), "no key");
     }
 
     #[test]

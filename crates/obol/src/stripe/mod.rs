@@ -4,7 +4,8 @@ pub mod client;
 pub mod signature;
 
 pub use client::{
-    ApiError, IdempotencyKey, Params, RateLimit, RetryPolicy, StripeClient, StripeError,
+    redact_idempotency_keys, ApiError, IdempotencyKey, Params, RateLimit, RetryPolicy,
+    StripeClient, StripeError,
 };
 
 use std::sync::Arc;

@@ -607,6 +607,7 @@ async fn a_worker_whose_claim_expired_cannot_overwrite_the_events_outcome(backen
             livemode: false,
             payload: "{}",
             source: "webhook",
+            ignored: None,
             now: t0,
         })
         .await
@@ -687,6 +688,7 @@ async fn concurrent_inbox_claims_take_at_most_their_batch_and_never_the_same_eve
                     livemode: false,
                     payload: "{}",
                     source: "webhook",
+                    ignored: None,
                     now: now(),
                 })
                 .await
