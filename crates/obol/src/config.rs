@@ -112,12 +112,19 @@ pub struct NotificationSettings {
     /// schedule reads in seconds). Tests shrink it; 0 retries at once.
     #[serde(default = "default_retry_unit_ms")]
     pub retry_unit_ms: u64,
+    /// Whether endpoint URLs may point at loopback, private, link-local and
+    /// other reserved addresses. Unset: allowed in sandbox mode only. An
+    /// explicit value wins in every mode: `false` enforces the rule even
+    /// in sandbox mode (how the tests exercise it).
+    #[serde(default)]
+    pub allow_private_targets: Option<bool>,
 }
 
 impl Default for NotificationSettings {
     fn default() -> Self {
         Self {
             retry_unit_ms: default_retry_unit_ms(),
+            allow_private_targets: None,
         }
     }
 }
@@ -572,6 +579,20 @@ impl Config {
         p
     }
 
+    /// The rule for outbound URLs API callers supply (notification
+    /// endpoints): private targets per `notifications.allow_private_targets`
+    /// (default: sandbox mode only), https in live mode.
+    pub fn outbound_policy(&self) -> crate::outbound::OutboundPolicy {
+        let mode = self.stripe_mode();
+        crate::outbound::OutboundPolicy {
+            allow_private: self
+                .notifications
+                .allow_private_targets
+                .unwrap_or(mode == StripeMode::Sandbox),
+            require_https: mode == StripeMode::Live,
+        }
+    }
+
     /// Where the in-process sandbox keeps its state (`None`: in memory).
     pub fn sandbox_db_path(&self) -> Option<PathBuf> {
         match self.sandbox.db.as_deref() {
@@ -678,6 +699,34 @@ mod tests {
                 ),
                 (4, 50, 0)
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn private_targets_are_allowed_in_sandbox_mode_unless_explicitly_refused() {
+        Jail::expect_with(|jail| {
+            let c = Config::load(None).unwrap();
+            assert!(c.outbound_policy().allow_private);
+            assert!(!c.outbound_policy().require_https);
+            jail.set_env("OBOL_NOTIFICATIONS__ALLOW_PRIVATE_TARGETS", "false");
+            assert!(!Config::load(None).unwrap().outbound_policy().allow_private);
+            jail.set_env("OBOL_NOTIFICATIONS__ALLOW_PRIVATE_TARGETS", "maybe");
+            assert_eq!(
+                Config::load(None).unwrap_err().key,
+                "notifications.allow_private_targets"
+            );
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("OBOL_STRIPE__SECRET_KEY", "sk_live_x");
+            jail.set_env("OBOL_STRIPE__PUBLISHABLE_KEY", "pk_live_x");
+            jail.set_env(
+                "OBOL_API_KEYS",
+                "obol_sk_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            );
+            let p = Config::load(None).unwrap().outbound_policy();
+            assert!(!p.allow_private && p.require_https);
             Ok(())
         });
     }

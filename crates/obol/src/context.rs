@@ -155,6 +155,8 @@ pub struct Settings {
     pub capture_on: OrderStatus,
     pub token_default_ttl: u64,
     pub token_max_ttl: u64,
+    /// Where caller-supplied URLs (notification endpoints) may point.
+    pub outbound: crate::outbound::OutboundPolicy,
 }
 
 impl Settings {
@@ -171,6 +173,7 @@ impl Settings {
             capture_on,
             token_default_ttl: config.customer_tokens.default_ttl_seconds,
             token_max_ttl: config.customer_tokens.max_ttl_seconds,
+            outbound: config.outbound_policy(),
         })
     }
 }

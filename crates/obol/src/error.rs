@@ -153,6 +153,7 @@ rule_codes! {
     PaymentReferenceMismatch => ("payment_reference_mismatch", 422),
     RefundExceedsRemaining => ("refund_exceeds_remaining", 422),
     TtlOutOfRange => ("ttl_out_of_range", 422),
+    UrlNotAllowed => ("url_not_allowed", 422),
 }
 
 /// The kinds of object a caller can ask for; used in `*_not_found` codes.

@@ -17,6 +17,7 @@ pub mod ledger;
 pub mod money;
 pub mod ops;
 pub mod orders;
+pub mod outbound;
 pub mod outbox;
 pub mod payments;
 pub mod storage;
@@ -102,6 +103,7 @@ impl Application {
         let dispatcher = outbox::dispatcher::Dispatcher::new(
             store.clone(),
             Duration::from_millis(config.notifications.retry_unit_ms),
+            config.outbound_policy(),
         )?;
         background.push(tokio::spawn(dispatcher.run(stop_background.clone())));
         let job_ctx = jobs::JobCtx {
