@@ -35,13 +35,14 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::context::Ctx;
 use crate::error::Error;
 use crate::ids::TokenHash;
-use crate::telemetry::{MakeObolRequestId, REQUEST_ID_HEADER};
+use crate::telemetry::{ClientRequestId, MakeObolRequestId, REQUEST_ID_HEADER};
 
 /// Everything handlers share. Cheap to clone.
 #[derive(Clone)]
@@ -96,6 +97,7 @@ impl AppState {
 
 pub fn router(state: AppState, body_limit: usize) -> Router {
     let request_id = ServiceBuilder::new()
+        .map_request(crate::telemetry::screen_request_id::<axum::body::Body>)
         .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeObolRequestId))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request| {
@@ -104,7 +106,11 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
                     .get(REQUEST_ID_HEADER)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("-");
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id, client_request_id = tracing::field::Empty);
+                if let Some(ClientRequestId(theirs)) = req.extensions().get::<ClientRequestId>() {
+                    span.record("client_request_id", theirs.as_str());
+                }
+                span
             }),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER));
@@ -132,6 +138,28 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
             Error::internal("a handler panicked").into_response()
         }))
         .layer(request_id)
+        // On every response, errors from the layers included; each only
+        // where a handler did not set its own, so a future page can carry
+        // a looser policy. no-store: answers carry tokens, secrets and
+        // payment data. nosniff and the CSP: a JSON answer opened in a
+        // browser is never rendered as HTML, runs nothing, cannot be
+        // framed. no-referrer: URLs with ids do not leak onwards.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
         .with_state(state)
 }
 

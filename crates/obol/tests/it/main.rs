@@ -9,6 +9,7 @@ mod checkout;
 mod crash;
 mod disputes;
 mod helpers;
+mod http_hardening;
 mod inbox;
 mod jobs;
 mod layering;
