@@ -197,6 +197,22 @@ pub struct HttpSettings {
     /// before it is answered 429 for a while.
     #[serde(default = "default_auth_failures")]
     pub auth_failures_per_minute: u32,
+    /// How long a client may take to send a request's headers (1–3600 s);
+    /// the connection is closed after that.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_seconds: u64,
+    /// How long a request body may stall between two chunks (1–3600 s);
+    /// answered 408 after that.
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout_seconds: u64,
+    /// How long a keep-alive connection may sit without a request in
+    /// progress before it is closed (1–3600 s).
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_seconds: u64,
+    /// Connections served at once (1–65536); more wait in the listen
+    /// backlog until one closes.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 impl Default for HttpSettings {
@@ -205,6 +221,10 @@ impl Default for HttpSettings {
             body_limit_bytes: default_body_limit(),
             shutdown_grace_seconds: default_grace(),
             auth_failures_per_minute: default_auth_failures(),
+            header_timeout_seconds: default_header_timeout(),
+            body_timeout_seconds: default_body_timeout(),
+            idle_timeout_seconds: default_idle_timeout(),
+            max_connections: default_max_connections(),
         }
     }
 }
@@ -290,6 +310,18 @@ fn default_body_limit() -> usize {
 }
 fn default_grace() -> u64 {
     20
+}
+fn default_header_timeout() -> u64 {
+    10
+}
+fn default_body_timeout() -> u64 {
+    30
+}
+fn default_idle_timeout() -> u64 {
+    5
+}
+fn default_max_connections() -> usize {
+    1024
 }
 fn default_capture_on() -> String {
     "confirmed".into()
@@ -503,6 +535,24 @@ impl Config {
                 "must be at least 1024",
             ));
         }
+        for (key, value) in [
+            (
+                "http.header_timeout_seconds",
+                self.http.header_timeout_seconds,
+            ),
+            ("http.body_timeout_seconds", self.http.body_timeout_seconds),
+            ("http.idle_timeout_seconds", self.http.idle_timeout_seconds),
+        ] {
+            if !(1..=3600).contains(&value) {
+                return Err(ConfigError::new(key, "must be between 1 and 3600"));
+            }
+        }
+        if !(1..=65_536).contains(&self.http.max_connections) {
+            return Err(ConfigError::new(
+                "http.max_connections",
+                "must be between 1 and 65536",
+            ));
+        }
         if !(1..=32).contains(&self.jobs.workers) {
             return Err(ConfigError::new("jobs.workers", "must be between 1 and 32"));
         }
@@ -661,6 +711,17 @@ mod tests {
             let e = Config::load(None).unwrap_err();
             assert_eq!(e.key, "http.body_limit_bytes", "{e}");
             jail.create_file("obol.yaml", "")?;
+            for key in [
+                "HEADER_TIMEOUT_SECONDS",
+                "BODY_TIMEOUT_SECONDS",
+                "IDLE_TIMEOUT_SECONDS",
+                "MAX_CONNECTIONS",
+            ] {
+                jail.set_env(format!("OBOL_HTTP__{key}"), "0");
+                let e = Config::load(None).unwrap_err();
+                assert_eq!(e.key, format!("http.{}", key.to_lowercase()), "{e}");
+                jail.set_env(format!("OBOL_HTTP__{key}"), "5");
+            }
             jail.set_env("OBOL_STRIPE__WEBHOOK_SECRETS", "whsec_a,nope");
             let e = Config::load(None).unwrap_err();
             assert_eq!(e.key, "stripe.webhook_secrets[1]");

@@ -51,6 +51,9 @@ pub enum Error {
     BodyTooLarge,
     #[error("send the body as JSON with `Content-Type: application/json`")]
     UnsupportedMediaType,
+    // 408
+    #[error("the request body stalled for longer than obol waits (http.body_timeout_seconds)")]
+    RequestTimeout,
 
     // 409
     #[error("a customer with external_id {external_id:?} already exists ({existing_id})")]
@@ -229,6 +232,7 @@ impl Error {
             Error::MethodNotAllowed => "method_not_allowed",
             Error::BodyTooLarge => "body_too_large",
             Error::UnsupportedMediaType => "unsupported_media_type",
+            Error::RequestTimeout => "request_timeout",
             Error::CustomerExists { .. } => "customer_exists",
             Error::Rule { code, .. } => code.as_str(),
             Error::Money(e) => e.code(),
@@ -253,6 +257,7 @@ impl Error {
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Error::CustomerExists { .. } => StatusCode::CONFLICT,
             Error::Rule { code, .. } => code.status(),
             Error::Money(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -344,6 +349,7 @@ mod tests {
             Error::MethodNotAllowed,
             Error::BodyTooLarge,
             Error::UnsupportedMediaType,
+            Error::RequestTimeout,
             Error::CustomerExists {
                 external_id: "a".into(),
                 existing_id: "cus_1".into(),

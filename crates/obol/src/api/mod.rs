@@ -36,6 +36,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
@@ -95,7 +96,7 @@ impl AppState {
     }
 }
 
-pub fn router(state: AppState, body_limit: usize) -> Router {
+pub fn router(state: AppState, body_limit: usize, body_timeout: Duration) -> Router {
     let request_id = ServiceBuilder::new()
         .map_request(crate::telemetry::screen_request_id::<axum::body::Body>)
         .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeObolRequestId))
@@ -133,6 +134,10 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         // any of it (clients sending `Expect: 100-continue` never upload);
         // DefaultBodyLimit above catches chunked bodies while reading.
         .layer(RequestBodyLimitLayer::new(body_limit))
+        // A body that stalls this long between two chunks ends the read
+        // (408 from the JSON extractor), so one slow upload cannot hold a
+        // handler, or shutdown, for the whole grace period.
+        .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .layer(middleware::from_fn(errors_as_json))
         .layer(CatchPanicLayer::custom(|_| {
             Error::internal("a handler panicked").into_response()
@@ -190,6 +195,7 @@ async fn errors_as_json(req: Request, next: Next) -> Response {
         413 => Error::BodyTooLarge,
         405 => Error::MethodNotAllowed,
         415 => Error::UnsupportedMediaType,
+        408 => Error::RequestTimeout,
         401 => Error::Unauthenticated,
         400 => Error::InvalidBody("the request could not be read".into()),
         _ => Error::internal(format!("unexpected plain {status} response")),

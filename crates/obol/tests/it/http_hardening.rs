@@ -95,3 +95,140 @@ async fn a_foreign_request_id_is_replaced_not_echoed() {
         .unwrap();
     assert_eq!(r.headers()["x-request-id"].to_str().unwrap(), ours);
 }
+
+/// Reads until the peer closes (EOF or reset) or `within` passes;
+/// returns what was read and whether the connection closed.
+async fn read_until_closed(stream: &mut tokio::net::TcpStream, within: Duration) -> (String, bool) {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + within;
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return (String::from_utf8_lossy(&got).into_owned(), false),
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&got).into_owned(), true),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+fn addr(obol: &Obol) -> String {
+    obol.base_url.trim_start_matches("http://").to_string()
+}
+
+/// Finding 4: a client sending one header byte every second kept its
+/// connection (and a task) forever. With a 2 s header timeout it is cut.
+#[tokio::test]
+async fn a_slowloris_header_is_cut_after_the_header_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let obol = Obol::builder(Backend::Sqlite)
+        .env("OBOL_HTTP__HEADER_TIMEOUT_SECONDS", "2")
+        .env("OBOL_HTTP__IDLE_TIMEOUT_SECONDS", "60")
+        .start()
+        .await;
+    let mut stream = tokio::net::TcpStream::connect(addr(&obol)).await.unwrap();
+    let head = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaa";
+    let started = Instant::now();
+    let mut closed = false;
+    for byte in head {
+        if stream.write_all(&[*byte]).await.is_err() {
+            closed = true;
+            break;
+        }
+        let (_, c) = read_until_closed(&mut stream, Duration::from_secs(1)).await;
+        if c {
+            closed = true;
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "still open after 10 s"
+        );
+    }
+    assert!(closed, "the connection outlived the header timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// Finding 4: a body that stalls mid-way is cut after the body timeout
+/// (answered 408 in obol's shape), not held until the client gives up.
+#[tokio::test]
+async fn a_stalled_body_is_cut_after_the_body_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let obol = Obol::builder(Backend::Sqlite)
+        .env("OBOL_HTTP__BODY_TIMEOUT_SECONDS", "2")
+        .start()
+        .await;
+    let a = addr(&obol);
+    let mut stream = tokio::net::TcpStream::connect(&a).await.unwrap();
+    let head = format!(
+        "POST /v1/customers HTTP/1.1\r\nHost: {a}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"external_id\": ",
+        obol.api_key
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let (response, closed) = read_until_closed(&mut stream, Duration::from_secs(8)).await;
+    assert!(
+        response.starts_with("HTTP/1.1 408") || closed,
+        "neither answered nor closed within 8 s: {response:?}"
+    );
+    assert!(response.contains("request_timeout"), "{response}");
+}
+
+/// Finding 4: idle keep-alive connections stayed open indefinitely.
+#[tokio::test]
+async fn idle_keep_alive_connections_are_closed() {
+    use tokio::io::AsyncWriteExt;
+    let obol = Obol::builder(Backend::Sqlite)
+        .env("OBOL_HTTP__IDLE_TIMEOUT_SECONDS", "1")
+        .env("OBOL_HTTP__HEADER_TIMEOUT_SECONDS", "60")
+        .start()
+        .await;
+    let mut stream = tokio::net::TcpStream::connect(addr(&obol)).await.unwrap();
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (response, closed) = read_until_closed(&mut stream, Duration::from_secs(8)).await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        closed,
+        "the idle keep-alive connection is still open after 8 s"
+    );
+}
+
+/// Finding 4: no cap on connections. With a cap of 2, a third connection
+/// gets no answer while two are open, and is served once one closes.
+#[tokio::test]
+async fn connections_beyond_the_cap_wait_or_are_refused() {
+    use tokio::io::AsyncWriteExt;
+    let obol = Obol::builder(Backend::Sqlite)
+        .env("OBOL_HTTP__MAX_CONNECTIONS", "2")
+        .env("OBOL_HTTP__IDLE_TIMEOUT_SECONDS", "60")
+        .env("OBOL_HTTP__HEADER_TIMEOUT_SECONDS", "60")
+        .start()
+        .await;
+    let a = addr(&obol);
+    let get = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut first = tokio::net::TcpStream::connect(&a).await.unwrap();
+    let mut second = tokio::net::TcpStream::connect(&a).await.unwrap();
+    for s in [&mut first, &mut second] {
+        s.write_all(get).await.unwrap();
+        let (r, _) = read_until_closed(s, Duration::from_millis(1500)).await;
+        assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    }
+    // The kernel completes the handshake (backlog); obol does not serve it.
+    let mut third = tokio::net::TcpStream::connect(&a).await.unwrap();
+    third.write_all(get).await.unwrap();
+    let (r, closed) = read_until_closed(&mut third, Duration::from_secs(2)).await;
+    assert!(r.is_empty() && !closed, "served beyond the cap: {r:?}");
+    drop(first);
+    let (r, _) = read_until_closed(&mut third, Duration::from_secs(5)).await;
+    assert!(
+        r.starts_with("HTTP/1.1 200"),
+        "not served after a slot freed: {r:?}"
+    );
+}
