@@ -51,6 +51,10 @@ pub enum Error {
     BodyTooLarge,
     #[error("send the body as JSON with `Content-Type: application/json`")]
     UnsupportedMediaType,
+    #[error("the request URI is longer than obol accepts ({limit} bytes)")]
+    UriTooLong { limit: usize },
+    #[error("the request headers are larger than obol accepts ({limit} bytes in all)")]
+    HeadersTooLarge { limit: usize },
     // 408
     #[error("the request body stalled for longer than obol waits (http.body_timeout_seconds)")]
     RequestTimeout,
@@ -233,6 +237,8 @@ impl Error {
             Error::BodyTooLarge => "body_too_large",
             Error::UnsupportedMediaType => "unsupported_media_type",
             Error::RequestTimeout => "request_timeout",
+            Error::UriTooLong { .. } => "uri_too_long",
+            Error::HeadersTooLarge { .. } => "headers_too_large",
             Error::CustomerExists { .. } => "customer_exists",
             Error::Rule { code, .. } => code.as_str(),
             Error::Money(e) => e.code(),
@@ -258,6 +264,8 @@ impl Error {
             Error::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Error::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
+            Error::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Error::CustomerExists { .. } => StatusCode::CONFLICT,
             Error::Rule { code, .. } => code.status(),
             Error::Money(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -350,6 +358,8 @@ mod tests {
             Error::BodyTooLarge,
             Error::UnsupportedMediaType,
             Error::RequestTimeout,
+            Error::UriTooLong { limit: 1 },
+            Error::HeadersTooLarge { limit: 1 },
             Error::CustomerExists {
                 external_id: "a".into(),
                 existing_id: "cus_1".into(),

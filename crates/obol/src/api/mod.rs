@@ -139,6 +139,7 @@ pub fn router(state: AppState, body_limit: usize, body_timeout: Duration) -> Rou
         // handler, or shutdown, for the whole grace period.
         .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .layer(middleware::from_fn(errors_as_json))
+        .layer(middleware::from_fn(request_head_limits))
         .layer(CatchPanicLayer::custom(|_| {
             Error::internal("a handler panicked").into_response()
         }))
@@ -179,6 +180,38 @@ async fn method_not_allowed() -> Error {
     Error::MethodNotAllowed
 }
 
+/// Longest request URI obol reads (path and query).
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// Most header bytes (names and values) obol reads in one request.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Refuses oversized URIs and header sets in obol's JSON shape. hyper
+/// has limits of its own (about 64 KiB of URI, ~400 KiB of buffered head,
+/// 100 headers) and answers those with an empty body before any service
+/// runs; these lower limits catch everything short of that, so a client
+/// almost always gets the error shape.
+async fn request_head_limits(req: Request, next: Next) -> Response {
+    let uri_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if uri_len > MAX_URI_BYTES {
+        return Error::UriTooLong {
+            limit: MAX_URI_BYTES,
+        }
+        .into_response();
+    }
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return Error::HeadersTooLarge {
+            limit: MAX_HEADER_BYTES,
+        }
+        .into_response();
+    }
+    next.run(req).await
+}
+
 /// Any error response that a layer (not a handler) produced in plain text
 /// is rewritten into obol's shape, so callers parse one format only.
 async fn errors_as_json(req: Request, next: Next) -> Response {
@@ -196,6 +229,12 @@ async fn errors_as_json(req: Request, next: Next) -> Response {
         405 => Error::MethodNotAllowed,
         415 => Error::UnsupportedMediaType,
         408 => Error::RequestTimeout,
+        414 => Error::UriTooLong {
+            limit: MAX_URI_BYTES,
+        },
+        431 => Error::HeadersTooLarge {
+            limit: MAX_HEADER_BYTES,
+        },
         401 => Error::Unauthenticated,
         400 => Error::InvalidBody("the request could not be read".into()),
         _ => Error::internal(format!("unexpected plain {status} response")),
