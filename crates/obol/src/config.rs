@@ -118,12 +118,19 @@ pub struct NotificationSettings {
     /// schedule reads in seconds). Tests shrink it; 0 retries at once.
     #[serde(default = "default_retry_unit_ms")]
     pub retry_unit_ms: u64,
+    /// Whether endpoint URLs may point at loopback, private, link-local and
+    /// other reserved addresses. Unset: allowed in sandbox mode only. An
+    /// explicit value wins in every mode: `false` enforces the rule even
+    /// in sandbox mode (how the tests exercise it).
+    #[serde(default)]
+    pub allow_private_targets: Option<bool>,
 }
 
 impl Default for NotificationSettings {
     fn default() -> Self {
         Self {
             retry_unit_ms: default_retry_unit_ms(),
+            allow_private_targets: None,
         }
     }
 }
@@ -222,6 +229,22 @@ pub struct HttpSettings {
     /// the TCP peer is the client and the header is ignored.
     #[serde(default, deserialize_with = "string_list")]
     pub trusted_proxies: Vec<String>,
+    /// How long a client may take to send a request's headers (1–3600 s);
+    /// the connection is closed after that.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_seconds: u64,
+    /// How long a request body may stall between two chunks (1–3600 s);
+    /// answered 408 after that.
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout_seconds: u64,
+    /// How long a keep-alive connection may sit without a request in
+    /// progress before it is closed (1–3600 s).
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_seconds: u64,
+    /// Connections served at once (1–65536); more wait in the listen
+    /// backlog until one closes.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 impl Default for HttpSettings {
@@ -231,6 +254,10 @@ impl Default for HttpSettings {
             shutdown_grace_seconds: default_grace(),
             auth_failures_per_minute: default_auth_failures(),
             trusted_proxies: Vec::new(),
+            header_timeout_seconds: default_header_timeout(),
+            body_timeout_seconds: default_body_timeout(),
+            idle_timeout_seconds: default_idle_timeout(),
+            max_connections: default_max_connections(),
         }
     }
 }
@@ -316,6 +343,18 @@ fn default_body_limit() -> usize {
 }
 fn default_grace() -> u64 {
     20
+}
+fn default_header_timeout() -> u64 {
+    10
+}
+fn default_body_timeout() -> u64 {
+    30
+}
+fn default_idle_timeout() -> u64 {
+    5
+}
+fn default_max_connections() -> usize {
+    1024
 }
 fn default_capture_on() -> String {
     "confirmed".into()
@@ -570,6 +609,24 @@ impl Config {
                 "must be at least 1024",
             ));
         }
+        for (key, value) in [
+            (
+                "http.header_timeout_seconds",
+                self.http.header_timeout_seconds,
+            ),
+            ("http.body_timeout_seconds", self.http.body_timeout_seconds),
+            ("http.idle_timeout_seconds", self.http.idle_timeout_seconds),
+        ] {
+            if !(1..=3600).contains(&value) {
+                return Err(ConfigError::new(key, "must be between 1 and 3600"));
+            }
+        }
+        if !(1..=65_536).contains(&self.http.max_connections) {
+            return Err(ConfigError::new(
+                "http.max_connections",
+                "must be between 1 and 65536",
+            ));
+        }
         if !(1..=32).contains(&self.jobs.workers) {
             return Err(ConfigError::new("jobs.workers", "must be between 1 and 32"));
         }
@@ -655,6 +712,20 @@ impl Config {
         p
     }
 
+    /// The rule for outbound URLs API callers supply (notification
+    /// endpoints): private targets per `notifications.allow_private_targets`
+    /// (default: sandbox mode only), https in live mode.
+    pub fn outbound_policy(&self) -> crate::outbound::OutboundPolicy {
+        let mode = self.stripe_mode();
+        crate::outbound::OutboundPolicy {
+            allow_private: self
+                .notifications
+                .allow_private_targets
+                .unwrap_or(mode == StripeMode::Sandbox),
+            require_https: mode == StripeMode::Live,
+        }
+    }
+
     /// Where the in-process sandbox keeps its state (`None`: in memory).
     pub fn sandbox_db_path(&self) -> Option<PathBuf> {
         match self.sandbox.db.as_deref() {
@@ -723,6 +794,17 @@ mod tests {
             let e = Config::load(None).unwrap_err();
             assert_eq!(e.key, "http.body_limit_bytes", "{e}");
             jail.create_file("obol.yaml", "")?;
+            for key in [
+                "HEADER_TIMEOUT_SECONDS",
+                "BODY_TIMEOUT_SECONDS",
+                "IDLE_TIMEOUT_SECONDS",
+                "MAX_CONNECTIONS",
+            ] {
+                jail.set_env(format!("OBOL_HTTP__{key}"), "0");
+                let e = Config::load(None).unwrap_err();
+                assert_eq!(e.key, format!("http.{}", key.to_lowercase()), "{e}");
+                jail.set_env(format!("OBOL_HTTP__{key}"), "5");
+            }
             jail.set_env("OBOL_STRIPE__WEBHOOK_SECRETS", "whsec_a,nope");
             let e = Config::load(None).unwrap_err();
             assert_eq!(e.key, "stripe.webhook_secrets[1]");
@@ -792,6 +874,34 @@ mod tests {
             jail.set_env("OBOL_HTTP__TRUSTED_PROXIES", "10.0.0.0/8,proxy.local");
             let e = Config::load(None).unwrap_err();
             assert_eq!(e.key, "http.trusted_proxies[1]", "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn private_targets_are_allowed_in_sandbox_mode_unless_explicitly_refused() {
+        Jail::expect_with(|jail| {
+            let c = Config::load(None).unwrap();
+            assert!(c.outbound_policy().allow_private);
+            assert!(!c.outbound_policy().require_https);
+            jail.set_env("OBOL_NOTIFICATIONS__ALLOW_PRIVATE_TARGETS", "false");
+            assert!(!Config::load(None).unwrap().outbound_policy().allow_private);
+            jail.set_env("OBOL_NOTIFICATIONS__ALLOW_PRIVATE_TARGETS", "maybe");
+            assert_eq!(
+                Config::load(None).unwrap_err().key,
+                "notifications.allow_private_targets"
+            );
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("OBOL_STRIPE__SECRET_KEY", "sk_live_x");
+            jail.set_env("OBOL_STRIPE__PUBLISHABLE_KEY", "pk_live_x");
+            jail.set_env(
+                "OBOL_API_KEYS",
+                "obol_sk_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            );
+            let p = Config::load(None).unwrap().outbound_policy();
+            assert!(!p.allow_private && p.require_https);
             Ok(())
         });
     }

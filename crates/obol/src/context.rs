@@ -169,6 +169,8 @@ pub struct Settings {
     pub customers_stripe_per_second: u32,
     /// Open pay-first intents one customer token may hold.
     pub max_open_intents_per_customer: i64,
+    /// Where caller-supplied URLs (notification endpoints) may point.
+    pub outbound: crate::outbound::OutboundPolicy,
 }
 
 impl Settings {
@@ -188,6 +190,7 @@ impl Settings {
             customer_stripe_per_second: config.stripe.customer_rate_limit_per_second,
             customers_stripe_per_second: (config.stripe_rate_limit() / 2).max(1),
             max_open_intents_per_customer: i64::from(config.checkout.max_open_intents_per_customer),
+            outbound: config.outbound_policy(),
         })
     }
 }

@@ -51,6 +51,13 @@ pub enum Error {
     BodyTooLarge,
     #[error("send the body as JSON with `Content-Type: application/json`")]
     UnsupportedMediaType,
+    #[error("the request URI is longer than obol accepts ({limit} bytes)")]
+    UriTooLong { limit: usize },
+    #[error("the request headers are larger than obol accepts ({limit} bytes in all)")]
+    HeadersTooLarge { limit: usize },
+    // 408
+    #[error("the request body stalled for longer than obol waits (http.body_timeout_seconds)")]
+    RequestTimeout,
 
     // 409
     #[error("a customer with external_id {external_id:?} already exists ({existing_id})")]
@@ -161,6 +168,7 @@ rule_codes! {
     TooManyOpenIntents => ("too_many_open_intents", 409),
     StripeInvalidRequest => ("stripe_invalid_request", 422),
     TtlOutOfRange => ("ttl_out_of_range", 422),
+    UrlNotAllowed => ("url_not_allowed", 422),
 }
 
 /// The kinds of object a caller can ask for; used in `*_not_found` codes.
@@ -236,6 +244,9 @@ impl Error {
             Error::MethodNotAllowed => "method_not_allowed",
             Error::BodyTooLarge => "body_too_large",
             Error::UnsupportedMediaType => "unsupported_media_type",
+            Error::RequestTimeout => "request_timeout",
+            Error::UriTooLong { .. } => "uri_too_long",
+            Error::HeadersTooLarge { .. } => "headers_too_large",
             Error::CustomerExists { .. } => "customer_exists",
             Error::Rule { code, .. } => code.as_str(),
             Error::Money(e) => e.code(),
@@ -260,6 +271,9 @@ impl Error {
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Error::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
+            Error::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Error::CustomerExists { .. } => StatusCode::CONFLICT,
             Error::Rule { code, .. } => code.status(),
             Error::Money(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -392,6 +406,9 @@ mod tests {
             Error::MethodNotAllowed,
             Error::BodyTooLarge,
             Error::UnsupportedMediaType,
+            Error::RequestTimeout,
+            Error::UriTooLong { limit: 1 },
+            Error::HeadersTooLarge { limit: 1 },
             Error::CustomerExists {
                 external_id: "a".into(),
                 existing_id: "cus_1".into(),

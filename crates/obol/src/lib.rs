@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod context;
 pub mod error;
+pub mod http_server;
 pub mod ids;
 pub mod inbox;
 pub mod jobs;
@@ -18,6 +19,7 @@ pub mod ledger;
 pub mod money;
 pub mod ops;
 pub mod orders;
+pub mod outbound;
 pub mod outbox;
 pub mod payments;
 pub mod storage;
@@ -57,6 +59,7 @@ pub struct Application {
     background: Vec<JoinHandle<()>>,
     stop_background: CancellationToken,
     grace: Duration,
+    limits: http_server::HttpLimits,
 }
 
 impl Application {
@@ -103,6 +106,7 @@ impl Application {
         let dispatcher = outbox::dispatcher::Dispatcher::new(
             store.clone(),
             Duration::from_millis(config.notifications.retry_unit_ms),
+            config.outbound_policy(),
         )?;
         background.push(tokio::spawn(dispatcher.run(stop_background.clone())));
         let job_ctx = jobs::JobCtx {
@@ -116,7 +120,11 @@ impl Application {
             let runner = jobs::Runner::new(job_ctx.clone(), jobs::Runner::worker_id());
             background.push(tokio::spawn(runner.run(stop_background.clone())));
         }
-        let router = api::router(state, config.http.body_limit_bytes);
+        let router = api::router(
+            state,
+            config.http.body_limit_bytes,
+            Duration::from_secs(config.http.body_timeout_seconds),
+        );
         Ok(Application {
             listener,
             router,
@@ -125,6 +133,11 @@ impl Application {
             background,
             stop_background,
             grace: Duration::from_secs(config.http.shutdown_grace_seconds),
+            limits: http_server::HttpLimits {
+                header_timeout: Duration::from_secs(config.http.header_timeout_seconds),
+                idle_timeout: Duration::from_secs(config.http.idle_timeout_seconds),
+                max_connections: config.http.max_connections,
+            },
         })
     }
 
@@ -144,12 +157,7 @@ impl Application {
             shutdown.await;
             trigger.cancel();
         });
-        let server = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stopping.clone().cancelled_owned());
+        let server = http_server::serve(self.listener, self.router, self.limits, stopping.clone());
         let grace = self.grace;
         let deadline = async {
             stopping.cancelled().await;
@@ -157,7 +165,7 @@ impl Application {
             tokio::time::sleep(grace).await;
         };
         tokio::select! {
-            result = server => result.context("serving HTTP")?,
+            () = server => {}
             () = deadline => tracing::warn!(grace_seconds = grace.as_secs(), "in-flight requests did not finish within the grace period"),
         }
         self.stop_background.cancel();

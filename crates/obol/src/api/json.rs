@@ -32,6 +32,7 @@ where
                 JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                     Error::BodyTooLarge
                 }
+                JsonRejection::BytesRejection(e) if is_body_timeout(&e) => Error::RequestTimeout,
                 other => Error::InvalidBody(other.body_text()),
             }),
         }
@@ -60,4 +61,17 @@ where
             .map(|axum::extract::Query(v)| Query(v))
             .map_err(|e: QueryRejection| Error::InvalidQuery(e.body_text()))
     }
+}
+
+/// Whether reading the body failed because it stalled past
+/// `http.body_timeout_seconds` (tower-http's body timeout, wrapped).
+fn is_body_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if err.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        current = err.source();
+    }
+    false
 }

@@ -35,13 +35,15 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::context::Ctx;
 use crate::error::Error;
 use crate::ids::TokenHash;
-use crate::telemetry::{MakeObolRequestId, REQUEST_ID_HEADER};
+use crate::telemetry::{ClientRequestId, MakeObolRequestId, REQUEST_ID_HEADER};
 
 /// Everything handlers share. Cheap to clone.
 #[derive(Clone)]
@@ -97,8 +99,9 @@ impl AppState {
     }
 }
 
-pub fn router(state: AppState, body_limit: usize) -> Router {
+pub fn router(state: AppState, body_limit: usize, body_timeout: Duration) -> Router {
     let request_id = ServiceBuilder::new()
+        .map_request(crate::telemetry::screen_request_id::<axum::body::Body>)
         .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeObolRequestId))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request| {
@@ -107,7 +110,11 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
                     .get(REQUEST_ID_HEADER)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("-");
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id, client_request_id = tracing::field::Empty);
+                if let Some(ClientRequestId(theirs)) = req.extensions().get::<ClientRequestId>() {
+                    span.record("client_request_id", theirs.as_str());
+                }
+                span
             }),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER));
@@ -134,11 +141,38 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
             state.clone(),
             auth::throttle_guest_tokens,
         ))
+        // A body that stalls this long between two chunks ends the read
+        // (408 from the JSON extractor), so one slow upload cannot hold a
+        // handler, or shutdown, for the whole grace period.
+        .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .layer(middleware::from_fn(errors_as_json))
+        .layer(middleware::from_fn(request_head_limits))
         .layer(CatchPanicLayer::custom(|_| {
             Error::internal("a handler panicked").into_response()
         }))
         .layer(request_id)
+        // On every response, errors from the layers included; each only
+        // where a handler did not set its own, so a future page can carry
+        // a looser policy. no-store: answers carry tokens, secrets and
+        // payment data. nosniff and the CSP: a JSON answer opened in a
+        // browser is never rendered as HTML, runs nothing, cannot be
+        // framed. no-referrer: URLs with ids do not leak onwards.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
         .with_state(state)
 }
 
@@ -151,6 +185,38 @@ async fn route_not_found(method: Method, uri: Uri) -> Error {
 
 async fn method_not_allowed() -> Error {
     Error::MethodNotAllowed
+}
+
+/// Longest request URI obol reads (path and query).
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// Most header bytes (names and values) obol reads in one request.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Refuses oversized URIs and header sets in obol's JSON shape. hyper
+/// has limits of its own (about 64 KiB of URI, ~400 KiB of buffered head,
+/// 100 headers) and answers those with an empty body before any service
+/// runs; these lower limits catch everything short of that, so a client
+/// almost always gets the error shape.
+async fn request_head_limits(req: Request, next: Next) -> Response {
+    let uri_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if uri_len > MAX_URI_BYTES {
+        return Error::UriTooLong {
+            limit: MAX_URI_BYTES,
+        }
+        .into_response();
+    }
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return Error::HeadersTooLarge {
+            limit: MAX_HEADER_BYTES,
+        }
+        .into_response();
+    }
+    next.run(req).await
 }
 
 /// Any error response that a layer (not a handler) produced in plain text
@@ -169,6 +235,13 @@ async fn errors_as_json(req: Request, next: Next) -> Response {
         413 => Error::BodyTooLarge,
         405 => Error::MethodNotAllowed,
         415 => Error::UnsupportedMediaType,
+        408 => Error::RequestTimeout,
+        414 => Error::UriTooLong {
+            limit: MAX_URI_BYTES,
+        },
+        431 => Error::HeadersTooLarge {
+            limit: MAX_HEADER_BYTES,
+        },
         401 => Error::Unauthenticated,
         400 => Error::InvalidBody("the request could not be read".into()),
         _ => Error::internal(format!("unexpected plain {status} response")),

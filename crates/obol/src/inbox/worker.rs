@@ -100,6 +100,9 @@ fn may_heal(e: &Error) -> bool {
         | Error::MethodNotAllowed
         | Error::BodyTooLarge
         | Error::UnsupportedMediaType
+        | Error::UriTooLong { .. }
+        | Error::HeadersTooLarge { .. }
+        | Error::RequestTimeout
         | Error::CustomerExists { .. } => false,
     }
 }

@@ -100,14 +100,8 @@ fn secret_only(actor: &Actor) -> Result<()> {
 /// Adds an endpoint; the answer carries its signing secret, once.
 pub async fn create(ctx: &Ctx, actor: &Actor, body: EndpointIn) -> Result<EndpointOut> {
     secret_only(actor)?;
-    let url = url::Url::parse(&body.url)
-        .map_err(|_| Error::rule(RuleCode::InvalidUrl, "url must be an absolute http(s) URL"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(Error::rule(
-            RuleCode::InvalidUrl,
-            "url must be an absolute http(s) URL",
-        ));
-    }
+    // Checked again at every connection, after DNS (outbound.rs).
+    let url = ctx.settings().outbound.check_url(&body.url)?;
     if body.event_types.is_empty() {
         return Err(Error::rule(
             RuleCode::InvalidEventTypes,

@@ -2,6 +2,11 @@
 //! timestamp, same `webhook-id`, so receivers deduplicate). Non-2xx answers
 //! and timeouts are retried on `RETRY_SCHEDULE` (about four days in all),
 //! after which the delivery is marked `failed` and stays visible for replay.
+//!
+//! Endpoint URLs come from API callers, so every send goes through
+//! `OutboundPolicy` (outbound.rs): IP literals are checked before the send,
+//! names by the client's DNS resolver. A refused target fails the delivery
+//! at once; retrying would only be refused again.
 
 use std::time::Duration;
 
@@ -9,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::Result;
 use crate::ledger::delivery::{self, DeliveryInput, DeliveryStatus};
+use crate::outbound::{forbidden_target_in, OutboundPolicy, PolicyResolver};
 use crate::storage::notifications::DueDelivery;
 use crate::storage::{self, Store};
 
@@ -26,16 +32,26 @@ pub struct Dispatcher {
     store: Store,
     http: reqwest::Client,
     unit: Duration,
+    policy: OutboundPolicy,
 }
 
 impl Dispatcher {
-    pub fn new(store: Store, unit: Duration) -> anyhow::Result<Self> {
+    pub fn new(store: Store, unit: Duration, policy: OutboundPolicy) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(TIMEOUT)
             .user_agent(concat!("obol-webhooks/", env!("CARGO_PKG_VERSION")))
+            // A redirect would lead to a URL nobody checked.
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve the name itself, past our resolver.
+            .no_proxy()
+            .dns_resolver(std::sync::Arc::new(PolicyResolver::new(policy)))
             .build()?;
-        Ok(Self { store, http, unit })
+        Ok(Self {
+            store,
+            http,
+            unit,
+            policy,
+        })
     }
 
     pub async fn run(self, stop: CancellationToken) {
@@ -93,6 +109,21 @@ impl Dispatcher {
                 )
                 .await;
         };
+        // Endpoints stored before the rule (or under another setting) are
+        // held to it too.
+        if let Err(refusal) = self.policy.check_target(&d.url) {
+            tracing::warn!(delivery = %d.id, reason = %refusal, "notification target refused before connecting");
+            return self
+                .finish(
+                    &d,
+                    DeliveryInput::Refused {
+                        retries_left: false,
+                    },
+                    None,
+                    Some(&format!("refused before connecting: {refusal}")),
+                )
+                .await;
+        }
         let outcome = self
             .http
             .post(&d.url)
@@ -115,6 +146,14 @@ impl Dispatcher {
                     .await
             }
             Err(e) => {
+                if let Some(refused) = forbidden_target_in(&e) {
+                    tracing::warn!(delivery = %d.id, reason = %refused, "notification target refused at connect");
+                    let reason = format!("refused at connect: {refused}");
+                    let input = DeliveryInput::Refused {
+                        retries_left: false,
+                    };
+                    return self.finish(&d, input, None, Some(&reason)).await;
+                }
                 let reason = if e.is_timeout() {
                     "timed out".to_string()
                 } else {

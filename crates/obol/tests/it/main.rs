@@ -11,6 +11,7 @@ mod crash;
 mod disputes;
 mod event_payloads;
 mod helpers;
+mod http_hardening;
 mod inbox;
 mod jobs;
 mod layering;

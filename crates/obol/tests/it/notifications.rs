@@ -16,6 +16,8 @@ on_both_backends!(
     notifications_are_signed_retried_and_verifiable,
     a_receiver_that_never_answers_ends_failed_and_can_be_replayed,
     a_delivery_cancelled_while_in_flight_stays_cancelled,
+    notification_urls_to_private_addresses_are_refused,
+    a_name_resolving_to_a_private_address_is_refused_at_connect,
 );
 
 #[derive(Clone, Debug)]
@@ -381,5 +383,135 @@ async fn a_delivery_cancelled_while_in_flight_stays_cancelled(backend: Backend) 
         status().await,
         "canceled",
         "the late attempt overwrote the cancellation"
+    );
+}
+
+/// obol with the outbound-URL rule in force: sandbox mode allows private
+/// targets by default, an explicit `false` enforces the rule anyway.
+async fn strict_obol(backend: Backend) -> Obol {
+    Obol::builder(backend)
+        .env("OBOL_NOTIFICATIONS__ALLOW_PRIVATE_TARGETS", "false")
+        .env("OBOL_NOTIFICATIONS__RETRY_UNIT_MS", "0")
+        .start()
+        .await
+}
+
+/// Finding 3: the secret key could point notifications at obol's own
+/// network (loopback, cloud metadata, private ranges), with userinfo
+/// forwarded as Basic auth. Each is refused at creation, nothing stored.
+async fn notification_urls_to_private_addresses_are_refused(backend: Backend) {
+    let obol = strict_obol(backend).await;
+    for url in [
+        "http://127.0.0.1:9/hooks",
+        "http://localhost:9/hooks",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/hooks",
+        "http://[::1]:9/hooks",
+        "http://[fd00::1]/hooks",
+        "http://[::ffff:127.0.0.1]/hooks",
+        "http://user:pass@example.com/hooks",
+    ] {
+        let (status, body) = obol
+            .post(
+                "/v1/webhook-endpoints",
+                json!({"url": url, "event_types": ["*"]}),
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (422, Some("url_not_allowed")),
+            "{url}: {body}"
+        );
+        assert!(
+            !body.to_string().contains("pass@"),
+            "the password is echoed: {body}"
+        );
+    }
+    let (_, list) = obol.get("/v1/webhook-endpoints").await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 0, "{list}");
+    // A public name is still accepted (it is checked again at connect).
+    let (status, body) = obol
+        .post(
+            "/v1/webhook-endpoints",
+            json!({"url": "https://shop.example.com/hooks", "event_types": ["*"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+}
+
+/// Finding 3, at connect time: endpoints whose URL passed creation (stored
+/// before the rule, or a name that rebinds later) are checked again when
+/// obol connects. `localhost` resolves to loopback and is refused after
+/// DNS; an IP literal before the send. Nothing reaches the receiver (all
+/// on loopback), and each delivery fails after one attempt, not after
+/// the whole retry schedule.
+async fn a_name_resolving_to_a_private_address_is_refused_at_connect(backend: Backend) {
+    let obol = strict_obol(backend).await;
+    let receiver = crate::helpers::TestReceiver::start(0).await;
+    let port = receiver.url.split(':').nth(2).unwrap().to_string();
+    let by_name = format!("http://localhost:{port}");
+    let store = obol.db.store().await;
+    let account = obol::context::AccountId::platform();
+    {
+        let mut h = store.acquire().await.unwrap();
+        for (id, url) in [
+            ("ep_01jzzzzzzzzzzzzzzzzzzzzzz1", by_name.clone()),
+            ("ep_01jzzzzzzzzzzzzzzzzzzzzzz2", receiver.url.clone()),
+        ] {
+            h.conn()
+                .insert_endpoint(&obol::storage::notifications::NewEndpoint {
+                    account: &account,
+                    id,
+                    url: &url,
+                    event_types: &["*".to_string()],
+                    secret: &obol::outbox::new_secret(),
+                    description: None,
+                    now: obol::storage::now(),
+                })
+                .await
+                .unwrap();
+        }
+    }
+    let base = sandbox(&obol).await;
+    stripe_post(
+        &base,
+        "/v1/payment_intents",
+        &[
+            ("amount", "1500"),
+            ("currency", "eur"),
+            ("payment_method", "pm_card_visa"),
+            ("confirm", "true"),
+            ("payment_method_types[]", "card"),
+        ],
+    )
+    .await;
+    for (ep, expected) in [
+        (
+            "ep_01jzzzzzzzzzzzzzzzzzzzzzz1",
+            "refused at connect: localhost",
+        ),
+        ("ep_01jzzzzzzzzzzzzzzzzzzzzzz2", "refused before connecting"),
+    ] {
+        let done = eventually(
+            &obol,
+            &format!("/v1/webhook-endpoints/{ep}/deliveries"),
+            |b| {
+                b["data"]
+                    .as_array()
+                    .is_some_and(|d| !d.is_empty() && d.iter().all(|x| x["status"] != "pending"))
+            },
+        )
+        .await;
+        for d in done["data"].as_array().unwrap() {
+            assert_eq!(d["status"], "failed", "{ep}: {d}");
+            assert_eq!(d["attempts"], 1, "{ep}: not retried: {d}");
+            let error = d["last_error"].as_str().unwrap_or_default();
+            assert!(error.contains(expected), "{ep}: {d}");
+        }
+    }
+    assert!(
+        receiver.received().is_empty(),
+        "a request reached the receiver: {:?}",
+        receiver.received()
     );
 }
