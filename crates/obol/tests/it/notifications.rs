@@ -2,13 +2,13 @@
 //! the `standardwebhooks` reference library, delivered to a receiver that
 //! fails the first attempts.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{Backend, Obol};
+use crate::helpers::{Backend, Obol, Received, TestReceiver};
 use crate::inbox::{eventually, sandbox, stripe_post};
 use crate::on_both_backends;
 
@@ -20,41 +20,11 @@ on_both_backends!(
     a_name_resolving_to_a_private_address_is_refused_at_connect,
 );
 
-#[derive(Clone, Debug)]
-struct Received {
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-/// An HTTP receiver that answers 503 to the first `fail_first` requests.
-async fn receiver(fail_first: usize) -> (String, Arc<Mutex<Vec<Received>>>) {
-    let got: Arc<Mutex<Vec<Received>>> = Arc::default();
-    let sink = got.clone();
-    let app = axum::Router::new().route(
-        "/hooks",
-        axum::routing::post(move |headers: HeaderMap, body: String| {
-            let sink = sink.clone();
-            async move {
-                let mut g = sink.lock().unwrap();
-                g.push(Received {
-                    headers: headers
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
-                        .collect(),
-                    body,
-                });
-                if g.len() <= fail_first {
-                    StatusCode::SERVICE_UNAVAILABLE
-                } else {
-                    StatusCode::NO_CONTENT
-                }
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, got)
+/// A receiver answering 503 to the first `fail_first` requests, and the
+/// handle to what it received.
+async fn receiver(fail_first: usize) -> (String, TestReceiver) {
+    let r = TestReceiver::start(fail_first).await;
+    (r.url.clone(), r)
 }
 
 /// Asks the reference library whether a received request verifies.
@@ -148,7 +118,7 @@ async fn notifications_are_signed_retried_and_verifiable(backend: Backend) {
         "only payment.completed was asked for"
     );
 
-    let received = got.lock().unwrap().clone();
+    let received = got.received();
     assert_eq!(received.len(), 3);
     let ids: Vec<&str> = received
         .iter()
@@ -197,7 +167,7 @@ async fn notifications_are_signed_retried_and_verifiable(backend: Backend) {
         .await;
     assert_eq!(status, 200, "{replayed}");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while got.lock().unwrap().len() < 4 {
+    while got.received().len() < 4 {
         assert!(std::time::Instant::now() < deadline, "replay not delivered");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -261,7 +231,7 @@ async fn a_receiver_that_never_answers_ends_failed_and_can_be_replayed(backend: 
     assert_eq!(d["attempts"], 17, "the first attempt and 16 retries: {d}");
     assert_eq!(d["last_status_code"], 503);
     assert!(d["next_attempt_at"].is_null());
-    let before = got.lock().unwrap().len();
+    let before = got.received().len();
     let (status, replayed) = obol
         .post(
             &format!(
@@ -274,7 +244,7 @@ async fn a_receiver_that_never_answers_ends_failed_and_can_be_replayed(backend: 
     assert_eq!(status, 200);
     assert_eq!(replayed["status"], "pending");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while got.lock().unwrap().len() <= before {
+    while got.received().len() <= before {
         assert!(std::time::Instant::now() < deadline, "replay not attempted");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
