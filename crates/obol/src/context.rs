@@ -109,6 +109,16 @@ impl Actor {
         matches!(self, Actor::Secret { .. })
     }
 
+    /// For backend-only use cases: anyone but the secret key is refused
+    /// with `secret_key_required`.
+    pub fn require_secret(&self) -> crate::error::Result<()> {
+        if self.is_secret() {
+            Ok(())
+        } else {
+            Err(crate::error::Error::SecretKeyRequired)
+        }
+    }
+
     /// Whether this actor may see an object owned by `owner` (a customer,
     /// or none) that carries no guest or link token of its own.
     pub fn may_access_customer_object(&self, owner: Option<&CustomerId>) -> bool {

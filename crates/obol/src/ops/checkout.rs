@@ -328,9 +328,7 @@ pub async fn release_intent(
     intent_id: &str,
     body: ReleaseIn,
 ) -> Result<Value> {
-    if !actor.is_secret() {
-        return Err(Error::SecretKeyRequired);
-    }
+    actor.require_secret()?;
     let reason = crate::validate::text("reason", &body.reason, 255)?;
     let payment = {
         let mut h = ctx.store().acquire().await?;

@@ -87,9 +87,7 @@ pub async fn create(ctx: &Ctx, actor: &Actor, body: CustomerTokenIn) -> Result<C
 
 /// Revokes a token at once; later requests with it are refused.
 pub async fn revoke(ctx: &Ctx, actor: &Actor, id: &str) -> Result<CustomerTokenOut> {
-    if !actor.is_secret() {
-        return Err(Error::SecretKeyRequired);
-    }
+    actor.require_secret()?;
     let id = CustomerTokenId::parse(id).map_err(|_| Error::NotFound(Resource::CustomerToken))?;
     let mut handle = ctx.store().acquire().await?;
     let row = handle

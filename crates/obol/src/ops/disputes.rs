@@ -114,17 +114,9 @@ pub struct ListQuery {
     pub cursor: Option<String>,
 }
 
-fn secret_only(actor: &Actor) -> Result<()> {
-    if actor.is_secret() {
-        Ok(())
-    } else {
-        Err(Error::SecretKeyRequired)
-    }
-}
-
 /// Newest first.
 pub async fn list(ctx: &Ctx, actor: &Actor, q: ListQuery) -> Result<Page<DisputeOut>> {
-    secret_only(actor)?;
+    actor.require_secret()?;
     let limit = pagination::limit(q.limit)?;
     let before = q.cursor.as_deref().map(Cursor::decode).transpose()?;
     // Parsed at the edge: an unknown status is the caller's mistake, not
@@ -164,7 +156,7 @@ pub async fn get(ctx: &Ctx, actor: &Actor, id: &str) -> Result<DisputeOut> {
     // A malformed id is as unknown as a well-formed one that does not exist.
     let id = crate::ids::DisputeId::parse(id).map_err(|_| Error::NotFound(Resource::Dispute))?;
     let id = id.as_str();
-    secret_only(actor)?;
+    actor.require_secret()?;
     let mut h = ctx.store().acquire().await?;
     let mut conn = h.conn();
     let row = conn
@@ -179,7 +171,7 @@ pub async fn get(ctx: &Ctx, actor: &Actor, id: &str) -> Result<DisputeOut> {
 
 /// Newest first; `status` is open or done.
 pub async fn list_tasks(ctx: &Ctx, actor: &Actor, q: ListQuery) -> Result<Page<TaskOut>> {
-    secret_only(actor)?;
+    actor.require_secret()?;
     if let Some(s) = &q.status {
         crate::storage::disputes::TaskStatus::parse(s)
             .ok_or_else(|| Error::InvalidQuery("status is open or done".into()))?;

@@ -89,17 +89,9 @@ pub struct DeliveryQuery {
     pub limit: Option<i64>,
 }
 
-fn secret_only(actor: &Actor) -> Result<()> {
-    if actor.is_secret() {
-        Ok(())
-    } else {
-        Err(Error::SecretKeyRequired)
-    }
-}
-
 /// Adds an endpoint; the answer carries its signing secret, once.
 pub async fn create(ctx: &Ctx, actor: &Actor, body: EndpointIn) -> Result<EndpointOut> {
-    secret_only(actor)?;
+    actor.require_secret()?;
     // Checked again at every connection, after DNS (outbound.rs).
     let url = ctx.settings().outbound.check_url(&body.url)?;
     if body.event_types.is_empty() {
@@ -143,7 +135,7 @@ pub async fn create(ctx: &Ctx, actor: &Actor, body: EndpointIn) -> Result<Endpoi
 }
 
 pub async fn list(ctx: &Ctx, actor: &Actor) -> Result<Page<EndpointOut>> {
-    secret_only(actor)?;
+    actor.require_secret()?;
     let mut h = ctx.store().acquire().await?;
     let rows = h.conn().list_endpoints(actor.account()).await?;
     Ok(Page {
@@ -161,7 +153,7 @@ pub async fn get(ctx: &Ctx, actor: &Actor, id: &str) -> Result<EndpointOut> {
     let id = crate::ids::EndpointId::parse(id)
         .map_err(|_| Error::NotFound(Resource::WebhookEndpoint))?;
     let id = id.as_str();
-    secret_only(actor)?;
+    actor.require_secret()?;
     let mut h = ctx.store().acquire().await?;
     let row = h
         .conn()
@@ -177,7 +169,7 @@ pub async fn delete(ctx: &Ctx, actor: &Actor, id: &str) -> Result<()> {
     let id = crate::ids::EndpointId::parse(id)
         .map_err(|_| Error::NotFound(Resource::WebhookEndpoint))?;
     let id = id.as_str();
-    secret_only(actor)?;
+    actor.require_secret()?;
     let mut h = ctx.store().acquire().await?;
     if h.conn()
         .delete_endpoint(actor.account(), id, ctx.now())
@@ -199,7 +191,7 @@ pub async fn list_deliveries(
     let id = crate::ids::EndpointId::parse(id)
         .map_err(|_| Error::NotFound(Resource::WebhookEndpoint))?;
     let id = id.as_str();
-    secret_only(actor)?;
+    actor.require_secret()?;
     if let Some(s) = &q.status {
         DeliveryStatus::parse(s).ok_or_else(|| {
             Error::InvalidQuery("status is one of pending, succeeded, failed, canceled".into())
@@ -232,7 +224,7 @@ pub async fn replay_delivery(ctx: &Ctx, actor: &Actor, id: &str) -> Result<Deliv
     let id = crate::ids::DeliveryId::parse(id)
         .map_err(|_| Error::NotFound(Resource::WebhookDelivery))?;
     let id = id.as_str();
-    secret_only(actor)?;
+    actor.require_secret()?;
     let mut h = ctx.store().acquire().await?;
     let row = h
         .conn()

@@ -100,17 +100,9 @@ fn parse_id(id: &str) -> Result<crate::ids::JobId> {
     crate::ids::JobId::parse(id).map_err(|_| Error::NotFound(Resource::Job))
 }
 
-fn secret_only(actor: &Actor) -> Result<()> {
-    if actor.is_secret() {
-        Ok(())
-    } else {
-        Err(Error::SecretKeyRequired)
-    }
-}
-
 /// The account's jobs newest first, optionally of one status.
 pub async fn list(ctx: &Ctx, actor: &Actor, q: ListQuery) -> Result<Page<JobOut>> {
-    secret_only(actor)?;
+    actor.require_secret()?;
     let status = q
         .status
         .as_deref()
@@ -141,7 +133,7 @@ pub async fn list(ctx: &Ctx, actor: &Actor, q: ListQuery) -> Result<Page<JobOut>
 
 /// One job with its attempts, oldest first.
 pub async fn get(ctx: &Ctx, actor: &Actor, id: &str) -> Result<JobOut> {
-    secret_only(actor)?;
+    actor.require_secret()?;
     let id = parse_id(id)?;
     let id = id.as_str();
     let mut h = ctx.store().acquire().await?;
@@ -160,7 +152,7 @@ pub async fn get(ctx: &Ctx, actor: &Actor, id: &str) -> Result<JobOut> {
 /// `job_not_dead` for any other status; 409 `job_already_queued` when
 /// another job for the same work is queued or running meanwhile.
 pub async fn retry(ctx: &Ctx, actor: &Actor, id: &str) -> Result<JobOut> {
-    secret_only(actor)?;
+    actor.require_secret()?;
     let id = parse_id(id)?;
     let id = id.as_str();
     let mut tx = ctx.store().begin().await?;

@@ -485,9 +485,7 @@ pub async fn update_status(
     // A malformed id is as unknown as a well-formed one that does not exist.
     let id = crate::ids::OrderId::parse(id).map_err(|_| Error::NotFound(Resource::Order))?;
     let id = id.as_str();
-    if !actor.is_secret() {
-        return Err(Error::SecretKeyRequired);
-    }
+    actor.require_secret()?;
     let target = OrderStatus::parse(&patch.status).ok_or_else(|| {
         Error::InvalidBody(format!(
             "status is one of {}",
@@ -503,7 +501,7 @@ pub async fn update_status(
             .await?;
         (order, payment)
     };
-    let current = orders::status_of(&order)?;
+    let current = order.status;
     // Refuse an illegal move before Stripe is asked to capture or release.
     if let Err(illegal) = crate::ledger::order::transition(current, OrderInput::Set(target)) {
         return Err(invalid_transition(illegal));

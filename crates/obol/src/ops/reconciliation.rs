@@ -56,9 +56,7 @@ struct EventList {
 
 /// `POST /v1/reconciliations` (secret key): one pass now.
 pub async fn run(ctx: &Ctx, actor: &Actor) -> Result<Report> {
-    if !actor.is_secret() {
-        return Err(Error::SecretKeyRequired);
-    }
+    actor.require_secret()?;
     let report = run_once(ctx).await?;
     if report.events_new > 0 {
         ctx.wake_inbox();

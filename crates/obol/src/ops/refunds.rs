@@ -66,9 +66,7 @@ pub async fn create(
     let payment_id =
         crate::ids::PaymentId::parse(payment_id).map_err(|_| Error::NotFound(Resource::Payment))?;
     let payment_id = payment_id.as_str();
-    if !actor.is_secret() {
-        return Err(Error::SecretKeyRequired);
-    }
+    actor.require_secret()?;
     let refund = create_refund(ctx, actor, payment_id, body.amount, body.reason.as_deref()).await?;
     Ok(refund.into())
 }

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 
 use crate::context::AccountId;
 use crate::error::{Error, Result, RuleCode};
-use crate::ledger::order::{self, IllegalMove, OrderInput, OrderStatus};
+use crate::ledger::order::{self, IllegalMove, OrderInput};
 use crate::outbox;
 use crate::storage::orders::{NewOrderTimelineEntry, OrderRow};
 use crate::storage::Conn;
@@ -26,12 +26,6 @@ pub struct OrderCause<'a> {
     pub reference: Option<&'a str>,
 }
 
-/// The status stored for an order; a value obol never writes is an
-/// internal error, not a guess.
-pub fn status_of(order: &OrderRow) -> Result<OrderStatus> {
-    Ok(order.status)
-}
-
 /// Records a new order's first timeline entry and, for an order created
 /// confirmed (pay-first), its `order.confirmed` notification.
 pub async fn record_created(
@@ -40,7 +34,7 @@ pub async fn record_created(
     cause: OrderCause<'_>,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let status = status_of(order)?;
+    let status = order.status;
     conn.insert_order_timeline_entry(&NewOrderTimelineEntry {
         account_id: &order.account_id,
         order_id: &order.id,
@@ -84,7 +78,7 @@ pub async fn apply(
         .get_order(account, order_id)
         .await?
         .ok_or(Error::NotFound(crate::error::Resource::Order))?;
-    let current = status_of(order)?;
+    let current = order.status;
     let step = match order::transition(current, input) {
         Ok(Some(step)) => step,
         Ok(None) => return Ok(Ok(Applied::Unchanged(order.clone()))),
