@@ -289,7 +289,7 @@ pub enum LogFormat {
 }
 
 /// Which Stripe obol talks to, derived from the secret key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum StripeMode {
     Sandbox,

@@ -285,29 +285,78 @@ impl Error {
 
     /// The JSON body: `{"error": {"code", "message", …}}`.
     pub fn body(&self) -> serde_json::Value {
+        serde_json::to_value(self.to_body())
+            .unwrap_or_else(|_| json!({"error": {"code": self.code()}}))
+    }
+
+    fn to_body(&self) -> ErrorBody {
         let message = match self {
             Error::Database(_) | Error::Internal(_) => {
                 "obol hit an internal error; the request id in the `x-request-id` header finds it in the log".to_string()
             }
             other => other.to_string(),
         };
-        let mut error = json!({ "code": self.code(), "message": message });
-        if let Error::CustomerExists { existing_id, .. } = self {
-            error["existing_id"] = json!(existing_id);
+        let existing_id = match self {
+            Error::CustomerExists { existing_id, .. } => Some(existing_id.clone()),
+            _ => None,
+        };
+        let stripe = match self {
+            Error::Stripe(stripe) => match stripe.as_ref() {
+                crate::stripe::StripeError::Refused { status, error: e } => Some(StripeRefusal {
+                    status: *status,
+                    kind: e.kind.clone(),
+                    code: e.code.clone(),
+                    decline_code: e.decline_code.clone(),
+                    param: e.param.clone(),
+                }),
+                _ => None,
+            },
+            _ => None,
+        };
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message,
+                existing_id,
+                stripe,
+            },
         }
-        if let Error::Stripe(stripe) = self {
-            if let crate::stripe::StripeError::Refused { status, error: e } = stripe.as_ref() {
-                error["stripe"] = json!({
-                    "status": status,
-                    "type": e.kind,
-                    "code": e.code,
-                    "decline_code": e.decline_code,
-                    "param": e.param,
-                });
-            }
-        }
-        json!({ "error": error })
     }
+}
+
+/// Every error obol answers: `{"error": {…}}` with a stable `code`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable and snake_case: branch on it (each operation lists its codes).
+    #[schema(value_type = String, example = "order_not_found")]
+    pub code: &'static str,
+    /// For people: what went wrong and, where it helps, what to do.
+    pub message: String,
+    /// `customer_exists` only: the customer that has this `external_id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::ids::CustomerId>)]
+    pub existing_id: Option<String>,
+    /// When Stripe refused the request: Stripe's own error, whole.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stripe: Option<StripeRefusal>,
+}
+
+/// Stripe's answer when it refused what obol asked for the caller.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct StripeRefusal {
+    /// Stripe's HTTP status.
+    pub status: u16,
+    /// Stripe's error type (`card_error`, `invalid_request_error`, …).
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub code: Option<String>,
+    pub decline_code: Option<String>,
+    pub param: Option<String>,
 }
 
 /// Which of obol's codes a Stripe error is, if it is the caller's to fix:
@@ -350,6 +399,87 @@ fn stripe_message(e: &crate::stripe::StripeError) -> String {
     }
 }
 
+/// Every code obol can answer, with its status, once each: one sample of
+/// every variant plus every `RuleCode`. The OpenAPI document lists each
+/// route's codes from here (`crate::openapi`), and the snapshot test
+/// below makes a renamed code visible in review.
+pub fn catalogue() -> Vec<(StatusCode, &'static str)> {
+    let samples = vec![
+        Error::MalformedJson("x".into()),
+        Error::InvalidBody("x".into()),
+        Error::InvalidQuery("x".into()),
+        Error::InvalidId("x".into()),
+        Error::Unauthenticated,
+        Error::InvalidApiKey,
+        Error::InvalidCustomerToken,
+        Error::SecretKeyRequired,
+        Error::InvalidSignature(crate::stripe::signature::SignatureError::Mismatch),
+        Error::NotFound(Resource::Customer),
+        Error::NotFound(Resource::CustomerToken),
+        Error::NotFound(Resource::Payment),
+        Error::NotFound(Resource::WebhookEvent),
+        Error::NotFound(Resource::Dispute),
+        Error::NotFound(Resource::WebhookEndpoint),
+        Error::NotFound(Resource::WebhookDelivery),
+        Error::NotFound(Resource::Order),
+        Error::NotFound(Resource::Job),
+        Error::RouteNotFound {
+            method: "GET".into(),
+            path: "/x".into(),
+        },
+        Error::MethodNotAllowed,
+        Error::BodyTooLarge,
+        Error::UnsupportedMediaType,
+        Error::RequestTimeout,
+        Error::UriTooLong { limit: 1 },
+        Error::HeadersTooLarge { limit: 1 },
+        Error::CustomerExists {
+            external_id: "a".into(),
+            existing_id: "cus_1".into(),
+        },
+        Error::Money(MoneyError::NotPositive { got: 0 }),
+        Error::Money(MoneyError::TooLarge),
+        Error::Money(MoneyError::Precision {
+            currency: crate::money::Currency::KWD,
+        }),
+        Error::Money(MoneyError::UnsupportedCurrency { code: "x".into() }),
+        Error::Money(MoneyError::CurrencyMismatch {
+            left: crate::money::Currency::EUR,
+            right: crate::money::Currency::USD,
+        }),
+        Error::Money(MoneyError::InvalidDecimal {
+            input: "x".into(),
+            reason: "x",
+        }),
+        Error::Money(MoneyError::Negative { got: -1 }),
+        Error::Money(MoneyError::TooSmall {
+            minimum: 50,
+            currency: crate::money::Currency::EUR,
+        }),
+        Error::RateLimited {
+            retry_after_seconds: 1,
+        },
+        Error::from(crate::stripe::StripeError::Decode("x".into())),
+        Error::Database(sqlx::Error::RowNotFound),
+        Error::Internal("x".into()),
+    ];
+    let mut table: Vec<(StatusCode, &'static str)> = samples
+        .iter()
+        .chain(
+            RuleCode::ALL
+                .iter()
+                .map(|c| Error::rule(*c, "x"))
+                .collect::<Vec<_>>()
+                .iter(),
+        )
+        .map(|e| (e.status(), e.code()))
+        .collect();
+    // A code two variants share (amount_negative) is listed once.
+    let mut seen = std::collections::HashSet::new();
+    table.retain(|(_, code)| seen.insert(*code));
+    table
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -380,74 +510,10 @@ mod tests {
     /// change for host applications and must show up in review.
     #[test]
     fn error_code_table() {
-        let samples = vec![
-            Error::MalformedJson("x".into()),
-            Error::InvalidBody("x".into()),
-            Error::InvalidQuery("x".into()),
-            Error::InvalidId("x".into()),
-            Error::Unauthenticated,
-            Error::InvalidApiKey,
-            Error::InvalidCustomerToken,
-            Error::SecretKeyRequired,
-            Error::InvalidSignature(crate::stripe::signature::SignatureError::Mismatch),
-            Error::NotFound(Resource::Customer),
-            Error::NotFound(Resource::CustomerToken),
-            Error::NotFound(Resource::Payment),
-            Error::NotFound(Resource::WebhookEvent),
-            Error::NotFound(Resource::Dispute),
-            Error::NotFound(Resource::WebhookEndpoint),
-            Error::NotFound(Resource::WebhookDelivery),
-            Error::NotFound(Resource::Order),
-            Error::NotFound(Resource::Job),
-            Error::RouteNotFound {
-                method: "GET".into(),
-                path: "/x".into(),
-            },
-            Error::MethodNotAllowed,
-            Error::BodyTooLarge,
-            Error::UnsupportedMediaType,
-            Error::RequestTimeout,
-            Error::UriTooLong { limit: 1 },
-            Error::HeadersTooLarge { limit: 1 },
-            Error::CustomerExists {
-                external_id: "a".into(),
-                existing_id: "cus_1".into(),
-            },
-            Error::Money(MoneyError::NotPositive { got: 0 }),
-            Error::Money(MoneyError::TooLarge),
-            Error::Money(MoneyError::Precision {
-                currency: crate::money::Currency::parse("kwd").unwrap(),
-            }),
-            Error::Money(MoneyError::UnsupportedCurrency { code: "x".into() }),
-            Error::Money(MoneyError::CurrencyMismatch {
-                left: crate::money::Currency::parse("eur").unwrap(),
-                right: crate::money::Currency::parse("usd").unwrap(),
-            }),
-            Error::Money(MoneyError::InvalidDecimal {
-                input: "x".into(),
-                reason: "x",
-            }),
-            Error::Money(MoneyError::Negative { got: -1 }),
-            Error::Money(MoneyError::TooSmall {
-                minimum: 50,
-                currency: crate::money::Currency::parse("eur").unwrap(),
-            }),
-            Error::RateLimited {
-                retry_after_seconds: 1,
-            },
-            Error::from(crate::stripe::StripeError::Decode("x".into())),
-            Error::Database(sqlx::Error::RowNotFound),
-            Error::Internal("x".into()),
-        ];
-        let mut samples = samples;
-        samples.extend(RuleCode::ALL.iter().map(|c| Error::rule(*c, "x")));
-        let mut table: Vec<String> = samples
+        let table: Vec<String> = catalogue()
             .iter()
-            .map(|e| format!("{} {}", e.status().as_u16(), e.code()))
+            .map(|(status, code)| format!("{} {code}", status.as_u16()))
             .collect();
-        // A code two variants share (amount_negative) is listed once.
-        let mut seen = std::collections::HashSet::new();
-        table.retain(|row| seen.insert(row.clone()));
         insta::assert_snapshot!(table.join("\n"));
     }
 

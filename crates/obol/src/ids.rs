@@ -68,7 +68,48 @@ macro_rules! prefixed_id {
                 f.write_str(&self.0)
             }
         }
+
+        /// In the OpenAPI document: a string with the prefix and a ULID
+        /// body, so a generated client gets one type per kind of id.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                id_schema($prefix, concat!($(stringify!($doc), "\n",)*))
+            }
+        }
+
+        impl utoipa::ToSchema for $name {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed(stringify!($name))
+            }
+        }
     };
+}
+
+/// The schema of a prefixed id: `^prefix[0-9a-z]{26}$`. The doc comment
+/// of the id type (as `stringify!` renders the attribute) becomes its
+/// description.
+fn id_schema(prefix: &str, docs: &str) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let description: Vec<&str> = docs
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim().strip_prefix("doc = \"")?.strip_suffix('"')?;
+            Some(l.trim())
+        })
+        .collect();
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(format!("^{prefix}[0-9a-z]{{26}}$")))
+        .description(Some(
+            description
+                .join(" ")
+                .replace("\\'", "'")
+                .replace("\\\"", "\""),
+        ))
+        .examples([serde_json::json!(format!(
+            "{prefix}01jd8x3qzv5m2c7e9f0g1h2j3k"
+        ))])
+        .into()
 }
 
 prefixed_id!(

@@ -17,6 +17,7 @@ pub mod inbox;
 pub mod jobs;
 pub mod ledger;
 pub mod money;
+pub mod openapi;
 pub mod ops;
 pub mod orders;
 pub mod outbound;

@@ -112,6 +112,8 @@ impl Currency {
     pub const EUR: Currency = Currency("eur");
     /// Pound sterling.
     pub const GBP: Currency = Currency("gbp");
+    /// Kuwaiti dinar (three decimals).
+    pub const KWD: Currency = Currency("kwd");
 
     /// Parses a currency code in any letter case (`"eur"`, `"EUR"`, `"Eur"`).
     ///
@@ -204,6 +206,29 @@ impl Serialize for Currency {
     }
 }
 
+/// In the OpenAPI document: one of the supported codes, lowercase as
+/// obol answers them (requests may use any letter case).
+impl utoipa::PartialSchema for Currency {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "A three-letter ISO 4217 currency code Stripe supports, lowercase (`eur`). \
+                 Requests may use any letter case.",
+            ))
+            .enum_values(Some(Currency::all().map(Currency::as_str)))
+            .examples([serde_json::json!("eur")])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Currency {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("Currency")
+    }
+}
+
 impl<'de> Deserialize<'de> for Currency {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct CurrencyVisitor;
@@ -247,6 +272,50 @@ impl<'de> Deserialize<'de> for Currency {
 pub struct Money {
     amount: i64,
     currency: Currency,
+}
+
+/// In the OpenAPI document: `{amount, currency}`, the amount in integer
+/// minor units (cents for EUR, yen for JPY), never a decimal.
+impl utoipa::PartialSchema for Money {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        use utoipa::openapi::{KnownFormat, Ref, SchemaFormat};
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "An amount of money: integer minor units and a currency.",
+            ))
+            .property(
+                "amount",
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                    .minimum(Some(0))
+                    .description(Some(
+                        "Minor units of `currency` (1250 is €12.50, ¥1250 is ¥1250).",
+                    )),
+            )
+            .required("amount")
+            .property("currency", Ref::from_schema_name("Currency"))
+            .required("currency")
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Money {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("Money")
+    }
+
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        use utoipa::PartialSchema;
+        schemas.push(("Currency".to_string(), Currency::schema()));
+    }
 }
 
 /// The JSON shape of [`Money`].

@@ -2,8 +2,8 @@
 //! `ops::jobs`). Secret key only.
 
 use axum::extract::{Path, State};
-use axum::routing::{get, post};
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::SecretKey;
 use super::json::{Json, Query};
@@ -12,14 +12,20 @@ use super::AppState;
 use crate::error::Result;
 use crate::ops::jobs::{self, JobOut, ListQuery};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/jobs", get(list_jobs))
-        .route("/v1/jobs/{id}", get(get_job))
-        .route("/v1/jobs/{id}/retry", post(retry_job))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_jobs))
+        .routes(routes!(get_job))
+        .routes(routes!(retry_job))
 }
 
-/// `GET /v1/jobs?status=queued|running|succeeded|dead`, newest first.
+/// Background jobs, newest first.
+#[utoipa::path(get, path = "/v1/jobs", tag = "jobs",
+    security(("secret_key" = [])),
+    params(ListQuery),
+    responses((status = 200, description = "A page of jobs.", body = crate::openapi::pages::JobPage)),
+    extensions(("x-error-codes" = json!(["invalid_query"]))),
+)]
 async fn list_jobs(
     State(state): State<AppState>,
     SecretKey(actor): SecretKey,
@@ -28,7 +34,13 @@ async fn list_jobs(
     Ok(Json(jobs::list(state.ctx(), &actor, q).await?))
 }
 
-/// `GET /v1/jobs/{id}`: the job with `runs`.
+/// A job with every attempt (`runs`).
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs",
+    security(("secret_key" = [])),
+    params(("id" = crate::ids::JobId, Path, description = "The job.")),
+    responses((status = 200, description = "The job.", body = JobOut)),
+    extensions(("x-error-codes" = json!(["invalid_id", "job_not_found"]))),
+)]
 async fn get_job(
     State(state): State<AppState>,
     SecretKey(actor): SecretKey,
@@ -37,8 +49,15 @@ async fn get_job(
     Ok(Json(jobs::get(state.ctx(), &actor, &id).await?))
 }
 
-/// `POST /v1/jobs/{id}/retry`: queues a dead job again now, with a fresh
-/// retry schedule. 409 `job_not_dead` otherwise.
+/// Queues a dead job again now, with a fresh retry schedule.
+///
+/// 409 `job_not_dead` for a job that is not dead.
+#[utoipa::path(post, path = "/v1/jobs/{id}/retry", tag = "jobs",
+    security(("secret_key" = [])),
+    params(("id" = crate::ids::JobId, Path, description = "The job.")),
+    responses((status = 200, description = "The job, queued.", body = JobOut)),
+    extensions(("x-error-codes" = json!(["invalid_id", "job_not_found", "job_not_dead", "job_already_queued"]))),
+)]
 async fn retry_job(
     State(state): State<AppState>,
     SecretKey(actor): SecretKey,

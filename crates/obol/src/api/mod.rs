@@ -38,6 +38,7 @@ use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::config::Config;
 use crate::context::Ctx;
@@ -99,6 +100,23 @@ impl AppState {
     }
 }
 
+/// Every route of the API with its description: `routes!` registers a
+/// handler and its `#[utoipa::path]` together, so no route goes
+/// undescribed (`crate::openapi` builds the document from the same list).
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(crate::openapi::base())
+        .merge(health::router())
+        .merge(customers::router())
+        .merge(customer_tokens::router())
+        .merge(payments::router())
+        .merge(disputes::router())
+        .merge(endpoints::router())
+        .merge(orders::router())
+        .merge(payment_intents::router())
+        .merge(webhooks::router())
+        .merge(jobs::router())
+}
+
 pub fn router(state: AppState, body_limit: usize, body_timeout: Duration) -> Router {
     let request_id = ServiceBuilder::new()
         .map_request(crate::telemetry::screen_request_id::<axum::body::Body>)
@@ -119,17 +137,8 @@ pub fn router(state: AppState, body_limit: usize, body_timeout: Duration) -> Rou
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER));
 
-    Router::new()
-        .merge(health::router())
-        .merge(customers::router())
-        .merge(customer_tokens::router())
-        .merge(payments::router())
-        .merge(disputes::router())
-        .merge(endpoints::router())
-        .merge(orders::router())
-        .merge(payment_intents::router())
-        .merge(webhooks::router())
-        .merge(jobs::router())
+    let (routes, _) = routes().split_for_parts();
+    routes
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

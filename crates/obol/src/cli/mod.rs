@@ -44,6 +44,9 @@ pub enum Command {
         #[command(subcommand)]
         command: stripe::StripeCommand,
     },
+    /// Print obol's API description (OpenAPI 3.1, JSON) to stdout: the
+    /// same document `GET /openapi.json` serves.
+    Openapi,
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -65,6 +68,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reconcile => reconcile::run(load(&cli.config)?).await,
         Command::Trigger(args) => trigger::run(args, &cli.config).await,
         Command::Stripe { command } => stripe::run(load(&cli.config)?, command).await,
+        Command::Openapi => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(crate::openapi::document())?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Config {
             command: ConfigCommand::Check,
         } => config_check::run(load(&cli.config)?),

@@ -9,7 +9,7 @@
 use serde::Serialize;
 
 /// A dispute's status, as Stripe names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DisputeStatus {
     WarningNeedsResponse,

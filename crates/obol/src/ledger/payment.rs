@@ -24,7 +24,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A payment's state in obol's ledger (DESIGN.md "Payment states").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentState {
     Pending,

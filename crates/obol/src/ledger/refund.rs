@@ -12,7 +12,7 @@
 use serde::Serialize;
 
 /// A refund's status: obol's `pending_submission`, then Stripe's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RefundStatus {
     /// Recorded, Stripe not reached yet (resubmitted with the same key).

@@ -8,7 +8,7 @@
 
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::context::{AccountId, Actor, Ctx};
 use crate::error::{Error, Resource, Result, RuleCode};
@@ -69,25 +69,38 @@ pub async fn observe(
 /// Body of `POST /v1/payment-intents`: either `{amount, currency,
 /// customer_id?}` (pay first) or `{order_id, guest_token?}` (pay an
 /// existing order).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentIntentIn {
     /// Minor units.
     pub amount: Option<i64>,
+    #[schema(value_type = Option<crate::money::Currency>)]
     pub currency: Option<String>,
+    #[schema(value_type = Option<crate::ids::CustomerId>)]
     pub customer_id: Option<String>,
+    #[schema(value_type = Option<crate::ids::OrderId>)]
     pub order_id: Option<String>,
+    /// The order's guest token, for a guest paying its order.
     pub guest_token: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PaymentIntentOut {
+    /// Stripe's `pi_…`.
     pub id: String,
+    /// What Stripe.js confirms the payment with; null once the intent can
+    /// no longer be confirmed.
     pub client_secret: Option<String>,
+    /// The Stripe publishable key to load Stripe.js with.
     pub publishable_key: String,
+    /// Minor units.
+    #[schema(minimum = 1)]
     pub amount: i64,
+    #[schema(value_type = crate::money::Currency)]
     pub currency: String,
+    #[schema(value_type = StripeIntentStatus)]
     pub status: String,
+    #[schema(value_type = crate::ids::PaymentId)]
     pub payment_id: String,
 }
 
@@ -262,14 +275,18 @@ async fn pay_order(ctx: &Ctx, actor: &Actor, order_id: &str) -> Result<IntentFor
     })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IntentStatusOut {
+    /// Stripe's `pi_…`.
     pub id: String,
     /// Stripe's status of the intent, read now.
+    #[schema(value_type = StripeIntentStatus)]
     pub stripe_status: String,
     /// The ledger's state of the payment.
     pub payment_status: PaymentState,
+    #[schema(value_type = crate::ids::PaymentId)]
     pub payment_id: String,
+    #[schema(value_type = Option<crate::ids::OrderId>)]
     pub order_id: Option<String>,
 }
 
@@ -312,7 +329,7 @@ pub async fn intent_status(ctx: &Ctx, actor: &Actor, intent_id: &str) -> Result<
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseIn {
     /// Why checkout failed (insufficient_stock, address_rejected, …); logged.
@@ -327,7 +344,7 @@ pub async fn release_intent(
     actor: &Actor,
     intent_id: &str,
     body: ReleaseIn,
-) -> Result<Value> {
+) -> Result<ReleasedOut> {
     actor.require_secret()?;
     let reason = crate::validate::text("reason", &body.reason, 255)?;
     let payment = {
@@ -338,10 +355,46 @@ pub async fn release_intent(
             .ok_or(Error::NotFound(Resource::Payment))?
     };
     let status = match release(ctx, &payment, reason).await? {
-        Released::Canceled => "canceled",
-        Released::CancelPending => "cancel_pending",
+        Released::Canceled => ReleaseStatus::Canceled,
+        Released::CancelPending => ReleaseStatus::CancelPending,
     };
-    Ok(json!({"id": intent_id, "status": status, "payment_id": payment.id}))
+    Ok(ReleasedOut {
+        id: intent_id.to_string(),
+        status,
+        payment_id: payment.id,
+    })
+}
+
+/// The answer of a release.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReleasedOut {
+    /// Stripe's `pi_…`.
+    pub id: String,
+    pub status: ReleaseStatus,
+    #[schema(value_type = crate::ids::PaymentId)]
+    pub payment_id: String,
+}
+
+/// `canceled`: Stripe released the authorization. `cancel_pending`:
+/// Stripe could not be reached; a job retries until it is released.
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReleaseStatus {
+    Canceled,
+    CancelPending,
+}
+
+/// A Stripe PaymentIntent's status, as Stripe names it.
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StripeIntentStatus {
+    RequiresPaymentMethod,
+    RequiresConfirmation,
+    RequiresAction,
+    Processing,
+    RequiresCapture,
+    Canceled,
+    Succeeded,
 }
 
 /// A customer token may hold `checkout.max_open_intents_per_customer`

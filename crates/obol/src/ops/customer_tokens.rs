@@ -12,20 +12,26 @@ use crate::storage::customer_tokens::CustomerTokenRow;
 
 pub const CUSTOMER_TOKEN_PREFIX: &str = "obol_ct_";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerTokenIn {
+    #[schema(value_type = crate::ids::CustomerId)]
     pub customer_id: String,
     /// Lifetime in seconds; default 900, at most `customer_tokens.max_ttl_seconds`.
+    #[schema(minimum = 1)]
     pub ttl_seconds: Option<u64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CustomerTokenOut {
+    #[schema(value_type = crate::ids::CustomerTokenId)]
     pub id: String,
+    #[schema(value_type = crate::ids::CustomerId)]
     pub customer_id: String,
-    /// Present only in the response that creates the token.
+    /// Present only in the response that creates the token: the bearer
+    /// credential itself (shown once, stored hashed).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^obol_ct_")]
     pub token: Option<String>,
     pub expires_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,

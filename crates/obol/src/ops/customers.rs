@@ -10,7 +10,7 @@ use crate::storage::customers::{CustomerRow, NewCustomer};
 use crate::validate;
 
 /// Body of `POST /v1/customers`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerIn {
     /// The host application's own id for this customer; unique per account.
@@ -19,13 +19,14 @@ pub struct CustomerIn {
     pub name: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CustomerOut {
+    #[schema(value_type = crate::ids::CustomerId)]
     pub id: String,
     pub external_id: Option<String>,
     pub email: Option<String>,
     pub name: Option<String>,
-    /// Created the first time a payment needs it.
+    /// Stripe's `cus_…`, created the first time a payment needs it.
     pub stripe_customer_id: Option<String>,
     pub created_at: DateTime<Utc>,
 }

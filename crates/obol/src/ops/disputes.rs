@@ -11,13 +11,20 @@ use crate::error::{Error, Resource, Result};
 use crate::ledger::dispute::DisputeStatus;
 use crate::storage::disputes::{DisputeRow, DisputeTimelineRow, TaskRow};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DisputeOut {
+    #[schema(value_type = crate::ids::DisputeId)]
     pub id: String,
+    #[schema(value_type = crate::ids::PaymentId)]
     pub payment_id: String,
+    /// Stripe's `dp_…`.
     pub stripe_dispute_id: String,
+    /// Minor units.
+    #[schema(minimum = 0)]
     pub amount: i64,
+    #[schema(value_type = crate::money::Currency)]
     pub currency: String,
+    /// Stripe's reason (`fraudulent`, `product_not_received`, …).
     pub reason: String,
     /// Stripe's status: warning_needs_response, warning_under_review,
     /// warning_closed, needs_response, under_review, won or lost.
@@ -29,10 +36,12 @@ pub struct DisputeOut {
     pub timeline: Option<Vec<DisputeTimelineOut>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DisputeTimelineOut {
     pub at: DateTime<Utc>,
+    #[schema(value_type = Option<DisputeStatus>)]
     pub from: Option<String>,
+    #[schema(value_type = DisputeStatus)]
     pub to: String,
     pub cause: super::payments::Cause,
 }
@@ -71,15 +80,20 @@ impl From<DisputeTimelineRow> for DisputeTimelineOut {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TaskOut {
+    #[schema(value_type = crate::ids::TaskId)]
     pub id: String,
     /// respond_to_dispute, …
     pub kind: String,
     pub title: String,
+    /// What the task is about (`dispute`).
     pub subject_type: String,
+    /// The id of that object (`dsp_…`).
     pub subject_id: String,
+    #[schema(value_type = Option<crate::ids::PaymentId>)]
     pub payment_id: Option<String>,
+    #[schema(value_type = Option<crate::ids::CustomerId>)]
     pub customer_id: Option<String>,
     /// open or done.
     pub status: crate::storage::disputes::TaskStatus,
@@ -106,11 +120,17 @@ impl From<TaskRow> for TaskOut {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only objects in this status (a dispute status for disputes, `open`
+    /// or `done` for tasks).
     pub status: Option<String>,
+    /// Page size, 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 

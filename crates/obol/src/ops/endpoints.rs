@@ -11,17 +11,22 @@ use crate::ledger::delivery::DeliveryStatus;
 use crate::outbox;
 use crate::storage::notifications::{DeliveryRow, EndpointRow, NewEndpoint};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointIn {
+    /// Where to POST notifications: https (http only to loopback or
+    /// private addresses where allowed).
     pub url: String,
-    /// Event types to receive, or `["*"]` for all.
+    /// Event types to receive (`payment.authorized`, `order.shipped`, …;
+    /// see the document's `webhooks`), or `["*"]` for all.
+    #[schema(min_items = 1)]
     pub event_types: Vec<String>,
     pub description: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EndpointOut {
+    #[schema(value_type = crate::ids::EndpointId)]
     pub id: String,
     pub url: String,
     pub event_types: Vec<String>,
@@ -29,6 +34,7 @@ pub struct EndpointOut {
     pub status: crate::storage::notifications::EndpointStatus,
     /// `whsec_…`, in the response that creates the endpoint only.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^whsec_")]
     pub secret: Option<String>,
     pub created_at: DateTime<Utc>,
 }
@@ -48,11 +54,14 @@ impl EndpointOut {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeliveryOut {
+    #[schema(value_type = crate::ids::DeliveryId)]
     pub id: String,
     /// The `webhook-id` the receiver saw.
+    #[schema(value_type = crate::ids::MessageId)]
     pub message_id: String,
+    #[schema(value_type = crate::ids::EndpointId)]
     pub endpoint_id: String,
     /// pending, succeeded, failed (after the retry schedule) or canceled.
     pub status: DeliveryStatus,
@@ -82,10 +91,15 @@ impl From<DeliveryRow> for DeliveryOut {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DeliveryQuery {
+    /// Only deliveries in this status.
+    #[param(value_type = Option<DeliveryStatus>)]
     pub status: Option<String>,
+    /// Page size, 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 

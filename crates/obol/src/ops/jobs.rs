@@ -14,15 +14,18 @@ use crate::storage;
 use crate::storage::jobs::{JobRow, JobRunRow};
 
 /// A background job.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct JobOut {
+    #[schema(value_type = crate::ids::JobId)]
     pub id: String,
     /// release_authorization, resubmit_refund or reconcile.
     pub kind: String,
     /// The kind's own payload, e.g. `{"payment_id": "pay_…", "reason": "…"}`.
+    #[schema(value_type = Object)]
     pub payload: serde_json::Value,
+    /// The account the job acts for (`default`: the platform).
     pub account_id: String,
-    /// queued, running, succeeded or dead.
+    #[schema(value_type = crate::ledger::job::JobStatus)]
     pub status: String,
     pub attempts: i32,
     pub max_attempts: i32,
@@ -40,7 +43,7 @@ pub struct JobOut {
 }
 
 /// One attempt of a job.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct JobRunOut {
     pub attempt: i32,
     pub worker: String,
@@ -86,12 +89,17 @@ impl From<JobRunRow> for JobRunOut {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// queued, running, succeeded or dead.
+    /// Only jobs in this status.
+    #[param(value_type = Option<crate::ledger::job::JobStatus>)]
     pub status: Option<String>,
+    /// Page size, 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 

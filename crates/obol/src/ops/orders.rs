@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::checkout;
 use crate::address::{Address, AddressKind};
@@ -27,28 +28,33 @@ use crate::validate;
 
 pub const GUEST_TOKEN_PREFIX: &str = "obol_gt_";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LineItemIn {
     pub name: String,
-    /// Minor units.
+    /// Price of one, in minor units of the order's currency.
     pub unit_amount: i64,
+    #[schema(minimum = 1)]
     pub quantity: i64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShippingIn {
     pub name: String,
+    /// Minor units.
+    #[schema(minimum = 0)]
     pub amount: i64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderIn {
     /// The customer the order is for (absent: a guest order).
+    #[schema(value_type = Option<crate::ids::CustomerId>)]
     pub customer_id: Option<String>,
     pub email: String,
+    #[schema(value_type = Currency)]
     pub currency: String,
     pub line_items: Vec<LineItemIn>,
     pub shipping: Option<ShippingIn>,
@@ -60,30 +66,39 @@ pub struct OrderIn {
     pub billing_address: Option<Address>,
     /// Ignored: obol computes the total. Accepted so that shops sending it
     /// are not refused.
+    #[schema(value_type = Option<Object>, deprecated)]
     pub total: Option<Value>,
     /// Pay-first: the `pi_…` authorized before the order. Its amount and
     /// currency must equal the order's total; the order is then confirmed.
     pub payment_reference: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderPatch {
+    /// The status to move to.
+    #[schema(value_type = OrderStatus)]
     pub status: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct LineItemOut {
     pub name: String,
+    /// Minor units.
     pub unit_amount: i64,
+    #[schema(minimum = 1)]
     pub quantity: i32,
+    /// `unit_amount × quantity`, minor units.
     pub amount: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OrderTimelineOut {
     pub at: DateTime<Utc>,
+    /// Null on the first entry (the order's creation).
+    #[schema(value_type = Option<OrderStatus>)]
     pub from: Option<String>,
+    #[schema(value_type = OrderStatus)]
     pub to: String,
     pub cause: super::payments::Cause,
 }
@@ -102,30 +117,54 @@ impl From<OrderTimelineRow> for OrderTimelineOut {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OrderOut {
+    #[schema(value_type = crate::ids::OrderId)]
     pub id: String,
+    /// `ORD-YYYYMMDD-XXXXX`, for people.
+    #[schema(pattern = "^ORD-[0-9]{8}-[2-9A-HJ-NP-Z]{5}$")]
     pub number: String,
     pub status: OrderStatus,
+    #[schema(value_type = Option<crate::ids::CustomerId>)]
     pub customer_id: Option<String>,
     pub email: String,
+    #[schema(value_type = Currency)]
     pub currency: String,
     pub line_items: Vec<LineItemOut>,
+    #[schema(value_type = Option<ShippingOut>)]
     pub shipping: Option<Value>,
+    /// Sum of the line items.
     pub subtotal: Money,
+    /// Subtotal plus shipping: what the customer pays.
     pub total: Money,
+    #[schema(value_type = Option<Address>)]
     pub shipping_address: Option<Value>,
+    #[schema(value_type = Option<Address>)]
     pub billing_address: Option<Value>,
+    /// The pay-first `pi_…` the order was created with.
     pub payment_reference: Option<String>,
+    /// The order's payment in obol's ledger, once there is one.
+    #[schema(value_type = Option<crate::ids::PaymentId>)]
     pub payment_id: Option<String>,
-    /// Present only in the response that creates a guest order.
+    /// Present only in the response that creates a guest order: the
+    /// guest's one credential for it (shown once, stored hashed).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^obol_gt_")]
     pub guest_token: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Every status change, oldest first (`GET /v1/orders/{id}` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeline: Option<Vec<OrderTimelineOut>>,
+}
+
+/// An order's shipping line.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShippingOut {
+    pub name: String,
+    /// Minor units.
+    #[schema(minimum = 0)]
+    pub amount: i64,
 }
 
 fn money_of(amount: i64, currency: &str) -> Result<Money> {

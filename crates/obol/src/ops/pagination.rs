@@ -51,10 +51,14 @@ impl Cursor {
     }
 }
 
+/// One page of a list, newest first. Its schemas in the OpenAPI document
+/// are `crate::openapi::pages`, one per kind of item.
 #[derive(Debug, Serialize)]
 pub struct Page<T> {
     pub data: Vec<T>,
+    /// More rows follow; ask again with `cursor` = `next_cursor`.
     pub has_more: bool,
+    /// Present when `has_more`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }

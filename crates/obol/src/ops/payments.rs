@@ -12,19 +12,28 @@ use crate::ids::CustomerId;
 use crate::ledger::PaymentState;
 use crate::storage::payments::{PaymentFilter, PaymentRow, TimelineRow};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PaymentOut {
+    #[schema(value_type = crate::ids::PaymentId)]
     pub id: String,
     pub status: PaymentState,
+    /// Minor units.
+    #[schema(minimum = 0)]
     pub amount: i64,
+    #[schema(value_type = crate::money::Currency)]
     pub currency: String,
+    #[schema(minimum = 0)]
     pub amount_refunded: i64,
     /// What Stripe captured: the authorized `amount`, or less after a
     /// partial capture; 0 before capture. Refunds are bounded by it.
+    #[schema(minimum = 0)]
     pub amount_captured: i64,
     pub disputed: bool,
+    /// Stripe's `pi_…`.
     pub stripe_payment_intent_id: String,
+    #[schema(value_type = Option<crate::ids::CustomerId>)]
     pub customer_id: Option<String>,
+    #[schema(value_type = Option<crate::ids::OrderId>)]
     pub order_id: Option<String>,
     /// For authorized payments: when Stripe releases the uncaptured
     /// authorization (7 days); null otherwise.
@@ -35,15 +44,18 @@ pub struct PaymentOut {
     pub timeline: Option<Vec<TimelineEntryOut>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TimelineEntryOut {
     pub at: DateTime<Utc>,
+    /// Null on the first entry.
+    #[schema(value_type = Option<PaymentState>)]
     pub from: Option<String>,
+    #[schema(value_type = PaymentState)]
     pub to: String,
     pub cause: Cause,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Cause {
     /// api, webhook, reconcile or job.
     pub kind: String,
@@ -87,17 +99,27 @@ impl From<PaymentRow> for PaymentOut {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListPayments {
+    /// Only payments in this state.
+    #[param(value_type = Option<PaymentState>)]
     pub status: Option<String>,
+    #[param(value_type = Option<crate::ids::CustomerId>)]
     pub customer_id: Option<String>,
+    #[param(value_type = Option<crate::ids::OrderId>)]
     pub order_id: Option<String>,
+    /// Created at or after.
     pub created_gte: Option<DateTime<Utc>>,
+    /// Created before.
     pub created_lt: Option<DateTime<Utc>>,
     /// Authorized payments whose authorization lapses before this time.
     pub expiring_before: Option<DateTime<Utc>>,
+    /// Page size, 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 

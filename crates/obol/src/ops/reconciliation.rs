@@ -34,11 +34,16 @@ const OVERLAP_SECONDS: i64 = 300;
 const FIRST_LOOKBACK_SECONDS: i64 = 3 * 24 * 3600;
 const PAYMENTS_PER_RUN: i64 = 200;
 
-#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+/// What one reconciliation pass found and recovered.
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Report {
+    /// Stripe events listed since the last pass.
     pub events_listed: usize,
+    /// Of those, events the inbox did not have (lost deliveries), now stored.
     pub events_new: usize,
+    /// Open payments compared with their PaymentIntent.
     pub payments_checked: usize,
+    /// Payments whose state moved to match Stripe.
     pub payments_moved: usize,
     /// `resubmit_refund` jobs this pass made due now (queuing one for a
     /// refund left unsubmitted without one); the job runner sends them.

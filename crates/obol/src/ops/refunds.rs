@@ -13,26 +13,35 @@ use crate::ledger::PaymentState;
 use crate::storage::refunds::{NewRefund, RefundRow};
 use crate::stripe::{IdempotencyKey, Params, StripeError};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefundIn {
     /// Minor units; default: everything not yet refunded.
+    #[schema(minimum = 1)]
     pub amount: Option<i64>,
-    /// duplicate, fraudulent or requested_by_customer.
+    #[schema(value_type = Option<RefundReason>)]
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RefundOut {
+    #[schema(value_type = crate::ids::RefundId)]
     pub id: String,
+    #[schema(value_type = crate::ids::PaymentId)]
     pub payment_id: String,
     /// pending_submission (Stripe not reached yet; retried), pending,
     /// requires_action, succeeded, failed or canceled.
     pub status: RefundStatus,
+    /// Minor units.
+    #[schema(minimum = 1)]
     pub amount: i64,
+    #[schema(value_type = crate::money::Currency)]
     pub currency: String,
+    #[schema(value_type = Option<RefundReason>)]
     pub reason: Option<String>,
+    /// Stripe's reason when the refund failed.
     pub failure_reason: Option<String>,
+    /// Stripe's `re_…`, once Stripe has the refund.
     pub stripe_refund_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -74,6 +83,15 @@ pub async fn create(
 /// Reads-then-guarded-writes of one refund before giving up to the
 /// refund's own events (each lost race means another writer moved it).
 const WRITE_ATTEMPTS: usize = 3;
+
+/// Why a refund was made: Stripe's accepted reasons.
+#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundReason {
+    Duplicate,
+    Fraudulent,
+    RequestedByCustomer,
+}
 
 /// Stripe's accepted refund reasons.
 pub const REASONS: [&str; 3] = ["duplicate", "fraudulent", "requested_by_customer"];

@@ -5,7 +5,6 @@
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 use super::pagination::{self, Cursor, Page};
 use crate::context::{AccountId, Actor, Ctx};
@@ -21,27 +20,45 @@ pub async fn receive(
     secrets: &[SecretString],
     body: &[u8],
     signature: Option<&str>,
-) -> Result<Value> {
+) -> Result<ReceiptOut> {
     let receipt = inbox::receive(ctx.store(), secrets, body, signature).await?;
     if receipt.stored {
         ctx.wake_inbox();
     }
-    Ok(json!({"received": true, "duplicate": !receipt.stored}))
+    Ok(ReceiptOut {
+        received: true,
+        duplicate: !receipt.stored,
+    })
 }
 
-#[derive(Debug, Serialize)]
+/// obol's answer to a Stripe delivery: stored (or already stored).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReceiptOut {
+    /// Always true: the event is stored.
+    pub received: bool,
+    /// The inbox already had this event (Stripe retried, or reconciliation got it first).
+    pub duplicate: bool,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WebhookEventOut {
+    #[schema(value_type = crate::ids::WebhookEventId)]
     pub id: String,
+    /// Stripe's `evt_…`.
     pub stripe_event_id: String,
+    /// Stripe's event type (`payment_intent.succeeded`, …).
     #[serde(rename = "type")]
     pub event_type: String,
+    /// The account the event belongs to (`default`: the platform).
     pub account_id: String,
     /// received, applied, ignored or failed.
     pub status: InboxStatus,
     /// Why an event was ignored, or why its application failed.
     pub reason: Option<String>,
+    /// How obol got it: `webhook` or `reconcile`.
     pub source: String,
     pub attempts: i32,
+    /// Stripe's `created`, Unix seconds.
     pub stripe_created: i64,
     pub received_at: DateTime<Utc>,
     pub applied_at: Option<DateTime<Utc>>,
@@ -68,11 +85,17 @@ impl From<WebhookEventRow> for WebhookEventOut {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListWebhookEvents {
+    /// Only events in this status.
+    #[param(value_type = Option<InboxStatus>)]
     pub status: Option<String>,
+    /// Page size, 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 

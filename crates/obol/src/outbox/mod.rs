@@ -9,12 +9,16 @@
 pub mod dispatcher;
 
 use base64::Engine;
+use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
-use serde_json::{json, Value};
+use serde::Serialize;
 use sha2::Sha256;
+use utoipa::ToSchema;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::ledger::order::OrderStatus;
 use crate::ledger::PaymentState;
+use crate::money::{Currency, Money};
 use crate::storage::orders::OrderRow;
 use crate::storage::payments::PaymentRow;
 use crate::storage::{self, Conn};
@@ -48,37 +52,139 @@ pub fn event_for_state(state: PaymentState) -> Option<&'static str> {
     }
 }
 
-fn payment_json(p: &PaymentRow) -> Value {
-    json!({
-        "id": p.id,
-        "status": p.status,
-        "amount": p.amount,
-        "currency": p.currency,
-        "amount_refunded": p.amount_refunded,
-        "amount_captured": p.captured_amount(),
-        "disputed": p.disputed,
-        "stripe_payment_intent_id": p.stripe_payment_intent_id,
-        "customer_id": p.customer_id,
-        "order_id": p.order_id,
-        "created_at": p.created_at,
-        "updated_at": p.updated_at,
-    })
+/// What a summary line of the OpenAPI document says each type means.
+pub fn summary(event_type: &str) -> &'static str {
+    match event_type {
+        "payment.requires_action" => "The bank asks the customer to authenticate (3-D Secure).",
+        "payment.authorized" => "The card is authorized; the money is held, not yet captured.",
+        "payment.completed" => "The payment is captured: the money is the merchant's.",
+        "payment.failed" => "The payment failed (declined, or authentication failed).",
+        "payment.canceled" => {
+            "The authorization was released or the intent canceled; nothing was charged."
+        }
+        "payment.refunded" => "Part or all of the payment was refunded.",
+        "payment.disputed" => "The customer's bank opened a dispute (chargeback).",
+        "payment.dispute_closed" => "The dispute was closed (won, lost or withdrawn).",
+        "order.confirmed" => "The order is paid (or authorized) and confirmed.",
+        "order.shipped" => "The order was shipped.",
+        "order.delivered" => "The order was delivered.",
+        "order.cancelled" => "The order was cancelled.",
+        _ => "A notification.",
+    }
+}
+
+/// A `payment.*` notification's body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentNotification {
+    /// A `payment.*` type (the webhook's name).
+    #[serde(rename = "type")]
+    #[schema(value_type = String, example = "payment.authorized", pattern = "^payment\\.")]
+    pub kind: &'static str,
+    /// When the change happened.
+    pub timestamp: DateTime<Utc>,
+    pub data: PaymentNotificationData,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentNotificationData {
+    /// The payment as it is after the change.
+    pub payment: PaymentSnapshot,
+}
+
+/// A payment as a notification carries it (`GET /v1/payments/{id}` has
+/// more: the timeline).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentSnapshot {
+    #[schema(value_type = crate::ids::PaymentId)]
+    pub id: String,
+    pub status: PaymentState,
+    /// Minor units.
+    #[schema(minimum = 0)]
+    pub amount: i64,
+    #[schema(value_type = crate::money::Currency)]
+    pub currency: String,
+    #[schema(minimum = 0)]
+    pub amount_refunded: i64,
+    #[schema(minimum = 0)]
+    pub amount_captured: i64,
+    pub disputed: bool,
+    /// Stripe's `pi_…`.
+    pub stripe_payment_intent_id: String,
+    #[schema(value_type = Option<crate::ids::CustomerId>)]
+    pub customer_id: Option<String>,
+    #[schema(value_type = Option<crate::ids::OrderId>)]
+    pub order_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&PaymentRow> for PaymentSnapshot {
+    fn from(p: &PaymentRow) -> Self {
+        PaymentSnapshot {
+            id: p.id.clone(),
+            status: p.status,
+            amount: p.amount,
+            currency: p.currency.clone(),
+            amount_refunded: p.amount_refunded,
+            amount_captured: p.captured_amount(),
+            disputed: p.disputed,
+            stripe_payment_intent_id: p.stripe_payment_intent_id.clone(),
+            customer_id: p.customer_id.clone(),
+            order_id: p.order_id.clone(),
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+/// An `order.*` notification's body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderNotification {
+    /// An `order.*` type (the webhook's name).
+    #[serde(rename = "type")]
+    #[schema(value_type = String, example = "order.confirmed", pattern = "^order\\.")]
+    pub kind: &'static str,
+    /// When the change happened.
+    pub timestamp: DateTime<Utc>,
+    pub data: OrderNotificationData,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderNotificationData {
+    /// The order as it is after the change.
+    pub order: OrderSnapshot,
+}
+
+/// An order as a notification carries it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderSnapshot {
+    #[schema(value_type = crate::ids::OrderId)]
+    pub id: String,
+    /// `ORD-YYYYMMDD-XXXXX`.
+    pub number: String,
+    pub status: OrderStatus,
+    pub total: Money,
+    #[schema(value_type = Option<crate::ids::CustomerId>)]
+    pub customer_id: Option<String>,
 }
 
 /// Queues `event_type` about `payment` (as it is now, inside the
 /// transaction) for every endpoint that wants it.
 pub async fn notify_payment(
     conn: &mut Conn<'_>,
-    event_type: &str,
+    event_type: &'static str,
     payment: &PaymentRow,
 ) -> Result<()> {
     let now = storage::now();
-    let body = json!({
-        "type": event_type,
-        "timestamp": now,
-        "data": { "payment": payment_json(payment) },
-    });
-    conn.enqueue_notification(&payment.account(), event_type, &body.to_string(), now)
+    let body = PaymentNotification {
+        kind: event_type,
+        timestamp: now,
+        data: PaymentNotificationData {
+            payment: PaymentSnapshot::from(payment),
+        },
+    };
+    let body = serde_json::to_string(&body).map_err(Error::internal)?;
+    conn.enqueue_notification(&payment.account(), event_type, &body, now)
         .await?;
     Ok(())
 }
@@ -87,25 +193,29 @@ pub async fn notify_payment(
 /// `order` as it is now, inside the transaction that moved it.
 pub async fn notify_order(
     conn: &mut Conn<'_>,
-    event_type: &str,
+    event_type: &'static str,
     order: &OrderRow,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<()> {
-    let body = json!({
-        "type": event_type,
-        "timestamp": now,
-        "data": {"order": {
-            "id": order.id,
-            "number": order.number,
-            "status": order.status,
-            "total": {"amount": order.total, "currency": order.currency},
-            "customer_id": order.customer_id,
-        }},
-    });
+    let total = Money::balance(order.total, Currency::parse(&order.currency)?)?;
+    let body = OrderNotification {
+        kind: event_type,
+        timestamp: now,
+        data: OrderNotificationData {
+            order: OrderSnapshot {
+                id: order.id.clone(),
+                number: order.number.clone(),
+                status: order.status,
+                total,
+                customer_id: order.customer_id.clone(),
+            },
+        },
+    };
+    let body = serde_json::to_string(&body).map_err(Error::internal)?;
     conn.enqueue_notification(
         &crate::context::AccountId::from_db(order.account_id.clone()),
         event_type,
-        &body.to_string(),
+        &body,
         now,
     )
     .await?;

@@ -45,7 +45,7 @@ pub struct DisputeTimelineRow {
 }
 
 /// A task is open until its subject settles (the dispute closes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskStatus {
     Open,

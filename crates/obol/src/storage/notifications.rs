@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::ledger::delivery::DeliveryStatus;
 
 /// An endpoint is active until deleted (soft: its history stays).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EndpointStatus {
     Active,

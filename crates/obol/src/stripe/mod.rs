@@ -101,7 +101,7 @@ struct AccountCache {
     fetched: Option<Instant>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct AccountSummary {
     pub name: Option<String>,
     /// The last four characters of the account id: enough to tell accounts

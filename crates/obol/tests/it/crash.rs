@@ -37,10 +37,13 @@ async fn deliver(base: &str, ids: Vec<usize>) -> Vec<usize> {
 
 /// `deliver`, counting acknowledgements in `acks` as they come.
 async fn deliver_counting(base: &str, ids: Vec<usize>, acks: Arc<AtomicUsize>) -> Vec<usize> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
+    let http = crate::openapi_check::checked(
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap(),
+        base,
+    );
     let acked = Arc::new(Mutex::new(Vec::new()));
     futures::stream::iter(ids)
         .for_each_concurrent(16, |i| {

@@ -164,7 +164,8 @@ pub struct Obol {
     pub api_key: String,
     pub db: TestDb,
     pub output: Arc<Mutex<String>>,
-    pub http: reqwest::Client,
+    /// Checks every response against the OpenAPI document (`openapi_check`).
+    pub http: reqwest_middleware::ClientWithMiddleware,
 }
 
 pub struct ObolBuilder {
@@ -261,13 +262,14 @@ impl ObolBuilder {
             }
         };
         let api_key = self.api_key.or(dev_key).unwrap_or_default();
+        let base_url = format!("http://{addr}");
         Obol {
             child,
-            base_url: format!("http://{addr}"),
+            http: crate::openapi_check::client(&base_url),
+            base_url,
             api_key,
             db,
             output,
-            http: reqwest::Client::new(),
         }
     }
 }
@@ -467,8 +469,16 @@ impl TestReceiver {
         TestReceiver { url, got }
     }
 
+    /// What was received so far; each notification is checked against
+    /// the OpenAPI document's `webhooks` (`openapi_check`).
     pub fn received(&self) -> Vec<Received> {
-        self.got.lock().unwrap().clone()
+        let got = self.got.lock().unwrap().clone();
+        for r in &got {
+            if let Err(e) = crate::openapi_check::check_notification(&r.body) {
+                panic!("OpenAPI: {e}");
+            }
+        }
+        got
     }
 
     /// Waits (at most 20 s) until `done` holds for what was received.

@@ -763,7 +763,8 @@ async fn jobs_api_refuses_unknown_ids_live_jobs_and_bad_statuses(backend: Backen
         (status, body["error"]["code"].as_str()),
         (401, Some("secret_key_required"))
     );
-    let (status, _) = reqwest::Client::new()
+    let (status, _) = obol
+        .http
         .get(obol.url("/v1/jobs"))
         .send()
         .await

@@ -84,3 +84,46 @@ fn the_inbox_does_not_call_use_cases() {
         );
     }
 }
+
+/// Every route is registered with `utoipa_axum`'s `routes!`, which takes
+/// the handler's `#[utoipa::path]` description with it: a handler without
+/// one does not compile. A plain axum `.route(…)` would bypass that, so
+/// none may appear under `api/`; and every handler there is described.
+#[test]
+fn every_route_is_registered_with_its_description() {
+    let api = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/api");
+    let mut files = Vec::new();
+    rust_files(&api, &mut files);
+    let mut offences = Vec::new();
+    let mut described = 0;
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        described += text.matches("#[utoipa::path(").count();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            if code.contains(".route(") || code.contains(".nest(") || code.contains("routing::") {
+                offences.push(format!(
+                    "{}:{}: {}",
+                    file.strip_prefix(&api).unwrap().display(),
+                    n + 1,
+                    line.trim()
+                ));
+            }
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "routes go through `routes!(handler)` so they carry their OpenAPI description:\n{}",
+        offences.join("\n")
+    );
+    let operations: usize = obol::openapi::document()["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|item| item.as_object().unwrap().len())
+        .sum();
+    assert_eq!(
+        described, operations,
+        "every #[utoipa::path] is one documented operation"
+    );
+}

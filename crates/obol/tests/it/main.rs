@@ -17,6 +17,8 @@ mod jobs;
 mod layering;
 mod legacy;
 mod notifications;
+mod openapi;
+mod openapi_check;
 mod order_input;
 mod order_notifications;
 mod orders;

@@ -1,0 +1,439 @@
+//! obol's API description: an OpenAPI 3.1 document generated from the
+//! code, served at `GET /openapi.json` and printed by `obol openapi`.
+//!
+//! utoipa builds the paths and schemas from the handlers' `#[utoipa::path]`
+//! attributes and the request and view types' `ToSchema` derives; the
+//! routes are registered through `utoipa_axum`'s `routes!`, so a handler
+//! cannot be routed without its description. [`finish`] then adds what
+//! utoipa has no attribute for:
+//!
+//! - every operation's error responses, one per status, each with the
+//!   error shape and the codes that status can carry on that route (the
+//!   route's own `x-error-codes` plus the codes every route of its kind can
+//!   answer: credentials, bodies, the HTTP layer). The codes are listed in
+//!   the description and in the response's `x-error-codes`, not as an enum
+//!   of `error.code`: one shared `ErrorBody` keeps generated clients at one
+//!   error type, and a client built today still parses a code added later.
+//!   The test suite's validator checks `x-error-codes`;
+//! - the `x-request-id` header on every response, `Retry-After` on 429;
+//! - `webhooks`: the notifications obol sends to host applications.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use serde_json::{json, Map, Value};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
+
+use crate::error::{catalogue, ErrorBody};
+use crate::outbox::{self, OrderNotification, PaymentNotification};
+
+/// The names of the three credential schemes, as operations cite them.
+pub const SECRET_KEY: &str = "secret_key";
+pub const CUSTOMER_TOKEN: &str = "customer_token";
+pub const GUEST_TOKEN: &str = "guest_token";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "obol",
+        description = "A self-hosted Stripe payments hub: customers, orders, pay-first checkout, \
+            payments and refunds, disputes, the Stripe webhook inbox and signed notifications to \
+            the host application.\n\nMoney is always integer minor units plus a lowercase ISO 4217 \
+            currency. Errors answer `{\"error\": {\"code\", \"message\"}}` with a stable `code`; \
+            each operation lists the codes it can answer per status. Lists are cursor-paginated: \
+            `limit` (1–100, default 20) and the `next_cursor` of the previous page as `cursor`.",
+        license(name = "MIT", identifier = "MIT"),
+    ),
+    modifiers(&Credentials),
+    components(schemas(ErrorBody)),
+    tags(
+        (name = "health", description = "Liveness and this document."),
+        (name = "customers", description = "The host application's customers and their tokens."),
+        (name = "orders", description = "What a customer or a guest buys; obol computes totals."),
+        (name = "checkout", description = "PaymentIntents: pay-first authorizations and payments of existing orders."),
+        (name = "payments", description = "The ledger: payments, their timelines and refunds."),
+        (name = "disputes", description = "Chargebacks and the tasks they create."),
+        (name = "notifications", description = "Where obol sends its signed notifications, and every delivery."),
+        (name = "stripe_inbox", description = "Stripe's webhook deliveries, the inbox that stores them, reconciliation."),
+        (name = "jobs", description = "The background job queue."),
+    )
+)]
+struct ApiDoc;
+
+/// The three credential schemes. Both bearer schemes travel in
+/// `Authorization: Bearer …`; obol tells them apart by prefix.
+struct Credentials;
+
+impl Modify for Credentials {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            SECRET_KEY,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("obol_sk_…")
+                    .description(Some(
+                        "The host application's secret API key (`obol_sk_…`). Server to server only: \
+                         it may do everything.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            CUSTOMER_TOKEN,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("obol_ct_…")
+                    .description(Some(
+                        "A customer token (`obol_ct_…`) the host backend minted with \
+                         `POST /v1/customer-tokens`: acts for that one customer, sees only what is theirs.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            GUEST_TOKEN,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Guest-Token",
+                "The guest token (`obol_gt_…`) returned once when a guest order is created: \
+                 reads and pays that one order. Also accepted as the `guest_token` query parameter.",
+            ))),
+        );
+    }
+}
+
+/// The document, built once.
+static DOCUMENT: LazyLock<Value> = LazyLock::new(|| {
+    let (_, api) = crate::api::routes().split_for_parts();
+    finish(api)
+});
+
+/// The whole OpenAPI document as JSON.
+pub fn document() -> &'static Value {
+    &DOCUMENT
+}
+
+/// The document utoipa starts from (info, credentials, tags).
+pub fn base() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// Codes any route may answer whatever it does: the HTTP layer's limits
+/// and an internal error.
+const EVERY_ROUTE: &[&str] = &["uri_too_long", "headers_too_large", "internal_error"];
+/// Codes of a route that reads a JSON body.
+const WITH_BODY: &[&str] = &[
+    "malformed_json",
+    "invalid_body",
+    "unsupported_media_type",
+    "body_too_large",
+    "request_timeout",
+];
+/// Codes of a route that takes a credential.
+const WITH_CREDENTIAL: &[&str] = &["unauthenticated", "invalid_api_key", "rate_limited"];
+
+/// Adds the error responses, the response headers and the webhooks to
+/// what utoipa generated.
+pub fn finish(api: utoipa::openapi::OpenApi) -> Value {
+    let mut doc = serde_json::to_value(&api).unwrap_or_else(|_| json!({}));
+    let statuses: BTreeMap<&str, u16> = catalogue()
+        .into_iter()
+        .map(|(status, code)| (code, status.as_u16()))
+        .collect();
+    if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
+        for item in paths.values_mut() {
+            let Some(item) = item.as_object_mut() else {
+                continue;
+            };
+            for op in item.values_mut() {
+                if let Some(op) = op.as_object_mut() {
+                    add_errors(op, &statuses);
+                    add_headers(op);
+                }
+            }
+        }
+    }
+    add_schemas(&mut doc);
+    doc["webhooks"] = webhooks();
+    doc
+}
+
+/// The codes an operation can answer: its own `x-error-codes` and those
+/// of its kind, then one response per status.
+fn add_errors(op: &mut Map<String, Value>, statuses: &BTreeMap<&str, u16>) {
+    let mut codes: Vec<String> = op
+        .get("x-error-codes")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut also: Vec<&str> = EVERY_ROUTE.to_vec();
+    if op.contains_key("requestBody") {
+        also.extend(WITH_BODY);
+    }
+    let security: Vec<String> = op
+        .get("security")
+        .and_then(Value::as_array)
+        .map(|reqs| {
+            reqs.iter()
+                .filter_map(Value::as_object)
+                .flat_map(|r| r.keys().cloned())
+                .collect()
+        })
+        .unwrap_or_default();
+    if security
+        .iter()
+        .any(|s| s == SECRET_KEY || s == CUSTOMER_TOKEN)
+    {
+        also.extend(WITH_CREDENTIAL);
+    }
+    if security.iter().any(|s| s == CUSTOMER_TOKEN) {
+        also.push("invalid_customer_token");
+    } else if security.iter().any(|s| s == SECRET_KEY) {
+        // A customer token sent where only the secret key goes.
+        also.push("secret_key_required");
+        also.push("invalid_customer_token");
+    }
+    for c in also {
+        if !codes.iter().any(|have| have == c) {
+            codes.push(c.to_string());
+        }
+    }
+    let mut by_status: BTreeMap<u16, Vec<String>> = BTreeMap::new();
+    for code in &codes {
+        // An unknown code is a mistake in an attribute; `every_listed_code_is_one_obol_answers`
+        // fails on it, and here it is left out rather than given a status.
+        if let Some(status) = statuses.get(code.as_str()) {
+            by_status.entry(*status).or_default().push(code.clone());
+        }
+    }
+    op.insert("x-error-codes".into(), json!(codes));
+    let responses = op
+        .entry("responses")
+        .or_insert_with(|| json!({}))
+        .as_object_mut();
+    let Some(responses) = responses else {
+        return;
+    };
+    for (status, codes) in by_status {
+        let mut codes = codes;
+        codes.sort();
+        let description = format!("Error; `error.code` is one of: {}.", codes.join(", "));
+        responses.insert(
+            status.to_string(),
+            json!({
+                "description": description,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+                "x-error-codes": codes,
+            }),
+        );
+    }
+}
+
+/// `x-request-id` on every response; `Retry-After` on 429.
+fn add_headers(op: &mut Map<String, Value>) {
+    let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (status, response) in responses.iter_mut() {
+        let Some(response) = response.as_object_mut() else {
+            continue;
+        };
+        let headers = response
+            .entry("headers")
+            .or_insert_with(|| json!({}))
+            .as_object_mut();
+        let Some(headers) = headers else {
+            continue;
+        };
+        headers.insert(
+            "x-request-id".into(),
+            json!({
+                "description": "obol's id of this request (`req_…`); quote it when asking about one, it finds the request in obol's log.",
+                "required": true,
+                "schema": {"$ref": "#/components/schemas/RequestId"}
+            }),
+        );
+        if status == "429" {
+            headers.insert(
+                "retry-after".into(),
+                json!({
+                    "description": "Seconds to wait before trying again.",
+                    "required": true,
+                    "schema": {"type": "integer", "minimum": 1}
+                }),
+            );
+        }
+    }
+}
+
+/// Schemas [`finish`] refers to that no operation brings in.
+fn add_schemas(doc: &mut Value) {
+    // RequestId: the `x-request-id` header; MessageId: the webhooks' `webhook-id`.
+    let extra: [(
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+    ); 2] = [
+        (
+            crate::ids::RequestId::name().into_owned(),
+            crate::ids::RequestId::schema(),
+        ),
+        (
+            crate::ids::MessageId::name().into_owned(),
+            crate::ids::MessageId::schema(),
+        ),
+    ];
+    let mut more = Vec::new();
+    PaymentNotification::schemas(&mut more);
+    OrderNotification::schemas(&mut more);
+    more.push((
+        PaymentNotification::name().into_owned(),
+        PaymentNotification::schema(),
+    ));
+    more.push((
+        OrderNotification::name().into_owned(),
+        OrderNotification::schema(),
+    ));
+    let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    for (name, schema) in extra.into_iter().chain(more) {
+        if !schemas.contains_key(&name) {
+            schemas.insert(name, serde_json::to_value(schema).unwrap_or(Value::Null));
+        }
+    }
+}
+
+/// One OpenAPI 3.1 webhook per notification type obol sends: a POST to
+/// the endpoint's URL, signed per Standard Webhooks, answered 2xx.
+fn webhooks() -> Value {
+    let mut hooks = Map::new();
+    for kind in outbox::EVENT_TYPES {
+        let schema = if kind.starts_with("order.") {
+            "OrderNotification"
+        } else {
+            "PaymentNotification"
+        };
+        hooks.insert(
+            kind.to_string(),
+            json!({"post": {
+                "operationId": format!("notification_{}", kind.replace('.', "_")),
+                "summary": outbox::summary(kind),
+                "description": "Sent to every webhook endpoint subscribed to this type, from a durable outbox: \
+                    retried with backoff until the endpoint answers 2xx, with the same `webhook-id` each time \
+                    (deduplicate on it). Verify `webhook-signature` with any Standard Webhooks library and the \
+                    endpoint's `whsec_…` secret.",
+                "tags": ["notifications"],
+                "parameters": [
+                    {"name": "webhook-id", "in": "header", "required": true, "description": "The notification's id (`msg_…`), the same on every retry.", "schema": {"$ref": "#/components/schemas/MessageId"}},
+                    {"name": "webhook-timestamp", "in": "header", "required": true, "description": "Unix seconds when this attempt was signed.", "schema": {"type": "integer"}},
+                    {"name": "webhook-signature", "in": "header", "required": true, "description": "`v1,` + base64(HMAC-SHA256(secret, \"{webhook-id}.{webhook-timestamp}.{body}\")).", "schema": {"type": "string", "pattern": "^v1,"}}
+                ],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                    "allOf": [
+                        {"$ref": format!("#/components/schemas/{schema}")},
+                        {"type": "object", "properties": {"type": {"const": kind}}}
+                    ]
+                }}}},
+                "responses": {
+                    "2XX": {"description": "Received; obol stops retrying."},
+                    "default": {"description": "Anything else (or no answer within the timeout): obol retries later."}
+                }
+            }}),
+        );
+    }
+    Value::Object(hooks)
+}
+
+/// The schemas of `Page<T>`, one named type per kind of item. Declared
+/// here rather than derived on `Page<T>`: utoipa's derive inlines a
+/// generic argument's whole schema into every page, and a generated
+/// client then gets a second `PaymentOut` per list. `data` here refers to
+/// the item's own component.
+pub mod pages {
+    macro_rules! pages {
+        ($($page:ident => $item:ty,)*) => {$(
+            #[doc = concat!("One page of `", stringify!($item), "`, newest first.")]
+            #[derive(utoipa::ToSchema)]
+            #[allow(dead_code)]
+            pub struct $page {
+                data: Vec<$item>,
+                /// More rows follow: ask again with `cursor` set to `next_cursor`.
+                has_more: bool,
+                /// Present when `has_more`.
+                #[schema(nullable = false)]
+                next_cursor: Option<String>,
+            }
+        )*};
+    }
+
+    pages! {
+        PaymentPage => crate::ops::payments::PaymentOut,
+        RefundPage => crate::ops::refunds::RefundOut,
+        DisputePage => crate::ops::disputes::DisputeOut,
+        TaskPage => crate::ops::disputes::TaskOut,
+        EndpointPage => crate::ops::endpoints::EndpointOut,
+        DeliveryPage => crate::ops::endpoints::DeliveryOut,
+        JobPage => crate::ops::jobs::JobOut,
+        WebhookEventPage => crate::ops::webhook_events::WebhookEventOut,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_code_is_one_obol_answers() {
+        let known: Vec<&str> = catalogue().into_iter().map(|(_, c)| c).collect();
+        let (_, api) = crate::api::routes().split_for_parts();
+        let raw = serde_json::to_value(&api).unwrap_or_default();
+        let mut checked = 0;
+        for (path, item) in raw["paths"].as_object().into_iter().flatten() {
+            for (method, op) in item.as_object().into_iter().flatten() {
+                let codes = op["x-error-codes"].as_array();
+                assert!(
+                    codes.is_some(),
+                    "{method} {path} lists no x-error-codes (an empty list says it has none of its own)"
+                );
+                for c in codes.into_iter().flatten() {
+                    let c = c.as_str().unwrap_or_default();
+                    assert!(
+                        known.contains(&c),
+                        "{method} {path} lists {c:?}, which obol never answers"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 20, "only {checked} codes listed");
+    }
+
+    #[test]
+    fn every_operation_has_an_id_a_tag_a_summary_and_its_security() {
+        let doc = document();
+        for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+            for (method, op) in item.as_object().into_iter().flatten() {
+                assert!(op["operationId"].is_string(), "{method} {path}");
+                assert!(
+                    op["tags"].as_array().is_some_and(|t| !t.is_empty()),
+                    "{method} {path}"
+                );
+                assert!(op["summary"].is_string(), "{method} {path}: no doc comment");
+                assert!(
+                    op["security"].is_array(),
+                    "{method} {path}: no security (use `security(())` for none)"
+                );
+            }
+        }
+    }
+}
