@@ -56,17 +56,17 @@ step "cargo test"
 cargo build --workspace --bins --quiet
 # Every response the end-to-end tests get from obol is checked against its
 # OpenAPI document (tests/it/openapi_check.rs) and tallied here.
-export OBOL_OPENAPI_TALLY="$root/target/openapi-tally.txt"
-rm -f "$OBOL_OPENAPI_TALLY"
+export OPENAPI_CHECK_TALLY="$root/target/openapi-tally.txt"
+rm -f "$OPENAPI_CHECK_TALLY"
 cargo test --workspace --quiet 2>&1 | tee target/cargo-test.log
 grep -q "test result: FAILED" target/cargo-test.log && exit 1
 
 step "OpenAPI: responses checked against the document"
 ops_total=$(target/debug/obol openapi | jq '[.paths[] | keys[]] | length')
-responses=$(grep -vc '^WEBHOOK' "$OBOL_OPENAPI_TALLY" || true)
-notifications=$(grep -c '^WEBHOOK' "$OBOL_OPENAPI_TALLY" || true)
-ops_seen=$(grep -v '^WEBHOOK' "$OBOL_OPENAPI_TALLY" | grep -v '(no route)' | awk '{print $1, $2}' | sort -u | wc -l)
-pairs=$(grep -v '^WEBHOOK' "$OBOL_OPENAPI_TALLY" | sort -u | wc -l)
+responses=$(grep -vc '^WEBHOOK' "$OPENAPI_CHECK_TALLY" || true)
+notifications=$(grep -c '^WEBHOOK' "$OPENAPI_CHECK_TALLY" || true)
+ops_seen=$(grep -v '^WEBHOOK' "$OPENAPI_CHECK_TALLY" | grep -v '(no route)' | awk '{print $1, $2}' | sort -u | wc -l)
+pairs=$(grep -v '^WEBHOOK' "$OPENAPI_CHECK_TALLY" | sort -u | wc -l)
 echo "validated $responses responses ($pairs distinct operation/status pairs; $ops_seen of $ops_total operations) and $notifications notifications against openapi.json"
 [ "$responses" -gt 0 ] || { echo "no response was validated" >&2; exit 1; }
 

@@ -9,7 +9,7 @@
 //! an error's `code` against the status's `x-error-codes`. A mismatch
 //! fails the test that got the response.
 //!
-//! `OBOL_OPENAPI_TALLY=<file>` appends one line per checked response
+//! `OPENAPI_CHECK_TALLY=<file>` appends one line per checked response
 //! (`METHOD template status`); `scripts/test.sh` counts them.
 
 use std::collections::HashMap;
@@ -96,7 +96,7 @@ fn template_of(path: &str) -> Option<&'static str> {
 }
 
 fn tally(line: &str) {
-    if let Ok(path) = std::env::var("OBOL_OPENAPI_TALLY") {
+    if let Ok(path) = std::env::var("OPENAPI_CHECK_TALLY") {
         if let Ok(mut f) = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
