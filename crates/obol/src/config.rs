@@ -53,6 +53,32 @@ pub struct Config {
     pub checkout: CheckoutSettings,
     #[serde(default)]
     pub jobs: JobsSettings,
+    #[serde(default)]
+    pub payment_links: PaymentLinkSettings,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentLinkSettings {
+    /// How long a payment link can be paid (60–604800 s; default 1800).
+    #[serde(default = "default_link_ttl")]
+    pub ttl_seconds: u64,
+}
+
+fn default_public_requests() -> u32 {
+    120
+}
+
+fn default_link_ttl() -> u64 {
+    1800
+}
+
+impl Default for PaymentLinkSettings {
+    fn default() -> Self {
+        Self {
+            ttl_seconds: default_link_ttl(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -224,6 +250,10 @@ pub struct HttpSettings {
     /// before it is answered 429 for a while.
     #[serde(default = "default_auth_failures")]
     pub auth_failures_per_minute: u32,
+    /// Requests per client address per minute to the public payment-link
+    /// routes (default 120); beyond it 429 with Retry-After.
+    #[serde(default = "default_public_requests")]
+    pub public_requests_per_minute: u32,
     /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For`
     /// names the client; a list, or one comma-separated string. Empty:
     /// the TCP peer is the client and the header is ignored.
@@ -253,6 +283,7 @@ impl Default for HttpSettings {
             body_limit_bytes: default_body_limit(),
             shutdown_grace_seconds: default_grace(),
             auth_failures_per_minute: default_auth_failures(),
+            public_requests_per_minute: default_public_requests(),
             trusted_proxies: Vec::new(),
             header_timeout_seconds: default_header_timeout(),
             body_timeout_seconds: default_body_timeout(),

@@ -181,6 +181,11 @@ pub struct Settings {
     pub max_open_intents_per_customer: i64,
     /// Where caller-supplied URLs (notification endpoints) may point.
     pub outbound: crate::outbound::OutboundPolicy,
+    /// How long a payment link can be paid.
+    pub payment_link_ttl: u64,
+    /// The absolute base of links obol hands out (`public_url`, else the
+    /// address it listens on), without a trailing slash.
+    pub public_base: String,
 }
 
 impl Settings {
@@ -201,6 +206,20 @@ impl Settings {
             customers_stripe_per_second: (config.stripe_rate_limit() / 2).max(1),
             max_open_intents_per_customer: i64::from(config.checkout.max_open_intents_per_customer),
             outbound: config.outbound_policy(),
+            payment_link_ttl: if (60..=604_800).contains(&config.payment_links.ttl_seconds) {
+                config.payment_links.ttl_seconds
+            } else {
+                anyhow::bail!(
+                    "payment_links.ttl_seconds: {} is not between 60 and 604800",
+                    config.payment_links.ttl_seconds
+                )
+            },
+            public_base: config
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", config.listen))
+                .trim_end_matches('/')
+                .to_string(),
         })
     }
 }

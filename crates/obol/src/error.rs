@@ -134,7 +134,7 @@ macro_rules! rule_codes {
 }
 
 rule_codes! {
-    AmountMismatch => ("amount_mismatch", 422),
+    AmountMismatch => ("amount_mismatch", 409),
     AmountNegative => ("amount_negative", 422),
     AmountNotPositive => ("amount_not_positive", 422),
     AmountTooSmall => ("amount_too_small", 422),
@@ -169,6 +169,16 @@ rule_codes! {
     StripeInvalidRequest => ("stripe_invalid_request", 422),
     TtlOutOfRange => ("ttl_out_of_range", 422),
     UrlNotAllowed => ("url_not_allowed", 422),
+    UnknownProduct => ("unknown_product", 422),
+    ProductInactive => ("product_inactive", 422),
+    CartCurrencyMixed => ("cart_currency_mixed", 422),
+    InsufficientStock => ("insufficient_stock", 422),
+    UnknownShippingMethod => ("unknown_shipping_method", 422),
+    ShippingMethodInactive => ("shipping_method_inactive", 422),
+    PaymentLinkExpired => ("payment_link_expired", 410),
+    PaymentLinkUsed => ("payment_link_used", 410),
+    PaymentLinkBusy => ("payment_link_busy", 409),
+    PaymentIntentMismatch => ("payment_intent_mismatch", 422),
 }
 
 /// The kinds of object a caller can ask for; used in `*_not_found` codes.
@@ -183,6 +193,9 @@ pub enum Resource {
     WebhookDelivery,
     Order,
     Job,
+    Product,
+    ShippingMethod,
+    PaymentLink,
 }
 
 impl Resource {
@@ -197,6 +210,9 @@ impl Resource {
             Resource::WebhookDelivery => "webhook delivery",
             Resource::Order => "order",
             Resource::Job => "job",
+            Resource::Product => "product",
+            Resource::ShippingMethod => "shipping method",
+            Resource::PaymentLink => "payment link",
         }
     }
 }
@@ -240,6 +256,9 @@ impl Error {
             Error::NotFound(Resource::WebhookDelivery) => "webhook_delivery_not_found",
             Error::NotFound(Resource::Order) => "order_not_found",
             Error::NotFound(Resource::Job) => "job_not_found",
+            Error::NotFound(Resource::Product) => "product_not_found",
+            Error::NotFound(Resource::ShippingMethod) => "shipping_method_not_found",
+            Error::NotFound(Resource::PaymentLink) => "payment_link_not_found",
             Error::RouteNotFound { .. } => "route_not_found",
             Error::MethodNotAllowed => "method_not_allowed",
             Error::BodyTooLarge => "body_too_large",
@@ -423,6 +442,9 @@ pub fn catalogue() -> Vec<(StatusCode, &'static str)> {
         Error::NotFound(Resource::WebhookDelivery),
         Error::NotFound(Resource::Order),
         Error::NotFound(Resource::Job),
+        Error::NotFound(Resource::Product),
+        Error::NotFound(Resource::ShippingMethod),
+        Error::NotFound(Resource::PaymentLink),
         Error::RouteNotFound {
             method: "GET".into(),
             path: "/x".into(),

@@ -207,6 +207,21 @@ prefixed_id!(
     JobRunId,
     "jrun_"
 );
+prefixed_id!(
+    /// A product of the catalog: a name and a price obol keeps.
+    ProductId,
+    "prod_"
+);
+prefixed_id!(
+    /// A shipping method of the catalog.
+    ShippingMethodId,
+    "shm_"
+);
+prefixed_id!(
+    /// A payment link's public handle (not its token).
+    PaymentLinkId,
+    "plink_"
+);
 
 /// A freshly minted secret: shown to its owner once, stored as a hash.
 pub struct SecretToken {
@@ -302,6 +317,9 @@ mod tests {
             RequestId::PREFIX,
             JobId::PREFIX,
             JobRunId::PREFIX,
+            ProductId::PREFIX,
+            ShippingMethodId::PREFIX,
+            PaymentLinkId::PREFIX,
         ];
         for (i, a) in prefixes.iter().enumerate() {
             for b in &prefixes[i + 1..] {

@@ -81,12 +81,12 @@ impl Application {
             .with_context(|| format!("binding {addr}"))?;
         let local = listener.local_addr()?;
         let inbox_wake = Arc::new(Notify::new());
-        let ctx = context::Ctx::new(
-            store.clone(),
-            stripe.clone(),
-            context::Settings::from_config(&config)?,
-            inbox_wake.clone(),
-        );
+        let mut settings = context::Settings::from_config(&config)?;
+        if config.public_url.is_none() {
+            // Port 0 picks a free port: links name the one bound.
+            settings.public_base = format!("http://{local}");
+        }
+        let ctx = context::Ctx::new(store.clone(), stripe.clone(), settings, inbox_wake.clone());
         let state = api::AppState::new(&config, ctx.clone(), api_key_hashes);
         if stripe.mode == StripeMode::Sandbox {
             let url = format!("http://{local}/webhooks/stripe");

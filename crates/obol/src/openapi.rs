@@ -57,6 +57,8 @@ pub const GUEST_TOKEN: &str = "guest_token";
         (name = "notifications", description = "Where obol sends its signed notifications, and every delivery."),
         (name = "stripe_inbox", description = "Stripe's webhook deliveries, the inbox that stores them, reconciliation."),
         (name = "jobs", description = "The background job queue."),
+        (name = "catalog", description = "Products and shipping methods: the prices carts are computed from."),
+        (name = "payment_links", description = "Links to a hosted payment page an agent hands a customer."),
     )
 )]
 struct ApiDoc;
@@ -385,6 +387,8 @@ pub mod pages {
         DeliveryPage => crate::ops::endpoints::DeliveryOut,
         JobPage => crate::ops::jobs::JobOut,
         WebhookEventPage => crate::ops::webhook_events::WebhookEventOut,
+        ProductPage => crate::ops::catalog::ProductOut,
+        ShippingMethodPage => crate::ops::catalog::ShippingMethodOut,
     }
 }
 

@@ -250,3 +250,43 @@ impl FromRequestParts<AppState> for OrderActor {
             .ok_or(Error::Unauthenticated)
     }
 }
+
+/// The caller of a public (capability-token) route: its address, after
+/// the per-address budget (`http.public_requests_per_minute`) and the
+/// block on addresses guessing link tokens were checked.
+pub struct PublicCaller(pub Option<IpAddr>);
+
+impl PublicCaller {
+    /// A response of the use case: unknown tokens count against the address.
+    pub fn saw<T>(&self, state: &AppState, result: &Result<T, Error>) {
+        if let (Some(ip), Err(Error::NotFound(_))) = (self.0, result) {
+            state
+                .auth_throttle()
+                .record_failure(ip, CredentialKind::LinkToken);
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for PublicCaller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| state.auth_throttle().client_ip(c.0.ip(), &parts.headers));
+        if let Some(ip) = ip {
+            let throttle = state.auth_throttle();
+            let wait = throttle
+                .public_request(ip)
+                .err()
+                .or_else(|| throttle.blocked(ip, CredentialKind::LinkToken));
+            if let Some(wait) = wait {
+                return Err(Error::RateLimited {
+                    retry_after_seconds: wait.as_secs().max(1),
+                });
+            }
+        }
+        Ok(PublicCaller(ip))
+    }
+}

@@ -7,6 +7,7 @@
 //! a file here names them.
 
 pub mod auth;
+pub mod catalog;
 pub mod customer_tokens;
 pub mod customers;
 pub mod disputes;
@@ -16,6 +17,7 @@ pub mod jobs;
 pub mod json;
 pub mod orders;
 pub mod payment_intents;
+pub mod payment_links;
 pub mod payments;
 pub mod throttle;
 pub mod webhooks;
@@ -64,6 +66,7 @@ impl AppState {
             api_key_hashes,
             auth_throttle: throttle::AuthThrottle::new(
                 config.http.auth_failures_per_minute,
+                config.http.public_requests_per_minute,
                 config.trusted_proxies(),
             ),
             webhook_secrets: std::sync::RwLock::new(config.stripe.webhook_secrets.clone()),
@@ -113,6 +116,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(endpoints::router())
         .merge(orders::router())
         .merge(payment_intents::router())
+        .merge(catalog::router())
+        .merge(payment_links::router())
         .merge(webhooks::router())
         .merge(jobs::router())
 }

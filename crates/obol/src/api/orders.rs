@@ -24,12 +24,15 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Creates an order; obol computes its total.
 ///
-/// Secret key only: the request carries the prices. Totals sent by the
-/// client are ignored. With `payment_reference` (a pay-first `pi_…` whose
+/// Two shapes: priced `line_items` (and `shipping`), secret key only
+/// since the request carries the prices; or a cart (`items` of catalog
+/// products, `shipping_method_id`), priced by obol from the catalog, which
+/// a customer token (an agent) may also send, for itself. Totals sent by
+/// the client are ignored. With `payment_reference` (a pay-first `pi_…` whose
 /// amount and currency equal the total) the order is confirmed at once.
 /// A guest order (no `customer_id`) answers its `guest_token` once.
 #[utoipa::path(post, path = "/v1/orders", tag = "orders",
-    security(("secret_key" = [])),
+    security(("secret_key" = []), ("customer_token" = [])),
     request_body = OrderIn,
     responses((status = 201, description = "Created.", body = OrderOut)),
     extensions(("x-error-codes" = json!([
@@ -37,7 +40,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         "invalid_quantity", "amount_not_positive", "amount_too_large", "amount_precision",
         "amount_negative", "amount_too_small", "currency_unsupported", "invalid_id", "customer_not_found",
         "invalid_payment_reference", "payment_reference_in_use", "amount_mismatch",
-        "payment_not_authorized", "stripe_invalid_request", "stripe_error"
+        "payment_not_authorized", "secret_key_required", "unknown_product", "product_inactive", "cart_currency_mixed",
+        "insufficient_stock", "unknown_shipping_method", "shipping_method_inactive",
+        "stripe_invalid_request", "stripe_error"
     ]))),
 )]
 async fn create_order(

@@ -43,6 +43,8 @@ pub enum CredentialKind {
     /// `obol_gt_…` in `X-Guest-Token` or `?guest_token=`: a wrong one is
     /// a 404 from the use case, counted by `auth::throttle_guest_tokens`.
     GuestToken,
+    /// A payment link's token in the URL: an unknown one (404) counts.
+    LinkToken,
 }
 
 /// How long a customer or guest token that authenticated is let past a throttled
@@ -62,14 +64,20 @@ pub struct AuthThrottle {
     /// Hashes of customer and guest tokens that authenticated, until when.
     known_good: Mutex<HashMap<String, Instant>>,
     trusted_proxies: Vec<IpNet>,
+    /// Every request to a public (capability-token) route, per address.
+    public: DefaultKeyedRateLimiter<IpAddr>,
 }
 
 impl AuthThrottle {
     /// Allows `per_minute` failures per (address, kind) per minute, in
     /// bursts of at most that many.
-    pub fn new(per_minute: u32, trusted_proxies: Vec<IpNet>) -> Self {
+    /// Public routes (payment links) take `public_per_minute` requests
+    /// per address per minute, whatever their outcome.
+    pub fn new(per_minute: u32, public_per_minute: u32, trusted_proxies: Vec<IpNet>) -> Self {
         let n = NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
+        let p = NonZeroU32::new(public_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
         Self {
+            public: RateLimiter::keyed(Quota::per_minute(p)),
             failures: RateLimiter::keyed(Quota::per_minute(n)),
             blocked: Mutex::new(HashMap::new()),
             known_good: Mutex::new(HashMap::new()),
@@ -80,6 +88,21 @@ impl AuthThrottle {
     /// The client's address: `peer`, or what trusted proxies say of it.
     pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         client_ip(peer, headers, &self.trusted_proxies)
+    }
+
+    /// A request to a public route from `ip`: `Err(retry_after)` over budget.
+    pub fn public_request(&self, ip: IpAddr) -> Result<(), Duration> {
+        match self.public.check_key(&ip) {
+            Ok(()) => {
+                if self.public.len() > MAX_ENTRIES {
+                    self.public.retain_recent();
+                }
+                Ok(())
+            }
+            Err(not_until) => Err(not_until
+                .wait_time_from(DefaultClock::default().now())
+                .max(Duration::from_secs(1))),
+        }
     }
 
     /// `Some(retry_after)` while `(ip, kind)` is blocked.
@@ -226,7 +249,7 @@ mod tests {
 
     #[test]
     fn budgets_are_per_address_and_kind() {
-        let t = AuthThrottle::new(2, Vec::new());
+        let t = AuthThrottle::new(2, 120, Vec::new());
         let a = ip("192.0.2.1");
         for _ in 0..3 {
             t.record_failure(a, CredentialKind::CustomerToken);

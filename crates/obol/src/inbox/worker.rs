@@ -82,6 +82,12 @@ fn may_heal(e: &Error) -> bool {
     match e {
         Error::Database(_) | Error::Internal(_) | Error::RateLimited { .. } => true,
         Error::Stripe(s) => matches!(s.as_ref(), crate::stripe::StripeError::Unavailable { .. }),
+        // Money that does not match never matches later, though it answers
+        // 409 (a conflict with what Stripe holds).
+        Error::Rule {
+            code: crate::error::RuleCode::AmountMismatch,
+            ..
+        } => false,
         // A conflict with the object's state (409) may clear; a broken rule
         // (422) will not.
         Error::Rule { code, .. } => code.status() == axum::http::StatusCode::CONFLICT,

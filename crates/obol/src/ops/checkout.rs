@@ -141,7 +141,7 @@ pub async fn create_intent(
                     .into(),
             ));
         }
-        return pay_order(ctx, actor, order_id).await;
+        return pay_order(ctx, actor, order_id, Capture::Automatic).await;
     }
     if matches!(actor, Actor::Guest { .. } | Actor::Link { .. }) {
         return Err(Error::Unauthenticated);
@@ -195,10 +195,25 @@ pub async fn create_intent(
     })
 }
 
+/// How a new intent for an order is captured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capture {
+    /// Charged on confirmation; the webhook confirms the order.
+    Automatic,
+    /// Authorized only: a payment link's completion confirms the order
+    /// (after checking the total again) and captures per `capture_on`.
+    ManualForLink,
+}
+
 /// Pays an existing pending order: one open intent per order (a second
 /// call returns it), metadata naming the order, `receipt_email` from the
 /// billing address. The webhook confirms the order on success.
-async fn pay_order(ctx: &Ctx, actor: &Actor, order_id: &str) -> Result<IntentFor> {
+pub(crate) async fn pay_order(
+    ctx: &Ctx,
+    actor: &Actor,
+    order_id: &str,
+    capture: Capture,
+) -> Result<IntentFor> {
     let order = super::orders::load_owned(ctx, actor, order_id).await?;
     if order.status != OrderStatus::Pending {
         return Err(Error::rule(
@@ -257,6 +272,15 @@ async fn pay_order(ctx: &Ctx, actor: &Actor, order_id: &str) -> Result<IntentFor
         .set("metadata[obol_order_number]", &order.number)
         .set_opt("metadata[obol_customer_id]", order.customer_id.as_deref())
         .set_opt("receipt_email", receipt_email.as_deref());
+    let (params, op) = match capture {
+        Capture::Automatic => (params, "order-intent"),
+        Capture::ManualForLink => (
+            params
+                .set("capture_method", "manual")
+                .set("metadata[obol_mode]", "payment_link"),
+            "link-intent",
+        ),
+    };
     // One key per order and attempt: a retry replays; after a canceled
     // attempt a new intent is made.
     let attempt = existing.len().to_string();
@@ -265,7 +289,7 @@ async fn pay_order(ctx: &Ctx, actor: &Actor, order_id: &str) -> Result<IntentFor
         .post(
             "/v1/payment_intents",
             &params,
-            &IdempotencyKey::for_op("order-intent", &[&order.id, &attempt]),
+            &IdempotencyKey::for_op(op, &[&order.id, &attempt]),
         )
         .await?;
     let payment = observe(ctx, actor.account(), &intent, "POST /v1/payment-intents").await?;
@@ -279,6 +303,9 @@ async fn pay_order(ctx: &Ctx, actor: &Actor, order_id: &str) -> Result<IntentFor
 pub struct IntentStatusOut {
     /// Stripe's `pi_…`.
     pub id: String,
+    /// Stripe's status of the intent, read now (the same as `stripe_status`).
+    #[schema(value_type = StripeIntentStatus)]
+    pub status: String,
     /// Stripe's status of the intent, read now.
     #[schema(value_type = StripeIntentStatus)]
     pub stripe_status: String,
@@ -288,6 +315,10 @@ pub struct IntentStatusOut {
     pub payment_id: String,
     #[schema(value_type = Option<crate::ids::OrderId>)]
     pub order_id: Option<String>,
+    /// The status of the newest payment link for this intent
+    /// (`pending`, `completing`, `completed`, `canceled`); null without one.
+    #[schema(value_type = Option<super::payment_links::LinkStatus>)]
+    pub payment_link_status: Option<String>,
 }
 
 /// The intent's Stripe status and the local payment state, for the secret
@@ -320,12 +351,21 @@ pub async fn intent_status(ctx: &Ctx, actor: &Actor, intent_id: &str) -> Result<
         .stripe_for(actor)?
         .get(&format!("/v1/payment_intents/{intent_id}"), &Params::new())
         .await?;
+    let link = {
+        let mut h = ctx.store().acquire().await?;
+        h.conn()
+            .get_payment_link_by_intent(actor.account(), intent_id)
+            .await?
+    };
+    let stripe_status = intent["status"].as_str().unwrap_or_default().to_string();
     Ok(IntentStatusOut {
         id: intent_id.to_string(),
-        stripe_status: intent["status"].as_str().unwrap_or_default().to_string(),
+        status: stripe_status.clone(),
+        stripe_status,
         payment_status: payment.status,
         payment_id: payment.id,
         order_id: payment.order_id,
+        payment_link_status: link.map(|l| l.status),
     })
 }
 

@@ -12,6 +12,7 @@
 //! writer), never through `inbox`: ops and the inbox are two front ends
 //! of one core and must not import each other.
 
+pub mod catalog;
 pub mod checkout;
 pub mod customer_tokens;
 pub mod customers;
@@ -21,6 +22,7 @@ pub mod health;
 pub mod jobs;
 pub mod orders;
 pub mod pagination;
+pub mod payment_links;
 pub mod payments;
 pub mod reconciliation;
 pub mod refunds;

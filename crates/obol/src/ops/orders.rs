@@ -54,10 +54,21 @@ pub struct OrderIn {
     #[schema(value_type = Option<crate::ids::CustomerId>)]
     pub customer_id: Option<String>,
     pub email: String,
-    #[schema(value_type = Currency)]
-    pub currency: String,
+    /// Required with `line_items`; with `items` it is the products' (and
+    /// must be, when sent).
+    #[schema(value_type = Option<Currency>)]
+    pub currency: Option<String>,
+    /// Priced line items (secret key only: the caller sets the prices).
+    #[serde(default)]
     pub line_items: Vec<LineItemIn>,
+    /// Free-form shipping, with `line_items` (secret key only).
     pub shipping: Option<ShippingIn>,
+    /// A cart from the catalog, priced by obol now: the way a customer
+    /// token (an agent) orders. Not with `line_items`.
+    pub items: Option<Vec<super::catalog::CartItemIn>>,
+    /// The catalog shipping method of a cart.
+    #[schema(value_type = Option<crate::ids::ShippingMethodId>)]
+    pub shipping_method_id: Option<String>,
     /// Known fields only, strings only, an ISO 3166-1 alpha-2 country
     /// (`crate::address`).
     pub shipping_address: Option<Address>,
@@ -264,56 +275,116 @@ fn order_customer(asked: Option<&str>) -> Result<Option<CustomerId>> {
 /// with `order_id`), or authorize first and let the backend create the
 /// order of exactly that total.
 pub async fn create(ctx: &Ctx, actor: &Actor, body: OrderIn) -> Result<OrderOut> {
+    let cart = body.items.is_some() || body.shipping_method_id.is_some();
+    if cart && (!body.line_items.is_empty() || body.shipping.is_some()) {
+        return Err(Error::InvalidBody(
+            "send either a cart (items, shipping_method_id) or priced line_items and shipping"
+                .into(),
+        ));
+    }
     match actor {
         Actor::Secret { .. } => {}
+        // A customer token (an agent) orders from the catalog only: obol
+        // prices every line, so no caller but the backend sets a price.
+        Actor::Customer { .. } if cart => {}
         Actor::Customer { .. } => return Err(Error::SecretKeyRequired),
         Actor::Guest { .. } | Actor::Link { .. } => return Err(Error::Unauthenticated),
     }
-    let currency = Currency::parse(&body.currency)?;
     let email = validate::email(&body.email)?;
-    if body.line_items.is_empty() || body.line_items.len() > 200 {
+    let asked_currency = body.currency.as_deref().map(Currency::parse).transpose()?;
+    let priced = match &body.items {
+        Some(items) => {
+            let mut h = ctx.store().acquire().await?;
+            Some(
+                super::catalog::price_cart(
+                    &mut h.conn(),
+                    actor,
+                    items,
+                    body.shipping_method_id.as_deref(),
+                    asked_currency,
+                )
+                .await?,
+            )
+        }
+        None if cart => {
+            return Err(Error::rule(
+                RuleCode::InvalidLineItems,
+                "a cart has 1 to 200 items",
+            ))
+        }
+        None => None,
+    };
+    let currency = match (&priced, asked_currency) {
+        (Some(p), _) => p.currency,
+        (None, Some(c)) => c,
+        (None, None) => return Err(Error::InvalidBody("currency is required".into())),
+    };
+    let free_form: Vec<(Option<&str>, &str, i64, i64)> = match &priced {
+        Some(p) => p
+            .lines
+            .iter()
+            .map(|l| {
+                (
+                    Some(l.product_id.as_str()),
+                    l.name.as_str(),
+                    l.unit_amount,
+                    l.quantity,
+                )
+            })
+            .collect(),
+        None => body
+            .line_items
+            .iter()
+            .map(|l| (None, l.name.as_str(), l.unit_amount, l.quantity))
+            .collect(),
+    };
+    if free_form.is_empty() || free_form.len() > 200 {
         return Err(Error::rule(
             RuleCode::InvalidLineItems,
             "an order has 1 to 200 line items",
         ));
     }
     let mut subtotal = Money::zero(currency);
-    let mut items = Vec::with_capacity(body.line_items.len());
-    for item in &body.line_items {
-        let name = validate::text("line_items.name", &item.name, 255)?;
-        let unit = Money::new(item.unit_amount, currency)?;
-        if !(1..=10_000).contains(&item.quantity) {
+    let mut items = Vec::with_capacity(free_form.len());
+    for (product_id, name, unit_amount, quantity) in free_form {
+        let name = validate::text("line_items.name", name, 255)?;
+        let unit = Money::new(unit_amount, currency)?;
+        if !(1..=10_000).contains(&quantity) {
             return Err(Error::rule(
                 RuleCode::InvalidQuantity,
                 "quantity must be between 1 and 10000",
             ));
         }
-        let amount = item
-            .unit_amount
-            .checked_mul(item.quantity)
+        let amount = unit_amount
+            .checked_mul(quantity)
             .ok_or(crate::money::MoneyError::TooLarge)?;
         subtotal = subtotal.checked_add(Money::balance(amount, currency)?)?;
         items.push(NewLineItem {
+            product_id,
             name,
             unit_amount: unit.minor(),
-            quantity: i32::try_from(item.quantity).unwrap_or(i32::MAX),
+            quantity: i32::try_from(quantity).unwrap_or(i32::MAX),
             amount,
         });
     }
-    let (shipping_name, shipping_amount) = match &body.shipping {
-        Some(s) => {
-            if s.amount < 0 {
+    let shipping_in = match &priced {
+        Some(p) => p.shipping.clone(),
+        None => body.shipping.as_ref().map(|s| (s.name.clone(), s.amount)),
+    };
+    let (shipping_name, shipping_amount) = match &shipping_in {
+        Some((name, amount)) => {
+            if *amount < 0 {
                 return Err(Error::rule(
                     RuleCode::AmountNegative,
                     "shipping.amount must not be negative",
                 ));
             }
-            if s.amount > 0 {
-                Money::new(s.amount, currency)?;
+            if *amount > 0 {
+                Money::new(*amount, currency)?;
             }
             (
-                Some(validate::text("shipping.name", &s.name, 255)?.to_string()),
-                s.amount,
+                Some(validate::text("shipping.name", name, 255)?.to_string()),
+                *amount,
             )
         }
         None => (None, 0),
@@ -324,7 +395,14 @@ pub async fn create(ctx: &Ctx, actor: &Actor, body: OrderIn) -> Result<OrderOut>
     // charge (else every intent for the order would be refused).
     let total = Money::new(total.minor(), currency)?.ensure_minimum_charge()?;
 
-    let customer_id = order_customer(body.customer_id.as_deref())?;
+    let customer_id = match actor {
+        // A customer orders for itself; another customer's id is unknown.
+        Actor::Customer { customer, .. } => match body.customer_id.as_deref() {
+            Some(id) if id != customer.as_str() => return Err(Error::NotFound(Resource::Customer)),
+            _ => Some(customer.clone()),
+        },
+        _ => order_customer(body.customer_id.as_deref())?,
+    };
     // Pay-first: Stripe must hold an authorization of exactly this total.
     let intent = match &body.payment_reference {
         Some(pi) => Some(verify_reference(ctx, pi, total, customer_id.as_ref()).await?),
@@ -595,4 +673,102 @@ fn invalid_transition(illegal: crate::ledger::order::IllegalMove) -> Error {
             illegal.to.as_str()
         ),
     )
+}
+
+/// A timeline entry that moves nothing (the status stays): something a
+/// person looking at the order must see, such as a payment refused for
+/// not matching the total.
+pub(crate) async fn record_note(
+    conn: &mut crate::storage::Conn<'_>,
+    order: &OrderRow,
+    kind: &str,
+    note: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    conn.insert_order_timeline_entry(&crate::storage::orders::NewOrderTimelineEntry {
+        account_id: &order.account_id,
+        order_id: &order.id,
+        from: Some(order.status.as_str()),
+        to: order.status.as_str(),
+        at: now,
+        cause_kind: kind,
+        cause_ref: Some(note),
+    })
+    .await
+}
+
+/// A payment link's checkout, in one transaction: the payment is the
+/// order's, the order moves pending → confirmed (timeline, notification)
+/// and the link is completed. The link must be `completing` (claimed).
+pub(crate) async fn confirm_for_link(
+    ctx: &Ctx,
+    account: &crate::context::AccountId,
+    order_id: &str,
+    payment_id: &str,
+    link_id: &str,
+) -> Result<OrderRow> {
+    let now = ctx.now();
+    let mut tx = ctx.store().begin().await?;
+    let mut conn = tx.conn();
+    conn.set_payment_order(payment_id, order_id, now).await?;
+    let applied = orders::apply(
+        &mut conn,
+        account,
+        order_id,
+        OrderInput::Paid,
+        OrderCause {
+            kind: "api",
+            reference: Some("POST /v1/payment-links/complete"),
+        },
+        now,
+    )
+    .await?;
+    let order = match applied {
+        Ok(Applied::Moved(o) | Applied::Unchanged(o)) => o,
+        Err(illegal) => {
+            return Err(Error::rule(
+                RuleCode::OrderNotPayable,
+                format!("the order is {}, not pending", illegal.from.as_str()),
+            ))
+        }
+    };
+    if !conn
+        .move_payment_link(link_id, "completing", "completed", now)
+        .await?
+    {
+        return Err(Error::internal("a claimed payment link was not completing"));
+    }
+    tx.commit().await?;
+    Ok(order)
+}
+
+/// The order's total priced now: catalog lines at their product's current
+/// price (`None` when a product is gone or off sale), free-form lines and
+/// shipping as stored. What a payment link's completion compares the
+/// authorization with.
+pub(crate) async fn current_total(
+    conn: &mut crate::storage::Conn<'_>,
+    order: &OrderRow,
+) -> Result<Option<i64>> {
+    let account = crate::context::AccountId::from_db(order.account_id.clone());
+    let mut total = order.shipping_amount;
+    for line in conn.list_line_items(&account, &order.id).await? {
+        let amount = match &line.product_id {
+            None => line.amount,
+            Some(pid) => match conn.get_product(&account, pid).await? {
+                Some(p) if p.active && p.currency == order.currency => {
+                    match p.unit_amount.checked_mul(i64::from(line.quantity)) {
+                        Some(a) => a,
+                        None => return Ok(None),
+                    }
+                }
+                _ => return Ok(None),
+            },
+        };
+        total = match total.checked_add(amount) {
+            Some(t) => t,
+            None => return Ok(None),
+        };
+    }
+    Ok(Some(total))
 }

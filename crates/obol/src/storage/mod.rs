@@ -9,6 +9,7 @@
 //! so a read-then-write transaction never fails to upgrade its lock.
 
 pub mod api_keys;
+pub mod catalog;
 pub mod customer_tokens;
 pub mod customers;
 pub mod disputes;

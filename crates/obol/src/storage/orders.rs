@@ -38,9 +38,12 @@ pub struct LineItemRow {
     pub unit_amount: i64,
     pub quantity: i32,
     pub amount: i64,
+    pub product_id: Option<String>,
 }
 
 pub struct NewLineItem<'a> {
+    /// The catalog product a cart line was priced from.
+    pub product_id: Option<&'a str>,
     pub name: &'a str,
     pub unit_amount: i64,
     pub quantity: i32,
@@ -106,8 +109,8 @@ impl Conn<'_> {
             let position = i32::try_from(position).unwrap_or(i32::MAX);
             on_conn!(self, |conn| {
                 sqlx::query(
-                    "INSERT INTO order_line_items (id, order_id, position, name, unit_amount, quantity, amount, account_id) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    "INSERT INTO order_line_items (id, order_id, position, name, unit_amount, quantity, amount, account_id, product_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(&id)
                 .bind(order_id)
@@ -117,6 +120,7 @@ impl Conn<'_> {
                 .bind(item.quantity)
                 .bind(item.amount)
                 .bind(account.as_str())
+                .bind(item.product_id)
                 .execute(&mut **conn)
                 .await?;
             });
@@ -143,7 +147,7 @@ impl Conn<'_> {
     ) -> Result<Vec<LineItemRow>> {
         Ok(on_conn!(self, |conn| {
             sqlx::query_as::<_, LineItemRow>(
-                "SELECT id, order_id, position, name, unit_amount, quantity, amount \
+                "SELECT id, order_id, position, name, unit_amount, quantity, amount, product_id \
                  FROM order_line_items WHERE account_id = $1 AND order_id = $2 ORDER BY position",
             )
             .bind(account.as_str())

@@ -176,7 +176,7 @@ async fn a_mismatched_or_reused_reference_creates_nothing(backend: Backend) {
     let (status, body) = obol.post("/v1/orders", order_body(&pi)).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
-        (422, Some("amount_mismatch")),
+        (409, Some("amount_mismatch")),
         "{body}"
     );
     assert_eq!(

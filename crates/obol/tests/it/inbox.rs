@@ -125,6 +125,38 @@ async fn a_sandbox_payment_reaches_the_ledger_with_its_timeline(backend: Backend
         .unwrap()
         .iter()
         .all(|e| e["status"] == "applied"));
+
+    // One event by id, and replayed: applying it again changes nothing.
+    let first = &applied["data"][0];
+    let (status, one) = obol
+        .get(&format!(
+            "/v1/webhook-events/{}",
+            first["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(
+        (status, &one["stripe_event_id"]),
+        (200, &first["stripe_event_id"])
+    );
+    let (status, replayed) = obol
+        .post(
+            &format!(
+                "/v1/webhook-events/{}/replay",
+                first["id"].as_str().unwrap()
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{replayed}");
+    let settled = eventually(&obol, &format!("/v1/payments/{id}"), |b| {
+        b["status"] == "partially_refunded"
+    })
+    .await;
+    assert_eq!(settled["amount_refunded"], 999);
+    let (status, _) = obol
+        .get("/v1/webhook-events/whev_01jd8x3qzv5m2c7e9f0g1h2j3k")
+        .await;
+    assert_eq!(status, 404);
 }
 
 async fn unsigned_or_forged_deliveries_are_401_and_store_nothing(backend: Backend) {

@@ -86,6 +86,9 @@ async fn notifications_are_signed_retried_and_verifiable(backend: Backend) {
         listed["data"][0].get("secret").is_none(),
         "the secret is shown once"
     );
+    let (status, one) = obol.get(&format!("/v1/webhook-endpoints/{ep}")).await;
+    assert_eq!((status, one["url"].as_str()), (200, Some(url.as_str())));
+    assert!(one.get("secret").is_none(), "the secret is shown once");
 
     let base = sandbox(&obol).await;
     stripe_post(

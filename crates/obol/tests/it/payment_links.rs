@@ -1,0 +1,433 @@
+//! The catalog and payment links over HTTP against the sandbox: carts
+//! priced by obol, links paid once, concurrent completions, a price
+//! changed between link and payment.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{Backend, Obol};
+use crate::inbox::{eventually, sandbox, stripe_post};
+use crate::on_both_backends;
+
+on_both_backends!(
+    carts_are_priced_from_the_catalog_and_break_rules_with_distinct_codes,
+    a_payment_link_is_paid_once_on_the_page_side,
+    twenty_concurrent_completions_make_one_order_and_one_capture,
+    a_price_change_before_completion_releases_the_authorization,
+);
+
+struct Shop {
+    riesling: String,
+    sekt: String,
+    shipping: String,
+    customer: String,
+    token: String,
+}
+
+async fn shop(obol: &Obol) -> Shop {
+    let product = |name: &str, amount: i64, stock: Option<i64>| json!({"name": name, "unit_amount": amount, "currency": "eur", "stock": stock});
+    let (s, riesling) = obol
+        .post("/v1/products", product("Riesling 2022", 2000, Some(5)))
+        .await;
+    assert_eq!(s, 201, "{riesling}");
+    let (_, sekt) = obol
+        .post("/v1/products", product("Sekt brut", 1500, None))
+        .await;
+    let (s, shipping) = obol
+        .post(
+            "/v1/shipping-methods",
+            json!({"name": "Standard", "amount": 499, "currency": "eur"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{shipping}");
+    let customer = obol.create_customer("member-7").await;
+    let cus = customer["id"].as_str().unwrap().to_string();
+    let token = obol.customer_token(&cus, 900).await;
+    Shop {
+        riesling: riesling["id"].as_str().unwrap().to_string(),
+        sekt: sekt["id"].as_str().unwrap().to_string(),
+        shipping: shipping["id"].as_str().unwrap().to_string(),
+        customer: cus,
+        token,
+    }
+}
+
+async fn post_as(obol: &Obol, bearer: Option<&str>, path: &str, body: Value) -> (u16, Value) {
+    let mut req = obol.http.post(obol.url(path)).json(&body);
+    if let Some(b) = bearer {
+        req = req.bearer_auth(b);
+    }
+    crate::helpers::status_json(req.send().await.unwrap()).await
+}
+
+async fn get_public(obol: &Obol, path: &str) -> (u16, Value) {
+    let r = obol.http.get(obol.url(path)).send().await.unwrap();
+    crate::helpers::status_json(r).await
+}
+
+async fn carts_are_priced_from_the_catalog_and_break_rules_with_distinct_codes(backend: Backend) {
+    let obol = Obol::start(backend).await;
+    let s = shop(&obol).await;
+    let cart = |items: Value| json!({"email": "ana@example.com", "items": items, "shipping_method_id": s.shipping});
+    // An agent (customer token) orders from the catalog; obol prices it.
+    let (status, order) = post_as(
+        &obol,
+        Some(&s.token),
+        "/v1/orders",
+        cart(json!([{"product_id": s.riesling, "quantity": 2}, {"product_id": s.sekt, "quantity": 1}])),
+    )
+    .await;
+    assert_eq!(status, 201, "{order}");
+    assert_eq!(
+        order["total"],
+        json!({"amount": 2 * 2000 + 1500 + 499, "currency": "eur"})
+    );
+    assert_eq!(order["customer_id"], s.customer.as_str());
+    assert_eq!(
+        order["shipping"],
+        json!({"name": "Standard", "amount": 499})
+    );
+    // Priced free-form lines stay the backend's.
+    let (status, body) = post_as(
+        &obol,
+        Some(&s.token),
+        "/v1/orders",
+        json!({"email": "ana@example.com", "currency": "eur",
+               "line_items": [{"name": "Riesling", "unit_amount": 5, "quantity": 1}]}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("secret_key_required"))
+    );
+
+    let (_, usd) = obol
+        .post(
+            "/v1/products",
+            json!({"name": "Bourbon", "unit_amount": 4000, "currency": "usd"}),
+        )
+        .await;
+    let (_, off) = obol
+        .post(
+            "/v1/products",
+            json!({"name": "Old vintage", "unit_amount": 9000, "currency": "eur", "active": false}),
+        )
+        .await;
+    let cases = [
+        (
+            json!([{"product_id": "prod_01jd8x3qzv5m2c7e9f0g1h2j3k", "quantity": 1}]),
+            "unknown_product",
+        ),
+        (
+            json!([{"product_id": off["id"], "quantity": 1}]),
+            "product_inactive",
+        ),
+        (
+            json!([{"product_id": s.riesling, "quantity": 1}, {"product_id": usd["id"], "quantity": 1}]),
+            "cart_currency_mixed",
+        ),
+        (
+            json!([{"product_id": s.riesling, "quantity": 4}, {"product_id": s.riesling, "quantity": 2}]),
+            "insufficient_stock",
+        ),
+    ];
+    for (items, code) in cases {
+        let (status, body) = post_as(&obol, Some(&s.token), "/v1/orders", cart(items)).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (422, Some(code)),
+            "{body}"
+        );
+    }
+    // The customer sees what is for sale only.
+    let (status, listed) = obol.get_as("/v1/products", &s.token).await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        !names.contains(&"Old vintage") && names.contains(&"Sekt brut"),
+        "{names:?}"
+    );
+    let (status, _) = obol
+        .get_as(
+            &format!("/v1/products/{}", off["id"].as_str().unwrap()),
+            &s.token,
+        )
+        .await;
+    assert_eq!(status, 404);
+    // Only the secret key changes prices.
+    let r = obol
+        .http
+        .patch(obol.url(&format!("/v1/products/{}", s.riesling)))
+        .bearer_auth(&s.token)
+        .json(&json!({"unit_amount": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+/// Pays a link's intent the way the page does: the card confirms it.
+async fn pay_on_page(obol: &Obol, pi: &str, card: &str) -> Value {
+    let base = sandbox(obol).await;
+    stripe_post(
+        &base,
+        &format!("/v1/payment_intents/{pi}/confirm"),
+        &[
+            ("payment_method", card),
+            ("return_url", "https://shop.example.com/done"),
+        ],
+    )
+    .await
+}
+
+async fn a_payment_link_is_paid_once_on_the_page_side(backend: Backend) {
+    let obol = Obol::start(backend).await;
+    let s = shop(&obol).await;
+    let (status, link) = post_as(
+        &obol,
+        Some(&s.token),
+        "/v1/payment-links",
+        json!({"email": "ana@example.com", "items": [{"product_id": s.riesling, "quantity": 1}],
+               "shipping_method_id": s.shipping,
+               "shipping_address": {"first_name": "Ana", "last_name": "Lopez", "street": "Hauptstr. 1", "city": "Mainz", "zip": "55116", "country": "DE"}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{link}");
+    let token = link["token"].as_str().unwrap();
+    assert_eq!(token.len(), 43);
+    assert_eq!(
+        link["payment_url"],
+        format!("{}/pay/{token}", obol.base_url)
+    );
+    let pi = link["payment_intent_id"].as_str().unwrap();
+
+    // The page's view: no credential, nothing but what it needs.
+    let (status, page) = get_public(&obol, &format!("/v1/payment-links/{token}")).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(
+        (page["amount"].as_i64(), page["currency"].as_str()),
+        (Some(2499), Some("eur"))
+    );
+    assert!(page["client_secret"].as_str().unwrap().starts_with(pi));
+    assert!(
+        !page.to_string().contains("Hauptstr"),
+        "addresses never reach the page: {page}"
+    );
+
+    // Completing before the card authorized: refused, and the link still pays.
+    let (status, early) = post_as(
+        &obol,
+        None,
+        &format!("/v1/payment-links/{token}/complete"),
+        json!({"payment_intent_id": pi}),
+    )
+    .await;
+    assert_eq!(
+        (status, early["error"]["code"].as_str()),
+        (422, Some("payment_not_authorized")),
+        "{early}"
+    );
+    let declined = pay_on_page(&obol, pi, "pm_card_chargeDeclined").await;
+    assert!(
+        declined.get("error").is_some() || declined["status"] != "requires_capture",
+        "{declined}"
+    );
+    let paid = pay_on_page(&obol, pi, "pm_card_visa").await;
+    assert_eq!(paid["status"], "requires_capture", "{paid}");
+    let (status, other) = post_as(
+        &obol,
+        None,
+        &format!("/v1/payment-links/{token}/complete"),
+        json!({"payment_intent_id": "pi_other"}),
+    )
+    .await;
+    assert_eq!(
+        (status, other["error"]["code"].as_str()),
+        (422, Some("payment_intent_mismatch"))
+    );
+    let (status, done) = post_as(
+        &obol,
+        None,
+        &format!("/v1/payment-links/{token}/complete"),
+        json!({"payment_intent_id": pi}),
+    )
+    .await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(
+        (done["status"].as_str(), done["order_status"].as_str()),
+        (Some("completed"), Some("confirmed"))
+    );
+
+    // Captured on confirmation (capture_on: confirmed); the agent sees it.
+    let order = done["order_id"].as_str().unwrap();
+    eventually(
+        &obol,
+        &format!("/v1/payments/{}", done["payment_id"].as_str().unwrap()),
+        |p| p["status"] == "completed",
+    )
+    .await;
+    let (status, st) = obol
+        .get_as(&format!("/v1/payment-intents/{pi}/status"), &s.token)
+        .await;
+    assert_eq!(status, 200, "{st}");
+    assert_eq!(
+        (st["payment_link_status"].as_str(), st["order_id"].as_str()),
+        (Some("completed"), Some(order))
+    );
+
+    // Used now; an unknown token is 404; someone else's token cannot see the status.
+    let (status, used) = get_public(&obol, &format!("/v1/payment-links/{token}")).await;
+    assert_eq!(
+        (status, used["error"]["code"].as_str()),
+        (410, Some("payment_link_used"))
+    );
+    let (status, again) = post_as(
+        &obol,
+        None,
+        &format!("/v1/payment-links/{token}/complete"),
+        json!({"payment_intent_id": pi}),
+    )
+    .await;
+    assert_eq!(
+        (status, again["error"]["code"].as_str()),
+        (410, Some("payment_link_used"))
+    );
+    let (status, _) = get_public(&obol, &format!("/v1/payment-links/{}", "A".repeat(43))).await;
+    assert_eq!(status, 404);
+    let (status, _) = get_public(&obol, "/v1/payment-links/short").await;
+    assert_eq!(status, 404);
+    let stranger = obol.create_customer("member-8").await;
+    let stranger = obol
+        .customer_token(stranger["id"].as_str().unwrap(), 900)
+        .await;
+    let (status, _) = obol
+        .get_as(&format!("/v1/payment-intents/{pi}/status"), &stranger)
+        .await;
+    assert_eq!(status, 404);
+}
+
+async fn twenty_concurrent_completions_make_one_order_and_one_capture(backend: Backend) {
+    let obol = Obol::start(backend).await;
+    let s = shop(&obol).await;
+    let (status, link) = obol
+        .post(
+            "/v1/payment-links",
+            json!({"email": "ana@example.com", "items": [{"product_id": s.sekt, "quantity": 2}]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{link}");
+    let token = link["token"].as_str().unwrap().to_string();
+    let pi = link["payment_intent_id"].as_str().unwrap().to_string();
+    pay_on_page(&obol, &pi, "pm_card_visa").await;
+    let calls = (0..20).map(|_| {
+        let path = format!("/v1/payment-links/{token}/complete");
+        let pi = pi.clone();
+        let obol = &obol;
+        async move { post_as(obol, None, &path, json!({"payment_intent_id": pi})).await }
+    });
+    let results = futures::future::join_all(calls).await;
+    let ok = results.iter().filter(|(s, _)| *s == 200).count();
+    assert_eq!(ok, 1, "{results:?}");
+    for (status, body) in &results {
+        assert!(
+            *status == 200
+                || (*status == 409 && body["error"]["code"] == "payment_link_busy")
+                || (*status == 410 && body["error"]["code"] == "payment_link_used"),
+            "{status} {body}"
+        );
+    }
+    let order = link["order_id"].as_str().unwrap();
+    let (_, payments) = obol.get(&format!("/v1/payments?order_id={order}")).await;
+    assert_eq!(payments["data"].as_array().unwrap().len(), 1, "{payments}");
+    let base = sandbox(&obol).await;
+    let intent: Value = reqwest::Client::new()
+        .get(format!("{base}/v1/payment_intents/{pi}"))
+        .bearer_auth("sk_test_obol_tests")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            intent["status"].as_str(),
+            intent["amount_received"].as_i64()
+        ),
+        (Some("succeeded"), Some(3000)),
+        "{intent}"
+    );
+    let (_, o) = obol.get(&format!("/v1/orders/{order}")).await;
+    let confirmations = o["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["to"] == "confirmed")
+        .count();
+    assert_eq!(confirmations, 1, "{o}");
+}
+
+async fn a_price_change_before_completion_releases_the_authorization(backend: Backend) {
+    let obol = Obol::start(backend).await;
+    let s = shop(&obol).await;
+    let (_, link) = post_as(
+        &obol,
+        Some(&s.token),
+        "/v1/payment-links",
+        json!({"email": "ana@example.com", "items": [{"product_id": s.riesling, "quantity": 1}]}),
+    )
+    .await;
+    let token = link["token"].as_str().unwrap();
+    let pi = link["payment_intent_id"].as_str().unwrap();
+    pay_on_page(&obol, pi, "pm_card_visa").await;
+    let r = obol
+        .http
+        .patch(obol.url(&format!("/v1/products/{}", s.riesling)))
+        .bearer_auth(&obol.api_key)
+        .json(&json!({"unit_amount": 2500}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (status, body) = post_as(
+        &obol,
+        None,
+        &format!("/v1/payment-links/{token}/complete"),
+        json!({"payment_intent_id": pi}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("amount_mismatch")),
+        "{body}"
+    );
+    // Nothing charged: the authorization is released, the order not confirmed.
+    let order = link["order_id"].as_str().unwrap();
+    let (_, o) = obol.get(&format!("/v1/orders/{order}")).await;
+    assert_eq!(o["status"], "pending", "{o}");
+    assert!(
+        o["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["cause"]["ref"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("amount_mismatch"))),
+        "the mismatch is on the timeline: {o}"
+    );
+    let (_, st) = obol.get(&format!("/v1/payment-intents/{pi}/status")).await;
+    assert_eq!(
+        (
+            st["stripe_status"].as_str(),
+            st["payment_link_status"].as_str()
+        ),
+        (Some("canceled"), Some("canceled")),
+        "{st}"
+    );
+    let (status, _) = get_public(&obol, &format!("/v1/payment-links/{token}")).await;
+    assert_eq!(status, 410);
+}
