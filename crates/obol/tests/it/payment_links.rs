@@ -13,6 +13,8 @@ on_both_backends!(
     a_payment_link_is_paid_once_on_the_page_side,
     twenty_concurrent_completions_make_one_order_and_one_capture,
     a_price_change_before_completion_releases_the_authorization,
+    an_expired_link_answers_410,
+    link_token_routes_are_rate_limited_per_address,
 );
 
 struct Shop {
@@ -430,4 +432,109 @@ async fn a_price_change_before_completion_releases_the_authorization(backend: Ba
     );
     let (status, _) = get_public(&obol, &format!("/v1/payment-links/{token}")).await;
     assert_eq!(status, 410);
+}
+
+/// Moves every link's expiry to its creation, as if its time had passed.
+async fn expire_links(obol: &Obol, backend: Backend) {
+    use sqlx::Connection;
+    let sql = "UPDATE payment_links SET expires_at = created_at";
+    match backend {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&obol.db.url).await.unwrap();
+            sqlx::query(sql).execute(&mut c).await.unwrap();
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&obol.db.url).await.unwrap();
+            sqlx::query(sql).execute(&mut c).await.unwrap();
+        }
+    }
+}
+
+async fn an_expired_link_answers_410(backend: Backend) {
+    let obol = Obol::start(backend).await;
+    let s = shop(&obol).await;
+    let (_, order) = post_as(
+        &obol,
+        Some(&s.token),
+        "/v1/orders",
+        json!({"email": "ana@example.com", "items": [{"product_id": s.sekt, "quantity": 1}]}),
+    )
+    .await;
+    // A link for an existing order, made by the agent that made the order.
+    let (status, link) = post_as(
+        &obol,
+        Some(&s.token),
+        "/v1/payment-links",
+        json!({"order_id": order["id"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{link}");
+    assert_eq!(link["order_id"], order["id"]);
+    let token = link["token"].as_str().unwrap();
+    pay_on_page(
+        &obol,
+        link["payment_intent_id"].as_str().unwrap(),
+        "pm_card_visa",
+    )
+    .await;
+    expire_links(&obol, backend).await;
+    let (status, body) = get_public(&obol, &format!("/v1/payment-links/{token}")).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (410, Some("payment_link_expired"))
+    );
+    let (status, body) = post_as(
+        &obol,
+        None,
+        &format!("/v1/payment-links/{token}/complete"),
+        json!({"payment_intent_id": link["payment_intent_id"]}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (410, Some("payment_link_expired"))
+    );
+    let (_, o) = obol
+        .get(&format!("/v1/orders/{}", order["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(o["status"], "pending");
+    // Another customer cannot make a link for this order.
+    let other = obol.create_customer("member-9").await;
+    let other = obol
+        .customer_token(other["id"].as_str().unwrap(), 900)
+        .await;
+    let (status, body) = post_as(
+        &obol,
+        Some(&other),
+        "/v1/payment-links",
+        json!({"order_id": order["id"]}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("order_not_found"))
+    );
+}
+
+async fn link_token_routes_are_rate_limited_per_address(backend: Backend) {
+    let obol = Obol::builder(backend)
+        .env("OBOL_HTTP__PUBLIC_REQUESTS_PER_MINUTE", "5")
+        .start()
+        .await;
+    let unknown = format!("/v1/payment-links/{}", "B".repeat(43));
+    for _ in 0..5 {
+        let (status, _) = get_public(&obol, &unknown).await;
+        assert_eq!(status, 404);
+    }
+    let r = obol.http.get(obol.url(&unknown)).send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1, "{retry}");
+    // The API's credentialed routes are not affected.
+    let (status, _) = obol.get("/v1/products").await;
+    assert_eq!(status, 200);
 }
