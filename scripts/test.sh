@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs and starts what it
-# needs (PostgreSQL, jq, Python venv and Node packages for the Stripe SDK
-# conformance suite), then runs every test and exits non-zero on any failure.
+# needs (PostgreSQL, jq, Chromium, a Python venv and Node packages for the
+# Stripe SDK conformance suite and the browser tests), then runs every test
+# and exits non-zero on any failure. Screenshots of the payment page's
+# states land in target/browser-screenshots/.
 #   ./scripts/test.sh
 # Environment: POSTGRES_TEST_URL (default postgres://postgres:postgres@127.0.0.1:5432/postgres)
 set -euo pipefail
@@ -17,6 +19,8 @@ command -v curl >/dev/null || need+=(curl)
 command -v pg_ctlcluster >/dev/null || need+=(postgresql)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 command -v node >/dev/null || need+=(nodejs npm)
+# Headless Chromium for the payment-page tests (driven by playwright-core).
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     step "installing ${need[*]}"

@@ -22,6 +22,7 @@ pub mod ops;
 pub mod orders;
 pub mod outbound;
 pub mod outbox;
+pub mod pages;
 pub mod payments;
 pub mod storage;
 pub mod stripe;

@@ -55,6 +55,7 @@ pub fn router(app: Arc<App>) -> Router {
         .fallback(unknown_url)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(app.clone(), request_meta))
+        .layer(middleware::from_fn(cors))
         .with_state(app)
 }
 
@@ -194,6 +195,7 @@ fn api_key(headers: &HeaderMap) -> Result<String, ApiError> {
     match key
         .strip_prefix("sk_test_")
         .or_else(|| key.strip_prefix("rk_test_"))
+        .or_else(|| key.strip_prefix("pk_test_"))
     {
         Some(rest) if well_formed(rest) => Ok(key),
         _ => Err(ApiError::unauthorized(format!(
@@ -201,6 +203,79 @@ fn api_key(headers: &HeaderMap) -> Result<String, ApiError> {
             mask(&key)
         ))),
     }
+}
+
+/// What a publishable key may do, as with Stripe.js in a browser: read
+/// and confirm one PaymentIntent whose `client_secret` it presents. The
+/// secret is checked in constant time and taken out of a read's
+/// parameters (retrieving takes none).
+async fn publishable_may(
+    app: &App,
+    method: &Method,
+    segs: &[&str],
+    p: &mut Params,
+) -> Result<(), ApiError> {
+    let refused = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "This API call cannot be made with a publishable API key. Please use a secret API key.",
+        )
+    };
+    let id = match (method, segs) {
+        (&Method::GET, ["payment_intents", id])
+        | (&Method::POST, ["payment_intents", id, "confirm"]) => *id,
+        _ => return Err(refused()),
+    };
+    let presented =
+        p.0.get("client_secret")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(refused)?;
+    let mut ctx = Ctx::begin(app, None, None, DEFAULT_API_VERSION.into()).await?;
+    let pi = ctx.load("payment_intent", id, None).await?;
+    let secret = pi["client_secret"].as_str().unwrap_or_default();
+    use subtle::ConstantTimeEq;
+    if !bool::from(secret.as_bytes().ct_eq(presented.as_bytes())) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            format!("No such payment_intent: '{id}'"),
+        )
+        .code("resource_missing"));
+    }
+    if *method == Method::GET {
+        p.0.remove("client_secret");
+    }
+    Ok(())
+}
+
+/// Lets a browser page on another origin call the API (Stripe.js does,
+/// from every shop's origin): `Access-Control-Allow-Origin: *` on every
+/// answer, and preflights answered here.
+async fn cors(req: Request, next: Next) -> Response {
+    let preflight = req.method() == Method::OPTIONS;
+    let mut resp = if preflight {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        next.run(req).await
+    };
+    let h = resp.headers_mut();
+    h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    if preflight {
+        h.insert(
+            "access-control-allow-methods",
+            HeaderValue::from_static("GET, POST, DELETE"),
+        );
+        h.insert(
+            "access-control-allow-headers",
+            HeaderValue::from_static(
+                "authorization, content-type, stripe-version, idempotency-key",
+            ),
+        );
+        h.insert("access-control-max-age", HeaderValue::from_static("600"));
+    }
+    resp
 }
 
 /// `sk_live_abc…wxyz` → `sk_live_****…wxyz`, as Stripe echoes bad keys.
@@ -293,7 +368,10 @@ async fn handle(
     } else {
         Bytes::from(uri.query().unwrap_or_default().to_string())
     };
-    let p = Params(form::parse(&raw).map_err(ApiError::invalid)?);
+    let mut p = Params(form::parse(&raw).map_err(ApiError::invalid)?);
+    if key.starts_with("pk_test_") {
+        publishable_may(app, method, &segs, &mut p).await?;
+    }
     let expand = p.expand();
 
     if *method == Method::GET {

@@ -304,3 +304,79 @@ async fn events_filter_by_type_and_created() {
     assert!(again["request"]["id"].as_str().unwrap().starts_with("req_"));
     sb.stop().await;
 }
+
+/// A publishable key does what Stripe.js does with one: read and confirm
+/// the PaymentIntent whose client secret it presents, nothing else; and a
+/// page on another origin may call the API (CORS).
+#[tokio::test]
+async fn a_publishable_key_reads_and_confirms_one_intent_by_its_client_secret() {
+    let sb = spawn().await;
+    let pi = sb
+        .post(
+            "/v1/payment_intents",
+            &[
+                ("amount", "2000"),
+                ("currency", "eur"),
+                ("capture_method", "manual"),
+            ],
+        )
+        .await
+        .ok();
+    let id = pi["id"].as_str().unwrap();
+    let secret = pi["client_secret"].as_str().unwrap();
+    let pk = "pk_test_obol_page";
+    let get = |q: String| {
+        sb.http
+            .get(format!("{}/v1/payment_intents/{id}?{q}", sb.base))
+            .bearer_auth(pk)
+            .send()
+    };
+    let r = get(format!("client_secret={secret}")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    let r = get("client_secret=pi_wrong_secret_x".into()).await.unwrap();
+    assert_eq!(r.status(), 404);
+    let r = get(String::new()).await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = sb
+        .http
+        .get(format!("{}/v1/payment_intents", sb.base))
+        .bearer_auth(pk)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "a publishable key lists nothing");
+    let r = sb
+        .http
+        .post(format!("{}/v1/payment_intents/{id}/confirm", sb.base))
+        .bearer_auth(pk)
+        .form(&[
+            ("client_secret", secret),
+            ("payment_method_data[type]", "card"),
+            ("payment_method_data[card][number]", "4242424242424242"),
+            ("payment_method_data[card][exp_month]", "12"),
+            ("payment_method_data[card][exp_year]", "2034"),
+            ("payment_method_data[card][cvc]", "123"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "requires_capture", "{body}");
+    let preflight = sb
+        .http
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/v1/payment_intents/{id}/confirm", sb.base),
+        )
+        .header("origin", "http://127.0.0.1:8080")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 204);
+    assert!(preflight.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .contains("authorization"));
+}

@@ -16,6 +16,7 @@ pub mod health;
 pub mod jobs;
 pub mod json;
 pub mod orders;
+pub mod pages;
 pub mod payment_intents;
 pub mod payment_links;
 pub mod payments;
@@ -118,6 +119,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(payment_intents::router())
         .merge(catalog::router())
         .merge(payment_links::router())
+        .merge(pages::router())
         .merge(webhooks::router())
         .merge(jobs::router())
 }
@@ -238,11 +240,15 @@ async fn request_head_limits(req: Request, next: Next) -> Response {
 async fn errors_as_json(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     let status = response.status();
-    let is_json = response
+    // Layers answer plain text or nothing; JSON and obol's own pages (HTML)
+    // are answers of a handler and stay as they are.
+    let handler_made = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !status.is_client_error() && !status.is_server_error() || is_json {
+        .is_some_and(|v| {
+            v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html")
+        });
+    if !status.is_client_error() && !status.is_server_error() || handler_made {
         return response;
     }
     let error = match status.as_u16() {

@@ -419,3 +419,25 @@ async fn finish(
         payment_id: payment.id,
     })
 }
+
+/// What the payment page renders: the public view of the link and which
+/// Stripe the browser talks to.
+#[derive(Debug)]
+pub struct PageView {
+    pub link: PublicLinkOut,
+    pub stripe_mode: crate::config::StripeMode,
+    /// Where the browser's Stripe.js talks to: the sandbox's address in
+    /// sandbox mode.
+    pub stripe_api_base: String,
+}
+
+/// `GET /pay/{token}`: the link for its page.
+pub async fn page_view(ctx: &Ctx, token: &str) -> Result<PageView> {
+    let link = get_public(ctx, token).await?;
+    let info = ctx.stripe_info();
+    Ok(PageView {
+        link,
+        stripe_mode: info.mode,
+        stripe_api_base: info.api_base.clone(),
+    })
+}

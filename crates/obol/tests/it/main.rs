@@ -22,6 +22,7 @@ mod openapi_check;
 mod order_input;
 mod order_notifications;
 mod orders;
+mod pages;
 mod payment_links;
 mod refunds;
 mod serve;

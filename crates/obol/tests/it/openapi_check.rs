@@ -181,7 +181,20 @@ pub fn check_response(
             }
         }
     }
+    let ct = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let media: Vec<&String> = response["content"]
+        .as_object()
+        .map(|c| c.keys().collect())
+        .unwrap_or_default();
+    if !media.is_empty() && !media.iter().any(|m| ct.starts_with(m.as_str())) {
+        return Err(format!("{what}: content-type {ct:?}, documented {media:?}"));
+    }
+    let is_json = media.iter().any(|m| m.as_str() == "application/json");
     match response["content"]["application/json"].get("schema") {
+        None if !media.is_empty() && !is_json => {}
         None => {
             if !body.is_empty() {
                 return Err(format!(

@@ -1,0 +1,103 @@
+//! Customer-facing pages and their assets (rendering in `crate::pages`,
+//! rules in `ops::payment_links`): `/pay/{token}`, `/assets/*`.
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::PublicCaller;
+use super::AppState;
+use crate::ops::payment_links;
+use crate::pages::{self, pay, StripeJs};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(pay_page))
+        .routes(routes!(pages_css))
+        .routes(routes!(pay_js))
+        .routes(routes!(stripe_sandbox_js))
+}
+
+/// The hosted payment page of a payment link (HTML, for the customer).
+///
+/// With real Stripe keys it loads Stripe.js from js.stripe.com; in
+/// sandbox mode obol's offline stand-in. Unknown links answer 404, expired
+/// and used ones 410, each with a page saying so. Rate limited per client
+/// address like the other token routes.
+#[utoipa::path(get, path = "/pay/{token}", tag = "payment_links",
+    security(()),
+    params(("token" = String, Path, description = "The link's token.")),
+    responses(
+        (status = 200, description = "The payment page.", content_type = "text/html", body = String),
+        (status = 404, description = "Unknown link.", content_type = "text/html", body = String),
+        (status = 410, description = "Expired or used link.", content_type = "text/html", body = String),
+        (status = 429, description = "Too many requests from this address.", content_type = "text/html", body = String),
+    ),
+    extensions(("x-error-codes" = json!([]))),
+)]
+async fn pay_page(
+    State(state): State<AppState>,
+    caller: Result<PublicCaller, crate::error::Error>,
+    Path(token): Path<String>,
+) -> Response {
+    let caller = match caller {
+        Ok(c) => c,
+        Err(e) => {
+            let (status, page) = pay::unavailable(&e);
+            let mut r = pages::respond(status, page, &StripeJs::None);
+            if let crate::error::Error::RateLimited {
+                retry_after_seconds,
+            } = e
+            {
+                if let Ok(v) = retry_after_seconds.to_string().parse() {
+                    r.headers_mut().insert("retry-after", v);
+                }
+            }
+            return r;
+        }
+    };
+    let result = payment_links::page_view(state.ctx(), &token).await;
+    caller.saw(&state, &result);
+    match result {
+        Ok(view) => {
+            let stripe = pay::stripe_js(&view);
+            pages::respond(
+                axum::http::StatusCode::OK,
+                pay::page(&view, &token),
+                &stripe,
+            )
+        }
+        Err(e) => {
+            let (status, page) = pay::unavailable(&e);
+            pages::respond(status, page, &StripeJs::None)
+        }
+    }
+}
+
+/// The pages' stylesheet.
+#[utoipa::path(get, path = "/assets/pages.css", tag = "payment_links", security(()),
+    responses((status = 200, description = "CSS.", content_type = "text/css", body = String)),
+    extensions(("x-error-codes" = json!([]))),
+)]
+async fn pages_css() -> impl IntoResponse {
+    &pages::PAGES_CSS
+}
+
+/// The payment page's script.
+#[utoipa::path(get, path = "/assets/pay.js", tag = "payment_links", security(()),
+    responses((status = 200, description = "JavaScript.", content_type = "text/javascript", body = String)),
+    extensions(("x-error-codes" = json!([]))),
+)]
+async fn pay_js() -> impl IntoResponse {
+    &pages::PAY_JS
+}
+
+/// obol's offline stand-in for Stripe.js (sandbox mode).
+#[utoipa::path(get, path = "/assets/stripe-sandbox.js", tag = "payment_links", security(()),
+    responses((status = 200, description = "JavaScript.", content_type = "text/javascript", body = String)),
+    extensions(("x-error-codes" = json!([]))),
+)]
+async fn stripe_sandbox_js() -> impl IntoResponse {
+    &pages::STRIPE_SANDBOX_JS
+}
