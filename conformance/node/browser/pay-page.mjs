@@ -4,7 +4,8 @@
 //
 //   node browser/pay-page.mjs < cases.json
 // cases.json: {"screenshots": "<dir>", "cases": [{"name", "url", "steps": [...]}]}
-// A step is {"card": "4242…"} (type and pay), {"expect": "paid" | "error" |
+// A step is {"card": "4242…", "submit"?: "<selector>"} (type and pay),
+// {"wait": "<selector>"}, {"expect": "paid" | "error" |
 // "expired" | "used" | "unknown"}, {"challenge": "complete" | "fail"} (on
 // the bank's page) or {"shot": "<file name>"}. Prints one JSON line per
 // case: {"name", "ok", "status", "message", "error"?}.
@@ -19,13 +20,13 @@ const browser = await chromium.launch({
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
 });
 
-async function payWith(page, card) {
+async function payWith(page, card, submit) {
   await page.fill('#obol-sb-number', '');
   await page.fill('#obol-sb-number', card);
   await page.fill('#obol-sb-expiry', '12 / 34');
   await page.fill('#obol-sb-cvc', '123');
   // By keyboard, as a customer without a mouse would.
-  await page.focus('#obol-pay-button');
+  await page.focus(submit || '#obol-pay-button');
   await page.keyboard.press('Enter');
 }
 
@@ -55,7 +56,8 @@ for (const c of input.cases) {
     const response = await page.goto(c.url, { waitUntil: 'load' });
     result.status = response.status();
     for (const step of c.steps) {
-      if (step.card) { await payWith(page, step.card); }
+      if (step.card) { await payWith(page, step.card, step.submit); }
+      if (step.wait) { await page.waitForSelector(step.wait, { timeout: 20000 }); }
       if (step.challenge) {
         await page.waitForSelector(`#${step.challenge}`, { timeout: 20000 });
         if (step.shot) { await page.screenshot({ path: join(input.screenshots, step.shot), fullPage: true }); }
@@ -69,6 +71,7 @@ for (const c of input.cases) {
     const text = (sel) => page.evaluate((s) => { const e = document.querySelector(s); return e ? e.textContent : null; }, sel);
     result.message = (await text('#obol-message')) || (await text('h1'));
     result.order_number = await text('#obol-order-number');
+    result.host_result = await text('#result');
     // A page wider than the screen would scroll sideways on a phone.
     result.overflows = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
     result.console_errors = consoleErrors;

@@ -250,6 +250,11 @@ pub struct HttpSettings {
     /// before it is answered 429 for a while.
     #[serde(default = "default_auth_failures")]
     pub auth_failures_per_minute: u32,
+    /// Origins (`https://shop.example`) whose pages may call obol from a
+    /// browser (CORS): the storefronts that embed `<obol-checkout>`. Empty:
+    /// none.
+    #[serde(default, deserialize_with = "string_list")]
+    pub cors_allowed_origins: Vec<String>,
     /// Requests per client address per minute to the public payment-link
     /// routes (default 120); beyond it 429 with Retry-After.
     #[serde(default = "default_public_requests")]
@@ -284,6 +289,7 @@ impl Default for HttpSettings {
             shutdown_grace_seconds: default_grace(),
             auth_failures_per_minute: default_auth_failures(),
             public_requests_per_minute: default_public_requests(),
+            cors_allowed_origins: Vec::new(),
             trusted_proxies: Vec::new(),
             header_timeout_seconds: default_header_timeout(),
             body_timeout_seconds: default_body_timeout(),
@@ -631,6 +637,21 @@ impl Config {
                 return Err(ConfigError::new(
                     &format!("http.trusted_proxies[{i}]"),
                     format!("{p:?} is not an address or a CIDR range such as 10.0.0.0/8"),
+                ));
+            }
+        }
+        for (i, o) in self.http.cors_allowed_origins.iter().enumerate() {
+            let ok = url::Url::parse(o).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host_str().is_some()
+                    && u.path() == "/"
+                    && !o.ends_with('/')
+                    && u.query().is_none()
+            });
+            if !ok {
+                return Err(ConfigError::new(
+                    &format!("http.cors_allowed_origins[{i}]"),
+                    format!("{o:?} is not an origin such as https://shop.example (scheme, host, port; no path)"),
                 ));
             }
         }

@@ -58,6 +58,7 @@ struct Inner {
     api_key_hashes: Vec<TokenHash>,
     auth_throttle: throttle::AuthThrottle,
     webhook_secrets: std::sync::RwLock<Vec<SecretString>>,
+    cors_origins: Vec<String>,
 }
 
 impl AppState {
@@ -71,6 +72,7 @@ impl AppState {
                 config.trusted_proxies(),
             ),
             webhook_secrets: std::sync::RwLock::new(config.stripe.webhook_secrets.clone()),
+            cors_origins: config.http.cors_allowed_origins.clone(),
         }))
     }
 
@@ -124,6 +126,33 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(jobs::router())
 }
 
+/// CORS for the origins in `http.cors_allowed_origins` (storefronts that
+/// embed `<obol-checkout>`): their pages may call the API with a customer
+/// token. None configured: no CORS headers at all, browsers refuse.
+pub fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::HeaderName::from_static("idempotency-key"),
+                header::HeaderName::from_static("x-guest-token"),
+            ])
+            .expose_headers([REQUEST_ID_HEADER])
+            .max_age(Duration::from_secs(600)),
+    )
+}
+
 pub fn router(state: AppState, body_limit: usize, body_timeout: Duration) -> Router {
     let request_id = ServiceBuilder::new()
         .map_request(crate::telemetry::screen_request_id::<axum::body::Body>)
@@ -167,6 +196,7 @@ pub fn router(state: AppState, body_limit: usize, body_timeout: Duration) -> Rou
             Error::internal("a handler panicked").into_response()
         }))
         .layer(request_id)
+        .layer(tower::util::option_layer(cors(&state.0.cors_origins)))
         // On every response, errors from the layers included; each only
         // where a handler did not set its own, so a future page can carry
         // a looser policy. no-store: answers carry tokens, secrets and

@@ -17,6 +17,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(pages_css))
         .routes(routes!(pay_js))
         .routes(routes!(stripe_sandbox_js))
+        .routes(routes!(obol_checkout_js))
 }
 
 /// The hosted payment page of a payment link (HTML, for the customer).
@@ -100,4 +101,14 @@ async fn pay_js() -> impl IntoResponse {
 )]
 async fn stripe_sandbox_js() -> impl IntoResponse {
     &pages::STRIPE_SANDBOX_JS
+}
+
+/// `<obol-checkout>`, the checkout component for a host storefront's page
+/// (its Subresource Integrity hash is in the README).
+#[utoipa::path(get, path = "/assets/obol-checkout.js", tag = "payment_links", security(()),
+    responses((status = 200, description = "JavaScript.", content_type = "text/javascript", body = String)),
+    extensions(("x-error-codes" = json!([]))),
+)]
+async fn obol_checkout_js() -> impl IntoResponse {
+    &pages::OBOL_CHECKOUT_JS
 }

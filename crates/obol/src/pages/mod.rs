@@ -143,6 +143,11 @@ pub const STRIPE_SANDBOX_JS: Asset = Asset {
     body: include_str!("assets/stripe-sandbox.js"),
 };
 
+pub const OBOL_CHECKOUT_JS: Asset = Asset {
+    content_type: "text/javascript; charset=utf-8",
+    body: include_str!("assets/obol-checkout.js"),
+};
+
 impl IntoResponse for &'static Asset {
     fn into_response(self) -> Response {
         let mut response = self.body.into_response();

@@ -190,3 +190,102 @@ async fn the_payment_page_allows_only_what_stripe_js_needs() {
         assert_eq!(r.status(), 200, "{asset}");
     }
 }
+
+/// The `integrity` attribute of `/assets/obol-checkout.js` as served.
+async fn served_integrity(obol: &Obol) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let js = obol
+        .http
+        .get(obol.url("/assets/obol-checkout.js"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    format!(
+        "sha384-{}",
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha384::digest(&js))
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checkout_component_pays_on_a_host_page() {
+    // The storefront: a plain page on its own origin.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = format!("http://{}", listener.local_addr().unwrap());
+    let obol = Obol::builder(Backend::Sqlite)
+        .env("OBOL_HTTP__CORS_ALLOWED_ORIGINS", &host)
+        .start()
+        .await;
+    let integrity = served_integrity(&obol).await;
+    let readme = include_str!("../../../../README.md");
+    assert!(
+        readme.contains(&integrity),
+        "the README publishes the component's integrity hash {integrity}"
+    );
+    let customer = obol.create_customer("member-21").await;
+    let token = obol
+        .customer_token(customer["id"].as_str().unwrap(), 900)
+        .await;
+    let page = format!(
+        r#"<!doctype html><html><head><meta charset="utf-8"><title>Wine club checkout</title>
+<script src="{obol}/assets/obol-checkout.js" integrity="{integrity}" crossorigin="anonymous"></script></head>
+<body><h1>Checkout</h1>
+<obol-checkout obol-url="{obol}" customer-token="{token}" amount="4999" currency="eur"></obol-checkout>
+<script>
+document.addEventListener('payment-success', function (e) {{
+  var p = document.createElement('p'); p.id = 'result'; p.textContent = JSON.stringify(e.detail); document.body.appendChild(p);
+}});
+document.addEventListener('payment-error', function (e) {{
+  var p = document.createElement('p'); p.id = 'error'; p.textContent = JSON.stringify(e.detail); document.body.appendChild(p);
+}});
+</script></body></html>"#,
+        obol = obol.base_url
+    );
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || {
+            let page = page.clone();
+            async move { axum::response::Html(page) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let results = browse(json!([
+        {"name": "component", "url": format!("{host}/"), "steps": [
+            {"wait": ".obol-co-pay"},
+            {"card": "4242 4242 4242 4242", "submit": ".obol-co-pay"},
+            {"wait": "#result", "shot": "10-component-paid.png"}]},
+    ]));
+    let r = case(&results, "component");
+    assert_eq!(r["console_errors"], json!([]), "{r}");
+    let detail: Value = serde_json::from_str(r["host_result"].as_str().unwrap()).unwrap();
+    let pi = detail["paymentIntentId"].as_str().unwrap();
+    assert_eq!(detail["status"], "requires_capture", "{detail}");
+    // The host backend's order call, naming the authorization.
+    let (status, order) = obol
+        .post(
+            "/v1/orders",
+            json!({"email": "ana@example.com", "currency": "eur", "customer_id": customer["id"],
+                   "line_items": [{"name": "Club box", "unit_amount": 4999, "quantity": 1}],
+                   "payment_reference": pi}),
+        )
+        .await;
+    assert_eq!(
+        (status, order["status"].as_str()),
+        (201, Some("confirmed")),
+        "{order}"
+    );
+
+    // A page on an origin not configured gets no CORS grant.
+    let r = obol
+        .http
+        .get(obol.url("/health"))
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+}
