@@ -57,6 +57,7 @@ pub const GUEST_TOKEN: &str = "guest_token";
         (name = "notifications", description = "Where obol sends its signed notifications, and every delivery."),
         (name = "stripe_inbox", description = "Stripe's webhook deliveries, the inbox that stores them, reconciliation."),
         (name = "jobs", description = "The background job queue."),
+        (name = "mcp", description = "obol's tools for AI agents (Model Context Protocol, streamable HTTP)."),
     )
 )]
 struct ApiDoc;

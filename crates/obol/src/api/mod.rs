@@ -14,6 +14,7 @@ pub mod endpoints;
 pub mod health;
 pub mod jobs;
 pub mod json;
+pub mod mcp;
 pub mod orders;
 pub mod payment_intents;
 pub mod payments;
@@ -55,11 +56,13 @@ struct Inner {
     api_key_hashes: Vec<TokenHash>,
     auth_throttle: throttle::AuthThrottle,
     webhook_secrets: std::sync::RwLock<Vec<SecretString>>,
+    mcp: mcp::McpEndpoint,
 }
 
 impl AppState {
     pub fn new(config: &Config, ctx: Ctx, api_key_hashes: Vec<TokenHash>) -> Self {
         AppState(Arc::new(Inner {
+            mcp: mcp::McpEndpoint::new(config, ctx.clone()),
             ctx,
             api_key_hashes,
             auth_throttle: throttle::AuthThrottle::new(
@@ -98,6 +101,11 @@ impl AppState {
     pub fn auth_throttle(&self) -> &throttle::AuthThrottle {
         &self.0.auth_throttle
     }
+
+    /// The MCP server behind `POST /mcp`.
+    pub fn mcp(&self) -> &mcp::McpEndpoint {
+        &self.0.mcp
+    }
 }
 
 /// Every route of the API with its description: `routes!` registers a
@@ -115,6 +123,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(payment_intents::router())
         .merge(webhooks::router())
         .merge(jobs::router())
+        .merge(mcp::router())
 }
 
 pub fn router(state: AppState, body_limit: usize, body_timeout: Duration) -> Router {
