@@ -92,6 +92,8 @@ impl ObolMcp {
             ctx,
             credential,
             routers: Arc::new(Routers {
+                // More groups of tools join here: `Self::shared_tools() +
+                // Self::catalog_tools()` (see `tools.rs`).
                 shared: Self::shared_tools(),
                 secret_key: Self::secret_key_tools(),
             }),
