@@ -13,7 +13,9 @@ on stdin and read the outcome on stdout, both JSON:
 The answer is {"server": {name, version}, "results": [one per step]}: for
 `list_tools` the tools as the SDK parsed them (name, description,
 inputSchema, annotations), for `call` {is_error, structured, text}, and for
-a step the SDK refused {"protocol_error": "…"}.
+a step the SDK refused {"protocol_error": "…"}. An `http` step
+({method, url, token}) makes a plain request between two MCP steps and
+answers its {status}.
 """
 
 import asyncio
@@ -43,6 +45,13 @@ async def run_steps(session: ClientSession, steps: list) -> list:
                         "text": [c.text for c in answer.content if getattr(c, "type", "") == "text"],
                     }
                 )
+            elif step["op"] == "http":
+                # Something the host's backend does mid-session (revoking a token).
+                async with httpx2.AsyncClient(timeout=30) as http:
+                    r = await http.request(
+                        step["method"], step["url"], headers={"Authorization": f"Bearer {step['token']}"}
+                    )
+                results.append({"status": r.status_code})
             else:
                 raise ValueError(f"unknown step {step['op']!r}")
         except MCPError as e:

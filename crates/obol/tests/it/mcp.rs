@@ -16,6 +16,7 @@ on_both_backends!(
     an_agent_pays_first_and_follows_the_order_over_stdio,
     a_customer_token_sees_only_its_own_over_http,
     a_customer_token_sees_only_its_own_over_stdio,
+    a_revoked_customer_token_stops_working_mid_session_over_stdio,
 );
 
 const TOOLS: [&str; 6] = [
@@ -417,6 +418,46 @@ async fn an_agent_pays_first_and_follows_the_order_over_http(backend: Backend) {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "host_not_allowed");
 
+    // The documented answers of a working request, checked against the
+    // OpenAPI document too: 200 with the JSON-RPC response, 202 for a
+    // notification.
+    let r = obol
+        .http
+        .post(obol.url("/mcp"))
+        .bearer_auth(&obol.api_key)
+        .header("accept", "application/json, text/event-stream")
+        .json(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "obol-test", "version": "1"}}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("mcp-session-id").is_none(), "stateless");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["result"]["serverInfo"]["name"], "obol", "{body}");
+    let r = obol
+        .http
+        .post(obol.url("/mcp"))
+        .bearer_auth(&obol.api_key)
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let r = obol
+        .http
+        .post(obol.url("/mcp"))
+        .bearer_auth(&obol.api_key)
+        .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 406, "no Accept for an event stream");
+
     pay_first_flow(&obol, &Transport::Http).await;
     assert!(
         !obol.output().contains(&obol.api_key),
@@ -441,6 +482,49 @@ async fn a_customer_token_sees_only_its_own_over_stdio(backend: Backend) {
     let obol = Obol::start(backend).await;
     let key = obol.api_key.clone();
     customer_flow(&obol, &Transport::Stdio(&[("OBOL_API_KEYS", &key)])).await;
+}
+
+/// `obol mcp` checks its token on every call, not once: a customer token
+/// the backend revokes mid-session stops working at the next call.
+async fn a_revoked_customer_token_stops_working_mid_session_over_stdio(backend: Backend) {
+    let obol = Obol::start(backend).await;
+    let ana = obol.create_customer("ana").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, token) = obol
+        .post("/v1/customer-tokens", json!({"customer_id": ana}))
+        .await;
+    assert_eq!(status, 201, "{token}");
+    let key = obol.api_key.clone();
+    let revoke = obol.url(&format!(
+        "/v1/customer-tokens/{}",
+        token["id"].as_str().unwrap()
+    ));
+    let steps = json!([
+        call("get_order", json!({"order_id": "ord_00000000000000000000000000"})),
+        {"op": "http", "method": "DELETE", "url": revoke, "token": key},
+        call("get_order", json!({"order_id": "ord_00000000000000000000000000"})),
+        {"op": "list_tools"},
+    ]);
+    let results = session(
+        &obol,
+        &Transport::Stdio(&[("OBOL_API_KEYS", &key)]),
+        token["token"].as_str().unwrap(),
+        steps,
+    )
+    .await;
+    assert_eq!(code(&results[0]), "order_not_found");
+    assert_eq!(results[1]["status"], 200);
+    assert_eq!(code(&results[2]), "invalid_customer_token");
+    assert!(
+        results[3]["protocol_error"]
+            .as_str()
+            .unwrap()
+            .contains("customer token"),
+        "{}",
+        results[3]
+    );
 }
 
 #[test]
