@@ -482,6 +482,7 @@ impl Config {
         // Variables that configure other commands, not the config tree.
         let env = Env::prefixed("OBOL_").split("__").ignore(&[
             "config",
+            "mcp_token",
             "sandbox_listen",
             "sandbox_db",
             "sandbox_chaos",

@@ -44,9 +44,18 @@ pub enum Error {
     #[error("no route for {method} {path}")]
     RouteNotFound { method: String, path: String },
 
-    // 405 / 413 / 415
+    // 403: a browser-reachable endpoint (MCP) refuses a Host or Origin
+    // outside its allow-list, so a page cannot reach it by DNS rebinding.
+    #[error(
+        "the {header} header names a host obol does not serve this endpoint at (see public_url)"
+    )]
+    HostNotAllowed { header: &'static str },
+
+    // 405 / 406 / 413 / 415
     #[error("method not allowed on this route")]
     MethodNotAllowed,
+    #[error("send `Accept: application/json, text/event-stream` (MCP's streamable HTTP)")]
+    NotAcceptable,
     #[error("the request body is larger than obol accepts (http.body_limit_bytes)")]
     BodyTooLarge,
     #[error("send the body as JSON with `Content-Type: application/json`")]
@@ -235,6 +244,18 @@ impl Error {
         Error::Internal(detail.to_string())
     }
 
+    /// Logs what the caller is not shown: an internal error's detail at
+    /// error level, a Stripe failure at warn; any other refusal at debug.
+    /// Every front end (HTTP, MCP) logs an error it answers through this.
+    pub fn log(&self) {
+        match self {
+            Error::Database(e) => tracing::error!(error = %e, "database error"),
+            Error::Internal(detail) => tracing::error!(%detail, "internal error"),
+            Error::Stripe(detail) => tracing::warn!(%detail, "Stripe call failed"),
+            _ => tracing::debug!(code = self.code(), "request refused"),
+        }
+    }
+
     /// The stable, documented code host applications match on.
     pub fn code(&self) -> &'static str {
         match self {
@@ -260,7 +281,9 @@ impl Error {
             Error::NotFound(Resource::ShippingMethod) => "shipping_method_not_found",
             Error::NotFound(Resource::PaymentLink) => "payment_link_not_found",
             Error::RouteNotFound { .. } => "route_not_found",
+            Error::HostNotAllowed { .. } => "host_not_allowed",
             Error::MethodNotAllowed => "method_not_allowed",
+            Error::NotAcceptable => "not_acceptable",
             Error::BodyTooLarge => "body_too_large",
             Error::UnsupportedMediaType => "unsupported_media_type",
             Error::RequestTimeout => "request_timeout",
@@ -287,7 +310,9 @@ impl Error {
             | Error::SecretKeyRequired
             | Error::InvalidSignature(_) => StatusCode::UNAUTHORIZED,
             Error::NotFound(_) | Error::RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            Error::HostNotAllowed { .. } => StatusCode::FORBIDDEN,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Error::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
             Error::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -449,7 +474,9 @@ pub fn catalogue() -> Vec<(StatusCode, &'static str)> {
             method: "GET".into(),
             path: "/x".into(),
         },
+        Error::HostNotAllowed { header: "Host" },
         Error::MethodNotAllowed,
+        Error::NotAcceptable,
         Error::BodyTooLarge,
         Error::UnsupportedMediaType,
         Error::RequestTimeout,
@@ -505,12 +532,7 @@ pub fn catalogue() -> Vec<(StatusCode, &'static str)> {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
-        match &self {
-            Error::Database(e) => tracing::error!(error = %e, "database error"),
-            Error::Internal(detail) => tracing::error!(%detail, "internal error"),
-            Error::Stripe(detail) => tracing::warn!(%detail, "Stripe call failed"),
-            _ => tracing::debug!(code = self.code(), "request refused"),
-        }
+        self.log();
         let mut response = (status, axum::Json(self.body())).into_response();
         if let Error::RateLimited {
             retry_after_seconds,

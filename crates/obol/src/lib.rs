@@ -16,6 +16,7 @@ pub mod ids;
 pub mod inbox;
 pub mod jobs;
 pub mod ledger;
+pub mod mcp;
 pub mod money;
 pub mod openapi;
 pub mod ops;
@@ -48,8 +49,8 @@ use crate::storage::Store;
 use crate::stripe::{IdempotencyKey, Params, RateLimit, StripeClient, StripeInfo};
 
 /// Keys the in-process sandbox accepts: any well-formed test key works there.
-const SANDBOX_SECRET_KEY: &str = "sk_test_obol_sandbox";
-const SANDBOX_PUBLISHABLE_KEY: &str = "pk_test_obol_sandbox";
+pub(crate) const SANDBOX_SECRET_KEY: &str = "sk_test_obol_sandbox";
+pub(crate) const SANDBOX_PUBLISHABLE_KEY: &str = "pk_test_obol_sandbox";
 /// Concurrent appliers of the webhook inbox in one process.
 const INBOX_WORKERS: usize = 2;
 

@@ -59,6 +59,7 @@ pub const GUEST_TOKEN: &str = "guest_token";
         (name = "jobs", description = "The background job queue."),
         (name = "catalog", description = "Products and shipping methods: the prices carts are computed from."),
         (name = "payment_links", description = "Links to a hosted payment page an agent hands a customer."),
+        (name = "mcp", description = "obol's tools for AI agents (Model Context Protocol, streamable HTTP)."),
     )
 )]
 struct ApiDoc;

@@ -23,8 +23,7 @@ use crate::error::Error;
 use crate::ids::TokenHash;
 use crate::ops;
 
-pub const API_KEY_PREFIX: &str = "obol_sk_";
-pub use crate::ops::customer_tokens::CUSTOMER_TOKEN_PREFIX;
+pub use crate::ops::credentials::{API_KEY_PREFIX, CUSTOMER_TOKEN_PREFIX};
 
 /// Only the secret API key passes.
 pub struct SecretKey(pub Actor);
@@ -105,19 +104,7 @@ fn refuse(state: &AppState, ip: Option<IpAddr>, kind: CredentialKind, error: Err
 }
 
 fn secret_key(state: &AppState, token: &str) -> Option<Actor> {
-    if !token.starts_with(API_KEY_PREFIX) {
-        return None;
-    }
-    let presented = TokenHash::of(token);
-    // Compare against every key, without stopping at a match, so the
-    // time taken does not tell which key (or how much of one) matched.
-    let mut matched = false;
-    for key in state.api_key_hashes() {
-        matched |= key.ct_eq(&presented);
-    }
-    matched.then(|| Actor::Secret {
-        account: AccountId::platform(),
-    })
+    ops::credentials::secret_key(state.api_key_hashes(), token)
 }
 
 /// A customer token is a database lookup: from a throttled address only

@@ -15,6 +15,7 @@ pub mod endpoints;
 pub mod health;
 pub mod jobs;
 pub mod json;
+pub mod mcp;
 pub mod orders;
 pub mod pages;
 pub mod payment_intents;
@@ -59,11 +60,13 @@ struct Inner {
     auth_throttle: throttle::AuthThrottle,
     webhook_secrets: std::sync::RwLock<Vec<SecretString>>,
     cors_origins: Vec<String>,
+    mcp: mcp::McpEndpoint,
 }
 
 impl AppState {
     pub fn new(config: &Config, ctx: Ctx, api_key_hashes: Vec<TokenHash>) -> Self {
         AppState(Arc::new(Inner {
+            mcp: mcp::McpEndpoint::new(config, ctx.clone()),
             ctx,
             api_key_hashes,
             auth_throttle: throttle::AuthThrottle::new(
@@ -104,6 +107,11 @@ impl AppState {
     pub fn auth_throttle(&self) -> &throttle::AuthThrottle {
         &self.0.auth_throttle
     }
+
+    /// The MCP server behind `POST /mcp`.
+    pub fn mcp(&self) -> &mcp::McpEndpoint {
+        &self.0.mcp
+    }
 }
 
 /// Every route of the API with its description: `routes!` registers a
@@ -124,6 +132,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(pages::router())
         .merge(webhooks::router())
         .merge(jobs::router())
+        .merge(mcp::router())
 }
 
 /// CORS for the origins in `http.cors_allowed_origins` (storefronts that

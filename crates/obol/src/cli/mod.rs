@@ -1,6 +1,7 @@
 //! The `obol` command line. Doc comments here are the `--help` text.
 
 mod config_check;
+mod mcp;
 mod migrate;
 mod reconcile;
 mod sandbox;
@@ -37,6 +38,10 @@ pub enum Command {
     Migrate,
     /// Recover what Stripe's webhook deliveries lost: one pass, then exit.
     Reconcile,
+    /// Serve obol's MCP tools on stdin/stdout for an AI agent, acting for
+    /// the credential in OBOL_MCP_TOKEN (a secret key or a customer token).
+    /// Needs the database; in sandbox mode the running `obol serve`.
+    Mcp,
     /// Create the sandbox objects that make a Stripe event happen (like `stripe trigger`).
     Trigger(trigger::TriggerArgs),
     /// Work with the Stripe account obol is configured for.
@@ -66,6 +71,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sandbox(args) => sandbox::run(args).await,
         Command::Migrate => migrate::run(load(&cli.config)?).await,
         Command::Reconcile => reconcile::run(load(&cli.config)?).await,
+        Command::Mcp => mcp::run(load(&cli.config)?).await,
         Command::Trigger(args) => trigger::run(args, &cli.config).await,
         Command::Stripe { command } => stripe::run(load(&cli.config)?, command).await,
         Command::Openapi => {

@@ -103,7 +103,9 @@ fn may_heal(e: &Error) -> bool {
         | Error::SecretKeyRequired
         | Error::InvalidSignature(_)
         | Error::RouteNotFound { .. }
+        | Error::HostNotAllowed { .. }
         | Error::MethodNotAllowed
+        | Error::NotAcceptable
         | Error::BodyTooLarge
         | Error::UnsupportedMediaType
         | Error::UriTooLong { .. }

@@ -1,6 +1,6 @@
 //! Use cases: one file per resource, one function per use case, each
 //! taking a `Ctx` and (where someone acts) an `Actor`. The HTTP API, the
-//! CLI, jobs and later front ends (MCP tools, hosted pages) call these;
+//! CLI, jobs, the MCP tools and later front ends (hosted pages) call these;
 //! none of them touches storage or Stripe directly. Request and view
 //! types live beside their use case, so every front end speaks the same
 //! shapes.
@@ -14,6 +14,7 @@
 
 pub mod catalog;
 pub mod checkout;
+pub mod credentials;
 pub mod customer_tokens;
 pub mod customers;
 pub mod disputes;

@@ -16,6 +16,7 @@ mod inbox;
 mod jobs;
 mod layering;
 mod legacy;
+mod mcp;
 mod notifications;
 mod openapi;
 mod openapi_check;
