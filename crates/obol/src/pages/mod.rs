@@ -164,3 +164,38 @@ impl IntoResponse for &'static Asset {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With real keys the page may load and talk to Stripe and nothing
+    /// else; in sandbox mode only obol and the sandbox.
+    #[test]
+    fn each_stripe_mode_gets_exactly_what_its_stripe_js_needs() {
+        let real = StripeJs::for_mode(StripeMode::Live, "https://api.stripe.com").csp();
+        for needed in [
+            "script-src 'self' https://js.stripe.com",
+            "frame-src https://js.stripe.com https://hooks.stripe.com",
+            "connect-src 'self' https://api.stripe.com",
+            "default-src 'none'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(real.contains(needed), "{needed}: {real}");
+        }
+        let sandbox = StripeJs::for_mode(StripeMode::Sandbox, "http://127.0.0.1:4111/").csp();
+        assert!(
+            sandbox.contains("connect-src 'self' http://127.0.0.1:4111"),
+            "{sandbox}"
+        );
+        assert!(!sandbox.contains("stripe.com"), "{sandbox}");
+        assert_eq!(
+            StripeJs::for_mode(StripeMode::Test, "x").script(),
+            Some("https://js.stripe.com/v3/")
+        );
+        assert_eq!(
+            StripeJs::for_mode(StripeMode::Sandbox, "x").script(),
+            Some(SANDBOX_STRIPE_JS)
+        );
+    }
+}
