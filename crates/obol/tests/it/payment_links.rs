@@ -160,6 +160,47 @@ async fn carts_are_priced_from_the_catalog_and_break_rules_with_distinct_codes(b
         )
         .await;
     assert_eq!(status, 404);
+    // Shipping methods: listed, read, changed, and off sale for customers.
+    let (status, methods) = obol.get_as("/v1/shipping-methods", &s.token).await;
+    assert_eq!(
+        (status, methods["data"][0]["id"].as_str()),
+        (200, Some(s.shipping.as_str()))
+    );
+    let r = obol
+        .http
+        .patch(obol.url(&format!("/v1/shipping-methods/{}", s.shipping)))
+        .bearer_auth(&obol.api_key)
+        .json(&json!({"amount": 0, "active": false}))
+        .send()
+        .await
+        .unwrap();
+    let changed: Value = r.json().await.unwrap();
+    assert_eq!(
+        (changed["amount"].as_i64(), changed["active"].as_bool()),
+        (Some(0), Some(false))
+    );
+    let (status, _) = obol
+        .get_as(&format!("/v1/shipping-methods/{}", s.shipping), &s.token)
+        .await;
+    assert_eq!(
+        status, 404,
+        "an inactive method is not offered to customers"
+    );
+    let (status, one) = obol
+        .get(&format!("/v1/shipping-methods/{}", s.shipping))
+        .await;
+    assert_eq!((status, one["active"].as_bool()), (200, Some(false)));
+    let (status, body) = post_as(
+        &obol,
+        Some(&s.token),
+        "/v1/orders",
+        cart(json!([{"product_id": s.sekt, "quantity": 1}])),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("shipping_method_inactive"))
+    );
     // Only the secret key changes prices.
     let r = obol
         .http
