@@ -350,6 +350,26 @@ async fn finish(
     };
     let amount = intent["amount"].as_i64().unwrap_or(-1);
     let currency = intent["currency"].as_str().unwrap_or_default();
+    // The link reused the order's automatic-capture intent (made earlier by
+    // `POST /v1/payment-intents`), it succeeded, and its webhook confirmed
+    // the order before this call: paid by this very payment, done.
+    let paid_by_this = payment.ledger().state.is_captured()
+        && payment.order_id.as_deref() == Some(order.id.as_str())
+        && !matches!(order.status, OrderStatus::Pending | OrderStatus::Cancelled);
+    if paid_by_this {
+        let mut h = ctx.store().acquire().await.map_err(retry)?;
+        h.conn()
+            .move_payment_link(&row.id, "completing", "completed", ctx.now())
+            .await
+            .map_err(retry)?;
+        return Ok(CompletedOut {
+            status: LinkStatus::Completed,
+            order_id: order.id,
+            order_number: order.number,
+            order_status: order.status,
+            payment_id: payment.id,
+        });
+    }
     if order.status != OrderStatus::Pending {
         // Paid another way meanwhile (or cancelled): this authorization
         // must not be charged too.

@@ -15,6 +15,7 @@ on_both_backends!(
     a_price_change_before_completion_releases_the_authorization,
     an_expired_link_answers_410,
     link_token_routes_are_rate_limited_per_address,
+    a_link_that_reused_the_orders_paid_intent_completes,
 );
 
 struct Shop {
@@ -578,4 +579,57 @@ async fn link_token_routes_are_rate_limited_per_address(backend: Backend) {
     // The API's credentialed routes are not affected.
     let (status, _) = obol.get("/v1/products").await;
     assert_eq!(status, 200);
+}
+
+/// An order whose own (automatic-capture) intent existed before the link:
+/// the link reuses it, the card pays it, the webhook confirms the order
+/// first, and completing the link then succeeds instead of refusing.
+async fn a_link_that_reused_the_orders_paid_intent_completes(backend: Backend) {
+    let obol = Obol::start(backend).await;
+    let (status, order) = obol
+        .post(
+            "/v1/orders",
+            json!({"email": "guest@example.com", "currency": "eur",
+                   "line_items": [{"name": "Riesling 2022", "unit_amount": 2000, "quantity": 1}]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{order}");
+    let (status, intent) = obol
+        .post("/v1/payment-intents", json!({"order_id": order["id"]}))
+        .await;
+    assert_eq!(status, 201, "{intent}");
+    let (status, link) = obol
+        .post("/v1/payment-links", json!({"order_id": order["id"]}))
+        .await;
+    assert_eq!(status, 201, "{link}");
+    assert_eq!(
+        link["payment_intent_id"], intent["id"],
+        "one open intent per order"
+    );
+    let pi = intent["id"].as_str().unwrap();
+    let paid = pay_on_page(&obol, pi, "pm_card_visa").await;
+    assert_eq!(paid["status"], "succeeded", "{paid}");
+    let order_path = format!("/v1/orders/{}", order["id"].as_str().unwrap());
+    eventually(&obol, &order_path, |o| o["status"] == "confirmed").await;
+    eventually(
+        &obol,
+        &format!("/v1/payments/{}", intent["payment_id"].as_str().unwrap()),
+        |p| p["status"] == "completed",
+    )
+    .await;
+    let token = link["token"].as_str().unwrap();
+    let (status, done) = post_as(
+        &obol,
+        None,
+        &format!("/v1/payment-links/{token}/complete"),
+        json!({"payment_intent_id": pi}),
+    )
+    .await;
+    assert_eq!(
+        (status, done["status"].as_str()),
+        (200, Some("completed")),
+        "{done}"
+    );
+    let (_, st) = obol.get(&format!("/v1/payment-intents/{pi}/status")).await;
+    assert_eq!(st["payment_link_status"], "completed");
 }
