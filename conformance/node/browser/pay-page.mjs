@@ -8,7 +8,7 @@
 // {"wait": "<selector>"}, {"expect": "paid" | "error" |
 // "expired" | "used" | "unknown"}, {"challenge": "complete" | "fail"} (on
 // the bank's page) or {"shot": "<file name>"}. Prints one JSON line per
-// case: {"name", "ok", "status", "message", "error"?}.
+// case: {"name", "ok", "status", "message", "errors_shown"?, "error"?}.
 import { readFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -64,7 +64,13 @@ for (const c of input.cases) {
         await page.click(`#${step.challenge}`);
         continue;
       }
-      if (step.expect) { await expectState(page, step.expect); }
+      if (step.expect) {
+        await expectState(page, step.expect);
+        if (step.expect === 'error') {
+          result.errors_shown = result.errors_shown || [];
+          result.errors_shown.push(await page.textContent('#obol-message'));
+        }
+      }
       if (step.shot) { await page.screenshot({ path: join(input.screenshots, step.shot), fullPage: true }); }
     }
     // Read now, without waiting: a state page has no form.

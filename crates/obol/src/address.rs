@@ -36,7 +36,9 @@ const COUNTRIES: [&str; 249] = [
 
 /// An address as a caller sends it: unknown keys and non-strings are
 /// refused by serde (400 `invalid_body`) before any rule is checked.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema, schemars::JsonSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct Address {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -57,6 +59,7 @@ pub struct Address {
     pub state: Option<String>,
     /// ISO 3166-1 alpha-2 (`DE`, `US`).
     #[schema(pattern = "^[A-Za-z]{2}$", example = "DE")]
+    #[schemars(length(equal = 2))]
     pub country: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,

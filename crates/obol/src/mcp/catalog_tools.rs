@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use super::tools::{answer, Args};
 use super::{Caller, ObolMcp};
+use crate::address::Address;
 use crate::ops;
 
 /// A page of the catalog.
@@ -24,53 +25,6 @@ pub struct ListCatalogIn {
     pub cursor: Option<String>,
 }
 
-/// One line of a cart.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CartItem {
-    /// A product id from list_products, `prod_…`.
-    pub product_id: String,
-    #[schemars(range(min = 1, max = 10000))]
-    pub quantity: i64,
-}
-
-/// An address (known fields only; `country` is ISO 3166-1 alpha-2).
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AddressIn {
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub company: Option<String>,
-    pub street: Option<String>,
-    pub street2: Option<String>,
-    pub city: Option<String>,
-    pub zip: Option<String>,
-    pub state: Option<String>,
-    /// Two letters, e.g. `DE`.
-    #[schemars(length(equal = 2))]
-    pub country: String,
-    pub phone: Option<String>,
-    pub email: Option<String>,
-}
-
-impl AddressIn {
-    fn into_address(self) -> crate::address::Address {
-        crate::address::Address {
-            first_name: self.first_name,
-            last_name: self.last_name,
-            company: self.company,
-            street: self.street,
-            street2: self.street2,
-            city: self.city,
-            zip: self.zip,
-            state: self.state,
-            country: self.country,
-            phone: self.phone,
-            email: self.email,
-        }
-    }
-}
-
 /// A payment link for a cart (obol creates the order) or an existing order.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -78,11 +32,11 @@ pub struct PaymentLinkToolIn {
     /// An existing pending order, `ord_…` (then no cart fields).
     pub order_id: Option<String>,
     /// The cart: catalog products and quantities. obol prices them.
-    pub items: Option<Vec<CartItem>>,
+    pub items: Option<Vec<ops::catalog::CartItemIn>>,
     /// A shipping method id from list_shipping_methods, `shm_…`.
     pub shipping_method_id: Option<String>,
-    pub shipping_address: Option<AddressIn>,
-    pub billing_address: Option<AddressIn>,
+    pub shipping_address: Option<Address>,
+    pub billing_address: Option<Address>,
     /// The customer's e-mail (required with a cart).
     pub email: Option<String>,
     /// The customer, `cus_…` (a customer token: absent or its own).
@@ -165,18 +119,10 @@ impl ObolMcp {
                 let a = args.get()?;
                 let body = ops::payment_links::PaymentLinkIn {
                     order_id: a.order_id,
-                    items: a.items.map(|items| {
-                        items
-                            .into_iter()
-                            .map(|i| ops::catalog::CartItemIn {
-                                product_id: i.product_id,
-                                quantity: i.quantity,
-                            })
-                            .collect()
-                    }),
+                    items: a.items,
                     shipping_method_id: a.shipping_method_id,
-                    shipping_address: a.shipping_address.map(AddressIn::into_address),
-                    billing_address: a.billing_address.map(AddressIn::into_address),
+                    shipping_address: a.shipping_address,
+                    billing_address: a.billing_address,
                     email: a.email,
                     customer_id: a.customer_id,
                 };

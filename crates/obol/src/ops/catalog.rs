@@ -153,12 +153,14 @@ pub struct ListCatalog {
 }
 
 /// One line of a cart: a catalog product and how many.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CartItemIn {
+    /// A product id from the catalog, `prod_…`.
     #[schema(value_type = crate::ids::ProductId)]
     pub product_id: String,
     #[schema(minimum = 1, maximum = 10000)]
+    #[schemars(range(min = 1, max = 10000))]
     pub quantity: i64,
 }
 
@@ -184,6 +186,16 @@ fn reader(actor: &Actor) -> Result<bool> {
         Actor::Secret { .. } => Ok(true),
         Actor::Customer { .. } => Ok(false),
         Actor::Guest { .. } | Actor::Link { .. } => Err(Error::Unauthenticated),
+    }
+}
+
+/// The `active` filter a list applies: customers see active entries only,
+/// whatever they ask; the secret key gets what it asks for.
+fn visible(secret: bool, asked: Option<bool>) -> Option<bool> {
+    if secret {
+        asked
+    } else {
+        Some(true)
     }
 }
 
@@ -292,16 +304,11 @@ pub async fn list_products(ctx: &Ctx, actor: &Actor, q: ListCatalog) -> Result<P
         .conn()
         .list_products(
             actor.account(),
-            !secret || q.active == Some(true),
+            visible(secret, q.active),
             before.map(|c| (c.at, c.id)),
             limit + 1,
         )
         .await?;
-    let rows = if q.active == Some(false) {
-        rows.into_iter().filter(|r| !r.active).collect()
-    } else {
-        rows
-    };
     Ok(Page::from_rows(rows, limit, |r| Cursor {
         at: r.created_at,
         id: r.id.clone(),
@@ -394,16 +401,11 @@ pub async fn list_shipping_methods(
         .conn()
         .list_shipping_methods(
             actor.account(),
-            !secret || q.active == Some(true),
+            visible(secret, q.active),
             before.map(|c| (c.at, c.id)),
             limit + 1,
         )
         .await?;
-    let rows = if q.active == Some(false) {
-        rows.into_iter().filter(|r| !r.active).collect()
-    } else {
-        rows
-    };
     Ok(Page::from_rows(rows, limit, |r| Cursor {
         at: r.created_at,
         id: r.id.clone(),

@@ -319,7 +319,9 @@ pub async fn create(ctx: &Ctx, actor: &Actor, body: OrderIn) -> Result<OrderOut>
         (None, Some(c)) => c,
         (None, None) => return Err(Error::InvalidBody("currency is required".into())),
     };
-    let free_form: Vec<(Option<&str>, &str, i64, i64)> = match &priced {
+    // (product, name, unit amount, quantity) of every line, priced by the
+    // catalog for a cart, by the caller for line items.
+    let lines: Vec<(Option<&str>, &str, i64, i64)> = match &priced {
         Some(p) => p
             .lines
             .iter()
@@ -338,15 +340,15 @@ pub async fn create(ctx: &Ctx, actor: &Actor, body: OrderIn) -> Result<OrderOut>
             .map(|l| (None, l.name.as_str(), l.unit_amount, l.quantity))
             .collect(),
     };
-    if free_form.is_empty() || free_form.len() > 200 {
+    if lines.is_empty() || lines.len() > 200 {
         return Err(Error::rule(
             RuleCode::InvalidLineItems,
             "an order has 1 to 200 line items",
         ));
     }
     let mut subtotal = Money::zero(currency);
-    let mut items = Vec::with_capacity(free_form.len());
-    for (product_id, name, unit_amount, quantity) in free_form {
+    let mut items = Vec::with_capacity(lines.len());
+    for (product_id, name, unit_amount, quantity) in lines {
         let name = validate::text("line_items.name", name, 255)?;
         let unit = Money::new(unit_amount, currency)?;
         if !(1..=10_000).contains(&quantity) {

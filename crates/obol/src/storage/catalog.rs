@@ -112,24 +112,25 @@ impl Conn<'_> {
         }))
     }
 
-    /// Newest first, `limit` rows after the cursor (created_at, id).
+    /// Newest first, `limit` rows after the cursor (created_at, id); with
+    /// `active`, only products that are (or are not) active.
     pub async fn list_products(
         &mut self,
         account: &AccountId,
-        active_only: bool,
+        active: Option<bool>,
         before: Option<(DateTime<Utc>, String)>,
         limit: i64,
     ) -> Result<Vec<ProductRow>> {
         let (before_at, before_id) = super::keyset(&before);
         let sql = format!(
-            "SELECT {PRODUCT_COLUMNS} FROM products WHERE account_id = $1 AND ($2 = false OR active = true) \
+            "SELECT {PRODUCT_COLUMNS} FROM products WHERE account_id = $1 AND ($2 IS NULL OR active = $2) \
              AND ($3 IS NULL OR created_at < $3 OR (created_at = $3 AND id < $4)) \
              ORDER BY created_at DESC, id DESC LIMIT $5"
         );
         Ok(on_conn!(self, |conn| {
             sqlx::query_as::<_, ProductRow>(&sql)
                 .bind(account.as_str())
-                .bind(active_only)
+                .bind(active)
                 .bind(before_at)
                 .bind(before_id)
                 .bind(limit)
@@ -203,20 +204,20 @@ impl Conn<'_> {
     pub async fn list_shipping_methods(
         &mut self,
         account: &AccountId,
-        active_only: bool,
+        active: Option<bool>,
         before: Option<(DateTime<Utc>, String)>,
         limit: i64,
     ) -> Result<Vec<ShippingMethodRow>> {
         let (before_at, before_id) = super::keyset(&before);
         let sql = format!(
-            "SELECT {SHIPPING_COLUMNS} FROM shipping_methods WHERE account_id = $1 AND ($2 = false OR active = true) \
+            "SELECT {SHIPPING_COLUMNS} FROM shipping_methods WHERE account_id = $1 AND ($2 IS NULL OR active = $2) \
              AND ($3 IS NULL OR created_at < $3 OR (created_at = $3 AND id < $4)) \
              ORDER BY created_at DESC, id DESC LIMIT $5"
         );
         Ok(on_conn!(self, |conn| {
             sqlx::query_as::<_, ShippingMethodRow>(&sql)
                 .bind(account.as_str())
-                .bind(active_only)
+                .bind(active)
                 .bind(before_at)
                 .bind(before_id)
                 .bind(limit)

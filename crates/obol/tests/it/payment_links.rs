@@ -161,6 +161,34 @@ async fn carts_are_priced_from_the_catalog_and_break_rules_with_distinct_codes(b
         )
         .await;
     assert_eq!(status, 404);
+    // The secret key filters either way, across pages (newer active
+    // products do not hide an older inactive one); a customer asking for
+    // inactive ones still gets active ones only.
+    for name in ["Rosé 2023", "Spätburgunder 2021"] {
+        obol.post(
+            "/v1/products",
+            json!({"name": name, "unit_amount": 1800, "currency": "eur"}),
+        )
+        .await;
+    }
+    let (_, inactive) = obol.get("/v1/products?active=false&limit=1").await;
+    assert_eq!(
+        (
+            inactive["data"][0]["name"].as_str(),
+            inactive["has_more"].as_bool()
+        ),
+        (Some("Old vintage"), Some(false)),
+        "{inactive}"
+    );
+    let (_, asked) = obol.get_as("/v1/products?active=false", &s.token).await;
+    assert!(
+        asked["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["active"] == true),
+        "{asked}"
+    );
     // Shipping methods: listed, read, changed, and off sale for customers.
     let (status, methods) = obol.get_as("/v1/shipping-methods", &s.token).await;
     assert_eq!(
