@@ -55,6 +55,84 @@ pub struct Config {
     pub jobs: JobsSettings,
     #[serde(default)]
     pub payment_links: PaymentLinkSettings,
+    #[serde(default)]
+    pub fees: FeeConfig,
+    #[serde(default)]
+    pub invoices: InvoiceSettings,
+}
+
+/// `fees.*`: the fee rate invoices pass on when their account has set none
+/// (`PUT /v1/fee-settings` sets one per account).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeeConfig {
+    #[serde(default)]
+    pub default: FeeRateConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeeRateConfig {
+    /// The percentage part in basis points, 0–5000 (default 290: 2.9 %).
+    #[serde(default = "default_fee_bps")]
+    pub percent_bps: u32,
+    /// The fixed part per currency, in that currency's minor units
+    /// (`fees.default.fixed.usd: 30`, `OBOL_FEES__DEFAULT__FIXED__USD=30`);
+    /// a currency not listed has none. Default: `{usd: 30}`.
+    #[serde(default = "default_fee_fixed")]
+    pub fixed: std::collections::BTreeMap<String, i64>,
+}
+
+fn default_fee_bps() -> u32 {
+    290
+}
+
+fn default_fee_fixed() -> std::collections::BTreeMap<String, i64> {
+    std::collections::BTreeMap::from([("usd".to_string(), 30)])
+}
+
+impl Default for FeeRateConfig {
+    fn default() -> Self {
+        Self {
+            percent_bps: default_fee_bps(),
+            fixed: default_fee_fixed(),
+        }
+    }
+}
+
+/// `invoices.*`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvoiceSettings {
+    /// How long an invoice's PaymentIntent may stay incomplete before the
+    /// sweep reconciles it with Stripe or cancels it (60–2592000 s;
+    /// default 86400: a day).
+    #[serde(default = "default_stale_intent_seconds")]
+    pub stale_intent_seconds: u64,
+    /// Seconds between sweeps for such intents; 0 turns them off.
+    #[serde(default = "default_sweep_interval")]
+    pub sweep_interval_seconds: u64,
+    /// The name the invoice page shows; default the Stripe account's name.
+    #[serde(default)]
+    pub business_name: Option<String>,
+}
+
+fn default_stale_intent_seconds() -> u64 {
+    86_400
+}
+
+fn default_sweep_interval() -> u64 {
+    900
+}
+
+impl Default for InvoiceSettings {
+    fn default() -> Self {
+        Self {
+            stale_intent_seconds: default_stale_intent_seconds(),
+            sweep_interval_seconds: default_sweep_interval(),
+            business_name: None,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -516,10 +594,40 @@ impl Config {
         Ok(config)
     }
 
+    fn validate_fees(&self) -> Result<(), ConfigError> {
+        let rate = &self.fees.default;
+        if rate.percent_bps > crate::money::FeeSchedule::MAX_GROSS_UP_BPS {
+            return Err(ConfigError::new(
+                "fees.default.percent_bps",
+                format!("{} is above 5000 (50 %)", rate.percent_bps),
+            ));
+        }
+        for (code, amount) in &rate.fixed {
+            let key = format!("fees.default.fixed.{code}");
+            crate::money::Currency::parse(code)
+                .map_err(|e| ConfigError::new(&key, e.to_string()))?;
+            if !(0..=crate::money::MAX_AMOUNT).contains(amount) {
+                return Err(ConfigError::new(
+                    &key,
+                    "must be between 0 and 99999999 minor units",
+                ));
+            }
+        }
+        let stale = self.invoices.stale_intent_seconds;
+        if !(60..=2_592_000).contains(&stale) {
+            return Err(ConfigError::new(
+                "invoices.stale_intent_seconds",
+                format!("{stale} is not between 60 and 2592000"),
+            ));
+        }
+        Ok(())
+    }
+
     /// Every rule a value must meet, checked once at start.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
         self.backend()?;
+        self.validate_fees()?;
         if let Some(url) = &self.public_url {
             let parsed = url::Url::parse(url)
                 .map_err(|e| ConfigError::new("public_url", format!("not a URL: {e}")))?;

@@ -186,6 +186,13 @@ pub struct Settings {
     /// The absolute base of links obol hands out (`public_url`, else the
     /// address it listens on), without a trailing slash.
     pub public_base: String,
+    /// The fee rate of accounts that set none (`fees.default.*`).
+    pub fee_default: crate::invoices::FeeRate,
+    /// How long an invoice's intent may stay incomplete before the sweep
+    /// settles it (`invoices.stale_intent_seconds`).
+    pub invoice_stale_after: u64,
+    /// The name invoice pages show (`invoices.business_name`).
+    pub business_name: Option<String>,
 }
 
 impl Settings {
@@ -220,6 +227,18 @@ impl Settings {
                 .unwrap_or_else(|| format!("http://{}", config.listen))
                 .trim_end_matches('/')
                 .to_string(),
+            fee_default: crate::invoices::FeeRate {
+                percent_bps: config.fees.default.percent_bps,
+                fixed: config
+                    .fees
+                    .default
+                    .fixed
+                    .iter()
+                    .map(|(k, v)| (k.to_ascii_lowercase(), *v))
+                    .collect(),
+            },
+            invoice_stale_after: config.invoices.stale_intent_seconds,
+            business_name: config.invoices.business_name.clone(),
         })
     }
 }

@@ -188,6 +188,11 @@ rule_codes! {
     PaymentLinkUsed => ("payment_link_used", 410),
     PaymentLinkBusy => ("payment_link_busy", 409),
     PaymentIntentMismatch => ("payment_intent_mismatch", 422),
+    InvoiceNotPayable => ("invoice_not_payable", 422),
+    InvoiceStatusConflict => ("invoice_status_conflict", 409),
+    InvoiceNumberTaken => ("invoice_number_taken", 409),
+    InvalidFeeSettings => ("invalid_fee_settings", 422),
+    SyncJobNotFailed => ("sync_job_not_failed", 409),
 }
 
 /// The kinds of object a caller can ask for; used in `*_not_found` codes.
@@ -205,6 +210,8 @@ pub enum Resource {
     Product,
     ShippingMethod,
     PaymentLink,
+    Invoice,
+    SyncJob,
 }
 
 impl Resource {
@@ -222,6 +229,8 @@ impl Resource {
             Resource::Product => "product",
             Resource::ShippingMethod => "shipping method",
             Resource::PaymentLink => "payment link",
+            Resource::Invoice => "invoice",
+            Resource::SyncJob => "sync job",
         }
     }
 }
@@ -280,6 +289,8 @@ impl Error {
             Error::NotFound(Resource::Product) => "product_not_found",
             Error::NotFound(Resource::ShippingMethod) => "shipping_method_not_found",
             Error::NotFound(Resource::PaymentLink) => "payment_link_not_found",
+            Error::NotFound(Resource::Invoice) => "invoice_not_found",
+            Error::NotFound(Resource::SyncJob) => "sync_job_not_found",
             Error::RouteNotFound { .. } => "route_not_found",
             Error::HostNotAllowed { .. } => "host_not_allowed",
             Error::MethodNotAllowed => "method_not_allowed",
@@ -470,6 +481,8 @@ pub fn catalogue() -> Vec<(StatusCode, &'static str)> {
         Error::NotFound(Resource::Product),
         Error::NotFound(Resource::ShippingMethod),
         Error::NotFound(Resource::PaymentLink),
+        Error::NotFound(Resource::Invoice),
+        Error::NotFound(Resource::SyncJob),
         Error::RouteNotFound {
             method: "GET".into(),
             path: "/x".into(),

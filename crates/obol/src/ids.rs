@@ -222,6 +222,26 @@ prefixed_id!(
     PaymentLinkId,
     "plink_"
 );
+prefixed_id!(
+    /// An invoice a business sends its customer, paid through a public link.
+    InvoiceId,
+    "inv_"
+);
+prefixed_id!(
+    /// One PaymentIntent made to pay an invoice.
+    InvoiceAttemptId,
+    "ia_"
+);
+prefixed_id!(
+    /// An entry of an invoice's timeline.
+    InvoiceTimelineId,
+    "invt_"
+);
+prefixed_id!(
+    /// The sync of one invoice payment to one accounting target.
+    SyncJobId,
+    "sync_"
+);
 
 /// A freshly minted secret: shown to its owner once, stored as a hash.
 pub struct SecretToken {
@@ -320,6 +340,10 @@ mod tests {
             ProductId::PREFIX,
             ShippingMethodId::PREFIX,
             PaymentLinkId::PREFIX,
+            InvoiceId::PREFIX,
+            InvoiceAttemptId::PREFIX,
+            InvoiceTimelineId::PREFIX,
+            SyncJobId::PREFIX,
         ];
         for (i, a) in prefixes.iter().enumerate() {
             for b in &prefixes[i + 1..] {

@@ -5,6 +5,7 @@
 //! `run_until_stopped` serves until the shutdown signal, then lets in-flight
 //! requests finish.
 
+pub mod accounting;
 pub mod address;
 pub mod api;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod http_server;
 pub mod ids;
 pub mod inbox;
+pub mod invoices;
 pub mod jobs;
 pub mod ledger;
 pub mod mcp;
@@ -115,10 +117,14 @@ impl Application {
         let job_ctx = jobs::JobCtx {
             ctx: ctx.clone(),
             settings: jobs::JobSettings::from_config(&config),
+            accounting: Arc::new(accounting::Accounting::from_config(&config)?),
         };
         jobs::reconcile::schedule_first(ctx.store(), &job_ctx.settings)
             .await
             .context("scheduling the reconciliation job")?;
+        jobs::invoice_sweep::schedule_first(ctx.store(), &job_ctx.settings)
+            .await
+            .context("scheduling the invoice sweep")?;
         for _ in 0..job_ctx.settings.workers {
             let runner = jobs::Runner::new(job_ctx.clone(), jobs::Runner::worker_id());
             background.push(tokio::spawn(runner.run(stop_background.clone())));

@@ -623,6 +623,71 @@ impl FeeSchedule {
     }
 }
 
+impl FeeSchedule {
+    /// The highest percentage [`FeeSchedule::gross_up`] takes: 50 %. Above
+    /// it a customer would pay more in fees than for what was invoiced,
+    /// which is a typo, not a rate.
+    pub const MAX_GROSS_UP_BPS: u32 = 5_000;
+
+    /// The fee that passes this schedule's cost on to the payer: **gross-up**,
+    /// so the business nets the whole subtotal after the fee is taken from
+    /// the total the customer pays.
+    ///
+    /// The total `T` is the smallest amount such that
+    /// `T - self.fee_for(T) >= subtotal`, where `fee_for` is this schedule applied to the total
+    /// with its half-up rounding (the way the card processor computes its
+    /// fee on what it is paid). For a three-decimal currency `T` is then
+    /// rounded **up** to the next multiple of 10, which Stripe requires
+    /// (the business nets a little more, never less). The fee line is `T −
+    /// subtotal`; a zero-decimal currency has whole units throughout.
+    ///
+    /// Worked example, 2.9 % + 30 on 100.00 USD: `(10000 + 30) / (1 −
+    /// 0.029)` = 10329.55… → 10330; the fee on 10330 is 299.57 → 300 + 30 =
+    /// 330, and 10330 − 330 = 10000. The customer pays 103.30 USD, the fee
+    /// line is 3.30 USD.
+    ///
+    /// Computed in integers only: `T₀ = ceil((subtotal + fixed) × 10000 /
+    /// (10000 − bps))`, then `T` steps from `T₀` to the smallest total the
+    /// rounded fee leaves the subtotal of (at most a step or two; the net
+    /// never falls as the total grows). A rate
+    /// above [`FeeSchedule::MAX_GROSS_UP_BPS`] or a negative fixed part is
+    /// refused, a total past `i64` is [`MoneyError::TooLarge`]; the caller
+    /// checks the total against Stripe's maximum and minimum.
+    pub fn gross_up(&self, subtotal: &Money) -> Result<Money, MoneyError> {
+        if self.percent_bps > Self::MAX_GROSS_UP_BPS {
+            return Err(MoneyError::TooLarge);
+        }
+        if self.fixed_minor < 0 {
+            return Err(MoneyError::Negative {
+                got: self.fixed_minor,
+            });
+        }
+        let currency = subtotal.currency;
+        let s = i128::from(subtotal.amount);
+        let keep = 10_000 - i128::from(self.percent_bps);
+        let numerator = (s + i128::from(self.fixed_minor)) * 10_000;
+        let mut total = (numerator + keep - 1) / keep;
+        let net = |t: i128| -> i128 {
+            t - (t * i128::from(self.percent_bps) + 5_000) / 10_000 - i128::from(self.fixed_minor)
+        };
+        // The rounded fee can exceed the exact one by half a minor unit;
+        // each step up gains at least half a unit of net (bps ≤ 50 %).
+        while net(total) < s {
+            total += 1;
+        }
+        // The rounded fee can also be below the exact one: the smallest
+        // total may lie under T₀.
+        while total > s && net(total - 1) >= s {
+            total -= 1;
+        }
+        if currency.exponent() == 3 {
+            total = (total + 9) / 10 * 10;
+        }
+        let total = i64::try_from(total).map_err(|_| MoneyError::TooLarge)?;
+        Money::balance(total - subtotal.amount, currency)
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Errors
 // ---------------------------------------------------------------------------
@@ -1269,6 +1334,41 @@ mod tests {
         ]
     }
 
+    #[test]
+    fn gross_up_nets_the_business_the_subtotal() {
+        let us = FeeSchedule::new(290, 30);
+        // The documented example: 100.00 USD → fee 3.30, total 103.30.
+        let fee = us.gross_up(&money(10_000, "usd")).unwrap();
+        assert_eq!(fee.minor(), 330);
+        assert_eq!(us.fee_for(&money(10_330, "usd")).unwrap().minor(), 330);
+        // 1.5 % + 10 on 50.00 USD: T₀ = ceil(5010 / 0.985) = 5087, but the
+        // fee on 5086 is 76.29 → 76 + 10 = 86, which nets exactly 5000.
+        let fee = FeeSchedule::new(150, 10)
+            .gross_up(&money(5_000, "usd"))
+            .unwrap();
+        assert_eq!(fee.minor(), 86);
+        // JPY: whole yen. 3.6 % on ¥10,000 → ¥10,373 (its fee is 373.43
+        // → ¥373); ¥10,372 would net ¥9,999.
+        let fee = FeeSchedule::new(360, 0)
+            .gross_up(&money(10_000, "jpy"))
+            .unwrap();
+        assert_eq!(fee.minor(), 373);
+        // KWD: the total is rounded up to a multiple of 10 fils.
+        let fee = FeeSchedule::new(290, 0)
+            .gross_up(&money(10_000, "kwd"))
+            .unwrap();
+        assert_eq!((10_000 + fee.minor()) % 10, 0);
+        assert_eq!(fee.minor(), 300);
+        // No rate, no fee.
+        assert!(FeeSchedule::new(0, 0)
+            .gross_up(&money(1234, "eur"))
+            .unwrap()
+            .is_zero());
+        assert!(FeeSchedule::new(5_001, 0)
+            .gross_up(&money(1234, "eur"))
+            .is_err());
+    }
+
     proptest! {
         #[test]
         fn prop_format_parse_round_trip(m in any_money()) {
@@ -1421,6 +1521,30 @@ mod tests {
                 .collect();
             prop_assert_eq!(Currency::parse(&mixed), Ok(c));
             prop_assert_eq!(Currency::parse(&c.iso_code()), Ok(c));
+        }
+
+        /// The gross-up total is the smallest the business nets the
+        /// subtotal from, and a valid Stripe amount for its currency.
+        #[test]
+        fn prop_gross_up_is_the_smallest_sufficient_total(
+            c in any_currency(),
+            units in 1i64..1_000_000,
+            bps in 0u32..=5_000,
+            fixed in 0i64..1_000,
+        ) {
+            let unit = if c.exponent() == 3 { 10 } else { 1 };
+            let subtotal = Money::new(units * unit, c).unwrap();
+            let schedule = FeeSchedule::new(bps, fixed);
+            let fee = schedule.gross_up(&subtotal).unwrap();
+            let total = subtotal.minor() + fee.minor();
+            let net = |t: i64| t - schedule.fee_for(&Money::balance(t, c).unwrap()).unwrap().minor();
+            prop_assert!(net(total) >= subtotal.minor());
+            if c.exponent() == 3 {
+                prop_assert_eq!(total % 10, 0);
+                prop_assert!(net(total - 10) < subtotal.minor());
+            } else {
+                prop_assert!(net(total - 1) < subtotal.minor());
+            }
         }
     }
 }

@@ -26,7 +26,9 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use crate::error::{catalogue, ErrorBody};
-use crate::outbox::{self, OrderNotification, PaymentNotification};
+use crate::outbox::{
+    self, InvoiceNotification, OrderNotification, PaymentNotification, SyncJobNotification,
+};
 
 /// The names of the three credential schemes, as operations cite them.
 pub const SECRET_KEY: &str = "secret_key";
@@ -59,6 +61,7 @@ pub const GUEST_TOKEN: &str = "guest_token";
         (name = "jobs", description = "The background job queue."),
         (name = "catalog", description = "Products and shipping methods: the prices carts are computed from."),
         (name = "payment_links", description = "Links to a hosted payment page an agent hands a customer."),
+        (name = "invoices", description = "Invoices paid through a public link, their fee passthrough and their accounting syncs."),
         (name = "mcp", description = "obol's tools for AI agents (Model Context Protocol, streamable HTTP)."),
     )
 )]
@@ -295,6 +298,16 @@ fn add_schemas(doc: &mut Value) {
     let mut more = Vec::new();
     PaymentNotification::schemas(&mut more);
     OrderNotification::schemas(&mut more);
+    InvoiceNotification::schemas(&mut more);
+    SyncJobNotification::schemas(&mut more);
+    more.push((
+        InvoiceNotification::name().into_owned(),
+        InvoiceNotification::schema(),
+    ));
+    more.push((
+        SyncJobNotification::name().into_owned(),
+        SyncJobNotification::schema(),
+    ));
     more.push((
         PaymentNotification::name().into_owned(),
         PaymentNotification::schema(),
@@ -321,10 +334,11 @@ fn add_schemas(doc: &mut Value) {
 fn webhooks() -> Value {
     let mut hooks = Map::new();
     for kind in outbox::EVENT_TYPES {
-        let schema = if kind.starts_with("order.") {
-            "OrderNotification"
-        } else {
-            "PaymentNotification"
+        let schema = match kind.split('.').next() {
+            Some("order") => "OrderNotification",
+            Some("invoice") => "InvoiceNotification",
+            Some("sync_job") => "SyncJobNotification",
+            _ => "PaymentNotification",
         };
         hooks.insert(
             kind.to_string(),
@@ -390,6 +404,8 @@ pub mod pages {
         WebhookEventPage => crate::ops::webhook_events::WebhookEventOut,
         ProductPage => crate::ops::catalog::ProductOut,
         ShippingMethodPage => crate::ops::catalog::ShippingMethodOut,
+        InvoicePage => crate::ops::invoices::InvoiceOut,
+        SyncJobPage => crate::ops::sync_jobs::SyncJobOut,
     }
 }
 

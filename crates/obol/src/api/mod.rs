@@ -13,6 +13,7 @@ pub mod customers;
 pub mod disputes;
 pub mod endpoints;
 pub mod health;
+pub mod invoices;
 pub mod jobs;
 pub mod json;
 pub mod mcp;
@@ -132,6 +133,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(pages::router())
         .merge(webhooks::router())
         .merge(jobs::router())
+        .merge(invoices::router())
         .merge(mcp::router())
 }
 

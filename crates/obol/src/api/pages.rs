@@ -1,5 +1,6 @@
 //! Customer-facing pages and their assets (rendering in `crate::pages`,
-//! rules in `ops::payment_links`): `/pay/{token}`, `/assets/*`.
+//! rules in `ops::payment_links` and `ops::invoices`): `/pay/{token}`,
+//! `/pay/invoices/{token}`, `/assets/*`.
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -9,11 +10,14 @@ use utoipa_axum::routes;
 use super::auth::PublicCaller;
 use super::AppState;
 use crate::ops::payment_links;
-use crate::pages::{self, pay, StripeJs};
+use crate::pages::{self, invoice, pay, StripeJs};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(pay_page))
+        .routes(routes!(invoice_page))
+        .routes(routes!(invoice_js))
+        .routes(routes!(card_messages_js))
         .routes(routes!(pages_css))
         .routes(routes!(pay_js))
         .routes(routes!(stripe_sandbox_js))
@@ -44,19 +48,7 @@ async fn pay_page(
 ) -> Response {
     let caller = match caller {
         Ok(c) => c,
-        Err(e) => {
-            let (status, page) = pay::unavailable(&e);
-            let mut r = pages::respond(status, page, &StripeJs::None);
-            if let crate::error::Error::RateLimited {
-                retry_after_seconds,
-            } = e
-            {
-                if let Ok(v) = retry_after_seconds.to_string().parse() {
-                    r.headers_mut().insert("retry-after", v);
-                }
-            }
-            return r;
-        }
+        Err(e) => return refused_page(&e, pay::unavailable(&e)),
     };
     let result = payment_links::page_view(state.ctx(), &token).await;
     caller.saw(&state, &result);
@@ -74,6 +66,88 @@ async fn pay_page(
             pages::respond(status, page, &StripeJs::None)
         }
     }
+}
+
+/// The hosted page of an invoice (HTML, for the customer): the business,
+/// the number, the lines, the fee line, the total and the due date, the
+/// payment element while it is payable, and a clear state when it is
+/// paid, void or not yet issued. Unknown tokens answer 404 with a page
+/// saying so. Rate limited per client address like the other token routes.
+#[utoipa::path(get, path = "/pay/invoices/{token}", tag = "invoices",
+    security(()),
+    params(("token" = String, Path, description = "The invoice link's token.")),
+    responses(
+        (status = 200, description = "The invoice page.", content_type = "text/html", body = String),
+        (status = 404, description = "Unknown link.", content_type = "text/html", body = String),
+        (status = 429, description = "Too many requests from this address.", content_type = "text/html", body = String),
+    ),
+    extensions(("x-error-codes" = json!([]))),
+)]
+async fn invoice_page(
+    State(state): State<AppState>,
+    caller: Result<PublicCaller, crate::error::Error>,
+    Path(token): Path<String>,
+) -> Response {
+    let caller = match caller {
+        Ok(c) => c,
+        Err(e) => return refused_page(&e, invoice::unavailable(&e)),
+    };
+    let result = crate::ops::invoices::get_public(state.ctx(), &token).await;
+    caller.saw(&state, &result);
+    match result {
+        Ok(public) => {
+            let info = state.ctx().stripe_info();
+            let view = invoice::InvoicePage {
+                invoice: public,
+                stripe: StripeJs::for_mode(info.mode, &info.api_base),
+            };
+            let stripe = invoice::stripe_js(&view).clone();
+            pages::respond(
+                axum::http::StatusCode::OK,
+                invoice::page(&view, &token),
+                &stripe,
+            )
+        }
+        Err(e) => {
+            let (status, page) = invoice::unavailable(&e);
+            pages::respond(status, page, &StripeJs::None)
+        }
+    }
+}
+
+/// A refusal before the use case ran (rate limited), with `Retry-After`.
+fn refused_page(
+    e: &crate::error::Error,
+    (status, page): (axum::http::StatusCode, maud::Markup),
+) -> Response {
+    let mut r = pages::respond(status, page, &StripeJs::None);
+    if let crate::error::Error::RateLimited {
+        retry_after_seconds,
+    } = e
+    {
+        if let Ok(v) = retry_after_seconds.to_string().parse() {
+            r.headers_mut().insert("retry-after", v);
+        }
+    }
+    r
+}
+
+/// The invoice page's script.
+#[utoipa::path(get, path = "/assets/invoice.js", tag = "invoices", security(()),
+    responses((status = 200, description = "JavaScript.", content_type = "text/javascript", body = String)),
+    extensions(("x-error-codes" = json!([]))),
+)]
+async fn invoice_js() -> impl IntoResponse {
+    &pages::INVOICE_JS
+}
+
+/// What the pages tell a customer when a card is refused.
+#[utoipa::path(get, path = "/assets/card-messages.js", tag = "payment_links", security(()),
+    responses((status = 200, description = "JavaScript.", content_type = "text/javascript", body = String)),
+    extensions(("x-error-codes" = json!([]))),
+)]
+async fn card_messages_js() -> impl IntoResponse {
+    &pages::CARD_MESSAGES_JS
 }
 
 /// The pages' stylesheet.

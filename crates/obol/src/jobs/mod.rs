@@ -21,6 +21,8 @@
 //! another worker may claim the job, so two attempts of one job never run
 //! at once.
 
+pub mod accounting;
+pub mod invoice_sweep;
 pub mod reconcile;
 pub mod refund_resubmit;
 pub mod release;
@@ -63,13 +65,22 @@ pub enum JobKind {
     ResubmitRefund,
     /// One reconciliation pass; queues the next when it ends.
     Reconcile,
+    /// An invoice was paid: queue one accounting sync per target.
+    InvoicePaid,
+    /// Send one invoice payment to one accounting target.
+    AccountingSync,
+    /// Settle invoice intents left incomplete; queues the next when it ends.
+    InvoiceSweep,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 3] = [
+    pub const ALL: [JobKind; 6] = [
         JobKind::ReleaseAuthorization,
         JobKind::ResubmitRefund,
         JobKind::Reconcile,
+        JobKind::InvoicePaid,
+        JobKind::AccountingSync,
+        JobKind::InvoiceSweep,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -77,6 +88,9 @@ impl JobKind {
             JobKind::ReleaseAuthorization => "release_authorization",
             JobKind::ResubmitRefund => "resubmit_refund",
             JobKind::Reconcile => "reconcile",
+            JobKind::InvoicePaid => "invoice_paid",
+            JobKind::AccountingSync => "accounting_sync",
+            JobKind::InvoiceSweep => "invoice_sweep",
         }
     }
 
@@ -100,6 +114,14 @@ impl JobKind {
             // 30 s, 1 min, 2 min: a failed pass is retried a little, then
             // the next scheduled pass takes over.
             JobKind::Reconcile => &[30, 60, 120],
+            // Local work only (a database write): retried quickly, for a day.
+            JobKind::InvoicePaid => &[5, 30, 120, 600, 3600, 21600, 86400],
+            // 10 s, 1 min, 5 min, 15 min, 1 h, 2 h, 6 h, 12 h, 24 h, 24 h:
+            // about three days, for an accounting API's outage or an
+            // expired token someone renews; then `sync_job.failed`.
+            JobKind::AccountingSync => &[10, 60, 300, 900, 3600, 7200, 21600, 43200, 86400, 86400],
+            // Like reconcile: the next scheduled sweep takes over.
+            JobKind::InvoiceSweep => &[30, 60, 120],
         }
     }
 
@@ -176,6 +198,8 @@ pub struct JobSettings {
     pub lease: Duration,
     /// Zero: reconciliation passes are not scheduled.
     pub reconcile_interval: Duration,
+    /// Zero: stale invoice intents are not swept.
+    pub invoice_sweep_interval: Duration,
 }
 
 impl JobSettings {
@@ -192,6 +216,7 @@ impl JobSettings {
             retry_unit: Duration::from_millis(config.jobs.retry_unit_ms),
             lease: Duration::from_secs(config.jobs.lease_seconds),
             reconcile_interval: Duration::from_secs(config.reconcile.interval_seconds),
+            invoice_sweep_interval: Duration::from_secs(config.invoices.sweep_interval_seconds),
         }
     }
 }
@@ -202,6 +227,8 @@ impl JobSettings {
 pub struct JobCtx {
     pub ctx: Ctx,
     pub settings: JobSettings,
+    /// The configured accounting targets.
+    pub accounting: std::sync::Arc<crate::accounting::Accounting>,
 }
 
 /// One worker: claims due jobs, runs them, records every attempt.
@@ -260,10 +287,11 @@ impl Runner {
             for dead in conn.bury_expired_jobs(now).await? {
                 tracing::error!(job = %dead.id, kind = %dead.kind, attempts = dead.attempts,
                     "job is dead: its worker stopped answering during the last attempt");
-                if JobKind::parse(&dead.kind) == Some(JobKind::Reconcile) {
-                    reconcile::schedule_next(
+                if let Some(kind) = JobKind::parse(&dead.kind) {
+                    schedule_successor(
                         &mut conn,
                         &self.ctx.settings,
+                        kind,
                         &AccountId::from_db(dead.account_id.clone()),
                         now,
                     )
@@ -387,10 +415,11 @@ impl Runner {
         }
         conn.finish_job_run(run_id, run_outcome, error, now).await?;
         let terminal = matches!(next.status, JobStatus::Succeeded | JobStatus::Dead);
-        if terminal && kind == Some(JobKind::Reconcile) {
-            reconcile::schedule_next(
+        if let (true, Some(kind)) = (terminal, kind) {
+            schedule_successor(
                 &mut conn,
                 &self.ctx.settings,
+                kind,
                 &AccountId::from_db(job.account_id.clone()),
                 now,
             )
@@ -409,6 +438,27 @@ async fn dispatch(kind: JobKind, ctx: &JobCtx, job: &JobRow) -> std::result::Res
         JobKind::ReleaseAuthorization => release::run(ctx, job).await,
         JobKind::ResubmitRefund => refund_resubmit::run(ctx, job).await,
         JobKind::Reconcile => reconcile::run(ctx, job).await,
+        JobKind::InvoicePaid => accounting::fanout(ctx, job).await,
+        JobKind::AccountingSync => accounting::sync(ctx, job).await,
+        JobKind::InvoiceSweep => invoice_sweep::run(ctx, job).await,
+    }
+}
+
+/// Recurring kinds queue their next run when one ends (succeeded or dead).
+async fn schedule_successor(
+    conn: &mut Conn<'_>,
+    settings: &JobSettings,
+    kind: JobKind,
+    account: &AccountId,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
+    match kind {
+        JobKind::Reconcile => reconcile::schedule_next(conn, settings, account, now).await,
+        JobKind::InvoiceSweep => invoice_sweep::schedule_next(conn, settings, account, now).await,
+        JobKind::ReleaseAuthorization
+        | JobKind::ResubmitRefund
+        | JobKind::InvoicePaid
+        | JobKind::AccountingSync => Ok(()),
     }
 }
 

@@ -12,6 +12,7 @@
 pub mod delivery;
 pub mod dispute;
 pub mod inbox_event;
+pub mod invoice;
 pub mod job;
 pub mod order;
 pub mod payment;

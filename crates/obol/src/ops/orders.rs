@@ -228,9 +228,9 @@ fn order_out(
     })
 }
 
-/// `ORD-YYYYMMDD-XXXXX`: the date and five characters from an alphabet
-/// without look-alikes (no 0/O, 1/I).
-fn order_number(now: DateTime<Utc>) -> String {
+/// `{prefix}-YYYYMMDD-XXXXX` (`ORD-…`, `INV-…`): the date and five
+/// characters from an alphabet without look-alikes (no 0/O, 1/I).
+pub(crate) fn human_number(prefix: &str, now: DateTime<Utc>) -> String {
     const ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
     let mut rng = rand::rng();
     let suffix: String = (0..5)
@@ -241,7 +241,7 @@ fn order_number(now: DateTime<Utc>) -> String {
                 .unwrap_or(b'X') as char
         })
         .collect();
-    format!("ORD-{}-{suffix}", now.format("%Y%m%d"))
+    format!("{prefix}-{}-{suffix}", now.format("%Y%m%d"))
 }
 
 /// A checked address as the JSON text stored in the order row.
@@ -435,7 +435,7 @@ pub async fn create(ctx: &Ctx, actor: &Actor, body: OrderIn) -> Result<OrderOut>
     for _ in 0..5 {
         let candidate = OrderRow {
             id: id.clone(),
-            number: order_number(now),
+            number: human_number("ORD", now),
             account_id: account.as_str().to_string(),
             customer_id: customer_id.as_ref().map(|c| c.as_str().to_string()),
             guest_token_hash: guest.as_ref().map(|g| g.hash().as_str().to_string()),

@@ -37,6 +37,8 @@ pub const EVENT_TYPES: &[&str] = &[
     "order.shipped",
     "order.delivered",
     "order.cancelled",
+    "invoice.paid",
+    "sync_job.failed",
 ];
 
 /// The host event for a payment entering `state`, if any.
@@ -69,6 +71,10 @@ pub fn summary(event_type: &str) -> &'static str {
         "order.shipped" => "The order was shipped.",
         "order.delivered" => "The order was delivered.",
         "order.cancelled" => "The order was cancelled.",
+        "invoice.paid" => "An invoice was paid in full through its public link.",
+        "sync_job.failed" => {
+            "An invoice payment could not be synced to an accounting target and obol stopped retrying."
+        }
         _ => "A notification.",
     }
 }
@@ -166,6 +172,140 @@ pub struct OrderSnapshot {
     pub total: Money,
     #[schema(value_type = Option<crate::ids::CustomerId>)]
     pub customer_id: Option<String>,
+}
+
+/// An `invoice.*` notification's body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvoiceNotification {
+    /// An `invoice.*` type (the webhook's name).
+    #[serde(rename = "type")]
+    #[schema(value_type = String, example = "invoice.paid", pattern = "^invoice\\.")]
+    pub kind: &'static str,
+    pub timestamp: DateTime<Utc>,
+    pub data: InvoiceNotificationData,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvoiceNotificationData {
+    pub invoice: InvoiceSnapshot,
+}
+
+/// An invoice as a notification carries it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvoiceSnapshot {
+    #[schema(value_type = crate::ids::InvoiceId)]
+    pub id: String,
+    pub number: String,
+    pub status: crate::ledger::invoice::InvoiceStatus,
+    /// What the customer pays, the fee line included.
+    pub total: Money,
+    pub amount_paid: Money,
+    /// The fee line's part of `amount_paid`.
+    pub fee_paid: Money,
+    #[schema(value_type = crate::ids::CustomerId)]
+    pub customer_id: String,
+    /// The payment that paid it.
+    #[schema(value_type = Option<crate::ids::PaymentId>)]
+    pub payment_id: Option<String>,
+}
+
+/// A `sync_job.*` notification's body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncJobNotification {
+    /// A `sync_job.*` type (the webhook's name).
+    #[serde(rename = "type")]
+    #[schema(value_type = String, example = "sync_job.failed", pattern = "^sync_job\\.")]
+    pub kind: &'static str,
+    pub timestamp: DateTime<Utc>,
+    pub data: SyncJobNotificationData,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncJobNotificationData {
+    pub sync_job: SyncJobSnapshot,
+}
+
+/// A sync job as a notification carries it (`GET /v1/sync-jobs/{id}` has
+/// every attempt).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncJobSnapshot {
+    #[schema(value_type = crate::ids::SyncJobId)]
+    pub id: String,
+    /// xero, quickbooks or webhook.
+    pub target: String,
+    /// pending, succeeded or failed.
+    pub status: String,
+    #[schema(value_type = crate::ids::InvoiceId)]
+    pub invoice_id: String,
+    #[schema(value_type = crate::ids::PaymentId)]
+    pub payment_id: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+}
+
+/// Queues `invoice.paid` (or another `invoice.*`) inside the transaction
+/// that moved the invoice.
+pub async fn notify_invoice(
+    conn: &mut Conn<'_>,
+    event_type: &'static str,
+    invoice: &crate::storage::invoices::InvoiceRow,
+    payment_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let currency = Currency::parse(&invoice.currency)?;
+    let body = InvoiceNotification {
+        kind: event_type,
+        timestamp: now,
+        data: InvoiceNotificationData {
+            invoice: InvoiceSnapshot {
+                id: invoice.id.clone(),
+                number: invoice.number.clone(),
+                status: invoice.status,
+                total: Money::balance(invoice.total, currency)?,
+                amount_paid: Money::balance(invoice.amount_paid, currency)?,
+                fee_paid: Money::balance(invoice.fee_paid, currency)?,
+                customer_id: invoice.customer_id.clone(),
+                payment_id: payment_id.map(str::to_string),
+            },
+        },
+    };
+    let body = serde_json::to_string(&body).map_err(Error::internal)?;
+    conn.enqueue_notification(&invoice.account(), event_type, &body, now)
+        .await?;
+    Ok(())
+}
+
+/// Queues `sync_job.failed` when a sync stops retrying.
+pub async fn notify_sync_job(
+    conn: &mut Conn<'_>,
+    event_type: &'static str,
+    sync: &crate::storage::invoices::SyncJobRow,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let body = SyncJobNotification {
+        kind: event_type,
+        timestamp: now,
+        data: SyncJobNotificationData {
+            sync_job: SyncJobSnapshot {
+                id: sync.id.clone(),
+                target: sync.target.clone(),
+                status: sync.status.clone(),
+                invoice_id: sync.invoice_id.clone(),
+                payment_id: sync.payment_id.clone(),
+                attempts: sync.attempts,
+                last_error: sync.last_error.clone(),
+            },
+        },
+    };
+    let body = serde_json::to_string(&body).map_err(Error::internal)?;
+    conn.enqueue_notification(
+        &crate::context::AccountId::from_db(sync.account_id.clone()),
+        event_type,
+        &body,
+        now,
+    )
+    .await?;
+    Ok(())
 }
 
 /// Queues `event_type` about `payment` (as it is now, inside the

@@ -9,6 +9,7 @@
 //! sandbox mode; `no-store` (pages behind a capability token must not be
 //! cached); `no-referrer` (the token is in the URL); no framing.
 
+pub mod invoice;
 pub mod pay;
 
 use axum::http::{header, HeaderValue, StatusCode};
@@ -137,6 +138,14 @@ pub const PAGES_CSS: Asset = Asset {
 pub const PAY_JS: Asset = Asset {
     content_type: "text/javascript; charset=utf-8",
     body: include_str!("assets/pay.js"),
+};
+pub const CARD_MESSAGES_JS: Asset = Asset {
+    content_type: "text/javascript; charset=utf-8",
+    body: include_str!("assets/card-messages.js"),
+};
+pub const INVOICE_JS: Asset = Asset {
+    content_type: "text/javascript; charset=utf-8",
+    body: include_str!("assets/invoice.js"),
 };
 pub const STRIPE_SANDBOX_JS: Asset = Asset {
     content_type: "text/javascript; charset=utf-8",

@@ -26,6 +26,7 @@ pub fn page(view: &PageView, token: &str) -> Markup {
         _ => "",
     };
     let mut scripts: Vec<&str> = stripe.script().into_iter().collect();
+    scripts.push("/assets/card-messages.js");
     scripts.push("/assets/pay.js");
     layout(
         "Pay your order",

@@ -49,6 +49,8 @@ struct IntentObject {
     amount_received: i64,
     last_payment_error: Option<Value>,
     #[serde(default)]
+    cancellation_reason: Option<String>,
+    #[serde(default)]
     metadata: serde_json::Map<String, Value>,
 }
 
@@ -155,6 +157,9 @@ pub struct IntentSeen {
     pub customer_hint: Option<String>,
     /// `metadata[obol_mode]=pre_order`: the checkout confirmed the order.
     pub pre_order: bool,
+    /// `metadata[obol_invoice_id]`: the intent pays an invoice.
+    pub invoice_id: Option<String>,
+    pub cancellation_reason: Option<String>,
 }
 
 /// Reads a PaymentIntent object with the API's money rules.
@@ -177,6 +182,8 @@ pub fn read_intent(object: &Value) -> std::result::Result<IntentSeen, Unreadable
         order_id: text("obol_order_id"),
         customer_hint: text("obol_customer_id"),
         pre_order: text("obol_mode").as_deref() == Some("pre_order"),
+        invoice_id: text("obol_invoice_id"),
+        cancellation_reason: pi.cancellation_reason,
         id: pi.id,
         money,
         status: pi.status,
@@ -206,7 +213,18 @@ pub async fn observe_intent(
         order_id: pi.order_id.as_deref(),
         customer_hint: pi.customer_hint.as_deref(),
     };
+    // An intent for an invoice obol does not know is not attributed: the
+    // event is kept as ignored with the reason, nothing is written.
+    if let Some(invoice_id) = &pi.invoice_id {
+        if let Some(reason) = crate::invoices::unknown(conn, cause.account_id, invoice_id).await? {
+            return Ok(Outcome::Ignored(reason));
+        }
+    }
     let outcome = observe(conn, cause, &adopt, &observation).await?;
+    if let Some(invoice_id) = &pi.invoice_id {
+        crate::invoices::observe_intent(conn, cause, invoice_id, pi, outcome == Outcome::Applied)
+            .await?;
+    }
     // An order paid after it was created (not pay-first, where the checkout
     // confirmed the order already) is confirmed by its payment's success.
     if let (Some(order_id), false, IntentStatus::Succeeded) =

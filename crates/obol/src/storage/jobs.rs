@@ -387,3 +387,20 @@ impl Conn<'_> {
         }))
     }
 }
+
+impl Conn<'_> {
+    /// Makes one queued job due now; `false` when it is not queued.
+    pub async fn expedite_job(&mut self, id: &str, now: DateTime<Utc>) -> Result<bool> {
+        let done = on_conn!(self, |conn| {
+            sqlx::query(
+                "UPDATE jobs SET next_attempt_at = $2, updated_at = $2 WHERE id = $1 AND status = 'queued'",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(&mut **conn)
+            .await?
+            .rows_affected()
+        });
+        Ok(done == 1)
+    }
+}

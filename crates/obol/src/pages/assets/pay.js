@@ -24,19 +24,7 @@
     root.setAttribute('data-state', kind || 'ready');
   }
 
-  function cardMessage(error) {
-    var code = error.decline_code || error.code || '';
-    if (error.type === 'validation_error') { return error.message; }
-    if (code === 'payment_intent_authentication_failure' || code === 'authentication_required') {
-      return 'Your bank could not confirm it was you, so nothing was charged. Try again or use another card.';
-    }
-    if (code === 'insufficient_funds') { return 'Your card was declined for insufficient funds. Nothing was charged; try another card.'; }
-    if (code === 'expired_card') { return 'Your card has expired. Nothing was charged; try another card.'; }
-    if (code === 'incorrect_cvc') { return "The card's security code is wrong. Check it and try again."; }
-    if (code === 'incorrect_number' || code === 'invalid_number') { return 'The card number is not valid. Check it and try again.'; }
-    if (error.type === 'card_error') { return 'Your card was declined. Nothing was charged; try another card.'; }
-    return error.message || 'The payment did not go through. Nothing was charged; please try again.';
-  }
+  var cardMessage = window.obolCardMessage;
 
   function paid(body) {
     root.hidden = true;
