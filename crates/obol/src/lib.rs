@@ -5,6 +5,7 @@
 //! `run_until_stopped` serves until the shutdown signal, then lets in-flight
 //! requests finish.
 
+pub mod accounting;
 pub mod address;
 pub mod api;
 pub mod cli;
