@@ -39,7 +39,7 @@ use crate::money::{Currency, Money};
 const EXCERPT_CHARS: usize = 200;
 
 /// An accounting system a payment is recorded in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Target {
     Xero,
