@@ -59,6 +59,87 @@ pub struct Config {
     pub fees: FeeConfig,
     #[serde(default)]
     pub invoices: InvoiceSettings,
+    #[serde(default)]
+    pub accounting: AccountingSettings,
+}
+
+/// Where paid invoices are recorded (accounting/): any of Xero, QuickBooks
+/// Online and a generic signed webhook; none by default.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountingSettings {
+    /// The generic target: each payment is POSTed here as JSON, signed per
+    /// Standard Webhooks.
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+    /// The Standard Webhooks secret (`whsec_` + base64) the webhook is
+    /// signed with; required with `webhook_url`.
+    #[serde(default)]
+    pub webhook_secret: Option<SecretString>,
+    /// Timeout of one request to a target, in seconds (1–300; default 10).
+    #[serde(default = "default_accounting_timeout")]
+    pub timeout_seconds: u64,
+    #[serde(default)]
+    pub xero: Option<XeroSettings>,
+    #[serde(default)]
+    pub quickbooks: Option<QuickbooksSettings>,
+}
+
+impl Default for AccountingSettings {
+    fn default() -> Self {
+        Self {
+            webhook_url: None,
+            webhook_secret: None,
+            timeout_seconds: default_accounting_timeout(),
+            xero: None,
+            quickbooks: None,
+        }
+    }
+}
+
+/// A Xero organisation: each payment becomes an authorised sales invoice
+/// and a payment against it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XeroSettings {
+    /// Default `https://api.xero.com`.
+    #[serde(default = "default_xero_base")]
+    pub base_url: String,
+    /// An OAuth 2.0 access token with the `accounting.transactions` scope.
+    #[serde(default)]
+    pub access_token: Option<SecretString>,
+    /// The organisation (`xero-tenant-id` header).
+    #[serde(default, deserialize_with = "code")]
+    pub tenant_id: Option<String>,
+    /// The code of the bank account payments are recorded to, such as
+    /// `"090"` (quote it in YAML: unquoted, 090 is the number 90).
+    #[serde(default)]
+    pub account_code: Option<String>,
+    /// The revenue account the invoice lines are posted to (default `"200"`,
+    /// Xero's default Sales account).
+    #[serde(default = "default_xero_sales_account")]
+    pub sales_account_code: String,
+}
+
+/// A QuickBooks Online company: each payment becomes a sales receipt.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuickbooksSettings {
+    /// Default `https://quickbooks.api.intuit.com` (the sandbox is
+    /// `https://sandbox-quickbooks.api.intuit.com`).
+    #[serde(default = "default_quickbooks_base")]
+    pub base_url: String,
+    /// The company (realm) id.
+    #[serde(default, deserialize_with = "code")]
+    pub realm_id: Option<String>,
+    /// An OAuth 2.0 access token with the `com.intuit.quickbooks.accounting`
+    /// scope.
+    #[serde(default)]
+    pub access_token: Option<SecretString>,
+    /// The item (product or service) sales lines refer to; unset: none, and
+    /// QuickBooks uses its default.
+    #[serde(default, deserialize_with = "code")]
+    pub item_id: Option<String>,
 }
 
 /// `fees.*`: the fee rate invoices pass on when their account has set none
@@ -492,6 +573,18 @@ fn default_job_poll_ms() -> u64 {
 fn default_job_lease_seconds() -> u64 {
     60
 }
+fn default_accounting_timeout() -> u64 {
+    10
+}
+fn default_xero_base() -> String {
+    "https://api.xero.com".into()
+}
+fn default_xero_sales_account() -> String {
+    "200".into()
+}
+fn default_quickbooks_base() -> String {
+    "https://quickbooks.api.intuit.com".into()
+}
 fn default_reconcile_interval() -> u64 {
     300
 }
@@ -533,11 +626,63 @@ fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error>
         .collect())
 }
 
+/// An id that YAML may write unquoted (`realm_id: 9130350412345678`):
+/// a string, or an integer taken as its digits.
+fn code<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Code {
+        Text(String),
+        Number(u64),
+    }
+    Ok(Option::<Code>::deserialize(d)?.map(|c| match c {
+        Code::Text(s) => s,
+        Code::Number(n) => n.to_string(),
+    }))
+}
+
+/// Keys holding codes and ids, not numbers. figment reads an environment
+/// value `090` as the integer 90, losing the zero of Xero's account code
+/// 090; these keys are read from the environment verbatim instead.
+const VERBATIM_ENV_KEYS: &[&str] = &[
+    "accounting.xero.tenant_id",
+    "accounting.xero.account_code",
+    "accounting.xero.sales_account_code",
+    "accounting.quickbooks.realm_id",
+    "accounting.quickbooks.item_id",
+];
+
+/// `OBOL_ACCOUNTING__XERO__ACCOUNT_CODE=090` as the string `"090"`.
+fn verbatim_env(key: &str) -> Option<String> {
+    let name = format!("OBOL_{}", key.replace('.', "__"));
+    std::env::vars().find_map(|(k, v)| k.eq_ignore_ascii_case(&name).then_some(v))
+}
+
 /// `10.0.0.0/8`, or one address (`10.0.0.1`, `::1`) as a one-address range.
 fn parse_proxy(s: &str) -> Option<ipnet::IpNet> {
     s.parse::<ipnet::IpNet>()
         .ok()
         .or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
+}
+
+fn http_url(key: &str, value: &str) -> Result<(), ConfigError> {
+    let url =
+        url::Url::parse(value).map_err(|e| ConfigError::new(key, format!("not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(ConfigError::new(key, "must be an http(s) URL"));
+    }
+    Ok(())
+}
+
+fn required(key: &str, value: Option<&str>) -> Result<(), ConfigError> {
+    match value {
+        Some(v) if !v.trim().is_empty() => Ok(()),
+        _ => Err(ConfigError::new(key, "is required")),
+    }
+}
+
+fn required_secret(key: &str, value: &Option<SecretString>) -> Result<(), ConfigError> {
+    required(key, value.as_ref().map(|s| s.expose_secret()))
 }
 
 impl Config {
@@ -565,7 +710,13 @@ impl Config {
             "sandbox_db",
             "sandbox_chaos",
         ]);
-        let config: Config = figment.merge(env).extract().map_err(|e| {
+        figment = figment.merge(env);
+        for key in VERBATIM_ENV_KEYS {
+            if let Some(value) = verbatim_env(key) {
+                figment = figment.merge(figment::providers::Serialized::default(key, value));
+            }
+        }
+        let config: Config = figment.extract().map_err(|e| {
             let key = e
                 .path
                 .iter()
@@ -809,6 +960,62 @@ impl Config {
                 "customer_tokens.default_ttl_seconds",
                 "must be between 1 and customer_tokens.max_ttl_seconds",
             ));
+        }
+        self.validate_accounting()
+    }
+
+    fn validate_accounting(&self) -> Result<(), ConfigError> {
+        let a = &self.accounting;
+        if !(1..=300).contains(&a.timeout_seconds) {
+            return Err(ConfigError::new(
+                "accounting.timeout_seconds",
+                "must be between 1 and 300",
+            ));
+        }
+        match (&a.webhook_url, &a.webhook_secret) {
+            (Some(url), secret) => {
+                http_url("accounting.webhook_url", url)?;
+                let Some(secret) = secret else {
+                    return Err(ConfigError::new(
+                        "accounting.webhook_secret",
+                        "is required when accounting.webhook_url is set",
+                    ));
+                };
+                let key = secret.expose_secret().strip_prefix("whsec_").map(|b64| {
+                    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64)
+                });
+                if !matches!(key, Some(Ok(k)) if !k.is_empty()) {
+                    return Err(ConfigError::new(
+                        "accounting.webhook_secret",
+                        "a Standard Webhooks secret is whsec_ followed by base64 (such as whsec_ and `openssl rand -base64 32`)",
+                    ));
+                }
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "accounting.webhook_secret",
+                    "is set but accounting.webhook_url is not",
+                ))
+            }
+            (None, None) => {}
+        }
+        if let Some(x) = &a.xero {
+            http_url("accounting.xero.base_url", &x.base_url)?;
+            required_secret("accounting.xero.access_token", &x.access_token)?;
+            required("accounting.xero.tenant_id", x.tenant_id.as_deref())?;
+            required("accounting.xero.account_code", x.account_code.as_deref())?;
+            required(
+                "accounting.xero.sales_account_code",
+                Some(&x.sales_account_code),
+            )?;
+        }
+        if let Some(q) = &a.quickbooks {
+            http_url("accounting.quickbooks.base_url", &q.base_url)?;
+            required("accounting.quickbooks.realm_id", q.realm_id.as_deref())?;
+            required_secret("accounting.quickbooks.access_token", &q.access_token)?;
+            if q.item_id.is_some() {
+                required("accounting.quickbooks.item_id", q.item_id.as_deref())?;
+            }
         }
         Ok(())
     }
@@ -1091,6 +1298,94 @@ mod tests {
             ] {
                 assert!(!debug.contains(secret), "{secret} leaked: {debug}");
             }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn accounting_targets_load_from_the_environment_with_codes_verbatim() {
+        Jail::expect_with(|jail| {
+            let c = Config::load(None).unwrap();
+            assert!(c.accounting.webhook_url.is_none() && c.accounting.xero.is_none());
+            assert_eq!(c.accounting.timeout_seconds, 10);
+            jail.set_env("OBOL_ACCOUNTING__WEBHOOK_URL", "https://books.example/hook");
+            jail.set_env("OBOL_ACCOUNTING__WEBHOOK_SECRET", "whsec_c2VjcmV0");
+            jail.set_env("OBOL_ACCOUNTING__XERO__ACCESS_TOKEN", "XEROTOKEN");
+            jail.set_env("OBOL_ACCOUNTING__XERO__TENANT_ID", "t-1");
+            jail.set_env("OBOL_ACCOUNTING__XERO__ACCOUNT_CODE", "090");
+            jail.set_env("OBOL_ACCOUNTING__XERO__BASE_URL", "http://127.0.0.1:9/xero");
+            jail.set_env("OBOL_ACCOUNTING__QUICKBOOKS__REALM_ID", "0123456789");
+            jail.set_env("OBOL_ACCOUNTING__QUICKBOOKS__ACCESS_TOKEN", "QBTOKEN");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            let x = c.accounting.xero.as_ref().unwrap();
+            assert_eq!(x.account_code.as_deref(), Some("090"));
+            assert_eq!(x.sales_account_code, "200");
+            assert_eq!(x.base_url, "http://127.0.0.1:9/xero");
+            let q = c.accounting.quickbooks.as_ref().unwrap();
+            assert_eq!(q.realm_id.as_deref(), Some("0123456789"));
+            assert_eq!(q.base_url, "https://quickbooks.api.intuit.com");
+            let debug = format!("{c:?}");
+            for secret in ["XEROTOKEN", "QBTOKEN", "c2VjcmV0"] {
+                assert!(!debug.contains(secret), "{secret} leaked: {debug}");
+            }
+            // YAML may write a realm id unquoted.
+            let c = Config::from_yaml(
+                "accounting:\n  quickbooks:\n    realm_id: 9130350412345678\n    access_token: t\n",
+            )
+            .unwrap();
+            let q = c.accounting.quickbooks.unwrap();
+            assert_eq!(q.realm_id.as_deref(), Some("9130350412345678"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn incomplete_accounting_targets_name_their_key() {
+        Jail::expect_with(|jail| {
+            jail.set_env("OBOL_ACCOUNTING__WEBHOOK_URL", "ftp://books.example/hook");
+            let e = Config::load(None).unwrap_err();
+            assert_eq!(e.key, "accounting.webhook_url", "{e}");
+            jail.set_env("OBOL_ACCOUNTING__WEBHOOK_URL", "https://books.example/hook");
+            let e = Config::load(None).unwrap_err();
+            assert_eq!(e.key, "accounting.webhook_secret", "{e}");
+            for bad in ["c2VjcmV0", "whsec_not base64!", "whsec_"] {
+                jail.set_env("OBOL_ACCOUNTING__WEBHOOK_SECRET", bad);
+                let e = Config::load(None).unwrap_err();
+                assert_eq!(e.key, "accounting.webhook_secret", "{bad}: {e}");
+                // The value itself is never echoed (the bare prefix is named).
+                assert!(bad == "whsec_" || !e.to_string().contains(bad), "{e}");
+            }
+            jail.set_env("OBOL_ACCOUNTING__WEBHOOK_SECRET", "whsec_c2VjcmV0");
+            Config::load(None).map_err(|e| e.to_string())?;
+
+            jail.set_env("OBOL_ACCOUNTING__XERO__TENANT_ID", "t-1");
+            let e = Config::load(None).unwrap_err();
+            assert_eq!(e.key, "accounting.xero.access_token", "{e}");
+            jail.set_env("OBOL_ACCOUNTING__XERO__ACCESS_TOKEN", " ");
+            let e = Config::load(None).unwrap_err();
+            assert_eq!(e.key, "accounting.xero.access_token", "{e}");
+            jail.set_env("OBOL_ACCOUNTING__XERO__ACCESS_TOKEN", "token");
+            let e = Config::load(None).unwrap_err();
+            assert_eq!(e.key, "accounting.xero.account_code", "{e}");
+            jail.set_env("OBOL_ACCOUNTING__XERO__ACCOUNT_CODE", "090");
+            Config::load(None).map_err(|e| e.to_string())?;
+
+            jail.set_env("OBOL_ACCOUNTING__QUICKBOOKS__ACCESS_TOKEN", "token");
+            let e = Config::load(None).unwrap_err();
+            assert_eq!(e.key, "accounting.quickbooks.realm_id", "{e}");
+            jail.set_env("OBOL_ACCOUNTING__QUICKBOOKS__REALM_ID", "123");
+            jail.set_env("OBOL_ACCOUNTING__QUICKBOOKS__BASE_URL", "not a url");
+            let e = Config::load(None).unwrap_err();
+            assert_eq!(e.key, "accounting.quickbooks.base_url", "{e}");
+            jail.set_env(
+                "OBOL_ACCOUNTING__QUICKBOOKS__BASE_URL",
+                "http://127.0.0.1:9",
+            );
+            jail.set_env("OBOL_ACCOUNTING__TIMEOUT_SECONDS", "0");
+            let e = Config::load(None).unwrap_err();
+            assert_eq!(e.key, "accounting.timeout_seconds", "{e}");
+            jail.set_env("OBOL_ACCOUNTING__TIMEOUT_SECONDS", "5");
+            Config::load(None).map_err(|e| e.to_string())?;
             Ok(())
         });
     }

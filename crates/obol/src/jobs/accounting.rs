@@ -193,6 +193,7 @@ pub async fn sync(ctx: &JobCtx, job: &JobRow) -> std::result::Result<(), JobErro
         _ => Err(crate::accounting::SyncError {
             retryable: false,
             message: format!("the {} target is not configured in this obol", sync.target),
+            retry_after: None,
         }),
     };
     let now = storage::now();

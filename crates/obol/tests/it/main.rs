@@ -2,6 +2,7 @@
 //! tests run once per backend (`sqlite::…` and `postgres::…`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+mod accounting_standin;
 mod api_customers;
 mod api_errors;
 mod auth_throttle;
