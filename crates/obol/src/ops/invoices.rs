@@ -599,7 +599,7 @@ pub async fn void(ctx: &Ctx, actor: &Actor, id: &str) -> Result<InvoiceOut> {
         h.conn().get_open_attempt(&row.id).await?
     };
     if let Some(a) = open {
-        cancel_attempt(ctx, actor, &a, "the invoice is being voided").await?;
+        cancel_attempt(ctx, actor, &a, "invoice voided").await?;
     }
     let now = ctx.now();
     let mut tx = ctx.store().begin().await?;
@@ -670,6 +670,14 @@ async fn cancel_attempt(ctx: &Ctx, actor: &Actor, a: &AttemptRow, why: &str) -> 
     checkout::observe(ctx, &account, &intent, "invoice attempt cancel").await?;
     match intent["status"].as_str() {
         Some("canceled") => {
+            // The writer voided the attempt with Stripe's reason; obol's
+            // own says more.
+            let mut h = ctx.store().acquire().await?;
+            let mut conn = h.conn();
+            conn.move_invoice_attempt(&a.id, OPEN, VOID, Some(why), ctx.now())
+                .await?;
+            conn.move_invoice_attempt(&a.id, VOID, VOID, Some(why), ctx.now())
+                .await?;
             tracing::info!(intent = %a.stripe_payment_intent_id, %why, "invoice payment intent canceled");
             Ok(())
         }

@@ -14,6 +14,8 @@ mod event_payloads;
 mod helpers;
 mod http_hardening;
 mod inbox;
+mod invoice_sync;
+mod invoices;
 mod jobs;
 mod layering;
 mod legacy;
