@@ -742,14 +742,17 @@ async fn jobs_api_refuses_unknown_ids_live_jobs_and_bad_statuses(backend: Backen
         code(&obol.get("/v1/jobs?limit=0").await),
         (400, Some("invalid_query".to_string()))
     );
-    // The recurring reconciliation pass is queued at start, once.
+    // The recurring passes (reconciliation, the invoice sweep) are queued
+    // at start, once each.
     let (status, queued) = obol.get("/v1/jobs?status=queued").await;
     assert_eq!(status, 200, "{queued}");
     let data = queued["data"].as_array().unwrap();
-    assert_eq!(data.len(), 1, "{queued}");
-    assert_eq!(data[0]["kind"], "reconcile");
+    let mut kinds: Vec<&str> = data.iter().map(|j| j["kind"].as_str().unwrap()).collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["invoice_sweep", "reconcile"], "{queued}");
     assert_eq!(queued["has_more"], false);
-    let id = data[0]["id"].as_str().unwrap();
+    let reconcile = data.iter().find(|j| j["kind"] == "reconcile").unwrap();
+    let id = reconcile["id"].as_str().unwrap();
     assert_eq!(
         code(&obol.post(&format!("/v1/jobs/{id}/retry"), json!({})).await),
         (409, Some("job_not_dead".to_string()))
