@@ -14,6 +14,7 @@ mod event_payloads;
 mod helpers;
 mod http_hardening;
 mod inbox;
+mod invoice_pages;
 mod jobs;
 mod layering;
 mod legacy;
