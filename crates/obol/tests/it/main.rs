@@ -14,6 +14,7 @@ mod event_payloads;
 mod helpers;
 mod http_hardening;
 mod inbox;
+mod invoice_pages;
 mod invoice_sync;
 mod invoices;
 mod jobs;
