@@ -1,7 +1,8 @@
 -- Invoices paid through a public link: the invoice (its lines as JSON,
--- its fee frozen when processed), one row per PaymentIntent made to pay
--- it (at most one open at a time), its timeline, the per-account fee
--- rate, and the durable sync of each payment to each accounting target.
+-- its fee frozen when processed), its links, one row per PaymentIntent
+-- made to pay it (at most one open at a time), its timeline, the
+-- per-account fee rate, and the durable sync of each payment to each
+-- accounting target.
 
 CREATE TABLE fee_settings (
     account_id   TEXT PRIMARY KEY,
@@ -35,8 +36,6 @@ CREATE TABLE invoices (
     -- YYYY-MM-DD
     due_date         TEXT NOT NULL,
     memo             TEXT,
-    -- the public link's token, hashed; NULL until processed
-    token_hash       TEXT UNIQUE,
     created_at       TIMESTAMPTZ NOT NULL,
     updated_at       TIMESTAMPTZ NOT NULL,
     processed_at     TIMESTAMPTZ,
@@ -45,6 +44,17 @@ CREATE TABLE invoices (
 );
 CREATE UNIQUE INDEX invoices_account_number ON invoices (account_id, number);
 CREATE INDEX invoices_account_created ON invoices (account_id, created_at, id);
+
+-- The invoice's public links: a token (32 random bytes, stored hashed)
+-- minted when it is created and again each time it is processed; each
+-- opens the invoice until it is void.
+CREATE TABLE invoice_links (
+    token_hash   TEXT PRIMARY KEY,
+    account_id   TEXT NOT NULL DEFAULT 'default',
+    invoice_id   TEXT NOT NULL REFERENCES invoices (id),
+    created_at   TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX invoice_links_invoice ON invoice_links (invoice_id);
 
 CREATE TABLE invoice_attempts (
     id                        TEXT PRIMARY KEY,

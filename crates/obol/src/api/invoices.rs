@@ -39,11 +39,12 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(retry_sync_job))
 }
 
-/// Creates a draft invoice.
+/// Creates a draft invoice, with a first link (`payment_url`).
 ///
 /// With `pass_fees` the card fee is a separate line, grossed up so the
 /// business nets the subtotal (`fee` shows the amount, the rate and where
-/// it came from). A draft is not payable: process it.
+/// it came from). A draft is not payable: its link shows "not issued yet"
+/// until it is processed.
 #[utoipa::path(post, path = "/v1/invoices", tag = "invoices",
     security(("secret_key" = [])),
     request_body = InvoiceIn,
@@ -93,12 +94,12 @@ async fn get_invoice(
     Ok(Json(invoices::get(state.ctx(), &actor, &id).await?))
 }
 
-/// Makes a draft payable: freezes its fee and answers `payment_url`.
+/// Makes a draft payable: freezes its fee and answers a `payment_url`.
 ///
-/// The link's token (32 random bytes) is stored hashed, so `payment_url`
-/// is only in this answer. Processing a processed invoice again issues a
-/// new link and the old one stops opening the invoice (its fee and total
-/// stay as issued).
+/// Each link's token (32 random bytes) is stored hashed, so a
+/// `payment_url` is only in the answer that minted it; the draft's link
+/// works too. Processing a processed invoice again mints another link
+/// (its fee and total stay as issued).
 #[utoipa::path(post, path = "/v1/invoices/{id}/process", tag = "invoices",
     security(("secret_key" = [])),
     params(("id" = crate::ids::InvoiceId, Path, description = "The invoice.")),

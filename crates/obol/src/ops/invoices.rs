@@ -1,7 +1,10 @@
 //! Invoices paid through a public link: create (draft), process (payable;
-//! mints the link's token, 32 random bytes stored hashed, and freezes the
-//! fee), void, and the public side: the payment intent a customer pays
-//! with, and what the hosted page shows.
+//! freezes the fee), void, and the public side: the payment intent a
+//! customer pays with, and what the hosted page shows. Creating and
+//! processing each mint a link token (32 random bytes, stored hashed) and
+//! answer its `payment_url`; every link opens the invoice until it is
+//! void, and the page says what state it is in (a draft's link shows "not
+//! issued yet" and cannot pay).
 //!
 //! Exactly one live PaymentIntent per invoice (a partial unique index on
 //! `invoice_attempts`): asking again returns it while Stripe can still
@@ -113,8 +116,9 @@ pub struct InvoiceOut {
     /// `YYYY-MM-DD`.
     pub due_date: String,
     pub memo: Option<String>,
-    /// The hosted page to send the customer: only in the answer of
-    /// `process` (the token is stored hashed); process again for a new one.
+    /// The hosted page to send the customer: in the answers of create and
+    /// process only (its token is stored hashed); each mints a new link,
+    /// and every link stays valid.
     pub payment_url: Option<String>,
     pub created_at: DateTime<Utc>,
     pub processed_at: Option<DateTime<Utc>>,
@@ -398,7 +402,6 @@ pub async fn create(ctx: &Ctx, actor: &Actor, body: InvoiceIn) -> Result<Invoice
         fee_paid: 0,
         due_date: due.format("%Y-%m-%d").to_string(),
         memo,
-        token_hash: None,
         created_at: now,
         updated_at: now,
         processed_at: None,
@@ -427,9 +430,23 @@ pub async fn create(ctx: &Ctx, actor: &Actor, body: InvoiceIn) -> Result<Invoice
             cause_ref: Some("POST /v1/invoices"),
         })
         .await?;
+    let token = SecretToken::generate("");
+    tx.conn()
+        .insert_invoice_link(&row, token.hash().as_str(), now)
+        .await?;
     tx.commit().await?;
     tracing::info!(invoice = %row.id, number = %row.number, total, "invoice created");
-    Ok(row.into())
+    let mut out = InvoiceOut::from(row);
+    out.payment_url = Some(payment_url(ctx, &token));
+    Ok(out)
+}
+
+fn payment_url(ctx: &Ctx, token: &SecretToken) -> String {
+    format!(
+        "{}/pay/invoices/{}",
+        ctx.settings().public_base,
+        token.expose()
+    )
 }
 
 async fn load(ctx: &Ctx, actor: &Actor, id: &str) -> Result<InvoiceRow> {
@@ -515,10 +532,10 @@ fn conflict(refused: invoice::Refused) -> Error {
     Error::rule(RuleCode::InvoiceStatusConflict, refused.message())
 }
 
-/// draft → processed: the fee is frozen at the rate in effect now and the
-/// link's token is minted; the answer carries `payment_url`. Processing a
-/// processed invoice again issues a new link (the old one stops opening
-/// it) and keeps its fee and total.
+/// draft → processed: the fee is frozen at the rate in effect now and a
+/// link's token is minted; the answer carries its `payment_url`.
+/// Processing a processed invoice again mints another link (for an answer
+/// that was lost) and keeps its fee and total.
 pub async fn process(ctx: &Ctx, actor: &Actor, id: &str) -> Result<InvoiceOut> {
     let row = load(ctx, actor, id).await?;
     invoice::transition(row.status, InvoiceInput::Process).map_err(conflict)?;
@@ -544,14 +561,7 @@ pub async fn process(ctx: &Ctx, actor: &Actor, id: &str) -> Result<InvoiceOut> {
         source: f.source.as_str(),
     });
     if !conn
-        .process_invoice(
-            &row.id,
-            row.status,
-            token.hash().as_str(),
-            columns,
-            total,
-            now,
-        )
+        .process_invoice(&row.id, row.status, columns, total, now)
         .await?
     {
         return Err(Error::rule(
@@ -559,10 +569,12 @@ pub async fn process(ctx: &Ctx, actor: &Actor, id: &str) -> Result<InvoiceOut> {
             "the invoice changed meanwhile; read it and try again",
         ));
     }
+    conn.insert_invoice_link(&row, token.hash().as_str(), now)
+        .await?;
     let note = if reissue {
-        "a new payment link was issued; the previous one no longer opens the invoice"
+        "another payment link was issued"
     } else {
-        "processed: payable through its link"
+        "processed: payable through its links"
     };
     conn.insert_invoice_entry(&NewInvoiceEntry {
         invoice: &row,
@@ -581,11 +593,7 @@ pub async fn process(ctx: &Ctx, actor: &Actor, id: &str) -> Result<InvoiceOut> {
     tx.commit().await?;
     tracing::info!(invoice = %row.id, total, reissue, "invoice processed");
     let mut out = InvoiceOut::from(after);
-    out.payment_url = Some(format!(
-        "{}/pay/invoices/{}",
-        ctx.settings().public_base,
-        token.expose()
-    ));
+    out.payment_url = Some(payment_url(ctx, &token));
     Ok(out)
 }
 
@@ -715,12 +723,12 @@ async fn open_by_token(ctx: &Ctx, token: &str) -> Result<InvoiceRow> {
 /// Who pays: the token's holder, or a credential that must own the
 /// invoice (the secret key of its account, its customer's token);
 /// anyone else's credential is answered as if the invoice did not exist.
-fn payer(row: &InvoiceRow, credential: Option<Actor>) -> Result<Actor> {
+fn payer(row: &InvoiceRow, token: &str, credential: Option<Actor>) -> Result<Actor> {
     let account = row.account();
     match credential {
         None => Ok(Actor::Link {
             account,
-            token: TokenHash::from_db(row.token_hash.clone().unwrap_or_default()),
+            token: TokenHash::of(token),
         }),
         Some(a @ Actor::Secret { .. }) if a.account() == &account => Ok(a),
         Some(a @ Actor::Customer { .. })
@@ -738,7 +746,7 @@ fn payer(row: &InvoiceRow, credential: Option<Actor>) -> Result<Actor> {
 /// `POST /v1/public/invoices/{token}/payment-intent`.
 pub async fn pay(ctx: &Ctx, token: &str, credential: Option<Actor>) -> Result<InvoiceIntentOut> {
     let row = open_by_token(ctx, token).await?;
-    let actor = payer(&row, credential)?;
+    let actor = payer(&row, token, credential)?;
     invoice::payable(row.status, row.amount_paid).map_err(|r| not_payable(r.message()))?;
     let account = row.account();
     let open = {
@@ -968,7 +976,7 @@ pub async fn get_public(ctx: &Ctx, token: &str) -> Result<PublicInvoiceOut> {
             h.conn().get_open_attempt(&row.id).await?
         };
         if let Some(a) = open {
-            let actor = payer(&row, None)?;
+            let actor = payer(&row, token, None)?;
             let intent: Value = ctx
                 .stripe_for(&actor)?
                 .get(

@@ -30,7 +30,6 @@ pub struct InvoiceRow {
     pub fee_paid: i64,
     pub due_date: String,
     pub memo: Option<String>,
-    pub token_hash: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub processed_at: Option<DateTime<Utc>>,
@@ -47,7 +46,7 @@ impl InvoiceRow {
 const COLUMNS: &str =
     "id, account_id, customer_id, number, status, currency, line_items, subtotal, \
     pass_fees, fee_amount, fee_percent_bps, fee_fixed, fee_source, total, amount_paid, fee_paid, \
-    due_date, memo, token_hash, created_at, updated_at, processed_at, paid_at, voided_at";
+    due_date, memo, created_at, updated_at, processed_at, paid_at, voided_at";
 
 /// The fee frozen on an invoice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,7 +132,7 @@ impl Conn<'_> {
     pub async fn insert_invoice(&mut self, i: &InvoiceRow) -> Result<InvoiceRow> {
         let sql = format!(
             "INSERT INTO invoices ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-             $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24) RETURNING {COLUMNS}"
+             $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23) RETURNING {COLUMNS}"
         );
         Ok(on_conn!(self, |conn| {
             sqlx::query_as::<_, InvoiceRow>(&sql)
@@ -155,7 +154,6 @@ impl Conn<'_> {
                 .bind(i.fee_paid)
                 .bind(&i.due_date)
                 .bind(&i.memo)
-                .bind(&i.token_hash)
                 .bind(i.created_at)
                 .bind(i.updated_at)
                 .bind(i.processed_at)
@@ -181,10 +179,12 @@ impl Conn<'_> {
         }))
     }
 
-    /// The invoice whose link token hashes to `token_hash`, in any
-    /// account: the token is the capability.
+    /// The invoice one of whose links' tokens hashes to `token_hash`, in
+    /// any account: the token is the capability.
     pub async fn get_invoice_by_token(&mut self, token_hash: &str) -> Result<Option<InvoiceRow>> {
-        let sql = format!("SELECT {COLUMNS} FROM invoices WHERE token_hash = $1");
+        let sql = format!(
+            "SELECT {COLUMNS} FROM invoices WHERE id = (SELECT invoice_id FROM invoice_links WHERE token_hash = $1)"
+        );
         Ok(on_conn!(self, |conn| {
             sqlx::query_as::<_, InvoiceRow>(&sql)
                 .bind(token_hash)
@@ -235,26 +235,45 @@ impl Conn<'_> {
         }))
     }
 
-    /// draft|processed → processed with a new link token and the fee
-    /// frozen, guarded by the status read.
+    /// A new link to `invoice`.
+    pub async fn insert_invoice_link(
+        &mut self,
+        invoice: &InvoiceRow,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        on_conn!(self, |conn| {
+            sqlx::query(
+                "INSERT INTO invoice_links (token_hash, account_id, invoice_id, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(token_hash)
+            .bind(&invoice.account_id)
+            .bind(&invoice.id)
+            .bind(now)
+            .execute(&mut **conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// draft|processed → processed with the fee frozen, guarded by the
+    /// status read.
     pub async fn process_invoice(
         &mut self,
         id: &str,
         from: InvoiceStatus,
-        token_hash: &str,
         fee: Option<FeeColumns<'_>>,
         total: i64,
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let done = on_conn!(self, |conn| {
             sqlx::query(
-                "UPDATE invoices SET status = 'processed', token_hash = $3, fee_amount = $4, \
-                 fee_percent_bps = $5, fee_fixed = $6, fee_source = $7, total = $8, updated_at = $9, \
-                 processed_at = COALESCE(processed_at, $9) WHERE id = $1 AND status = $2",
+                "UPDATE invoices SET status = 'processed', fee_amount = $3, \
+                 fee_percent_bps = $4, fee_fixed = $5, fee_source = $6, total = $7, updated_at = $8, \
+                 processed_at = COALESCE(processed_at, $8) WHERE id = $1 AND status = $2",
             )
             .bind(id)
             .bind(from.as_str())
-            .bind(token_hash)
             .bind(fee.map(|f| f.amount))
             .bind(fee.map(|f| f.percent_bps))
             .bind(fee.map(|f| f.fixed))
