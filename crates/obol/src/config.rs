@@ -61,6 +61,47 @@ pub struct Config {
     pub invoices: InvoiceSettings,
     #[serde(default)]
     pub accounting: AccountingSettings,
+    #[serde(default)]
+    pub charge_runs: ChargeRunSettings,
+}
+
+/// `charge_runs.*`: how a running charge run is worked.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChargeRunSettings {
+    /// Worker jobs per running run (1–32); each may run in any obol process.
+    #[serde(default = "default_run_workers")]
+    pub workers: usize,
+    /// Charges each worker has in flight at once (1–256); together they keep
+    /// the Stripe rate limiter full.
+    #[serde(default = "default_run_concurrency")]
+    pub concurrency: usize,
+    /// How long a worker holds a claimed item (5–3600 s): an item whose
+    /// worker died is charged again (with the same idempotency key) after it.
+    #[serde(default = "default_item_lease")]
+    pub item_lease_seconds: u64,
+}
+
+fn default_run_workers() -> usize {
+    2
+}
+
+fn default_run_concurrency() -> usize {
+    16
+}
+
+fn default_item_lease() -> u64 {
+    120
+}
+
+impl Default for ChargeRunSettings {
+    fn default() -> Self {
+        Self {
+            workers: default_run_workers(),
+            concurrency: default_run_concurrency(),
+            item_lease_seconds: default_item_lease(),
+        }
+    }
 }
 
 /// Where paid invoices are recorded (accounting/): any of Xero, QuickBooks
@@ -763,6 +804,25 @@ impl Config {
                     "must be between 0 and 99999999 minor units",
                 ));
             }
+        }
+        let runs = &self.charge_runs;
+        if !(1..=32).contains(&runs.workers) {
+            return Err(ConfigError::new(
+                "charge_runs.workers",
+                "must be between 1 and 32",
+            ));
+        }
+        if !(1..=256).contains(&runs.concurrency) {
+            return Err(ConfigError::new(
+                "charge_runs.concurrency",
+                "must be between 1 and 256",
+            ));
+        }
+        if !(5..=3600).contains(&runs.item_lease_seconds) {
+            return Err(ConfigError::new(
+                "charge_runs.item_lease_seconds",
+                "must be between 5 and 3600",
+            ));
         }
         let stale = self.invoices.stale_intent_seconds;
         if !(60..=2_592_000).contains(&stale) {

@@ -193,6 +193,12 @@ pub struct Settings {
     pub invoice_stale_after: u64,
     /// The name invoice pages show (`invoices.business_name`).
     pub business_name: Option<String>,
+    /// Worker jobs per running charge run.
+    pub charge_run_workers: usize,
+    /// Charges one charge-run worker has in flight.
+    pub charge_run_concurrency: usize,
+    /// How long a charge-run worker holds a claimed item, in seconds.
+    pub charge_run_item_lease: u64,
 }
 
 impl Settings {
@@ -239,6 +245,9 @@ impl Settings {
             },
             invoice_stale_after: config.invoices.stale_intent_seconds,
             business_name: config.invoices.business_name.clone(),
+            charge_run_workers: config.charge_runs.workers,
+            charge_run_concurrency: config.charge_runs.concurrency,
+            charge_run_item_lease: config.charge_runs.item_lease_seconds,
         })
     }
 }

@@ -193,6 +193,9 @@ rule_codes! {
     InvoiceNumberTaken => ("invoice_number_taken", 409),
     InvalidFeeSettings => ("invalid_fee_settings", 422),
     SyncJobNotFailed => ("sync_job_not_failed", 409),
+    ChargeRunNotDraft => ("charge_run_not_draft", 409),
+    ChargeRunNotCancelable => ("charge_run_not_cancelable", 409),
+    DuplicateReference => ("duplicate_reference", 409),
 }
 
 /// The kinds of object a caller can ask for; used in `*_not_found` codes.
@@ -212,6 +215,7 @@ pub enum Resource {
     PaymentLink,
     Invoice,
     SyncJob,
+    ChargeRun,
 }
 
 impl Resource {
@@ -231,6 +235,7 @@ impl Resource {
             Resource::PaymentLink => "payment link",
             Resource::Invoice => "invoice",
             Resource::SyncJob => "sync job",
+            Resource::ChargeRun => "charge run",
         }
     }
 }
@@ -291,6 +296,7 @@ impl Error {
             Error::NotFound(Resource::PaymentLink) => "payment_link_not_found",
             Error::NotFound(Resource::Invoice) => "invoice_not_found",
             Error::NotFound(Resource::SyncJob) => "sync_job_not_found",
+            Error::NotFound(Resource::ChargeRun) => "charge_run_not_found",
             Error::RouteNotFound { .. } => "route_not_found",
             Error::HostNotAllowed { .. } => "host_not_allowed",
             Error::MethodNotAllowed => "method_not_allowed",
@@ -362,7 +368,7 @@ impl Error {
                     kind: e.kind.clone(),
                     code: e.code.clone(),
                     decline_code: e.decline_code.clone(),
-                    param: e.param.clone(),
+                    param: e.param.as_deref().map(str::to_string),
                 }),
                 _ => None,
             },
@@ -483,6 +489,7 @@ pub fn catalogue() -> Vec<(StatusCode, &'static str)> {
         Error::NotFound(Resource::PaymentLink),
         Error::NotFound(Resource::Invoice),
         Error::NotFound(Resource::SyncJob),
+        Error::NotFound(Resource::ChargeRun),
         Error::RouteNotFound {
             method: "GET".into(),
             path: "/x".into(),
@@ -583,6 +590,7 @@ mod tests {
                 decline_code: None,
                 message: message.into(),
                 param: Some("amount".into()),
+                payment_intent: None,
             },
         })
     }

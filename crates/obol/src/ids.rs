@@ -242,6 +242,16 @@ prefixed_id!(
     SyncJobId,
     "sync_"
 );
+prefixed_id!(
+    /// A charge run: off-session charges of many members' saved cards.
+    ChargeRunId,
+    "cr_"
+);
+prefixed_id!(
+    /// One member's charge in a charge run.
+    ChargeRunItemId,
+    "cri_"
+);
 
 /// A freshly minted secret: shown to its owner once, stored as a hash.
 pub struct SecretToken {
@@ -344,6 +354,8 @@ mod tests {
             InvoiceAttemptId::PREFIX,
             InvoiceTimelineId::PREFIX,
             SyncJobId::PREFIX,
+            ChargeRunId::PREFIX,
+            ChargeRunItemId::PREFIX,
         ];
         for (i, a) in prefixes.iter().enumerate() {
             for b in &prefixes[i + 1..] {

@@ -27,7 +27,8 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use crate::error::{catalogue, ErrorBody};
 use crate::outbox::{
-    self, InvoiceNotification, OrderNotification, PaymentNotification, SyncJobNotification,
+    self, ChargeRunItemNotification, ChargeRunNotification, InvoiceNotification, OrderNotification,
+    PaymentNotification, SyncJobNotification,
 };
 
 /// The names of the three credential schemes, as operations cite them.
@@ -62,6 +63,7 @@ pub const GUEST_TOKEN: &str = "guest_token";
         (name = "catalog", description = "Products and shipping methods: the prices carts are computed from."),
         (name = "payment_links", description = "Links to a hosted payment page an agent hands a customer."),
         (name = "invoices", description = "Invoices paid through a public link, their fee passthrough and their accounting syncs."),
+        (name = "charge_runs", description = "Off-session charges of many members' saved cards, each at most once."),
         (name = "mcp", description = "obol's tools for AI agents (Model Context Protocol, streamable HTTP)."),
     )
 )]
@@ -300,6 +302,16 @@ fn add_schemas(doc: &mut Value) {
     OrderNotification::schemas(&mut more);
     InvoiceNotification::schemas(&mut more);
     SyncJobNotification::schemas(&mut more);
+    ChargeRunItemNotification::schemas(&mut more);
+    ChargeRunNotification::schemas(&mut more);
+    more.push((
+        ChargeRunItemNotification::name().into_owned(),
+        ChargeRunItemNotification::schema(),
+    ));
+    more.push((
+        ChargeRunNotification::name().into_owned(),
+        ChargeRunNotification::schema(),
+    ));
     more.push((
         InvoiceNotification::name().into_owned(),
         InvoiceNotification::schema(),
@@ -338,6 +350,8 @@ fn webhooks() -> Value {
             Some("order") => "OrderNotification",
             Some("invoice") => "InvoiceNotification",
             Some("sync_job") => "SyncJobNotification",
+            Some("charge_run_item") => "ChargeRunItemNotification",
+            Some("charge_run") => "ChargeRunNotification",
             _ => "PaymentNotification",
         };
         hooks.insert(

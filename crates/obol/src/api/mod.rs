@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod charge_runs;
 pub mod customer_tokens;
 pub mod customers;
 pub mod disputes;
@@ -134,6 +135,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(webhooks::router())
         .merge(jobs::router())
         .merge(invoices::router())
+        .merge(charge_runs::router())
         .merge(mcp::router())
 }
 

@@ -22,6 +22,7 @@
 //! at once.
 
 pub mod accounting;
+pub mod charge_run;
 pub mod invoice_sweep;
 pub mod reconcile;
 pub mod refund_resubmit;
@@ -71,16 +72,20 @@ pub enum JobKind {
     AccountingSync,
     /// Settle invoice intents left incomplete; queues the next when it ends.
     InvoiceSweep,
+    /// One worker pass over a running charge run; queues the next while
+    /// the run has items left.
+    ChargeRun,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 6] = [
+    pub const ALL: [JobKind; 7] = [
         JobKind::ReleaseAuthorization,
         JobKind::ResubmitRefund,
         JobKind::Reconcile,
         JobKind::InvoicePaid,
         JobKind::AccountingSync,
         JobKind::InvoiceSweep,
+        JobKind::ChargeRun,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -91,6 +96,7 @@ impl JobKind {
             JobKind::InvoicePaid => "invoice_paid",
             JobKind::AccountingSync => "accounting_sync",
             JobKind::InvoiceSweep => "invoice_sweep",
+            JobKind::ChargeRun => "charge_run",
         }
     }
 
@@ -122,6 +128,9 @@ impl JobKind {
             JobKind::AccountingSync => &[10, 60, 300, 900, 3600, 7200, 21600, 43200, 86400, 86400],
             // Like reconcile: the next scheduled sweep takes over.
             JobKind::InvoiceSweep => &[30, 60, 120],
+            // A pass failed (the database): retried soon; items are safe in
+            // their claims meanwhile.
+            JobKind::ChargeRun => &[1, 5, 15, 60, 300, 900],
         }
     }
 
@@ -288,14 +297,7 @@ impl Runner {
                 tracing::error!(job = %dead.id, kind = %dead.kind, attempts = dead.attempts,
                     "job is dead: its worker stopped answering during the last attempt");
                 if let Some(kind) = JobKind::parse(&dead.kind) {
-                    schedule_successor(
-                        &mut conn,
-                        &self.ctx.settings,
-                        kind,
-                        &AccountId::from_db(dead.account_id.clone()),
-                        now,
-                    )
-                    .await?;
+                    schedule_successor(&mut conn, &self.ctx.settings, kind, &dead, now).await?;
                 }
             }
             let claimed = conn
@@ -416,14 +418,7 @@ impl Runner {
         conn.finish_job_run(run_id, run_outcome, error, now).await?;
         let terminal = matches!(next.status, JobStatus::Succeeded | JobStatus::Dead);
         if let (true, Some(kind)) = (terminal, kind) {
-            schedule_successor(
-                &mut conn,
-                &self.ctx.settings,
-                kind,
-                &AccountId::from_db(job.account_id.clone()),
-                now,
-            )
-            .await?;
+            schedule_successor(&mut conn, &self.ctx.settings, kind, job, now).await?;
         }
         tx.commit().await?;
         if matches!(next.status, JobStatus::Succeeded) {
@@ -441,6 +436,7 @@ async fn dispatch(kind: JobKind, ctx: &JobCtx, job: &JobRow) -> std::result::Res
         JobKind::InvoicePaid => accounting::fanout(ctx, job).await,
         JobKind::AccountingSync => accounting::sync(ctx, job).await,
         JobKind::InvoiceSweep => invoice_sweep::run(ctx, job).await,
+        JobKind::ChargeRun => charge_run::run(ctx, job).await,
     }
 }
 
@@ -449,12 +445,14 @@ async fn schedule_successor(
     conn: &mut Conn<'_>,
     settings: &JobSettings,
     kind: JobKind,
-    account: &AccountId,
+    finished: &JobRow,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<()> {
+    let account = &AccountId::from_db(finished.account_id.clone());
     match kind {
         JobKind::Reconcile => reconcile::schedule_next(conn, settings, account, now).await,
         JobKind::InvoiceSweep => invoice_sweep::schedule_next(conn, settings, account, now).await,
+        JobKind::ChargeRun => charge_run::schedule_next(conn, finished, now).await,
         JobKind::ReleaseAuthorization
         | JobKind::ResubmitRefund
         | JobKind::InvoicePaid

@@ -9,6 +9,7 @@
 //! state that was read. No `_ =>` over a state: a new state must be
 //! decided everywhere it matters.
 
+pub mod charge_run;
 pub mod delivery;
 pub mod dispute;
 pub mod inbox_event;

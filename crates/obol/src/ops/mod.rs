@@ -13,6 +13,7 @@
 //! of one core and must not import each other.
 
 pub mod catalog;
+pub mod charge_runs;
 pub mod checkout;
 pub mod credentials;
 pub mod customer_tokens;

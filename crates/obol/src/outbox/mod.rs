@@ -39,6 +39,12 @@ pub const EVENT_TYPES: &[&str] = &[
     "order.cancelled",
     "invoice.paid",
     "sync_job.failed",
+    "charge_run_item.succeeded",
+    "charge_run_item.requires_action",
+    "charge_run_item.failed",
+    "charge_run_item.no_payment_method",
+    "charge_run_item.canceled",
+    "charge_run.completed",
 ];
 
 /// The host event for a payment entering `state`, if any.
@@ -75,6 +81,14 @@ pub fn summary(event_type: &str) -> &'static str {
         "sync_job.failed" => {
             "An invoice payment could not be synced to an accounting target and obol stopped retrying."
         }
+        "charge_run_item.succeeded" => "A member's charge in a charge run succeeded.",
+        "charge_run_item.requires_action" => {
+            "A member's bank asks them to authenticate the charge (3-D Secure): pending, not failed."
+        }
+        "charge_run_item.failed" => "A member's charge was declined.",
+        "charge_run_item.no_payment_method" => "A member in a charge run has no saved card.",
+        "charge_run_item.canceled" => "A member's charge was not sent: the run was canceled.",
+        "charge_run.completed" => "Every item of a charge run has its outcome.",
         _ => "A notification.",
     }
 }
@@ -241,6 +255,129 @@ pub struct SyncJobSnapshot {
     pub payment_id: String,
     pub attempts: i32,
     pub last_error: Option<String>,
+}
+
+/// A `charge_run_item.*` notification's body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChargeRunItemNotification {
+    /// A `charge_run_item.*` type (the webhook's name).
+    #[serde(rename = "type")]
+    #[schema(value_type = String, example = "charge_run_item.succeeded", pattern = "^charge_run_item\\.")]
+    pub kind: &'static str,
+    pub timestamp: DateTime<Utc>,
+    pub data: ChargeRunItemNotificationData,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChargeRunItemNotificationData {
+    pub item: ChargeRunItemSnapshot,
+}
+
+/// A charge-run item as a notification carries it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChargeRunItemSnapshot {
+    #[schema(value_type = crate::ids::ChargeRunItemId)]
+    pub id: String,
+    #[schema(value_type = crate::ids::ChargeRunId)]
+    pub run_id: String,
+    #[schema(value_type = crate::ids::CustomerId)]
+    pub customer_id: String,
+    pub amount: Money,
+    pub external_reference: Option<String>,
+    pub outcome: crate::ledger::charge_run::Outcome,
+    /// Stripe's `pi_…`, once one was made.
+    pub payment_intent_id: Option<String>,
+    /// Stripe's decline code of a failed charge.
+    pub decline_code: Option<String>,
+}
+
+/// A `charge_run.*` notification's body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChargeRunNotification {
+    /// A `charge_run.*` type (the webhook's name).
+    #[serde(rename = "type")]
+    #[schema(value_type = String, example = "charge_run.completed", pattern = "^charge_run\\.")]
+    pub kind: &'static str,
+    pub timestamp: DateTime<Utc>,
+    pub data: ChargeRunNotificationData,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChargeRunNotificationData {
+    pub charge_run: ChargeRunSnapshot,
+}
+
+/// A charge run as a notification carries it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChargeRunSnapshot {
+    #[schema(value_type = crate::ids::ChargeRunId)]
+    pub id: String,
+    pub name: String,
+    pub status: crate::ledger::charge_run::RunStatus,
+    /// Items by outcome.
+    #[schema(value_type = Object)]
+    pub counts: std::collections::BTreeMap<String, i64>,
+}
+
+/// Queues `charge_run_item.<outcome>` inside the transaction that moved it.
+pub async fn notify_charge_run_item(
+    conn: &mut Conn<'_>,
+    event_type: &'static str,
+    item: &crate::storage::charge_runs::ItemRow,
+    currency: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let body = ChargeRunItemNotification {
+        kind: event_type,
+        timestamp: now,
+        data: ChargeRunItemNotificationData {
+            item: ChargeRunItemSnapshot {
+                id: item.id.clone(),
+                run_id: item.run_id.clone(),
+                customer_id: item.customer_id.clone(),
+                amount: Money::balance(item.amount, Currency::parse(currency)?)?,
+                external_reference: item.external_reference.clone(),
+                outcome: item.outcome,
+                payment_intent_id: item.payment_intent_id.clone(),
+                decline_code: item.decline_code.clone(),
+            },
+        },
+    };
+    let body = serde_json::to_string(&body).map_err(Error::internal)?;
+    conn.enqueue_notification(
+        &crate::context::AccountId::from_db(item.account_id.clone()),
+        event_type,
+        &body,
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Queues `charge_run.completed`.
+pub async fn notify_charge_run(
+    conn: &mut Conn<'_>,
+    event_type: &'static str,
+    run: &crate::storage::charge_runs::ChargeRunRow,
+    counts: std::collections::BTreeMap<String, i64>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let body = ChargeRunNotification {
+        kind: event_type,
+        timestamp: now,
+        data: ChargeRunNotificationData {
+            charge_run: ChargeRunSnapshot {
+                id: run.id.clone(),
+                name: run.name.clone(),
+                status: run.status,
+                counts,
+            },
+        },
+    };
+    let body = serde_json::to_string(&body).map_err(Error::internal)?;
+    conn.enqueue_notification(&run.account(), event_type, &body, now)
+        .await?;
+    Ok(())
 }
 
 /// Queues `invoice.paid` (or another `invoice.*`) inside the transaction

@@ -159,6 +159,8 @@ pub struct IntentSeen {
     pub pre_order: bool,
     /// `metadata[obol_invoice_id]`: the intent pays an invoice.
     pub invoice_id: Option<String>,
+    /// `metadata[obol_charge_run_item_id]`: the intent charges a run item.
+    pub charge_run_item_id: Option<String>,
     pub cancellation_reason: Option<String>,
 }
 
@@ -183,6 +185,7 @@ pub fn read_intent(object: &Value) -> std::result::Result<IntentSeen, Unreadable
         customer_hint: text("obol_customer_id"),
         pre_order: text("obol_mode").as_deref() == Some("pre_order"),
         invoice_id: text("obol_invoice_id"),
+        charge_run_item_id: text("obol_charge_run_item_id"),
         cancellation_reason: pi.cancellation_reason,
         id: pi.id,
         money,
@@ -224,6 +227,9 @@ pub async fn observe_intent(
     if let Some(invoice_id) = &pi.invoice_id {
         crate::invoices::observe_intent(conn, cause, invoice_id, pi, outcome == Outcome::Applied)
             .await?;
+    }
+    if let Some(item_id) = &pi.charge_run_item_id {
+        crate::charge_runs::observe_intent(conn, cause, item_id, pi).await?;
     }
     // An order paid after it was created (not pay-first, where the checkout
     // confirmed the order already) is confirmed by its payment's success.

@@ -10,6 +10,7 @@
 
 pub mod api_keys;
 pub mod catalog;
+pub mod charge_runs;
 pub mod customer_tokens;
 pub mod customers;
 pub mod disputes;
@@ -17,6 +18,7 @@ pub mod invoices;
 pub mod jobs;
 pub mod notifications;
 pub mod orders;
+pub mod payment_methods;
 pub mod payments;
 pub mod refunds;
 pub mod sync_state;

@@ -109,7 +109,19 @@ pub struct ApiError {
     pub decline_code: Option<String>,
     #[serde(default)]
     pub message: String,
-    pub param: Option<String>,
+    pub param: Option<Box<str>>,
+    /// The PaymentIntent a card error happened on (its id and status
+    /// only: the object also carries its client secret).
+    #[serde(default)]
+    pub payment_intent: Option<Box<IntentRef>>,
+}
+
+/// The id and status of a PaymentIntent inside an error.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct IntentRef {
+    pub id: String,
+    #[serde(default)]
+    pub status: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -349,6 +361,7 @@ fn parse_error(body: &[u8]) -> ApiError {
             decline_code: None,
             message: String::from_utf8_lossy(body).chars().take(200).collect(),
             param: None,
+            payment_intent: None,
         })
 }
 

@@ -7,6 +7,7 @@ mod api_customers;
 mod api_errors;
 mod auth_throttle;
 mod chaos;
+mod charge_runs;
 mod checkout;
 mod crash;
 mod disputes;

@@ -42,7 +42,10 @@ async fn the_served_document_is_the_one_obol_openapi_prints() {
     for s in ["secret_key", "customer_token", "guest_token"] {
         assert!(schemes.contains_key(s), "{s}");
     }
-    assert_eq!(served["webhooks"].as_object().unwrap().len(), 14);
+    assert_eq!(
+        served["webhooks"].as_object().unwrap().len(),
+        obol::outbox::EVENT_TYPES.len()
+    );
     assert_eq!(
         served["components"]["schemas"]["OrderId"]["pattern"],
         "^ord_[0-9a-z]{26}$"

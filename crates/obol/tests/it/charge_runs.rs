@@ -1,0 +1,269 @@
+//! Charge runs over HTTP against the sandbox: items streamed in, worked
+//! by the job runner, each outcome from the member's card, nothing
+//! charged twice, cancel, and the run's counts.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{Backend, Obol, TestReceiver};
+use crate::invoices::within;
+use crate::on_both_backends;
+
+on_both_backends!(
+    a_run_without_saved_cards_ends_with_no_payment_method_everywhere,
+    a_draft_run_takes_items_in_calls_and_refuses_bad_ones,
+    a_canceled_run_sends_nothing_more,
+);
+
+pub async fn members(obol: &Obol, n: usize) -> Vec<String> {
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let (s, c) = obol
+            .post(
+                "/v1/customers",
+                json!({"external_id": format!("member-{i}"), "email": format!("member{i}@club.example"), "name": format!("Member {i}")}),
+            )
+            .await;
+        assert_eq!(s, 201, "{c}");
+        ids.push(c["id"].as_str().unwrap().to_string());
+    }
+    ids
+}
+
+pub async fn run(obol: &Obol, name: &str) -> String {
+    let (s, run) = obol
+        .post(
+            "/v1/charge-runs",
+            json!({"name": name, "currency": "eur", "description": "Autumn release 2026"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{run}");
+    assert_eq!(run["status"], "draft");
+    run["id"].as_str().unwrap().to_string()
+}
+
+pub async fn add(obol: &Obol, run: &str, items: Vec<Value>) -> Value {
+    let (s, added) = obol
+        .post(
+            &format!("/v1/charge-runs/{run}/items"),
+            json!({"items": items}),
+        )
+        .await;
+    assert_eq!(s, 201, "{added}");
+    added
+}
+
+pub async fn finished(obol: &Obol, run: &str, secs: u64) -> Value {
+    within(obol, &format!("/v1/charge-runs/{run}"), secs, |r| {
+        r["status"] == "completed" || r["status"] == "canceled"
+    })
+    .await
+}
+
+async fn a_run_without_saved_cards_ends_with_no_payment_method_everywhere(backend: Backend) {
+    let obol = Obol::builder(backend)
+        .env("OBOL_NOTIFICATIONS__RETRY_UNIT_MS", "20")
+        .env("OBOL_JOBS__POLL_INTERVAL_MS", "50")
+        .start()
+        .await;
+    let host = TestReceiver::start(0).await;
+    let (s, _) = obol
+        .post(
+            "/v1/webhook-endpoints",
+            json!({"url": host.url, "event_types": ["charge_run_item.no_payment_method", "charge_run.completed"]}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let ids = members(&obol, 12).await;
+    let run_id = run(&obol, "No cards").await;
+    let items: Vec<Value> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, c)| json!({"customer_id": c, "amount": 4500 + i as i64, "external_reference": format!("ship-{i}")}))
+        .collect();
+    let added = add(&obol, &run_id, items).await;
+    assert_eq!(
+        (added["added"].as_i64(), added["item_count"].as_i64()),
+        (Some(12), Some(12))
+    );
+    let (s, started) = obol
+        .post(&format!("/v1/charge-runs/{run_id}/start"), json!({}))
+        .await;
+    assert_eq!(
+        (s, started["status"].as_str()),
+        (200, Some("running")),
+        "{started}"
+    );
+    let done = finished(&obol, &run_id, 30).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["counts"]["no_payment_method"], 12, "{done}");
+    assert_eq!(done["progress"], 1.0);
+    let got = host
+        .until("every item and the run notified", |r| r.len() >= 13)
+        .await;
+    let items = got
+        .iter()
+        .filter(|r| r.json()["type"] == "charge_run_item.no_payment_method")
+        .count();
+    assert_eq!(items, 12);
+    let completed: Vec<Value> = got
+        .iter()
+        .map(|r| r.json())
+        .filter(|b| b["type"] == "charge_run.completed")
+        .collect();
+    assert_eq!(completed.len(), 1);
+    assert_eq!(
+        completed[0]["data"]["charge_run"]["counts"]["no_payment_method"],
+        12
+    );
+    // Paged, in the order they were added, filtered by outcome.
+    let (_, page) = obol
+        .get(&format!("/v1/charge-runs/{run_id}/items?limit=5"))
+        .await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 5);
+    assert_eq!(page["has_more"], true);
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let (_, rest) = obol
+        .get(&format!(
+            "/v1/charge-runs/{run_id}/items?limit=100&cursor={cursor}&outcome=no_payment_method"
+        ))
+        .await;
+    assert_eq!(rest["data"].as_array().unwrap().len(), 7, "{rest}");
+    assert!(rest["data"][0]["payment_intent_id"].is_null());
+    // Started once only.
+    let (s, e) = obol
+        .post(&format!("/v1/charge-runs/{run_id}/start"), json!({}))
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (409, Some("charge_run_not_draft")),
+        "{e}"
+    );
+}
+
+async fn a_draft_run_takes_items_in_calls_and_refuses_bad_ones(backend: Backend) {
+    let obol = Obol::start(backend).await;
+    let ids = members(&obol, 3).await;
+    let run_id = run(&obol, "Calls").await;
+    add(
+        &obol,
+        &run_id,
+        vec![json!({"customer_id": ids[0], "amount": 5000, "external_reference": "a"})],
+    )
+    .await;
+    let added = add(
+        &obol,
+        &run_id,
+        vec![
+            json!({"customer_id": ids[1], "amount": 5000, "external_reference": "b"}),
+            json!({"customer_id": ids[2], "amount": 5000}),
+        ],
+    )
+    .await;
+    assert_eq!(added["item_count"], 3);
+    let post = |body: Value| {
+        let obol = &obol;
+        let path = format!("/v1/charge-runs/{run_id}/items");
+        async move { obol.post(&path, body).await }
+    };
+    // A reference already in the run: nothing of the call is added.
+    let (s, e) = post(json!({"items": [{"customer_id": ids[0], "amount": 5000, "external_reference": "c"}, {"customer_id": ids[1], "amount": 5000, "external_reference": "a"}]})).await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (409, Some("duplicate_reference")),
+        "{e}"
+    );
+    let (s, e) = post(json!({"items": [{"customer_id": ids[0], "amount": 5000, "external_reference": "d"}, {"customer_id": ids[1], "amount": 5000, "external_reference": "d"}]})).await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (409, Some("duplicate_reference")),
+        "{e}"
+    );
+    let (s, e) =
+        post(json!({"items": [{"customer_id": "cus_01jd8x3qzv5m2c7e9f0g1h2j3k", "amount": 5000}]}))
+            .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (422, Some("field_invalid")),
+        "{e}"
+    );
+    let (s, e) = post(json!({"items": [{"customer_id": ids[0], "amount": 10}]})).await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (422, Some("amount_too_small")),
+        "{e}"
+    );
+    let (s, e) = post(json!({"items": []})).await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (422, Some("invalid_line_items")),
+        "{e}"
+    );
+    let many: Vec<Value> = (0..1001)
+        .map(|_| json!({"customer_id": ids[0], "amount": 5000}))
+        .collect();
+    let (s, e) = post(json!({"items": many})).await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (422, Some("invalid_line_items")),
+        "{e}"
+    );
+    let (_, r) = obol.get(&format!("/v1/charge-runs/{run_id}")).await;
+    assert_eq!(
+        r["item_count"], 3,
+        "nothing of a refused call was added: {r}"
+    );
+    assert_eq!(r["counts"]["pending"], 3);
+    let (s, e) = obol
+        .get("/v1/charge-runs/cr_01jd8x3qzv5m2c7e9f0g1h2j3k")
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (404, Some("charge_run_not_found"))
+    );
+}
+
+async fn a_canceled_run_sends_nothing_more(backend: Backend) {
+    let obol = Obol::start(backend).await;
+    let ids = members(&obol, 2).await;
+    let run_id = run(&obol, "Canceled").await;
+    add(
+        &obol,
+        &run_id,
+        ids.iter()
+            .map(|c| json!({"customer_id": c, "amount": 5000}))
+            .collect(),
+    )
+    .await;
+    let (s, c) = obol
+        .post(&format!("/v1/charge-runs/{run_id}/cancel"), json!({}))
+        .await;
+    assert_eq!((s, c["status"].as_str()), (200, Some("canceled")), "{c}");
+    assert_eq!(c["counts"]["canceled"], 2, "{c}");
+    let (s, e) = obol
+        .post(&format!("/v1/charge-runs/{run_id}/start"), json!({}))
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (409, Some("charge_run_not_draft")),
+        "{e}"
+    );
+    let (s, e) = obol
+        .post(&format!("/v1/charge-runs/{run_id}/cancel"), json!({}))
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (409, Some("charge_run_not_cancelable")),
+        "{e}"
+    );
+    let (s, e) = obol
+        .post(
+            &format!("/v1/charge-runs/{run_id}/items"),
+            json!({"items": [{"customer_id": ids[0], "amount": 5000}]}),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (409, Some("charge_run_not_draft")),
+        "{e}"
+    );
+}
