@@ -70,7 +70,7 @@ async fn secret_key_hashes(config: &Config, store: &Store) -> anyhow::Result<Vec
 }
 
 /// The configured Stripe, or the sandbox inside the running `obol serve`.
-async fn stripe_info(config: &Config) -> anyhow::Result<StripeInfo> {
+pub(super) async fn stripe_info(config: &Config) -> anyhow::Result<StripeInfo> {
     let mode = config.stripe_mode();
     let (api_base, key, publishable) = match (mode, &config.stripe.secret_key) {
         (StripeMode::Sandbox, _) | (_, None) => {

@@ -1,5 +1,6 @@
 //! The `obol` command line. Doc comments here are the `--help` text.
 
+mod charge_runs;
 mod config_check;
 mod mcp;
 mod migrate;
@@ -52,6 +53,12 @@ pub enum Command {
     /// Print obol's API description (OpenAPI 3.1, JSON) to stdout: the
     /// same document `GET /openapi.json` serves.
     Openapi,
+    /// Create and follow charge runs (off-session charges of saved cards).
+    #[command(name = "charge-runs")]
+    ChargeRuns {
+        #[command(subcommand)]
+        command: charge_runs::ChargeRunCommand,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -74,6 +81,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Mcp => mcp::run(load(&cli.config)?).await,
         Command::Trigger(args) => trigger::run(args, &cli.config).await,
         Command::Stripe { command } => stripe::run(load(&cli.config)?, command).await,
+        Command::ChargeRuns { command } => charge_runs::run(load(&cli.config)?, command).await,
         Command::Openapi => {
             println!(
                 "{}",

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{Backend, Obol, TestReceiver};
+use crate::helpers::{run_obol, Backend, Obol, TestReceiver};
 use crate::invoices::within;
 use crate::on_both_backends;
 
@@ -12,6 +12,7 @@ on_both_backends!(
     a_run_without_saved_cards_ends_with_no_payment_method_everywhere,
     a_draft_run_takes_items_in_calls_and_refuses_bad_ones,
     a_canceled_run_sends_nothing_more,
+    the_cli_creates_a_run_from_a_csv_and_watches_it_finish,
 );
 
 pub async fn members(obol: &Obol, n: usize) -> Vec<String> {
@@ -266,4 +267,47 @@ async fn a_canceled_run_sends_nothing_more(backend: Backend) {
         (409, Some("charge_run_not_draft")),
         "{e}"
     );
+}
+
+async fn the_cli_creates_a_run_from_a_csv_and_watches_it_finish(backend: Backend) {
+    let obol = Obol::builder(backend)
+        .env("OBOL_JOBS__POLL_INTERVAL_MS", "50")
+        .start()
+        .await;
+    members(&obol, 4).await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("autumn-release.csv");
+    std::fs::write(
+        &csv,
+        "external_id,amount,external_reference\nmember-0,8900,s-0\nmember-1,8900,s-1\nmember-2,12000,s-2\nmember-3,4500,\n",
+    )
+    .unwrap();
+    let addr = obol.base_url.trim_start_matches("http://").to_string();
+    let env = [
+        ("OBOL_DATABASE_URL", obol.db.url.as_str()),
+        ("OBOL_LISTEN", addr.as_str()),
+    ];
+    let (code, out, err) = run_obol(
+        &["charge-runs", "create", "--file", csv.to_str().unwrap(), "--currency", "eur"],
+        &env,
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let run_id = out.split_whitespace().next().unwrap().to_string();
+    assert!(run_id.starts_with("cr_"), "{out}");
+    assert!(out.contains("running") && out.contains("4 items") && out.contains("autumn-release"), "{out}");
+    let (code, out, err) = run_obol(&["charge-runs", "watch", &run_id], &env, dir.path());
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("completed") && out.contains("no_payment_method 4"), "{out}");
+    let (_, r) = obol.get(&format!("/v1/charge-runs/{run_id}")).await;
+    assert_eq!((r["item_count"].as_i64(), r["amounts"]["no_payment_method"].as_i64()), (Some(4), Some(34300)), "{r}");
+    // A member the CSV names but obol does not know stops it with the line.
+    std::fs::write(&csv, "external_id,amount\nmember-9,8900\n").unwrap();
+    let (code, _, err) = run_obol(
+        &["charge-runs", "create", "--file", csv.to_str().unwrap(), "--currency", "eur"],
+        &env,
+        dir.path(),
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("line 2") && err.contains("member-9"), "{err}");
 }
