@@ -193,6 +193,9 @@ rule_codes! {
     InvoiceNumberTaken => ("invoice_number_taken", 409),
     InvalidFeeSettings => ("invalid_fee_settings", 422),
     SyncJobNotFailed => ("sync_job_not_failed", 409),
+    CardUpdateLinkExpired => ("card_update_link_expired", 410),
+    SetupIntentNotSucceeded => ("setup_intent_not_succeeded", 409),
+    SetupIntentMismatch => ("setup_intent_mismatch", 422),
 }
 
 /// The kinds of object a caller can ask for; used in `*_not_found` codes.
@@ -212,6 +215,7 @@ pub enum Resource {
     PaymentLink,
     Invoice,
     SyncJob,
+    CardUpdateLink,
 }
 
 impl Resource {
@@ -231,6 +235,7 @@ impl Resource {
             Resource::PaymentLink => "payment link",
             Resource::Invoice => "invoice",
             Resource::SyncJob => "sync job",
+            Resource::CardUpdateLink => "card update link",
         }
     }
 }
@@ -291,6 +296,7 @@ impl Error {
             Error::NotFound(Resource::PaymentLink) => "payment_link_not_found",
             Error::NotFound(Resource::Invoice) => "invoice_not_found",
             Error::NotFound(Resource::SyncJob) => "sync_job_not_found",
+            Error::NotFound(Resource::CardUpdateLink) => "card_update_link_not_found",
             Error::RouteNotFound { .. } => "route_not_found",
             Error::HostNotAllowed { .. } => "host_not_allowed",
             Error::MethodNotAllowed => "method_not_allowed",
@@ -483,6 +489,7 @@ pub fn catalogue() -> Vec<(StatusCode, &'static str)> {
         Error::NotFound(Resource::PaymentLink),
         Error::NotFound(Resource::Invoice),
         Error::NotFound(Resource::SyncJob),
+        Error::NotFound(Resource::CardUpdateLink),
         Error::RouteNotFound {
             method: "GET".into(),
             path: "/x".into(),

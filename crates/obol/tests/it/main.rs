@@ -30,6 +30,7 @@ mod orders;
 mod pages;
 mod payment_links;
 mod refunds;
+mod saved_cards;
 mod serve;
 mod signature;
 mod storage;
