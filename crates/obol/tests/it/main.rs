@@ -6,6 +6,7 @@ mod accounting_standin;
 mod api_customers;
 mod api_errors;
 mod auth_throttle;
+mod card_update_page;
 mod chaos;
 mod checkout;
 mod crash;
