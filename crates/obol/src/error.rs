@@ -196,6 +196,9 @@ rule_codes! {
     ChargeRunNotDraft => ("charge_run_not_draft", 409),
     ChargeRunNotCancelable => ("charge_run_not_cancelable", 409),
     DuplicateReference => ("duplicate_reference", 409),
+    CardUpdateLinkExpired => ("card_update_link_expired", 410),
+    SetupIntentNotSucceeded => ("setup_intent_not_succeeded", 409),
+    SetupIntentMismatch => ("setup_intent_mismatch", 422),
 }
 
 /// The kinds of object a caller can ask for; used in `*_not_found` codes.
@@ -216,6 +219,7 @@ pub enum Resource {
     Invoice,
     SyncJob,
     ChargeRun,
+    CardUpdateLink,
 }
 
 impl Resource {
@@ -236,6 +240,7 @@ impl Resource {
             Resource::Invoice => "invoice",
             Resource::SyncJob => "sync job",
             Resource::ChargeRun => "charge run",
+            Resource::CardUpdateLink => "card update link",
         }
     }
 }
@@ -297,6 +302,7 @@ impl Error {
             Error::NotFound(Resource::Invoice) => "invoice_not_found",
             Error::NotFound(Resource::SyncJob) => "sync_job_not_found",
             Error::NotFound(Resource::ChargeRun) => "charge_run_not_found",
+            Error::NotFound(Resource::CardUpdateLink) => "card_update_link_not_found",
             Error::RouteNotFound { .. } => "route_not_found",
             Error::HostNotAllowed { .. } => "host_not_allowed",
             Error::MethodNotAllowed => "method_not_allowed",
@@ -490,6 +496,7 @@ pub fn catalogue() -> Vec<(StatusCode, &'static str)> {
         Error::NotFound(Resource::Invoice),
         Error::NotFound(Resource::SyncJob),
         Error::NotFound(Resource::ChargeRun),
+        Error::NotFound(Resource::CardUpdateLink),
         Error::RouteNotFound {
             method: "GET".into(),
             path: "/x".into(),

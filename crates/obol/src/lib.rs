@@ -28,6 +28,7 @@ pub mod outbound;
 pub mod outbox;
 pub mod pages;
 pub mod payments;
+pub mod saved_cards;
 pub mod storage;
 pub mod stripe;
 pub mod telemetry;

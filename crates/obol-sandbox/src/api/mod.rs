@@ -206,9 +206,9 @@ fn api_key(headers: &HeaderMap) -> Result<String, ApiError> {
 }
 
 /// What a publishable key may do, as with Stripe.js in a browser: read
-/// and confirm one PaymentIntent whose `client_secret` it presents. The
-/// secret is checked in constant time and taken out of a read's
-/// parameters (retrieving takes none).
+/// and confirm one PaymentIntent or SetupIntent whose `client_secret` it
+/// presents. The secret is checked in constant time and taken out of a
+/// read's parameters (retrieving takes none).
 async fn publishable_may(
     app: &App,
     method: &Method,
@@ -222,9 +222,11 @@ async fn publishable_may(
             "This API call cannot be made with a publishable API key. Please use a secret API key.",
         )
     };
-    let id = match (method, segs) {
+    let (kind, id) = match (method, segs) {
         (&Method::GET, ["payment_intents", id])
-        | (&Method::POST, ["payment_intents", id, "confirm"]) => *id,
+        | (&Method::POST, ["payment_intents", id, "confirm"]) => ("payment_intent", *id),
+        (&Method::GET, ["setup_intents", id])
+        | (&Method::POST, ["setup_intents", id, "confirm"]) => ("setup_intent", *id),
         _ => return Err(refused()),
     };
     let presented =
@@ -233,14 +235,14 @@ async fn publishable_may(
             .map(str::to_string)
             .ok_or_else(refused)?;
     let mut ctx = Ctx::begin(app, None, None, DEFAULT_API_VERSION.into()).await?;
-    let pi = ctx.load("payment_intent", id, None).await?;
-    let secret = pi["client_secret"].as_str().unwrap_or_default();
+    let intent = ctx.load(kind, id, None).await?;
+    let secret = intent["client_secret"].as_str().unwrap_or_default();
     use subtle::ConstantTimeEq;
     if !bool::from(secret.as_bytes().ct_eq(presented.as_bytes())) {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "invalid_request_error",
-            format!("No such payment_intent: '{id}'"),
+            format!("No such {kind}: '{id}'"),
         )
         .code("resource_missing"));
     }

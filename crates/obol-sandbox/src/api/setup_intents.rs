@@ -9,7 +9,7 @@ use super::payment_methods;
 use crate::cards::{self, Behaviour};
 use crate::ctx::{render, s, Ctx};
 use crate::error::ApiError;
-use crate::form::{apply_metadata, bool_at, choice_at, Params};
+use crate::form::{apply_metadata, bool_at, choice_at, str_at, Params};
 use crate::ids;
 use crate::store::Filter;
 
@@ -121,9 +121,32 @@ pub async fn confirm(ctx: &mut Ctx<'_>, id: &str, p: &Params) -> Result<Value, A
         "client_secret",
     ])?;
     let si = ctx.load("setup_intent", id, None).await?;
-    let pm = match p.nonempty("payment_method")? {
-        Some(pm) => Some(payment_methods::resolve(ctx, pm, "payment_method").await?),
-        None => None,
+    let pm = match (p.nonempty("payment_method")?, p.obj("payment_method_data")?) {
+        (Some(pm), _) => Some(payment_methods::resolve(ctx, pm, "payment_method").await?),
+        // Stripe.js sends the card typed into the payment element.
+        (None, Some(data)) => {
+            let kind = str_at(data.get("type"), "payment_method_data[type]")?.unwrap_or_default();
+            if kind != "card" {
+                return Err(ApiError::invalid(
+                    "The sandbox only supports payment_method_data[type]=card.",
+                )
+                .param("payment_method_data[type]"));
+            }
+            let card = data
+                .get("card")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            let pm = payment_methods::from_card_params(
+                ctx,
+                &card,
+                data.get("billing_details").and_then(Value::as_object),
+                "payment_method_data[card]",
+            )?;
+            ctx.put(&pm).await?;
+            Some(pm)
+        }
+        (None, None) => None,
     };
     confirm_inner(ctx, si, pm, p.nonempty("return_url")?.map(str::to_string)).await
 }

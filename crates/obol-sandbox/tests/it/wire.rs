@@ -380,3 +380,91 @@ async fn a_publishable_key_reads_and_confirms_one_intent_by_its_client_secret() 
         .unwrap()
         .contains("authorization"));
 }
+
+/// Stripe.js's `confirmSetup` with a publishable key: read and confirm the
+/// SetupIntent whose client secret it presents with the card typed into
+/// the payment element; it saves the card to the SetupIntent's customer.
+#[tokio::test]
+async fn a_publishable_key_confirms_a_setup_intent_by_its_client_secret() {
+    let sb = spawn().await;
+    let cus = sb.post("/v1/customers", &[]).await.id();
+    let si = sb
+        .post(
+            "/v1/setup_intents",
+            &[("customer", &cus), ("usage", "off_session")],
+        )
+        .await
+        .ok();
+    let id = si["id"].as_str().unwrap();
+    let secret = si["client_secret"].as_str().unwrap();
+    let pk = "pk_test_obol_page";
+    let r = sb
+        .http
+        .get(format!(
+            "{}/v1/setup_intents/{id}?client_secret={secret}",
+            sb.base
+        ))
+        .bearer_auth(pk)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = sb
+        .http
+        .get(format!(
+            "{}/v1/setup_intents/{id}?client_secret=seti_wrong_secret_x",
+            sb.base
+        ))
+        .bearer_auth(pk)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let confirm = |secret: String, number: &'static str| {
+        sb.http
+            .post(format!("{}/v1/setup_intents/{id}/confirm", sb.base))
+            .bearer_auth(pk)
+            .form(&[
+                ("client_secret", secret.as_str()),
+                ("payment_method_data[type]", "card"),
+                ("payment_method_data[card][number]", number),
+                ("payment_method_data[card][exp_month]", "12"),
+                ("payment_method_data[card][exp_year]", "2034"),
+                ("payment_method_data[card][cvc]", "123"),
+                ("return_url", "https://shop.test/saved"),
+            ])
+            .send()
+    };
+    let r = confirm("seti_wrong_secret_x".into(), "4242424242424242")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "the wrong secret confirms nothing");
+    let r = confirm(secret.to_string(), "4000000000000002")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 402, "a declined card is a card error");
+    let r = confirm(secret.to_string(), "4242424242424242")
+        .await
+        .unwrap();
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "succeeded", "{body}");
+    let pm = sb
+        .get(&format!(
+            "/v1/payment_methods/{}",
+            body["payment_method"].as_str().unwrap()
+        ))
+        .await
+        .ok();
+    assert_eq!(pm["customer"], cus.as_str());
+    assert_eq!(pm["card"]["last4"], "4242");
+    assert_eq!(pm["card"]["exp_year"], 2034);
+    assert_eq!(sb.events_of("payment_method.attached").await.len(), 1);
+    let r = sb
+        .http
+        .post(format!("{}/v1/setup_intents/{id}/cancel", sb.base))
+        .bearer_auth(pk)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "a publishable key cancels nothing");
+}

@@ -39,6 +39,33 @@ where
     }
 }
 
+/// A JSON body that may be left out: an empty body (`Content-Length: 0`,
+/// or neither a length nor chunks) is `None`; anything sent must be JSON
+/// of `T`'s shape.
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<S, T> FromRequest<S> for OptionalJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let h = req.headers();
+        let declared_empty = h
+            .get(axum::http::header::CONTENT_LENGTH)
+            .is_none_or(|v| v.as_bytes() == b"0")
+            && !h.contains_key(axum::http::header::TRANSFER_ENCODING);
+        if declared_empty {
+            return Ok(OptionalJson(None));
+        }
+        Json::<T>::from_request(req, state)
+            .await
+            .map(|Json(v)| OptionalJson(Some(v)))
+    }
+}
+
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()

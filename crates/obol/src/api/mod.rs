@@ -7,6 +7,7 @@
 //! a file here names them.
 
 pub mod auth;
+pub mod card_updates;
 pub mod catalog;
 pub mod charge_runs;
 pub mod customer_tokens;
@@ -123,6 +124,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(crate::openapi::base())
         .merge(health::router())
         .merge(customers::router())
+        .merge(card_updates::router())
         .merge(customer_tokens::router())
         .merge(payments::router())
         .merge(disputes::router())

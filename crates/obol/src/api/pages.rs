@@ -1,6 +1,6 @@
 //! Customer-facing pages and their assets (rendering in `crate::pages`,
-//! rules in `ops::payment_links` and `ops::invoices`): `/pay/{token}`,
-//! `/pay/invoices/{token}`, `/assets/*`.
+//! rules in `ops::payment_links`, `ops::invoices` and `ops::card_updates`):
+//! `/pay/{token}`, `/pay/invoices/{token}`, `/pay/cards/{token}`, `/assets/*`.
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -10,13 +10,15 @@ use utoipa_axum::routes;
 use super::auth::PublicCaller;
 use super::AppState;
 use crate::ops::payment_links;
-use crate::pages::{self, invoice, pay, StripeJs};
+use crate::pages::{self, card_update, invoice, pay, StripeJs};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(pay_page))
         .routes(routes!(invoice_page))
+        .routes(routes!(card_update_page))
         .routes(routes!(invoice_js))
+        .routes(routes!(card_update_js))
         .routes(routes!(card_messages_js))
         .routes(routes!(pages_css))
         .routes(routes!(pay_js))
@@ -115,6 +117,53 @@ async fn invoice_page(
     }
 }
 
+/// The card-update page (HTML, for the member): the business, the card
+/// on file, the payment element in setup mode and a clear state once the
+/// new card is saved. Unknown links answer 404 and expired ones 410, each
+/// with a page saying so. Rate limited per client address like the other
+/// token routes.
+#[utoipa::path(get, path = "/pay/cards/{token}", tag = "customers",
+    security(()),
+    params(("token" = String, Path, description = "The card-update link's token.")),
+    responses(
+        (status = 200, description = "The card-update page.", content_type = "text/html", body = String),
+        (status = 404, description = "Unknown link.", content_type = "text/html", body = String),
+        (status = 410, description = "Expired link.", content_type = "text/html", body = String),
+        (status = 429, description = "Too many requests from this address.", content_type = "text/html", body = String),
+    ),
+    extensions(("x-error-codes" = json!([]))),
+)]
+async fn card_update_page(
+    State(state): State<AppState>,
+    caller: Result<PublicCaller, crate::error::Error>,
+    Path(token): Path<String>,
+) -> Response {
+    let caller = match caller {
+        Ok(c) => c,
+        Err(e) => return refused_page(&e, card_update::unavailable(&e)),
+    };
+    let result = crate::ops::card_updates::get_public(state.ctx(), &token).await;
+    caller.saw(&state, &result);
+    match result {
+        Ok(view) => {
+            let info = state.ctx().stripe_info();
+            let page = card_update::CardUpdatePage {
+                view,
+                stripe: StripeJs::for_mode(info.mode, &info.api_base),
+            };
+            pages::respond(
+                axum::http::StatusCode::OK,
+                card_update::page(&page, &token),
+                &page.stripe,
+            )
+        }
+        Err(e) => {
+            let (status, page) = card_update::unavailable(&e);
+            pages::respond(status, page, &StripeJs::None)
+        }
+    }
+}
+
 /// A refusal before the use case ran (rate limited), with `Retry-After`.
 fn refused_page(
     e: &crate::error::Error,
@@ -139,6 +188,15 @@ fn refused_page(
 )]
 async fn invoice_js() -> impl IntoResponse {
     &pages::INVOICE_JS
+}
+
+/// The card-update page's script.
+#[utoipa::path(get, path = "/assets/card-update.js", tag = "customers", security(()),
+    responses((status = 200, description = "JavaScript.", content_type = "text/javascript", body = String)),
+    extensions(("x-error-codes" = json!([]))),
+)]
+async fn card_update_js() -> impl IntoResponse {
+    &pages::CARD_UPDATE_JS
 }
 
 /// What the pages tell a customer when a card is refused.

@@ -7,8 +7,10 @@
 //! effect exactly once or not at all.
 //!
 //! Handlers parse Stripe's objects and hand payment observations to
-//! `crate::payments` (the one payment writer); they do not write a
-//! payment's state themselves, and nothing here may call `ops`.
+//! `crate::payments` (the one payment writer) and card observations to
+//! `crate::saved_cards`; they do not write a payment's state themselves,
+//! and nothing here may call `ops` (or Stripe: obol sets a saved card as
+//! the default at Stripe from the card-update page, not here).
 //!
 //! What may heal and what never will: a payload that is not JSON (or
 //! nested past serde_json's depth limit), an object of the wrong shape, or
@@ -25,6 +27,7 @@ use serde_json::Value;
 use crate::context::AccountId;
 use crate::error::{Error, Result};
 use crate::ledger::dispute::{self, DisputeDecision, DisputeStatus};
+use crate::ledger::payment_method::{CardSeen, DefaultSource};
 use crate::ledger::refund::{self, RefundDecision, RefundEvent, RefundStatus};
 use crate::ledger::{IntentStatus, Observation};
 use crate::outbox;
@@ -33,6 +36,8 @@ use crate::payments::{
     charge_money, id_of, observe, observe_intent, read_charge, read_intent, Adopt, Cause,
     Unreadable,
 };
+use crate::saved_cards;
+use crate::storage::customers::CustomerRow;
 use crate::storage::disputes::{NewDispute, NewTask};
 use crate::storage::refunds::NewRefund;
 use crate::storage::webhook_events::WebhookEventRow;
@@ -56,6 +61,12 @@ pub const HANDLED_EVENT_TYPES: &[&str] = &[
     "charge.dispute.created",
     "charge.dispute.updated",
     "charge.dispute.closed",
+    "payment_method.attached",
+    "payment_method.updated",
+    "payment_method.automatically_updated",
+    "payment_method.detached",
+    "customer.updated",
+    "setup_intent.succeeded",
 ];
 
 /// Every event type obol handles (for webhook endpoint registration).
@@ -69,6 +80,9 @@ enum Kind {
     ChargeRefunded,
     Refund,
     Dispute,
+    PaymentMethod,
+    CustomerUpdated,
+    SetupSucceeded,
 }
 
 fn kind_of(event_type: &str) -> Option<Kind> {
@@ -85,6 +99,12 @@ fn kind_of(event_type: &str) -> Option<Kind> {
         "charge.dispute.created" | "charge.dispute.updated" | "charge.dispute.closed" => {
             Kind::Dispute
         }
+        "payment_method.attached"
+        | "payment_method.updated"
+        | "payment_method.automatically_updated"
+        | "payment_method.detached" => Kind::PaymentMethod,
+        "customer.updated" => Kind::CustomerUpdated,
+        "setup_intent.succeeded" => Kind::SetupSucceeded,
         _ => return None,
     })
 }
@@ -126,6 +146,9 @@ pub async fn apply(conn: &mut Conn<'_>, event: &WebhookEventRow, live: bool) -> 
         Kind::ChargeRefunded => charge_refunded(conn, event, object).await?,
         Kind::Refund => refund_changed(conn, event, object).await?,
         Kind::Dispute => dispute_changed(conn, event, object).await?,
+        Kind::PaymentMethod => payment_method_changed(conn, event, &payload).await?,
+        Kind::CustomerUpdated => customer_updated(conn, event, object).await?,
+        Kind::SetupSucceeded => setup_succeeded(conn, event, object).await?,
     };
     Ok(outcome.unwrap_or_else(unreadable))
 }
@@ -479,6 +502,179 @@ async fn update_dispute(
     }
 }
 
+/// obol's customer for Stripe's `stripe_customer`, its row held for the
+/// transaction; `Err(outcome)`: one obol does not know (ignored, with why).
+async fn card_owner(
+    conn: &mut Conn<'_>,
+    account: &AccountId,
+    stripe_customer: Option<&str>,
+) -> Result<std::result::Result<CustomerRow, Outcome>> {
+    let Some(cus) = stripe_customer else {
+        return Ok(Err(Outcome::Ignored(
+            "the object names no Stripe customer".into(),
+        )));
+    };
+    match conn.get_customer_by_stripe_id(account, cus).await? {
+        Some(c) => {
+            conn.lock_customer(&c.id).await?;
+            Ok(Ok(c))
+        }
+        None => Ok(Err(Outcome::Ignored(format!(
+            "Stripe customer {cus} is not one of obol's customers"
+        )))),
+    }
+}
+
+/// A card attached, changed (by its holder or by the card network:
+/// `automatically_updated` brings a new number or expiry) or detached. A
+/// detached card's customer is in `previous_attributes`, or in obol's row.
+async fn payment_method_changed(
+    conn: &mut Conn<'_>,
+    event: &WebhookEventRow,
+    payload: &Value,
+) -> Handled {
+    let pm = match saved_cards::read_payment_method(&payload["data"]["object"]) {
+        Ok(pm) => pm,
+        Err(why) => return Ok(Err(why)),
+    };
+    let Some(details) = pm.card.clone() else {
+        return Ok(Ok(Outcome::Ignored(
+            "the payment method is not a card".into(),
+        )));
+    };
+    let account = AccountId::from_db(event.account_id.clone());
+    let mut stripe_customer = pm
+        .customer
+        .clone()
+        .or_else(|| id_of(payload["data"]["previous_attributes"].get("customer")));
+    if stripe_customer.is_none() {
+        stripe_customer = conn
+            .get_payment_method(&account, &pm.id)
+            .await?
+            .map(|r| r.stripe_customer_id);
+    }
+    let customer = match card_owner(conn, &account, stripe_customer.as_deref()).await? {
+        Ok(c) => c,
+        Err(ignored) => return Ok(Ok(ignored)),
+    };
+    let stripe_customer = stripe_customer.unwrap_or_default();
+    let seen = if event.event_type == "payment_method.detached" {
+        CardSeen::Detached { stripe_customer }
+    } else {
+        CardSeen::Attached {
+            stripe_customer,
+            details,
+        }
+    };
+    saved_cards::observe_card(
+        conn,
+        &account,
+        &customer,
+        &pm.id,
+        &seen,
+        event.stripe_created,
+    )
+    .await
+    .map(Ok)
+}
+
+#[derive(Debug, Deserialize)]
+struct CustomerObject {
+    id: String,
+    invoice_settings: Option<InvoiceSettings>,
+}
+
+#[derive(Debug, Deserialize)]
+struct InvoiceSettings {
+    default_payment_method: Option<Value>,
+}
+
+/// A Stripe customer changed: its `invoice_settings.default_payment_method`
+/// is the default card (none when null); every other card is not.
+async fn customer_updated(conn: &mut Conn<'_>, event: &WebhookEventRow, object: &Value) -> Handled {
+    let c: CustomerObject = match parse(object, "customer") {
+        Ok(c) => c,
+        Err(why) => return Ok(Err(why)),
+    };
+    let account = AccountId::from_db(event.account_id.clone());
+    let customer = match card_owner(conn, &account, Some(&c.id)).await? {
+        Ok(c) => c,
+        Err(ignored) => return Ok(Ok(ignored)),
+    };
+    let default = c
+        .invoice_settings
+        .and_then(|s| id_of(s.default_payment_method.as_ref()));
+    saved_cards::observe_default(
+        conn,
+        &account,
+        &customer,
+        &c.id,
+        default.as_deref(),
+        event.stripe_created,
+        DefaultSource::Event,
+    )
+    .await
+    .map(Ok)
+}
+
+#[derive(Debug, Deserialize)]
+struct SetupIntentObject {
+    status: String,
+    customer: Option<Value>,
+    payment_method: Option<Value>,
+    #[serde(default)]
+    metadata: serde_json::Map<String, Value>,
+}
+
+/// A card saved through obol's card-update page (`metadata[obol_customer_id]`):
+/// it is the customer's default from now on. The page sets it at Stripe
+/// too; a SetupIntent made elsewhere changes no default.
+async fn setup_succeeded(conn: &mut Conn<'_>, event: &WebhookEventRow, object: &Value) -> Handled {
+    let si: SetupIntentObject = match parse(object, "setup_intent") {
+        Ok(s) => s,
+        Err(why) => return Ok(Err(why)),
+    };
+    let Some(obol_customer) = si.metadata.get("obol_customer_id").and_then(Value::as_str) else {
+        return Ok(Ok(Outcome::Ignored(
+            "the SetupIntent was not made by obol's card-update page".into(),
+        )));
+    };
+    if si.status != "succeeded" {
+        return Ok(Ok(Outcome::Ignored(format!(
+            "the SetupIntent is {}, not succeeded",
+            si.status
+        ))));
+    }
+    let account = AccountId::from_db(event.account_id.clone());
+    let stripe_customer = id_of(si.customer.as_ref());
+    let customer = match card_owner(conn, &account, stripe_customer.as_deref()).await? {
+        Ok(c) => c,
+        Err(ignored) => return Ok(Ok(ignored)),
+    };
+    if customer.id != obol_customer {
+        return Ok(Ok(Outcome::Ignored(format!(
+            "the SetupIntent names obol customer {obol_customer}, but its Stripe customer is {}'s",
+            customer.id
+        ))));
+    }
+    let Some(pm) = id_of(si.payment_method.as_ref()) else {
+        return Ok(Err(Unreadable(
+            "a succeeded SetupIntent without a payment method".into(),
+        )));
+    };
+    saved_cards::observe_default(
+        conn,
+        &account,
+        &customer,
+        &stripe_customer.unwrap_or_default(),
+        Some(&pm),
+        event.stripe_created,
+        DefaultSource::Event,
+    )
+    .await
+    .map(Ok)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -488,6 +684,10 @@ mod tests {
         for t in HANDLED_EVENT_TYPES {
             assert!(kind_of(t).is_some(), "{t} has no handler");
         }
+        assert!(
+            HANDLED_EVENT_TYPES.len() <= 20,
+            "reconciliation lists events with at most 20 types[]"
+        );
         for t in [
             "customer.created",
             "charge.succeeded",

@@ -2,7 +2,8 @@
 //! function with property tests over any arrival order: `payment` (the
 //! payment ledger, re-exported here as `ledger::transition` and friends),
 //! `order`, `refund`, `dispute`, `delivery` (host notifications),
-//! `inbox_event` (Stripe events in the inbox) and `job` (background work).
+//! `inbox_event` (Stripe events in the inbox), `job` (background work) and
+//! `payment_method` (saved cards and a customer's default card).
 //!
 //! Nothing here touches storage, Stripe or the clock: callers pass what
 //! was observed and when, and `storage/` writes the outcome guarded by the
@@ -17,6 +18,7 @@ pub mod invoice;
 pub mod job;
 pub mod order;
 pub mod payment;
+pub mod payment_method;
 pub mod refund;
 
 pub use payment::{

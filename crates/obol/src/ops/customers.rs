@@ -1,12 +1,14 @@
-//! Customers: obol's record of the host application's customers.
+//! Customers: obol's record of the host application's customers, and the
+//! Stripe customer each gets once (`ensure_stripe_customer`).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::context::{Actor, Ctx};
+use crate::context::{AccountId, Actor, Ctx};
 use crate::error::{Error, Resource, Result};
 use crate::ids::CustomerId;
 use crate::storage::customers::{CustomerRow, NewCustomer};
+use crate::stripe::{IdempotencyKey, Params};
 use crate::validate;
 
 /// Body of `POST /v1/customers`.
@@ -107,4 +109,59 @@ pub async fn get(ctx: &Ctx, actor: &Actor, id: &str) -> Result<CustomerOut> {
         .await?
         .ok_or(Error::NotFound(Resource::Customer))?;
     Ok(row.into())
+}
+
+/// Stripe's customer (`cus_…`) for obol's customer `customer_id`, created
+/// at Stripe the first time it is needed, with `metadata[obol_customer_id]`,
+/// the e-mail and the name. Exactly one per customer: the create carries a
+/// key derived from obol's id, so concurrent calls and retries get the same
+/// Stripe customer, and the first write of it wins (`… WHERE
+/// stripe_customer_id IS NULL`, then read back). Unknown or another
+/// account's customer: `customer_not_found`. Stripe is called with the
+/// secret key's budget; a use case acting for someone else charges its
+/// own budget first.
+pub async fn ensure_stripe_customer(
+    ctx: &Ctx,
+    account: &AccountId,
+    customer_id: &str,
+) -> Result<String> {
+    let id = CustomerId::parse(customer_id).map_err(|_| Error::NotFound(Resource::Customer))?;
+    let row = {
+        let mut h = ctx.store().acquire().await?;
+        h.conn()
+            .get_customer(account, &id)
+            .await?
+            .ok_or(Error::NotFound(Resource::Customer))?
+    };
+    if let Some(cus) = row.stripe_customer_id {
+        return Ok(cus);
+    }
+    let params = Params::new()
+        .set("metadata[obol_customer_id]", id.as_str())
+        .set_opt("email", row.email.as_deref())
+        .set_opt("name", row.name.as_deref());
+    let created: serde_json::Value = ctx
+        .stripe()
+        .post(
+            "/v1/customers",
+            &params,
+            &IdempotencyKey::for_op("stripe-customer", &[id.as_str()]),
+        )
+        .await?;
+    let cus = created["id"]
+        .as_str()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| Error::internal("Stripe answered a customer without an id"))?;
+    let mut h = ctx.store().acquire().await?;
+    let mut conn = h.conn();
+    if conn
+        .set_stripe_customer_id(account, &id, cus, ctx.now())
+        .await?
+    {
+        tracing::info!(customer_id = %id, stripe_customer = %cus, "Stripe customer created");
+    }
+    conn.get_customer(account, &id)
+        .await?
+        .and_then(|r| r.stripe_customer_id)
+        .ok_or_else(|| Error::internal("the customer's Stripe customer was not recorded"))
 }

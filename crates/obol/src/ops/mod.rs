@@ -12,6 +12,7 @@
 //! writer), never through `inbox`: ops and the inbox are two front ends
 //! of one core and must not import each other.
 
+pub mod card_updates;
 pub mod catalog;
 pub mod charge_runs;
 pub mod checkout;
@@ -27,6 +28,7 @@ pub mod jobs;
 pub mod orders;
 pub mod pagination;
 pub mod payment_links;
+pub mod payment_methods;
 pub mod payments;
 pub mod reconciliation;
 pub mod refunds;

@@ -1,6 +1,5 @@
 //! Pages obol renders itself for customers: the payment page of a payment
-//! link now, the 3-D Secure action page, the card-update page and the
-//! invoice page later. Server-rendered HTML (maud escapes every value), a
+//! link, the invoice page and the card-update page. Server-rendered HTML (maud escapes every value), a
 //! stylesheet and scripts served by obol, no front-end build step.
 //!
 //! Every page goes through [`respond`]: a Content-Security-Policy that
@@ -9,6 +8,7 @@
 //! sandbox mode; `no-store` (pages behind a capability token must not be
 //! cached); `no-referrer` (the token is in the URL); no framing.
 
+pub mod card_update;
 pub mod invoice;
 pub mod pay;
 
@@ -146,6 +146,10 @@ pub const CARD_MESSAGES_JS: Asset = Asset {
 pub const INVOICE_JS: Asset = Asset {
     content_type: "text/javascript; charset=utf-8",
     body: include_str!("assets/invoice.js"),
+};
+pub const CARD_UPDATE_JS: Asset = Asset {
+    content_type: "text/javascript; charset=utf-8",
+    body: include_str!("assets/card-update.js"),
 };
 pub const STRIPE_SANDBOX_JS: Asset = Asset {
     content_type: "text/javascript; charset=utf-8",

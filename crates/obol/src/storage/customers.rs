@@ -19,6 +19,12 @@ pub struct CustomerRow {
     pub updated_at: DateTime<Utc>,
 }
 
+impl CustomerRow {
+    pub fn account(&self) -> AccountId {
+        AccountId::from_db(self.account_id.clone())
+    }
+}
+
 pub struct NewCustomer<'a> {
     pub id: &'a CustomerId,
     pub account_id: &'a str,
@@ -86,5 +92,61 @@ impl Conn<'_> {
                 .fetch_optional(&mut **conn)
                 .await?
         }))
+    }
+
+    /// The customer whose Stripe customer is `stripe_customer_id`.
+    pub async fn get_customer_by_stripe_id(
+        &mut self,
+        account: &AccountId,
+        stripe_customer_id: &str,
+    ) -> Result<Option<CustomerRow>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM customers WHERE account_id = $1 AND stripe_customer_id = $2 \
+             ORDER BY created_at, id LIMIT 1"
+        );
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, CustomerRow>(&sql)
+                .bind(account.as_str())
+                .bind(stripe_customer_id)
+                .fetch_optional(&mut **conn)
+                .await?
+        }))
+    }
+
+    /// Records the customer's Stripe customer unless one is recorded
+    /// already; `false` then (the caller reads which one won).
+    pub async fn set_stripe_customer_id(
+        &mut self,
+        account: &AccountId,
+        id: &CustomerId,
+        stripe_customer_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let done = on_conn!(self, |conn| {
+            sqlx::query(
+                "UPDATE customers SET stripe_customer_id = $3, updated_at = $4 \
+                 WHERE account_id = $1 AND id = $2 AND stripe_customer_id IS NULL",
+            )
+            .bind(account.as_str())
+            .bind(id.as_str())
+            .bind(stripe_customer_id)
+            .bind(now)
+            .execute(&mut **conn)
+            .await?
+            .rows_affected()
+        });
+        Ok(done == 1)
+    }
+
+    /// Holds the customer's row until the transaction ends (PostgreSQL;
+    /// SQLite's write transactions are serialized already).
+    pub async fn lock_customer(&mut self, id: &str) -> Result<()> {
+        if let Conn::Postgres(conn) = self {
+            sqlx::query("SELECT id FROM customers WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .execute(&mut **conn)
+                .await?;
+        }
+        Ok(())
     }
 }

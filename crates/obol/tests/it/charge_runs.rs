@@ -288,23 +288,50 @@ async fn the_cli_creates_a_run_from_a_csv_and_watches_it_finish(backend: Backend
         ("OBOL_LISTEN", addr.as_str()),
     ];
     let (code, out, err) = run_obol(
-        &["charge-runs", "create", "--file", csv.to_str().unwrap(), "--currency", "eur"],
+        &[
+            "charge-runs",
+            "create",
+            "--file",
+            csv.to_str().unwrap(),
+            "--currency",
+            "eur",
+        ],
         &env,
         dir.path(),
     );
     assert_eq!(code, 0, "{out}{err}");
     let run_id = out.split_whitespace().next().unwrap().to_string();
     assert!(run_id.starts_with("cr_"), "{out}");
-    assert!(out.contains("running") && out.contains("4 items") && out.contains("autumn-release"), "{out}");
+    assert!(
+        out.contains("running") && out.contains("4 items") && out.contains("autumn-release"),
+        "{out}"
+    );
     let (code, out, err) = run_obol(&["charge-runs", "watch", &run_id], &env, dir.path());
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("completed") && out.contains("no_payment_method 4"), "{out}");
+    assert!(
+        out.contains("completed") && out.contains("no_payment_method 4"),
+        "{out}"
+    );
     let (_, r) = obol.get(&format!("/v1/charge-runs/{run_id}")).await;
-    assert_eq!((r["item_count"].as_i64(), r["amounts"]["no_payment_method"].as_i64()), (Some(4), Some(34300)), "{r}");
+    assert_eq!(
+        (
+            r["item_count"].as_i64(),
+            r["amounts"]["no_payment_method"].as_i64()
+        ),
+        (Some(4), Some(34300)),
+        "{r}"
+    );
     // A member the CSV names but obol does not know stops it with the line.
     std::fs::write(&csv, "external_id,amount\nmember-9,8900\n").unwrap();
     let (code, _, err) = run_obol(
-        &["charge-runs", "create", "--file", csv.to_str().unwrap(), "--currency", "eur"],
+        &[
+            "charge-runs",
+            "create",
+            "--file",
+            csv.to_str().unwrap(),
+            "--currency",
+            "eur",
+        ],
         &env,
         dir.path(),
     );

@@ -12,13 +12,13 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use crate::helpers::{Backend, Obol};
 
-fn screenshots() -> std::path::PathBuf {
+pub(crate) fn screenshots() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/browser-screenshots")
 }
 
 /// The browser script, running its cases; it stops at each `pause` step
 /// until told to go on, so the test can look at obol meanwhile.
-struct Browser {
+pub(crate) struct Browser {
     child: Child,
     stdin: ChildStdin,
     stdout: Lines<BufReader<ChildStdout>>,
@@ -26,9 +26,14 @@ struct Browser {
 
 impl Browser {
     async fn start(cases: Value) -> Browser {
+        Self::start_script("browser/invoice-page.mjs", cases).await
+    }
+
+    /// Runs `script` (under `conformance/node`) on `cases`.
+    pub(crate) async fn start_script(script: &str, cases: Value) -> Browser {
         let node_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../conformance/node");
         let mut child = Command::new("node")
-            .arg("browser/invoice-page.mjs")
+            .arg(script)
             .current_dir(node_dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -50,7 +55,7 @@ impl Browser {
 
     /// The next thing the script says: `{"paused": …}` or a case's result;
     /// `None` once it is done.
-    async fn next(&mut self) -> Option<Value> {
+    pub(crate) async fn next(&mut self) -> Option<Value> {
         loop {
             let line = tokio::time::timeout(Duration::from_secs(180), self.stdout.next_line())
                 .await
@@ -62,12 +67,12 @@ impl Browser {
         }
     }
 
-    async fn resume(&mut self) {
+    pub(crate) async fn resume(&mut self) {
         self.stdin.write_all(b"go\n").await.unwrap();
     }
 
     /// Waits for the script to exit; its status and stderr.
-    async fn finish(mut self) -> (std::process::ExitStatus, String) {
+    pub(crate) async fn finish(mut self) -> (std::process::ExitStatus, String) {
         drop(self.stdin);
         let mut stderr = String::new();
         if let Some(mut e) = self.child.stderr.take() {
@@ -78,7 +83,7 @@ impl Browser {
     }
 }
 
-fn case<'a>(results: &'a [Value], name: &str) -> &'a Value {
+pub(crate) fn case<'a>(results: &'a [Value], name: &str) -> &'a Value {
     let r = results
         .iter()
         .find(|r| r["name"] == name)
@@ -87,7 +92,7 @@ fn case<'a>(results: &'a [Value], name: &str) -> &'a Value {
     r
 }
 
-fn assert_png(file: &str) {
+pub(crate) fn assert_png(file: &str) {
     let path = screenshots().join(file);
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     assert!(

@@ -5,7 +5,7 @@
 window.obolCardMessage = function (error) {
   var code = error.decline_code || error.code || '';
   if (error.type === 'validation_error') { return error.message; }
-  if (code === 'payment_intent_authentication_failure' || code === 'authentication_required') {
+  if (code === 'payment_intent_authentication_failure' || code === 'setup_intent_authentication_failure' || code === 'authentication_required') {
     return 'Your bank could not confirm it was you, so nothing was charged. Try again or use another card.';
   }
   if (code === 'insufficient_funds') { return 'Your card was declined for insufficient funds. Nothing was charged; try another card.'; }

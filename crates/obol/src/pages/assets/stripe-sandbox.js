@@ -3,12 +3,14 @@
  * mode instead of https://js.stripe.com/v3/. The same small surface the
  * pages use: Stripe(pk), stripe.elements({clientSecret}),
  * elements.create('payment'), element.mount(), stripe.confirmPayment(),
- * stripe.handleNextAction(), stripe.retrievePaymentIntent().
+ * stripe.confirmSetup(), stripe.handleNextAction(),
+ * stripe.retrievePaymentIntent(), stripe.retrieveSetupIntent(). The
+ * elements of a SetupIntent's client secret save the card (setup mode).
  *
  * The card fields are plain inputs in the light DOM (class prefix
  * obol-sb-); what the customer types is posted to the sandbox's Stripe API
- * with the publishable key and the intent's client secret, as Stripe.js
- * posts to api.stripe.com. It never goes to obol. 3-D Secure redirects to
+ * with the publishable key and the intent's (or SetupIntent's) client
+ * secret, as Stripe.js posts to api.stripe.com. It never goes to obol. 3-D Secure redirects to
  * the sandbox's challenge page, which returns to `return_url`.
  */
 (function () {
@@ -111,6 +113,11 @@
     return new Elements(options);
   };
 
+  // What a confirm resolves with: `{paymentIntent}` or `{setupIntent}`.
+  function resolved(intent) {
+    return intent.object === 'setup_intent' ? { setupIntent: intent } : { paymentIntent: intent };
+  }
+
   StripeStandIn.prototype.next = function (pi, redirect) {
     if (pi.status === 'requires_action' && pi.next_action && pi.next_action.redirect_to_url) {
       // Stripe.js shows the bank's page in a modal; the stand-in goes there
@@ -122,10 +129,20 @@
       window.location.assign(pi._return_url || window.location.href);
       return new Promise(function () {});
     }
-    return Promise.resolve({ paymentIntent: pi });
+    return Promise.resolve(resolved(pi));
   };
 
   StripeStandIn.prototype.confirmPayment = function (options) {
+    return this.confirm('payment_intents', options);
+  };
+
+  // Like Stripe.js's confirmSetup: saves the card of the elements'
+  // SetupIntent; resolves with `{setupIntent}` or `{error}`.
+  StripeStandIn.prototype.confirmSetup = function (options) {
+    return this.confirm('setup_intents', options);
+  };
+
+  StripeStandIn.prototype.confirm = function (kind, options) {
     var elements = options.elements;
     var params = (options && options.confirmParams) || {};
     var element = elements && elements.element;
@@ -135,7 +152,7 @@
     }
     var secret = elements.clientSecret;
     var self = this;
-    return this.request('POST', '/v1/payment_intents/' + encodeURIComponent(intentId(secret)) + '/confirm', {
+    return this.request('POST', '/v1/' + kind + '/' + encodeURIComponent(intentId(secret)) + '/confirm', {
       'client_secret': secret,
       'payment_method_data[type]': 'card',
       'payment_method_data[card][number]': values.number,
@@ -155,6 +172,12 @@
     return this.request('GET', '/v1/payment_intents/' + encodeURIComponent(intentId(clientSecret)), {
       client_secret: clientSecret
     }).then(function (pi) { return pi.error ? { error: pi.error } : { paymentIntent: pi }; });
+  };
+
+  StripeStandIn.prototype.retrieveSetupIntent = function (clientSecret) {
+    return this.request('GET', '/v1/setup_intents/' + encodeURIComponent(intentId(clientSecret)), {
+      client_secret: clientSecret
+    }).then(function (si) { return si.error ? { error: si.error } : { setupIntent: si }; });
   };
 
   StripeStandIn.prototype.handleNextAction = function (options) {
