@@ -5,6 +5,7 @@
 use serde_json::{json, Value};
 
 use crate::helpers::{run_obol, Backend, Obol, TestReceiver};
+use crate::inbox::{sandbox, stripe_post};
 use crate::invoices::within;
 use crate::on_both_backends;
 
@@ -13,6 +14,7 @@ on_both_backends!(
     a_draft_run_takes_items_in_calls_and_refuses_bad_ones,
     a_canceled_run_sends_nothing_more,
     the_cli_creates_a_run_from_a_csv_and_watches_it_finish,
+    each_card_gets_its_outcome_and_one_intent,
 );
 
 pub async fn members(obol: &Obol, n: usize) -> Vec<String> {
@@ -337,4 +339,207 @@ async fn the_cli_creates_a_run_from_a_csv_and_watches_it_finish(backend: Backend
     );
     assert_ne!(code, 0);
     assert!(err.contains("line 2") && err.contains("member-9"), "{err}");
+}
+
+/// Saves `card` (a `pm_card_*` token or a raw test number) as `member`'s
+/// default, the way Stripe would tell obol: attached and made the Stripe
+/// customer's default, reported by events.
+pub async fn save_default_card(obol: &Obol, member: &str, card: &str) {
+    let (s, link) = obol
+        .post(
+            &format!("/v1/customers/{member}/card-update-links"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 201, "{link}");
+    let cus = link["stripe_customer_id"].as_str().unwrap().to_string();
+    let base = sandbox(obol).await;
+    let pm = if card.starts_with("pm_") {
+        card.to_string()
+    } else {
+        let pm = stripe_post(
+            &base,
+            "/v1/payment_methods",
+            &[
+                ("type", "card"),
+                ("card[number]", card),
+                ("card[exp_month]", "12"),
+                ("card[exp_year]", "2031"),
+                ("card[cvc]", "123"),
+            ],
+        )
+        .await;
+        pm["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{pm}"))
+            .to_string()
+    };
+    let attached = stripe_post(
+        &base,
+        &format!("/v1/payment_methods/{pm}/attach"),
+        &[("customer", cus.as_str())],
+    )
+    .await;
+    let pm_id = attached["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{attached}"))
+        .to_string();
+    let updated = stripe_post(
+        &base,
+        &format!("/v1/customers/{cus}"),
+        &[("invoice_settings[default_payment_method]", pm_id.as_str())],
+    )
+    .await;
+    assert_eq!(
+        updated["invoice_settings"]["default_payment_method"],
+        pm_id.as_str(),
+        "{updated}"
+    );
+    within(
+        obol,
+        &format!("/v1/customers/{member}/payment-methods"),
+        20,
+        |b| {
+            b["data"].as_array().is_some_and(|d| {
+                d.iter()
+                    .any(|c| c["id"] == pm_id.as_str() && c["default"] == true)
+            })
+        },
+    )
+    .await;
+}
+
+async fn each_card_gets_its_outcome_and_one_intent(backend: Backend) {
+    let obol = Obol::builder(backend)
+        .env("OBOL_JOBS__POLL_INTERVAL_MS", "50")
+        .env("OBOL_CHARGE_RUNS__CONCURRENCY", "4")
+        .start()
+        .await;
+    let ids = members(&obol, 15).await;
+    // 4242, 3184 (3-D Secure even off-session), 9995 (insufficient
+    // funds: Stripe declines attaching it, so the member keeps no card),
+    // 0341 (attaches, then declines), and no card: three members each.
+    let cards = [
+        "pm_card_visa",
+        "pm_card_authenticationRequired",
+        "",
+        "pm_card_chargeCustomerFail",
+    ];
+    let base = sandbox(&obol).await;
+    for (i, member) in ids.iter().enumerate() {
+        match cards.get(i % 5) {
+            Some(&"") => {
+                let pm = stripe_post(
+                    &base,
+                    "/v1/payment_methods",
+                    &[
+                        ("type", "card"),
+                        ("card[number]", "4000000000009995"),
+                        ("card[exp_month]", "12"),
+                        ("card[exp_year]", "2031"),
+                        ("card[cvc]", "123"),
+                    ],
+                )
+                .await;
+                let (_, link) = obol
+                    .post(
+                        &format!("/v1/customers/{member}/card-update-links"),
+                        json!({}),
+                    )
+                    .await;
+                let refused = stripe_post(
+                    &base,
+                    &format!("/v1/payment_methods/{}/attach", pm["id"].as_str().unwrap()),
+                    &[("customer", link["stripe_customer_id"].as_str().unwrap())],
+                )
+                .await;
+                assert_eq!(
+                    refused["error"]["decline_code"], "insufficient_funds",
+                    "{refused}"
+                );
+            }
+            Some(card) => save_default_card(&obol, member, card).await,
+            None => {}
+        }
+    }
+    let run_id = run(&obol, "Release").await;
+    add(&obol, &run_id, ids.iter().enumerate().map(|(i, c)| json!({"customer_id": c, "amount": 5000, "external_reference": format!("m-{i}")})).collect()).await;
+    obol.post(&format!("/v1/charge-runs/{run_id}/start"), json!({}))
+        .await;
+    let done = finished(&obol, &run_id, 60).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let counts = &done["counts"];
+    assert_eq!(
+        (
+            counts["succeeded"].as_i64(),
+            counts["requires_action"].as_i64(),
+            counts["failed"].as_i64(),
+            counts["no_payment_method"].as_i64()
+        ),
+        (Some(3), Some(3), Some(3), Some(6)),
+        "{done}"
+    );
+    assert_eq!(done["amounts"]["succeeded"], 15000);
+    let (_, items) = obol
+        .get(&format!("/v1/charge-runs/{run_id}/items?limit=100"))
+        .await;
+    let items = items["data"].as_array().unwrap().clone();
+    for (i, item) in items.iter().enumerate() {
+        let expected = [
+            "succeeded",
+            "requires_action",
+            "no_payment_method",
+            "failed",
+            "no_payment_method",
+        ];
+        let idx: usize = item["external_reference"].as_str().unwrap()[2..]
+            .parse()
+            .unwrap();
+        assert_eq!(item["outcome"], expected[idx % 5], "item {i}: {item}");
+        match idx % 5 {
+            1 => assert_eq!(item["decline_code"], "authentication_required", "{item}"),
+            3 => assert!(item["decline_code"].is_string(), "{item}"),
+            2 | 4 => assert!(item["payment_intent_id"].is_null(), "{item}"),
+            _ => assert!(item["payment_intent_id"]
+                .as_str()
+                .unwrap()
+                .starts_with("pi_")),
+        }
+        assert_eq!(item["attempts"], 1, "{item}");
+    }
+    // The sandbox holds exactly one intent per charged item.
+    let base = sandbox(&obol).await;
+    let listed: Value = reqwest::Client::new()
+        .get(format!("{base}/v1/payment_intents?limit=100"))
+        .bearer_auth("sk_test_obol_tests")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut per_item = std::collections::BTreeMap::<String, usize>::new();
+    for pi in listed["data"].as_array().unwrap() {
+        if pi["metadata"]["obol_charge_run_id"] == run_id.as_str() {
+            *per_item
+                .entry(
+                    pi["metadata"]["obol_charge_run_item_id"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                )
+                .or_default() += 1;
+        }
+    }
+    assert_eq!(per_item.len(), 9, "{per_item:?}");
+    assert!(per_item.values().all(|n| *n == 1), "{per_item:?}");
+    // The successes are in the ledger.
+    let (_, payments) = obol.get("/v1/payments?limit=100").await;
+    let completed = payments["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["status"] == "completed")
+        .count();
+    assert_eq!(completed, 3, "{payments}");
 }
