@@ -14,8 +14,9 @@ use crate::storage::charge_runs::ChargeRunRow;
 use crate::storage::jobs::JobRow;
 use crate::storage::Conn;
 
-/// How long one attempt works before handing over to its successor:
-/// well inside the handler's timeout (three quarters of the job lease).
+/// How long one attempt works before handing over to its successor, at
+/// most: and at most half the handler's timeout (three quarters of the
+/// job lease), so a pass ends before the runner abandons it.
 const BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -96,7 +97,7 @@ pub async fn run(ctx: &JobCtx, job: &JobRow) -> std::result::Result<(), JobError
         &p.run_id,
         &worker,
         ctx.ctx.settings().charge_run_concurrency,
-        BUDGET,
+        BUDGET.min(ctx.settings.handler_timeout() / 2),
     )
     .await
     {

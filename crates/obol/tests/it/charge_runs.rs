@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{run_obol, Backend, Obol, TestReceiver};
+use crate::helpers::{random_api_key, run_obol, Backend, Obol, ObolBuilder, TestReceiver};
 use crate::inbox::{sandbox, stripe_post};
 use crate::invoices::within;
 use crate::on_both_backends;
@@ -15,6 +15,7 @@ on_both_backends!(
     a_canceled_run_sends_nothing_more,
     the_cli_creates_a_run_from_a_csv_and_watches_it_finish,
     each_card_gets_its_outcome_and_one_intent,
+    a_run_killed_twice_finishes_with_no_double_charge,
 );
 
 pub async fn members(obol: &Obol, n: usize) -> Vec<String> {
@@ -542,4 +543,131 @@ async fn each_card_gets_its_outcome_and_one_intent(backend: Backend) {
         .filter(|p| p["status"] == "completed")
         .count();
     assert_eq!(completed, 3, "{payments}");
+}
+
+/// Every PaymentIntent the sandbox holds for `run_id`, per item.
+async fn intents_per_item(obol: &Obol, run_id: &str) -> std::collections::BTreeMap<String, usize> {
+    let base = sandbox(obol).await;
+    let mut per_item = std::collections::BTreeMap::<String, usize>::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut url = format!("{base}/v1/payment_intents?limit=100");
+        if let Some(a) = &after {
+            url.push_str(&format!("&starting_after={a}"));
+        }
+        let page: Value = reqwest::Client::new()
+            .get(url)
+            .bearer_auth("sk_test_obol_tests")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let data = page["data"].as_array().unwrap();
+        for pi in data {
+            if pi["metadata"]["obol_charge_run_id"] == run_id {
+                *per_item
+                    .entry(
+                        pi["metadata"]["obol_charge_run_item_id"]
+                            .as_str()
+                            .unwrap()
+                            .to_string(),
+                    )
+                    .or_default() += 1;
+            }
+        }
+        if page["has_more"] != true || data.is_empty() {
+            return per_item;
+        }
+        after = data
+            .last()
+            .and_then(|p| p["id"].as_str())
+            .map(str::to_string);
+    }
+}
+
+async fn a_run_killed_twice_finishes_with_no_double_charge(backend: Backend) {
+    const MEMBERS: usize = 20;
+    const ITEMS_EACH: usize = 10;
+    let key = random_api_key();
+    let sandbox_db = tempfile::tempdir().unwrap();
+    let sandbox_file = sandbox_db
+        .path()
+        .join("sandbox.db")
+        .to_string_lossy()
+        .into_owned();
+    let configure = |b: ObolBuilder| {
+        b.env("OBOL_API_KEYS", &key)
+            .env("OBOL_SANDBOX__DB", &sandbox_file)
+            .env("OBOL_JOBS__POLL_INTERVAL_MS", "50")
+            .env("OBOL_JOBS__LEASE_SECONDS", "2")
+            .env("OBOL_CHARGE_RUNS__ITEM_LEASE_SECONDS", "5")
+            .env("OBOL_CHARGE_RUNS__CONCURRENCY", "4")
+    };
+    let mut obol = configure(Obol::builder(backend)).start().await;
+    let ids = members(&obol, MEMBERS).await;
+    for m in &ids {
+        save_default_card(&obol, m, "pm_card_visa").await;
+    }
+    let run_id = run(&obol, "Crash").await;
+    let items: Vec<Value> = (0..MEMBERS * ITEMS_EACH)
+        .map(|i| json!({"customer_id": ids[i % MEMBERS], "amount": 2500, "external_reference": format!("r-{i}")}))
+        .collect();
+    add(&obol, &run_id, items).await;
+    obol.post(&format!("/v1/charge-runs/{run_id}/start"), json!({}))
+        .await;
+    let total = (MEMBERS * ITEMS_EACH) as i64;
+    for kill in 1..=2 {
+        // kill -9 once some items (more each time) are charged.
+        let target = total * kill / 3;
+        within(&obol, &format!("/v1/charge-runs/{run_id}"), 60, |r| {
+            r["counts"]["succeeded"].as_i64() >= Some(target)
+        })
+        .await;
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &obol.pid().to_string()])
+            .status();
+        let (_, db, _) = obol.terminate();
+        obol = configure(Obol::builder(backend)).with_db(db).start().await;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let done = loop {
+        let (_, r) = obol.get(&format!("/v1/charge-runs/{run_id}")).await;
+        if r["status"] == "completed" {
+            break r;
+        }
+        if std::time::Instant::now() > deadline {
+            let out = obol.output();
+            let tail: Vec<&str> = out
+                .lines()
+                .filter(|l| {
+                    l.contains("charge")
+                        || l.contains("job")
+                        || l.contains("WARN")
+                        || l.contains("ERROR")
+                })
+                .collect();
+            panic!(
+                "not completed: {r}\n{}",
+                tail[tail.len().saturating_sub(60)..].join("\n")
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(done["counts"]["succeeded"].as_i64(), Some(total), "{done}");
+    let per_item = intents_per_item(&obol, &run_id).await;
+    assert_eq!(per_item.len(), total as usize, "one intent per item");
+    let doubles: Vec<_> = per_item.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(doubles.is_empty(), "charged twice: {doubles:?}");
+    let (_, items) = obol
+        .get(&format!("/v1/charge-runs/{run_id}/items?limit=1000"))
+        .await;
+    let resent = items["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["attempts"].as_i64() > Some(1))
+        .count();
+    eprintln!("charge run crash: {total} items, 2 kills, {resent} items sent again after a kill, 0 charged twice");
 }
