@@ -193,6 +193,10 @@ pub struct Settings {
     pub invoice_stale_after: u64,
     /// The name invoice pages show (`invoices.business_name`).
     pub business_name: Option<String>,
+    /// The business member e-mails name (`email.business_name`, else
+    /// `invoices.business_name`, else "obol"): what `email::Template`s
+    /// are filled in with.
+    pub email_business_name: String,
 }
 
 impl Settings {
@@ -239,6 +243,7 @@ impl Settings {
             },
             invoice_stale_after: config.invoices.stale_intent_seconds,
             business_name: config.invoices.business_name.clone(),
+            email_business_name: crate::email::business_name(config),
         })
     }
 }

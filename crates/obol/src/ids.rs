@@ -242,6 +242,11 @@ prefixed_id!(
     SyncJobId,
     "sync_"
 );
+prefixed_id!(
+    /// An e-mail to a member in the outbox (`GET /v1/emails/{id}`).
+    EmailId,
+    "eml_"
+);
 
 /// A freshly minted secret: shown to its owner once, stored as a hash.
 pub struct SecretToken {
@@ -344,6 +349,7 @@ mod tests {
             InvoiceAttemptId::PREFIX,
             InvoiceTimelineId::PREFIX,
             SyncJobId::PREFIX,
+            EmailId::PREFIX,
         ];
         for (i, a) in prefixes.iter().enumerate() {
             for b in &prefixes[i + 1..] {

@@ -22,6 +22,7 @@
 //! at once.
 
 pub mod accounting;
+pub mod email;
 pub mod invoice_sweep;
 pub mod reconcile;
 pub mod refund_resubmit;
@@ -71,16 +72,19 @@ pub enum JobKind {
     AccountingSync,
     /// Settle invoice intents left incomplete; queues the next when it ends.
     InvoiceSweep,
+    /// Send one member e-mail from the outbox.
+    SendEmail,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 6] = [
+    pub const ALL: [JobKind; 7] = [
         JobKind::ReleaseAuthorization,
         JobKind::ResubmitRefund,
         JobKind::Reconcile,
         JobKind::InvoicePaid,
         JobKind::AccountingSync,
         JobKind::InvoiceSweep,
+        JobKind::SendEmail,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -91,6 +95,7 @@ impl JobKind {
             JobKind::InvoicePaid => "invoice_paid",
             JobKind::AccountingSync => "accounting_sync",
             JobKind::InvoiceSweep => "invoice_sweep",
+            JobKind::SendEmail => "send_email",
         }
     }
 
@@ -122,6 +127,10 @@ impl JobKind {
             JobKind::AccountingSync => &[10, 60, 300, 900, 3600, 7200, 21600, 43200, 86400, 86400],
             // Like reconcile: the next scheduled sweep takes over.
             JobKind::InvoiceSweep => &[30, 60, 120],
+            // 30 s, 2 min, 10 min, 30 min, 1 h, 3 h, 6 h, 12 h: about a day
+            // for a mail server's outage or a full queue (4xx); a 5xx
+            // answer fails the e-mail at once.
+            JobKind::SendEmail => &[30, 120, 600, 1800, 3600, 10800, 21600, 43200],
         }
     }
 
@@ -229,6 +238,8 @@ pub struct JobCtx {
     pub settings: JobSettings,
     /// The configured accounting targets.
     pub accounting: std::sync::Arc<crate::accounting::Accounting>,
+    /// The SMTP server member e-mails go through (none: they are logged).
+    pub email: std::sync::Arc<crate::email::Mailer>,
 }
 
 /// One worker: claims due jobs, runs them, records every attempt.
@@ -441,6 +452,7 @@ async fn dispatch(kind: JobKind, ctx: &JobCtx, job: &JobRow) -> std::result::Res
         JobKind::InvoicePaid => accounting::fanout(ctx, job).await,
         JobKind::AccountingSync => accounting::sync(ctx, job).await,
         JobKind::InvoiceSweep => invoice_sweep::run(ctx, job).await,
+        JobKind::SendEmail => email::run(ctx, job).await,
     }
 }
 
@@ -458,7 +470,8 @@ async fn schedule_successor(
         JobKind::ReleaseAuthorization
         | JobKind::ResubmitRefund
         | JobKind::InvoicePaid
-        | JobKind::AccountingSync => Ok(()),
+        | JobKind::AccountingSync
+        | JobKind::SendEmail => Ok(()),
     }
 }
 

@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod customer_tokens;
 pub mod customers;
 pub mod disputes;
+pub mod emails;
 pub mod invoices;
 pub mod jobs;
 pub mod notifications;
