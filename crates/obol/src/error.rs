@@ -212,6 +212,7 @@ pub enum Resource {
     PaymentLink,
     Invoice,
     SyncJob,
+    Email,
 }
 
 impl Resource {
@@ -231,6 +232,7 @@ impl Resource {
             Resource::PaymentLink => "payment link",
             Resource::Invoice => "invoice",
             Resource::SyncJob => "sync job",
+            Resource::Email => "e-mail",
         }
     }
 }
@@ -291,6 +293,7 @@ impl Error {
             Error::NotFound(Resource::PaymentLink) => "payment_link_not_found",
             Error::NotFound(Resource::Invoice) => "invoice_not_found",
             Error::NotFound(Resource::SyncJob) => "sync_job_not_found",
+            Error::NotFound(Resource::Email) => "email_not_found",
             Error::RouteNotFound { .. } => "route_not_found",
             Error::HostNotAllowed { .. } => "host_not_allowed",
             Error::MethodNotAllowed => "method_not_allowed",
@@ -483,6 +486,7 @@ pub fn catalogue() -> Vec<(StatusCode, &'static str)> {
         Error::NotFound(Resource::PaymentLink),
         Error::NotFound(Resource::Invoice),
         Error::NotFound(Resource::SyncJob),
+        Error::NotFound(Resource::Email),
         Error::RouteNotFound {
             method: "GET".into(),
             path: "/x".into(),

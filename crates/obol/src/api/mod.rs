@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod customer_tokens;
 pub mod customers;
 pub mod disputes;
+pub mod emails;
 pub mod endpoints;
 pub mod health;
 pub mod invoices;
@@ -133,6 +134,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(pages::router())
         .merge(webhooks::router())
         .merge(jobs::router())
+        .merge(emails::router())
         .merge(invoices::router())
         .merge(mcp::router())
 }
