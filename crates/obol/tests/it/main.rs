@@ -10,6 +10,7 @@ mod chaos;
 mod checkout;
 mod crash;
 mod disputes;
+mod emails;
 mod event_payloads;
 mod helpers;
 mod http_hardening;
