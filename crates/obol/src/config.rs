@@ -63,6 +63,8 @@ pub struct Config {
     pub accounting: AccountingSettings,
     #[serde(default)]
     pub charge_runs: ChargeRunSettings,
+    #[serde(default)]
+    pub email: EmailSettings,
 }
 
 /// `charge_runs.*`: how a running charge run is worked.
@@ -102,6 +104,28 @@ impl Default for ChargeRunSettings {
             item_lease_seconds: default_item_lease(),
         }
     }
+}
+
+/// `email.*`: the SMTP server member e-mails (a payment to confirm, a card
+/// to update) are sent through. None by default: e-mails are then kept as
+/// `logged` and listed, not sent.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailSettings {
+    /// `smtp://host:2525` (plain), `smtps://user:pass@host:465` (TLS from
+    /// the start) or `smtp://user:pass@host:587?tls=required` (STARTTLS;
+    /// `tls=opportunistic` uses it when offered). A secret: it may carry a
+    /// password (percent-encode special characters).
+    #[serde(default)]
+    pub smtp_url: Option<SecretString>,
+    /// The sender, a mailbox such as `"Weingut Ana <club@weingut.example>"`
+    /// or a bare address; required with `smtp_url`.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// The business the e-mails name; default `invoices.business_name`,
+    /// else "obol".
+    #[serde(default)]
+    pub business_name: Option<String>,
 }
 
 /// Where paid invoices are recorded (accounting/): any of Xero, QuickBooks
@@ -1021,7 +1045,60 @@ impl Config {
                 "must be between 1 and customer_tokens.max_ttl_seconds",
             ));
         }
-        self.validate_accounting()
+        self.validate_accounting()?;
+        self.validate_email()
+    }
+
+    /// The SMTP URL is checked without ever echoing it (it may hold a
+    /// password); lettre, which sends, parses it the same way here.
+    fn validate_email(&self) -> Result<(), ConfigError> {
+        let e = &self.email;
+        if let Some(url) = &e.smtp_url {
+            let key = "email.smtp_url";
+            let parsed = url::Url::parse(url.expose_secret())
+                .map_err(|err| ConfigError::new(key, format!("not a URL: {err}")))?;
+            if !matches!(parsed.scheme(), "smtp" | "smtps") || parsed.host_str().is_none() {
+                return Err(ConfigError::new(
+                    key,
+                    "must be smtp://host:port or smtps://host:port (with user:pass@ before the host when the server wants a login)",
+                ));
+            }
+            let tls = parsed
+                .query_pairs()
+                .find(|(k, _)| k == "tls")
+                .map(|(_, v)| v.into_owned());
+            if !matches!(tls.as_deref(), None | Some("required" | "opportunistic")) {
+                return Err(ConfigError::new(
+                    key,
+                    "the tls parameter is required (STARTTLS) or opportunistic",
+                ));
+            }
+            if let Err(err) =
+                lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(url.expose_secret())
+            {
+                return Err(ConfigError::new(key, err.to_string()));
+            }
+            if e.from.is_none() {
+                return Err(ConfigError::new(
+                    "email.from",
+                    "is required when email.smtp_url is set",
+                ));
+            }
+        }
+        if let Some(from) = &e.from {
+            if from.parse::<lettre::message::Mailbox>().is_err() {
+                return Err(ConfigError::new(
+                    "email.from",
+                    format!(
+                        "{from:?} is not a mailbox such as \"Weingut Ana <club@weingut.example>\""
+                    ),
+                ));
+            }
+        }
+        if let Some(name) = &e.business_name {
+            required("email.business_name", Some(name))?;
+        }
+        Ok(())
     }
 
     fn validate_accounting(&self) -> Result<(), ConfigError> {
@@ -1445,6 +1522,53 @@ mod tests {
             let e = Config::load(None).unwrap_err();
             assert_eq!(e.key, "accounting.timeout_seconds", "{e}");
             jail.set_env("OBOL_ACCOUNTING__TIMEOUT_SECONDS", "5");
+            Config::load(None).map_err(|e| e.to_string())?;
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn email_settings_load_from_the_environment_and_bad_ones_name_their_key() {
+        Jail::expect_with(|jail| {
+            let c = Config::load(None).unwrap();
+            assert!(c.email.smtp_url.is_none());
+            assert_eq!(crate::email::business_name(&c), "obol");
+            jail.set_env("OBOL_INVOICES__BUSINESS_NAME", "Weingut Ana");
+            let c = Config::load(None).unwrap();
+            assert_eq!(crate::email::business_name(&c), "Weingut Ana");
+            jail.set_env(
+                "OBOL_EMAIL__SMTP_URL",
+                "smtp://club:SMTPPASSWORD@127.0.0.1:587?tls=required",
+            );
+            let e = Config::load(None).unwrap_err();
+            assert_eq!(e.key, "email.from", "{e}");
+            jail.set_env("OBOL_EMAIL__FROM", "Weingut Ana <club@weingut.example>");
+            jail.set_env("OBOL_EMAIL__BUSINESS_NAME", "Ana's Wine Club");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(crate::email::business_name(&c), "Ana's Wine Club");
+            let mailer = crate::email::Mailer::from_config(&c).unwrap();
+            assert!(mailer.is_configured());
+            assert_eq!(
+                mailer.message_id("eml_x").as_deref(),
+                Some("<eml_x@weingut.example>")
+            );
+            let debug = format!("{c:?} {mailer:?}");
+            assert!(!debug.contains("SMTPPASSWORD"), "{debug}");
+            for bad in [
+                "http://club:SMTPPASSWORD@127.0.0.1:587",
+                "smtp://club:SMTPPASSWORD@127.0.0.1:587?tls=sometimes",
+                "club:SMTPPASSWORD at smtp",
+            ] {
+                jail.set_env("OBOL_EMAIL__SMTP_URL", bad);
+                let e = Config::load(None).unwrap_err();
+                assert_eq!(e.key, "email.smtp_url", "{bad}: {e}");
+                assert!(!e.to_string().contains("SMTPPASSWORD"), "{e}");
+            }
+            jail.set_env("OBOL_EMAIL__SMTP_URL", "smtps://mail.example");
+            jail.set_env("OBOL_EMAIL__FROM", "not an address");
+            let e = Config::load(None).unwrap_err();
+            assert_eq!(e.key, "email.from", "{e}");
+            jail.set_env("OBOL_EMAIL__FROM", "club@weingut.example");
             Config::load(None).map_err(|e| e.to_string())?;
             Ok(())
         });

@@ -199,6 +199,10 @@ pub struct Settings {
     pub charge_run_concurrency: usize,
     /// How long a charge-run worker holds a claimed item, in seconds.
     pub charge_run_item_lease: u64,
+    /// The business member e-mails name (`email.business_name`, else
+    /// `invoices.business_name`, else "obol"): what `email::Template`s
+    /// are filled in with.
+    pub email_business_name: String,
 }
 
 impl Settings {
@@ -248,6 +252,7 @@ impl Settings {
             charge_run_workers: config.charge_runs.workers,
             charge_run_concurrency: config.charge_runs.concurrency,
             charge_run_item_lease: config.charge_runs.item_lease_seconds,
+            email_business_name: crate::email::business_name(config),
         })
     }
 }

@@ -220,6 +220,7 @@ pub enum Resource {
     SyncJob,
     ChargeRun,
     CardUpdateLink,
+    Email,
 }
 
 impl Resource {
@@ -241,6 +242,7 @@ impl Resource {
             Resource::SyncJob => "sync job",
             Resource::ChargeRun => "charge run",
             Resource::CardUpdateLink => "card update link",
+            Resource::Email => "e-mail",
         }
     }
 }
@@ -303,6 +305,7 @@ impl Error {
             Error::NotFound(Resource::SyncJob) => "sync_job_not_found",
             Error::NotFound(Resource::ChargeRun) => "charge_run_not_found",
             Error::NotFound(Resource::CardUpdateLink) => "card_update_link_not_found",
+            Error::NotFound(Resource::Email) => "email_not_found",
             Error::RouteNotFound { .. } => "route_not_found",
             Error::HostNotAllowed { .. } => "host_not_allowed",
             Error::MethodNotAllowed => "method_not_allowed",
@@ -497,6 +500,7 @@ pub fn catalogue() -> Vec<(StatusCode, &'static str)> {
         Error::NotFound(Resource::SyncJob),
         Error::NotFound(Resource::ChargeRun),
         Error::NotFound(Resource::CardUpdateLink),
+        Error::NotFound(Resource::Email),
         Error::RouteNotFound {
             method: "GET".into(),
             path: "/x".into(),

@@ -252,6 +252,11 @@ prefixed_id!(
     ChargeRunItemId,
     "cri_"
 );
+prefixed_id!(
+    /// An e-mail to a member in the outbox (`GET /v1/emails/{id}`).
+    EmailId,
+    "eml_"
+);
 
 /// A freshly minted secret: shown to its owner once, stored as a hash.
 pub struct SecretToken {
@@ -356,6 +361,7 @@ mod tests {
             SyncJobId::PREFIX,
             ChargeRunId::PREFIX,
             ChargeRunItemId::PREFIX,
+            EmailId::PREFIX,
         ];
         for (i, a) in prefixes.iter().enumerate() {
             for b in &prefixes[i + 1..] {

@@ -12,6 +12,7 @@ pub mod charge_runs;
 pub mod cli;
 pub mod config;
 pub mod context;
+pub mod email;
 pub mod error;
 pub mod http_server;
 pub mod ids;
@@ -120,7 +121,11 @@ impl Application {
             ctx: ctx.clone(),
             settings: jobs::JobSettings::from_config(&config),
             accounting: Arc::new(accounting::Accounting::from_config(&config)?),
+            email: Arc::new(email::Mailer::from_config(&config)?),
         };
+        if !job_ctx.email.is_configured() {
+            tracing::info!("no SMTP server configured (email.smtp_url): member e-mails are kept as logged, not sent");
+        }
         jobs::reconcile::schedule_first(ctx.store(), &job_ctx.settings)
             .await
             .context("scheduling the reconciliation job")?;

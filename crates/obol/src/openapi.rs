@@ -60,6 +60,7 @@ pub const GUEST_TOKEN: &str = "guest_token";
         (name = "notifications", description = "Where obol sends its signed notifications, and every delivery."),
         (name = "stripe_inbox", description = "Stripe's webhook deliveries, the inbox that stores them, reconciliation."),
         (name = "jobs", description = "The background job queue."),
+        (name = "emails", description = "The member e-mail outbox: what obol sent (or, without SMTP, kept) for customers."),
         (name = "catalog", description = "Products and shipping methods: the prices carts are computed from."),
         (name = "payment_links", description = "Links to a hosted payment page an agent hands a customer."),
         (name = "invoices", description = "Invoices paid through a public link, their fee passthrough and their accounting syncs."),
@@ -420,6 +421,7 @@ pub mod pages {
         ShippingMethodPage => crate::ops::catalog::ShippingMethodOut,
         InvoicePage => crate::ops::invoices::InvoiceOut,
         SyncJobPage => crate::ops::sync_jobs::SyncJobOut,
+        EmailPage => crate::ops::emails::EmailOut,
     }
 }
 

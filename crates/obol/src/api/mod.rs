@@ -13,6 +13,7 @@ pub mod charge_runs;
 pub mod customer_tokens;
 pub mod customers;
 pub mod disputes;
+pub mod emails;
 pub mod endpoints;
 pub mod health;
 pub mod invoices;
@@ -136,6 +137,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(pages::router())
         .merge(webhooks::router())
         .merge(jobs::router())
+        .merge(emails::router())
         .merge(invoices::router())
         .merge(charge_runs::router())
         .merge(mcp::router())

@@ -23,6 +23,7 @@
 
 pub mod accounting;
 pub mod charge_run;
+pub mod email;
 pub mod invoice_sweep;
 pub mod reconcile;
 pub mod refund_resubmit;
@@ -75,10 +76,12 @@ pub enum JobKind {
     /// One worker pass over a running charge run; queues the next while
     /// the run has items left.
     ChargeRun,
+    /// Send one member e-mail from the outbox.
+    SendEmail,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 7] = [
+    pub const ALL: [JobKind; 8] = [
         JobKind::ReleaseAuthorization,
         JobKind::ResubmitRefund,
         JobKind::Reconcile,
@@ -86,6 +89,7 @@ impl JobKind {
         JobKind::AccountingSync,
         JobKind::InvoiceSweep,
         JobKind::ChargeRun,
+        JobKind::SendEmail,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -97,6 +101,7 @@ impl JobKind {
             JobKind::AccountingSync => "accounting_sync",
             JobKind::InvoiceSweep => "invoice_sweep",
             JobKind::ChargeRun => "charge_run",
+            JobKind::SendEmail => "send_email",
         }
     }
 
@@ -131,6 +136,10 @@ impl JobKind {
             // A pass failed (the database): retried soon; items are safe in
             // their claims meanwhile.
             JobKind::ChargeRun => &[1, 5, 15, 60, 300, 900],
+            // 30 s, 2 min, 10 min, 30 min, 1 h, 3 h, 6 h, 12 h: about a day
+            // for a mail server's outage or a full queue (4xx); a 5xx
+            // answer fails the e-mail at once.
+            JobKind::SendEmail => &[30, 120, 600, 1800, 3600, 10800, 21600, 43200],
         }
     }
 
@@ -238,6 +247,8 @@ pub struct JobCtx {
     pub settings: JobSettings,
     /// The configured accounting targets.
     pub accounting: std::sync::Arc<crate::accounting::Accounting>,
+    /// The SMTP server member e-mails go through (none: they are logged).
+    pub email: std::sync::Arc<crate::email::Mailer>,
 }
 
 /// One worker: claims due jobs, runs them, records every attempt.
@@ -437,6 +448,7 @@ async fn dispatch(kind: JobKind, ctx: &JobCtx, job: &JobRow) -> std::result::Res
         JobKind::AccountingSync => accounting::sync(ctx, job).await,
         JobKind::InvoiceSweep => invoice_sweep::run(ctx, job).await,
         JobKind::ChargeRun => charge_run::run(ctx, job).await,
+        JobKind::SendEmail => email::run(ctx, job).await,
     }
 }
 
@@ -456,7 +468,8 @@ async fn schedule_successor(
         JobKind::ReleaseAuthorization
         | JobKind::ResubmitRefund
         | JobKind::InvoicePaid
-        | JobKind::AccountingSync => Ok(()),
+        | JobKind::AccountingSync
+        | JobKind::SendEmail => Ok(()),
     }
 }
 

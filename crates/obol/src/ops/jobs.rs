@@ -18,7 +18,8 @@ use crate::storage::jobs::{JobRow, JobRunRow};
 pub struct JobOut {
     #[schema(value_type = crate::ids::JobId)]
     pub id: String,
-    /// release_authorization, resubmit_refund or reconcile.
+    /// release_authorization, resubmit_refund, reconcile, invoice_paid,
+    /// accounting_sync, invoice_sweep or send_email.
     pub kind: String,
     /// The kind's own payload, e.g. `{"payment_id": "pay_…", "reason": "…"}`.
     #[schema(value_type = Object)]

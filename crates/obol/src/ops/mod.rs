@@ -20,6 +20,7 @@ pub mod credentials;
 pub mod customer_tokens;
 pub mod customers;
 pub mod disputes;
+pub mod emails;
 pub mod endpoints;
 pub mod fees;
 pub mod health;

@@ -14,6 +14,7 @@ pub mod charge_runs;
 pub mod customer_tokens;
 pub mod customers;
 pub mod disputes;
+pub mod emails;
 pub mod invoices;
 pub mod jobs;
 pub mod notifications;

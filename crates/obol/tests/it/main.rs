@@ -12,6 +12,7 @@ mod charge_runs;
 mod checkout;
 mod crash;
 mod disputes;
+mod emails;
 mod event_payloads;
 mod helpers;
 mod http_hardening;
