@@ -23,6 +23,7 @@
 
 pub mod accounting;
 pub mod charge_run;
+pub mod charge_run_notice;
 pub mod email;
 pub mod invoice_sweep;
 pub mod reconcile;
@@ -78,10 +79,12 @@ pub enum JobKind {
     ChargeRun,
     /// Send one member e-mail from the outbox.
     SendEmail,
+    /// Ask a member whose charge failed (or who has no card) to update it.
+    ChargeRunNotice,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 8] = [
+    pub const ALL: [JobKind; 9] = [
         JobKind::ReleaseAuthorization,
         JobKind::ResubmitRefund,
         JobKind::Reconcile,
@@ -90,6 +93,7 @@ impl JobKind {
         JobKind::InvoiceSweep,
         JobKind::ChargeRun,
         JobKind::SendEmail,
+        JobKind::ChargeRunNotice,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -102,6 +106,7 @@ impl JobKind {
             JobKind::InvoiceSweep => "invoice_sweep",
             JobKind::ChargeRun => "charge_run",
             JobKind::SendEmail => "send_email",
+            JobKind::ChargeRunNotice => "charge_run_notice",
         }
     }
 
@@ -140,6 +145,9 @@ impl JobKind {
             // for a mail server's outage or a full queue (4xx); a 5xx
             // answer fails the e-mail at once.
             JobKind::SendEmail => &[30, 120, 600, 1800, 3600, 10800, 21600, 43200],
+            // Stripe (the member's Stripe customer, the link) and the
+            // database: like an e-mail, about a day.
+            JobKind::ChargeRunNotice => &[30, 120, 600, 1800, 3600, 10800, 21600, 43200],
         }
     }
 
@@ -449,6 +457,7 @@ async fn dispatch(kind: JobKind, ctx: &JobCtx, job: &JobRow) -> std::result::Res
         JobKind::InvoiceSweep => invoice_sweep::run(ctx, job).await,
         JobKind::ChargeRun => charge_run::run(ctx, job).await,
         JobKind::SendEmail => email::run(ctx, job).await,
+        JobKind::ChargeRunNotice => charge_run_notice::run(ctx, job).await,
     }
 }
 
@@ -469,7 +478,8 @@ async fn schedule_successor(
         | JobKind::ResubmitRefund
         | JobKind::InvoicePaid
         | JobKind::AccountingSync
-        | JobKind::SendEmail => Ok(()),
+        | JobKind::SendEmail
+        | JobKind::ChargeRunNotice => Ok(()),
     }
 }
 

@@ -773,6 +773,12 @@ async fn record(
     if let Some(event) = after.outcome.event() {
         crate::outbox::notify_charge_run_item(&mut conn, event, &after, &run.currency, now).await?;
     }
+    if matches!(after.outcome, Outcome::Failed | Outcome::NoPaymentMethod) {
+        crate::jobs::charge_run_notice::enqueue(&mut conn, &after).await?;
+    }
     tx.commit().await?;
+    if matches!(after.outcome, Outcome::Failed | Outcome::NoPaymentMethod) {
+        crate::jobs::wake();
+    }
     Ok(true)
 }

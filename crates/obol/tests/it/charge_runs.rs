@@ -543,6 +543,37 @@ async fn each_card_gets_its_outcome_and_one_intent(backend: Backend) {
         .filter(|p| p["status"] == "completed")
         .count();
     assert_eq!(completed, 3, "{payments}");
+    // Every member whose charge failed or who has no card is asked, once,
+    // to update their card (no SMTP here: the e-mails are kept, `logged`).
+    let emails = within(&obol, "/v1/emails?limit=100", 30, |e| {
+        e["data"]
+            .as_array()
+            .is_some_and(|d| d.len() >= 9 && d.iter().all(|m| m["status"] == "logged"))
+    })
+    .await;
+    let emails = emails["data"].as_array().unwrap();
+    assert_eq!(emails.len(), 9, "{emails:?}");
+    let asked: std::collections::BTreeSet<&str> = emails
+        .iter()
+        .map(|m| m["customer_id"].as_str().unwrap())
+        .collect();
+    let expected: std::collections::BTreeSet<&str> = items
+        .iter()
+        .filter(|i| i["outcome"] == "failed" || i["outcome"] == "no_payment_method")
+        .map(|i| i["customer_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(asked, expected);
+    for m in emails {
+        assert_eq!(m["template"], "card_update_requested", "{m}");
+        let (_, one) = obol
+            .get(&format!("/v1/emails/{}", m["id"].as_str().unwrap()))
+            .await;
+        let text = one["text_body"].as_str().unwrap();
+        assert!(
+            text.contains("50.00 EUR") && text.contains("/pay/cards/"),
+            "{text}"
+        );
+    }
 }
 
 /// Every PaymentIntent the sandbox holds for `run_id`, per item.

@@ -1,0 +1,114 @@
+//! `charge_run_notice`: tells a member who must act about their charge.
+//! Queued in the transaction that records a `failed` or
+//! `no_payment_method` item, so the notice exists exactly when the
+//! outcome does; its handler mints a card-update link (which may create
+//! the member's Stripe customer, a Stripe call the outcome's transaction
+//! cannot make) and queues the e-mail, named by the item so it is sent
+//! once however often this job runs.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{JobCtx, JobError, JobKind, NewJob};
+use crate::context::{AccountId, Actor};
+use crate::error::Result;
+use crate::ids::CustomerId;
+use crate::ledger::charge_run::Outcome;
+use crate::storage::charge_runs::ItemRow;
+use crate::storage::jobs::JobRow;
+use crate::storage::{self, Conn};
+
+/// How long the e-mailed card-update link works: a week.
+const LINK_TTL_SECONDS: u64 = 7 * 24 * 3600;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Payload {
+    item_id: String,
+}
+
+/// Queues the notice of `item`, inside the transaction that decided it.
+pub async fn enqueue(conn: &mut Conn<'_>, item: &ItemRow) -> Result<()> {
+    let job = NewJob {
+        kind: JobKind::ChargeRunNotice,
+        payload: json!({"item_id": item.id}),
+        account_id: AccountId::from_db(item.account_id.clone()),
+        dedupe_key: Some(format!("{}:{}", JobKind::ChargeRunNotice.as_str(), item.id)),
+        run_at: storage::now(),
+    };
+    super::enqueue(conn, &job).await?;
+    Ok(())
+}
+
+fn retry(e: crate::error::Error) -> JobError {
+    JobError::Retry(e.to_string())
+}
+
+pub async fn run(ctx: &JobCtx, job: &JobRow) -> std::result::Result<(), JobError> {
+    let p: Payload = super::payload(job)?;
+    let account = AccountId::from_db(job.account_id.clone());
+    let (item, run, customer) = {
+        let mut h = ctx.ctx.store().acquire().await.map_err(retry)?;
+        let mut conn = h.conn();
+        let item = conn
+            .get_charge_run_item(&account, &p.item_id)
+            .await
+            .map_err(retry)?
+            .ok_or_else(|| JobError::Permanent(format!("item {} does not exist", p.item_id)))?;
+        let run = conn
+            .get_charge_run(Some(&account), &item.run_id)
+            .await
+            .map_err(retry)?
+            .ok_or_else(|| JobError::Permanent("the item's run does not exist".into()))?;
+        let customer = conn
+            .get_customer(&account, &CustomerId::from_db(item.customer_id.clone()))
+            .await
+            .map_err(retry)?;
+        (item, run, customer)
+    };
+    let reason = match item.outcome {
+        Outcome::Failed => "your card was declined",
+        Outcome::NoPaymentMethod => "we have no card on file for you",
+        // Paid meanwhile (or not a notice's outcome): nothing to ask.
+        _ => return Ok(()),
+    };
+    let Some(email) = customer.and_then(|c| c.email) else {
+        tracing::warn!(item = %item.id, "a member to tell about their card has no e-mail address");
+        return Ok(());
+    };
+    let actor = Actor::Secret {
+        account: account.clone(),
+    };
+    let link = crate::ops::card_updates::create_card_update_link(
+        &ctx.ctx,
+        &actor,
+        &item.customer_id,
+        Some(LINK_TTL_SECONDS),
+    )
+    .await
+    .map_err(retry)?;
+    let template = crate::email::Template::CardUpdateRequested {
+        business: ctx.ctx.settings().email_business_name.clone(),
+        reason: reason.to_string(),
+        amount: Some((item.amount, run.currency.clone())),
+        description: run.description.clone().unwrap_or_else(|| run.name.clone()),
+        update_url: link.url,
+        expires_at: link.expires_at,
+    };
+    let mut tx = ctx.ctx.store().begin().await.map_err(retry)?;
+    crate::email::enqueue(
+        &mut tx.conn(),
+        &account,
+        Some(&item.customer_id),
+        &email,
+        &template,
+        &format!("charge_run_item:{}:card_update", item.id),
+        storage::now(),
+    )
+    .await
+    .map_err(|e| match e {
+        crate::error::Error::InvalidBody(m) => JobError::Permanent(m),
+        e => retry(e),
+    })?;
+    tx.commit().await.map_err(retry)?;
+    Ok(())
+}
