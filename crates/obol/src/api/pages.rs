@@ -3,12 +3,15 @@
 //! `/pay/{token}`, `/pay/invoices/{token}`, `/pay/cards/{token}`, `/assets/*`.
 
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use maud::Markup;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::PublicCaller;
 use super::AppState;
+use crate::error::Error;
 use crate::ops::payment_links;
 use crate::pages::{self, card_update, invoice, pay, StripeJs};
 
@@ -45,29 +48,17 @@ pub fn router() -> OpenApiRouter<AppState> {
 )]
 async fn pay_page(
     State(state): State<AppState>,
-    caller: Result<PublicCaller, crate::error::Error>,
+    caller: Result<PublicCaller, Error>,
     Path(token): Path<String>,
 ) -> Response {
-    let caller = match caller {
-        Ok(c) => c,
-        Err(e) => return refused_page(&e, pay::unavailable(&e)),
-    };
-    let result = payment_links::page_view(state.ctx(), &token).await;
-    caller.saw(&state, &result);
-    match result {
-        Ok(view) => {
-            let stripe = pay::stripe_js(&view);
-            pages::respond(
-                axum::http::StatusCode::OK,
-                pay::page(&view, &token),
-                &stripe,
-            )
-        }
-        Err(e) => {
-            let (status, page) = pay::unavailable(&e);
-            pages::respond(status, page, &StripeJs::None)
-        }
-    }
+    token_page(
+        &state,
+        caller,
+        pay::unavailable,
+        || payment_links::page_view(state.ctx(), &token),
+        |view| (pay::page(&view, &token), pay::stripe_js(&view)),
+    )
+    .await
 }
 
 /// The hosted page of an invoice (HTML, for the customer): the business,
@@ -87,34 +78,26 @@ async fn pay_page(
 )]
 async fn invoice_page(
     State(state): State<AppState>,
-    caller: Result<PublicCaller, crate::error::Error>,
+    caller: Result<PublicCaller, Error>,
     Path(token): Path<String>,
 ) -> Response {
-    let caller = match caller {
-        Ok(c) => c,
-        Err(e) => return refused_page(&e, invoice::unavailable(&e)),
-    };
-    let result = crate::ops::invoices::get_public(state.ctx(), &token).await;
-    caller.saw(&state, &result);
-    match result {
-        Ok(public) => {
-            let info = state.ctx().stripe_info();
+    token_page(
+        &state,
+        caller,
+        invoice::unavailable,
+        || crate::ops::invoices::get_public(state.ctx(), &token),
+        |public| {
             let view = invoice::InvoicePage {
                 invoice: public,
-                stripe: StripeJs::for_mode(info.mode, &info.api_base),
+                stripe: stripe_of(&state),
             };
-            let stripe = invoice::stripe_js(&view).clone();
-            pages::respond(
-                axum::http::StatusCode::OK,
+            (
                 invoice::page(&view, &token),
-                &stripe,
+                invoice::stripe_js(&view).clone(),
             )
-        }
-        Err(e) => {
-            let (status, page) = invoice::unavailable(&e);
-            pages::respond(status, page, &StripeJs::None)
-        }
-    }
+        },
+    )
+    .await
 }
 
 /// The card-update page (HTML, for the member): the business, the card
@@ -135,42 +118,66 @@ async fn invoice_page(
 )]
 async fn card_update_page(
     State(state): State<AppState>,
-    caller: Result<PublicCaller, crate::error::Error>,
+    caller: Result<PublicCaller, Error>,
     Path(token): Path<String>,
 ) -> Response {
-    let caller = match caller {
-        Ok(c) => c,
-        Err(e) => return refused_page(&e, card_update::unavailable(&e)),
-    };
-    let result = crate::ops::card_updates::get_public(state.ctx(), &token).await;
-    caller.saw(&state, &result);
-    match result {
-        Ok(view) => {
-            let info = state.ctx().stripe_info();
+    token_page(
+        &state,
+        caller,
+        card_update::unavailable,
+        || crate::ops::card_updates::get_public(state.ctx(), &token),
+        |view| {
             let page = card_update::CardUpdatePage {
                 view,
-                stripe: StripeJs::for_mode(info.mode, &info.api_base),
+                stripe: stripe_of(&state),
             };
-            pages::respond(
-                axum::http::StatusCode::OK,
-                card_update::page(&page, &token),
-                &page.stripe,
-            )
+            (card_update::page(&page, &token), page.stripe.clone())
+        },
+    )
+    .await
+}
+
+/// Which Stripe.js a page loads with obol's Stripe configuration.
+fn stripe_of(state: &AppState) -> StripeJs {
+    let info = state.ctx().stripe_info();
+    StripeJs::for_mode(info.mode, &info.api_base)
+}
+
+/// One token page: refused (rate limited) before its use case runs; the
+/// use case's view rendered with the Stripe.js it needs; or the page of
+/// the use case's error, with no Stripe.js.
+async fn token_page<T, F>(
+    state: &AppState,
+    caller: Result<PublicCaller, Error>,
+    unavailable: fn(&Error) -> (StatusCode, Markup),
+    load: impl FnOnce() -> F,
+    render: impl FnOnce(T) -> (Markup, StripeJs),
+) -> Response
+where
+    F: std::future::Future<Output = Result<T, Error>>,
+{
+    let caller = match caller {
+        Ok(c) => c,
+        Err(e) => return refused_page(&e, unavailable(&e)),
+    };
+    let result = load().await;
+    caller.saw(state, &result);
+    match result {
+        Ok(view) => {
+            let (page, stripe) = render(view);
+            pages::respond(StatusCode::OK, page, &stripe)
         }
         Err(e) => {
-            let (status, page) = card_update::unavailable(&e);
+            let (status, page) = unavailable(&e);
             pages::respond(status, page, &StripeJs::None)
         }
     }
 }
 
 /// A refusal before the use case ran (rate limited), with `Retry-After`.
-fn refused_page(
-    e: &crate::error::Error,
-    (status, page): (axum::http::StatusCode, maud::Markup),
-) -> Response {
+fn refused_page(e: &Error, (status, page): (StatusCode, Markup)) -> Response {
     let mut r = pages::respond(status, page, &StripeJs::None);
-    if let crate::error::Error::RateLimited {
+    if let Error::RateLimited {
         retry_after_seconds,
     } = e
     {

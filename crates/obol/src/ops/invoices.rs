@@ -24,7 +24,7 @@ use super::pagination::{self, Cursor, Page};
 use crate::context::{AccountId, Actor, Ctx};
 use crate::error::{Error, Resource, Result, RuleCode};
 use crate::ids::{CustomerId, InvoiceAttemptId, InvoiceId, SecretToken, TokenHash};
-use crate::invoices::{OPEN, VOID};
+use crate::invoices::OPEN;
 use crate::ledger::invoice::{self, InvoiceInput, InvoiceStatus};
 use crate::money::{Currency, Money, MoneyError};
 use crate::payments::Cause;
@@ -681,11 +681,7 @@ async fn cancel_attempt(ctx: &Ctx, actor: &Actor, a: &AttemptRow, why: &str) -> 
             // The writer voided the attempt with Stripe's reason; obol's
             // own says more.
             let mut h = ctx.store().acquire().await?;
-            let mut conn = h.conn();
-            conn.move_invoice_attempt(&a.id, OPEN, VOID, Some(why), ctx.now())
-                .await?;
-            conn.move_invoice_attempt(&a.id, VOID, VOID, Some(why), ctx.now())
-                .await?;
+            h.conn().void_invoice_attempt(&a.id, why, ctx.now()).await?;
             tracing::info!(intent = %a.stripe_payment_intent_id, %why, "invoice payment intent canceled");
             Ok(())
         }
@@ -802,11 +798,11 @@ pub async fn pay(ctx: &Ctx, token: &str, credential: Option<Actor>) -> Result<In
                 tx.commit().await?;
             }
         }
-        // A cancel observed: make sure the attempt is void even if Stripe's
-        // answer did not say canceled in a way the writer applied.
+        // Canceled (by us or before): the attempt is void, whatever reason
+        // Stripe's answer carried.
         let mut h = ctx.store().acquire().await?;
         h.conn()
-            .move_invoice_attempt(&a.id, OPEN, VOID, Some("replaced"), ctx.now())
+            .void_invoice_attempt(&a.id, "replaced", ctx.now())
             .await?;
     }
     new_attempt(ctx, &actor, &row).await
@@ -1070,10 +1066,6 @@ pub async fn sweep_stale(ctx: &Ctx, account: &AccountId) -> Result<SweepReport> 
                     }
                     Err(e) => return Err(e),
                 }
-                let mut h = ctx.store().acquire().await?;
-                h.conn()
-                    .move_invoice_attempt(&a.id, OPEN, VOID, Some("stale"), ctx.now())
-                    .await?;
                 report.canceled += 1;
                 format!(
                     "payment intent {} was {status} for more than {age} s: canceled by the stale-intent sweep; the invoice can be paid again",

@@ -474,6 +474,27 @@ impl Conn<'_> {
         Ok(done == 1)
     }
 
+    /// Voids an open (or already void) attempt with obol's reason.
+    pub async fn void_invoice_attempt(
+        &mut self,
+        id: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        on_conn!(self, |conn| {
+            sqlx::query(
+                "UPDATE invoice_attempts SET status = 'void', void_reason = $2, updated_at = $3 \
+                 WHERE id = $1 AND status IN ('open', 'void')",
+            )
+            .bind(id)
+            .bind(reason)
+            .bind(now)
+            .execute(&mut **conn)
+            .await?;
+        });
+        Ok(())
+    }
+
     /// Open attempts of `account` made before `before`, oldest first.
     pub async fn list_stale_attempts(
         &mut self,
