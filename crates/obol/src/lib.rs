@@ -80,6 +80,15 @@ impl Application {
 
         let stop_background = CancellationToken::new();
         let (stripe, sandbox) = start_stripe(&config, &stop_background).await?;
+        // Before the first Stripe call: the budget is shared with the other
+        // obol processes on this database.
+        let budget = stripe::budget::join(
+            store.clone(),
+            stripe.client().rate_limit().clone(),
+            stop_background.clone(),
+        )
+        .await
+        .context("joining the other obol processes' Stripe budget")?;
         let api_key_hashes = api_key_hashes(&config, &store).await?;
 
         let addr = config.listen_addr()?;
@@ -102,7 +111,7 @@ impl Application {
                 .context("registering obol's webhook endpoint with the sandbox")?;
             state.add_webhook_secret(secret);
         }
-        let mut background = Vec::new();
+        let mut background = vec![budget];
         for _ in 0..INBOX_WORKERS {
             background.push(tokio::spawn(inbox::worker::run(
                 store.clone(),

@@ -37,14 +37,14 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
             key.clone(),
         ),
     };
-    let client = StripeClient::new(
-        &api_base,
-        key,
-        RateLimit::per_second(config.stripe_rate_limit()),
-        config.stripe_retry_policy(),
-    )?;
+    let limit = RateLimit::per_second(config.stripe_rate_limit());
+    let client = StripeClient::new(&api_base, key, limit.clone(), config.stripe_retry_policy())?;
     let store = Store::connect(&config).await?;
     store.migrate().await?;
+    // A pass may make many Stripe calls: it takes its share of the budget
+    // like any running obol.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let budget = crate::stripe::budget::join(store.clone(), limit, stop.clone()).await?;
     let mode = config.stripe_mode();
     let publishable = config.stripe.publishable_key.clone().unwrap_or_default();
     let ctx = Ctx::new(
@@ -53,7 +53,10 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
         Settings::from_config(&config)?,
         Default::default(),
     );
-    let report = reconciliation::run(&ctx, &Actor::platform_secret()).await?;
+    let report = reconciliation::run(&ctx, &Actor::platform_secret()).await;
+    stop.cancel();
+    let _ = budget.await;
+    let report = report?;
     println!("{}", serde_json::to_string(&report)?);
     store.close().await;
     Ok(ExitCode::SUCCESS)

@@ -15,6 +15,7 @@ pub mod customer_tokens;
 pub mod customers;
 pub mod disputes;
 pub mod emails;
+pub mod instances;
 pub mod invoices;
 pub mod jobs;
 pub mod notifications;

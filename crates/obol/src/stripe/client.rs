@@ -13,14 +13,13 @@
 //! - retries with exponential backoff and full jitter on network errors,
 //!   timeouts, 5xx and 429, honouring `Stripe-Should-Retry`; a 4xx decision
 //!   (a decline, a bad parameter) is never retried;
-//! - one token bucket per process (`RateLimit`), shared by all callers;
+//! - one pacer per process (`RateLimit`), shared by all callers and, through
+//!   the database, with the other obol processes (`stripe::budget`); a 429
+//!   pauses the whole process, not only the request that got it;
 //! - `Stripe-Version` pinned; the secret key never reaches a log or error.
 
-use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::time::Duration;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rand::Rng;
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
@@ -28,6 +27,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+pub use super::budget::RateLimit;
 use super::STRIPE_VERSION;
 
 /// Form parameters in Stripe's bracket notation, in insertion order.
@@ -168,35 +168,18 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// Exponential backoff with full jitter: uniform in [0, min(max, base·2^n)].
-    fn delay(&self, retry: u32) -> Duration {
-        let cap = self
-            .base_delay
+    /// The backoff's ceiling after `retry` retries: min(max, base·2^n).
+    fn cap(&self, retry: u32) -> Duration {
+        self.base_delay
             .saturating_mul(2u32.saturating_pow(retry.min(16)))
-            .min(self.max_delay);
+            .min(self.max_delay)
+    }
+
+    /// Exponential backoff with full jitter: uniform in [0, cap(n)].
+    fn delay(&self, retry: u32) -> Duration {
+        let cap = self.cap(retry);
         let millis = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX);
         Duration::from_millis(rand::rng().random_range(0..=millis))
-    }
-}
-
-/// The process-wide request budget towards Stripe (Stripe allows 25
-/// requests/s in test mode and 100 in live mode by default).
-#[derive(Clone)]
-pub struct RateLimit(Arc<DefaultDirectRateLimiter>);
-
-impl RateLimit {
-    /// `per_second` requests evenly spaced (GCRA without burst), so no
-    /// one-second window carries more than the rate plus one: the defaults
-    /// are Stripe's own limits, and a burst above them would earn 429s.
-    pub fn per_second(per_second: u32) -> Self {
-        let rate = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
-        Self(Arc::new(RateLimiter::direct(
-            Quota::per_second(rate).allow_burst(NonZeroU32::MIN),
-        )))
-    }
-
-    async fn wait(&self) {
-        self.0.until_ready().await;
     }
 }
 
@@ -245,6 +228,11 @@ impl StripeClient {
             retry,
             ..self.clone()
         }
+    }
+
+    /// The pacer every request of this client waits on.
+    pub fn rate_limit(&self) -> &RateLimit {
+        &self.limit
     }
 
     pub fn api_base(&self) -> &str {
@@ -307,6 +295,16 @@ impl StripeClient {
                         .get("stripe-should-retry")
                         .and_then(|v| v.to_str().ok())
                         .map(|v| v == "true");
+                    let rate_limited = status == StatusCode::TOO_MANY_REQUESTS
+                        && response
+                            .headers()
+                            .contains_key("stripe-rate-limited-reason");
+                    let retry_after = response
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(|s| Duration::from_secs(s.min(60)));
                     let body = response.bytes().await;
                     match body {
                         Ok(body) if status.is_success() => {
@@ -314,6 +312,17 @@ impl StripeClient {
                                 .map_err(|e| StripeError::Decode(format!("{path}: {e}")));
                         }
                         Ok(body) => {
+                            let error = parse_error(&body);
+                            if rate_limited || error.code.as_deref() == Some("rate_limit") {
+                                // Over Stripe's rate (not one object's lock
+                                // contention, `lock_timeout`): every caller
+                                // of this process pauses, for Stripe's
+                                // `Retry-After` when it gives one.
+                                let pause =
+                                    retry_after.unwrap_or_else(|| self.retry.cap(attempt - 1));
+                                tracing::warn!(%path, pause_ms = pause.as_millis() as u64, "Stripe rate-limited obol: pausing its Stripe requests");
+                                self.limit.back_off(pause);
+                            }
                             let retryable = match should_retry {
                                 Some(explicit) => explicit,
                                 None => {
@@ -324,10 +333,10 @@ impl StripeClient {
                             if !retryable {
                                 return Err(StripeError::Refused {
                                     status: status.as_u16(),
-                                    error: parse_error(&body),
+                                    error,
                                 });
                             }
-                            format!("{status}: {}", parse_error(&body).message)
+                            format!("{status}: {}", error.message)
                         }
                         Err(e) => format!("reading the response: {e}"),
                     }

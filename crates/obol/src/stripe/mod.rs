@@ -1,5 +1,6 @@
 //! obol's side of Stripe: which Stripe it talks to, and the client.
 
+pub mod budget;
 pub mod client;
 pub mod signature;
 

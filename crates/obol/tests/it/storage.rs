@@ -19,6 +19,7 @@ on_both_backends!(
     another_accounts_rows_are_invisible,
     concurrent_inbox_claims_take_at_most_their_batch_and_never_the_same_event,
     a_worker_whose_claim_expired_cannot_overwrite_the_events_outcome,
+    processes_on_one_database_share_the_stripe_budget,
 );
 
 /// PostgreSQL test databases do not outlive their test, with or without
@@ -732,5 +733,64 @@ async fn concurrent_inbox_claims_take_at_most_their_batch_and_never_the_same_eve
         (total, all.len()),
         (EVENTS, EVENTS),
         "claimed twice or lost"
+    );
+}
+
+/// Two processes on one database each pace at half the Stripe budget;
+/// the one that joins holds its calls until the other has made room, and
+/// when one stops the other takes the whole budget back.
+async fn processes_on_one_database_share_the_stripe_budget(backend: Backend) {
+    use obol::stripe::budget::{join, HEARTBEAT, JOIN_HOLD};
+    use obol::stripe::RateLimit;
+    use tokio_util::sync::CancellationToken;
+
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let a = RateLimit::per_second(100);
+    let stop_a = CancellationToken::new();
+    let task_a = join(store.clone(), a.clone(), stop_a.clone())
+        .await
+        .unwrap();
+    assert_eq!(a.instances(), 1);
+    let started = std::time::Instant::now();
+    a.wait().await;
+    assert!(
+        started.elapsed() < JOIN_HOLD,
+        "alone, the first call is not held"
+    );
+
+    let b = RateLimit::per_second(100);
+    let stop_b = CancellationToken::new();
+    let task_b = join(store.clone(), b.clone(), stop_b.clone())
+        .await
+        .unwrap();
+    assert_eq!(b.instances(), 2);
+    assert_eq!(b.share_per_second(), 50.0);
+    let joined = std::time::Instant::now();
+    b.wait().await;
+    assert!(
+        joined.elapsed() >= JOIN_HOLD - std::time::Duration::from_millis(50),
+        "the joiner sent before the others had made room ({:?})",
+        joined.elapsed()
+    );
+    // By the end of the hold, A has seen B.
+    assert_eq!(a.instances(), 2);
+    assert_eq!(a.share_per_second(), 50.0);
+
+    stop_b.cancel();
+    task_b.await.unwrap();
+    tokio::time::sleep(HEARTBEAT * 2).await;
+    assert_eq!(a.instances(), 1, "A takes the whole budget back");
+    assert_eq!(a.share_per_second(), 100.0);
+    stop_a.cancel();
+    task_a.await.unwrap();
+    let mut h = store.acquire().await.unwrap();
+    assert_eq!(
+        h.conn()
+            .count_live_instances(now() - chrono::Duration::hours(1))
+            .await
+            .unwrap(),
+        0,
+        "a stopped process leaves no row"
     );
 }
