@@ -618,9 +618,32 @@ async fn intents_per_item(obol: &Obol, run_id: &str) -> std::collections::BTreeM
     }
 }
 
+/// Every item of the run, page after page (`outcome` narrows them).
+pub async fn all_items(obol: &Obol, run_id: &str, outcome: Option<&str>) -> Vec<Value> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = format!("/v1/charge-runs/{run_id}/items?limit=1000");
+        if let Some(o) = outcome {
+            path.push_str(&format!("&outcome={o}"));
+        }
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let (s, page) = obol.get(&path).await;
+        assert_eq!(s, 200, "{page}");
+        items.extend(page["data"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) if page["has_more"] == true => cursor = Some(c.to_string()),
+            _ => return items,
+        }
+    }
+}
+
 async fn a_run_killed_twice_finishes_with_no_double_charge(backend: Backend) {
+    // 2,000 items: 20 members charged 100 times each (a reference apiece).
     const MEMBERS: usize = 20;
-    const ITEMS_EACH: usize = 10;
+    const ITEMS_EACH: usize = 100;
     let key = random_api_key();
     let sandbox_db = tempfile::tempdir().unwrap();
     let sandbox_file = sandbox_db
@@ -634,7 +657,8 @@ async fn a_run_killed_twice_finishes_with_no_double_charge(backend: Backend) {
             .env("OBOL_JOBS__POLL_INTERVAL_MS", "50")
             .env("OBOL_JOBS__LEASE_SECONDS", "2")
             .env("OBOL_CHARGE_RUNS__ITEM_LEASE_SECONDS", "5")
-            .env("OBOL_CHARGE_RUNS__CONCURRENCY", "4")
+            .env("OBOL_CHARGE_RUNS__CONCURRENCY", "8")
+            .env("OBOL_STRIPE__RATE_LIMIT_PER_SECOND", "500")
     };
     let mut obol = configure(Obol::builder(backend)).start().await;
     let ids = members(&obol, MEMBERS).await;
@@ -645,14 +669,16 @@ async fn a_run_killed_twice_finishes_with_no_double_charge(backend: Backend) {
     let items: Vec<Value> = (0..MEMBERS * ITEMS_EACH)
         .map(|i| json!({"customer_id": ids[i % MEMBERS], "amount": 2500, "external_reference": format!("r-{i}")}))
         .collect();
-    add(&obol, &run_id, items).await;
+    for batch in items.chunks(1000) {
+        add(&obol, &run_id, batch.to_vec()).await;
+    }
     obol.post(&format!("/v1/charge-runs/{run_id}/start"), json!({}))
         .await;
     let total = (MEMBERS * ITEMS_EACH) as i64;
     for kill in 1..=2 {
         // kill -9 once some items (more each time) are charged.
         let target = total * kill / 3;
-        within(&obol, &format!("/v1/charge-runs/{run_id}"), 60, |r| {
+        within(&obol, &format!("/v1/charge-runs/{run_id}"), 180, |r| {
             r["counts"]["succeeded"].as_i64() >= Some(target)
         })
         .await;
@@ -662,7 +688,7 @@ async fn a_run_killed_twice_finishes_with_no_double_charge(backend: Backend) {
         let (_, db, _) = obol.terminate();
         obol = configure(Obol::builder(backend)).with_db(db).start().await;
     }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
     let done = loop {
         let (_, r) = obol.get(&format!("/v1/charge-runs/{run_id}")).await;
         if r["status"] == "completed" {
@@ -691,12 +717,9 @@ async fn a_run_killed_twice_finishes_with_no_double_charge(backend: Backend) {
     assert_eq!(per_item.len(), total as usize, "one intent per item");
     let doubles: Vec<_> = per_item.iter().filter(|(_, n)| **n > 1).collect();
     assert!(doubles.is_empty(), "charged twice: {doubles:?}");
-    let (_, items) = obol
-        .get(&format!("/v1/charge-runs/{run_id}/items?limit=1000"))
-        .await;
-    let resent = items["data"]
-        .as_array()
-        .unwrap()
+    let items = all_items(&obol, &run_id, None).await;
+    assert_eq!(items.len(), total as usize);
+    let resent = items
         .iter()
         .filter(|i| i["attempts"].as_i64() > Some(1))
         .count();
