@@ -31,6 +31,7 @@ mod order_input;
 mod order_notifications;
 mod orders;
 mod pages;
+mod payment_actions;
 mod payment_links;
 mod refunds;
 mod saved_cards;
