@@ -8,6 +8,7 @@ mod api_errors;
 mod auth_throttle;
 mod card_update_page;
 mod chaos;
+mod charge_run_action_page;
 mod charge_runs;
 mod checkout;
 mod crash;
