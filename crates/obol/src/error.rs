@@ -199,6 +199,9 @@ rule_codes! {
     CardUpdateLinkExpired => ("card_update_link_expired", 410),
     SetupIntentNotSucceeded => ("setup_intent_not_succeeded", 409),
     SetupIntentMismatch => ("setup_intent_mismatch", 422),
+    PaymentActionExpired => ("payment_action_expired", 410),
+    PaymentActionCompleted => ("payment_action_completed", 409),
+    PaymentActionClosed => ("payment_action_closed", 410),
 }
 
 /// The kinds of object a caller can ask for; used in `*_not_found` codes.
@@ -221,6 +224,7 @@ pub enum Resource {
     ChargeRun,
     CardUpdateLink,
     Email,
+    PaymentAction,
 }
 
 impl Resource {
@@ -243,6 +247,7 @@ impl Resource {
             Resource::ChargeRun => "charge run",
             Resource::CardUpdateLink => "card update link",
             Resource::Email => "e-mail",
+            Resource::PaymentAction => "payment action link",
         }
     }
 }
@@ -306,6 +311,7 @@ impl Error {
             Error::NotFound(Resource::ChargeRun) => "charge_run_not_found",
             Error::NotFound(Resource::CardUpdateLink) => "card_update_link_not_found",
             Error::NotFound(Resource::Email) => "email_not_found",
+            Error::NotFound(Resource::PaymentAction) => "payment_action_not_found",
             Error::RouteNotFound { .. } => "route_not_found",
             Error::HostNotAllowed { .. } => "host_not_allowed",
             Error::MethodNotAllowed => "method_not_allowed",
@@ -501,6 +507,7 @@ pub fn catalogue() -> Vec<(StatusCode, &'static str)> {
         Error::NotFound(Resource::ChargeRun),
         Error::NotFound(Resource::CardUpdateLink),
         Error::NotFound(Resource::Email),
+        Error::NotFound(Resource::PaymentAction),
         Error::RouteNotFound {
             method: "GET".into(),
             path: "/x".into(),

@@ -22,6 +22,7 @@ pub mod json;
 pub mod mcp;
 pub mod orders;
 pub mod pages;
+pub mod payment_actions;
 pub mod payment_intents;
 pub mod payment_links;
 pub mod payments;
@@ -134,6 +135,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(payment_intents::router())
         .merge(catalog::router())
         .merge(payment_links::router())
+        .merge(payment_actions::router())
         .merge(pages::router())
         .merge(webhooks::router())
         .merge(jobs::router())

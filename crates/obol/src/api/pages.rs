@@ -1,6 +1,7 @@
 //! Customer-facing pages and their assets (rendering in `crate::pages`,
-//! rules in `ops::payment_links`, `ops::invoices` and `ops::card_updates`):
-//! `/pay/{token}`, `/pay/invoices/{token}`, `/pay/cards/{token}`, `/assets/*`.
+//! rules in `ops::payment_links`, `ops::invoices`, `ops::card_updates` and
+//! `ops::payment_actions`): `/pay/{token}`, `/pay/invoices/{token}`,
+//! `/pay/cards/{token}`, `/pay/actions/{token}`, `/assets/*`.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -13,15 +14,17 @@ use super::auth::PublicCaller;
 use super::AppState;
 use crate::error::Error;
 use crate::ops::payment_links;
-use crate::pages::{self, card_update, invoice, pay, StripeJs};
+use crate::pages::{self, card_update, invoice, pay, payment_action, StripeJs};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(pay_page))
         .routes(routes!(invoice_page))
         .routes(routes!(card_update_page))
+        .routes(routes!(payment_action_page))
         .routes(routes!(invoice_js))
         .routes(routes!(card_update_js))
+        .routes(routes!(payment_action_js))
         .routes(routes!(card_messages_js))
         .routes(routes!(pages_css))
         .routes(routes!(pay_js))
@@ -137,6 +140,39 @@ async fn card_update_page(
     .await
 }
 
+/// The 3-D Secure action page of a charge-run item (HTML, for the
+/// member): the business, the amount, what it is for and a button that
+/// confirms the payment with their bank; "paid" once it went through.
+/// Unknown links answer 404 and expired ones 410, each with a page saying
+/// so. It loads no Stripe.js: obol confirms the PaymentIntent and the page
+/// follows the bank's redirect. Rate limited per client address like the
+/// other token routes.
+#[utoipa::path(get, path = "/pay/actions/{token}", tag = "charge_runs",
+    security(()),
+    params(("token" = String, Path, description = "The action link's token.")),
+    responses(
+        (status = 200, description = "The action page.", content_type = "text/html", body = String),
+        (status = 404, description = "Unknown link.", content_type = "text/html", body = String),
+        (status = 410, description = "Expired link, or a payment that can no longer be made.", content_type = "text/html", body = String),
+        (status = 429, description = "Too many requests from this address.", content_type = "text/html", body = String),
+    ),
+    extensions(("x-error-codes" = json!([]))),
+)]
+async fn payment_action_page(
+    State(state): State<AppState>,
+    caller: Result<PublicCaller, Error>,
+    Path(token): Path<String>,
+) -> Response {
+    token_page(
+        &state,
+        caller,
+        payment_action::unavailable,
+        || crate::ops::payment_actions::get_public(state.ctx(), &token),
+        |view| (payment_action::page(&view, &token), StripeJs::None),
+    )
+    .await
+}
+
 /// Which Stripe.js a page loads with obol's Stripe configuration.
 fn stripe_of(state: &AppState) -> StripeJs {
     let info = state.ctx().stripe_info();
@@ -204,6 +240,15 @@ async fn invoice_js() -> impl IntoResponse {
 )]
 async fn card_update_js() -> impl IntoResponse {
     &pages::CARD_UPDATE_JS
+}
+
+/// The 3-D Secure action page's script.
+#[utoipa::path(get, path = "/assets/payment-action.js", tag = "charge_runs", security(()),
+    responses((status = 200, description = "JavaScript.", content_type = "text/javascript", body = String)),
+    extensions(("x-error-codes" = json!([]))),
+)]
+async fn payment_action_js() -> impl IntoResponse {
+    &pages::PAYMENT_ACTION_JS
 }
 
 /// What the pages tell a customer when a card is refused.

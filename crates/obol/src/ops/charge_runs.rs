@@ -773,11 +773,16 @@ async fn record(
     if let Some(event) = after.outcome.event() {
         crate::outbox::notify_charge_run_item(&mut conn, event, &after, &run.currency, now).await?;
     }
-    if matches!(after.outcome, Outcome::Failed | Outcome::NoPaymentMethod) {
+    // The member must act: confirm with their bank, or give a card.
+    let notice = matches!(
+        after.outcome,
+        Outcome::RequiresAction | Outcome::Failed | Outcome::NoPaymentMethod
+    );
+    if notice {
         crate::jobs::charge_run_notice::enqueue(&mut conn, &after).await?;
     }
     tx.commit().await?;
-    if matches!(after.outcome, Outcome::Failed | Outcome::NoPaymentMethod) {
+    if notice {
         crate::jobs::wake();
     }
     Ok(true)

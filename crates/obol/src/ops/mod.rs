@@ -28,6 +28,7 @@ pub mod invoices;
 pub mod jobs;
 pub mod orders;
 pub mod pagination;
+pub mod payment_actions;
 pub mod payment_links;
 pub mod payment_methods;
 pub mod payments;

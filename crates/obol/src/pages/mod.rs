@@ -1,5 +1,6 @@
 //! Pages obol renders itself for customers: the payment page of a payment
-//! link, the invoice page and the card-update page. Server-rendered HTML (maud escapes every value), a
+//! link, the invoice page, the card-update page and the 3-D Secure action
+//! page. Server-rendered HTML (maud escapes every value), a
 //! stylesheet and scripts served by obol, no front-end build step.
 //!
 //! Every page goes through [`respond`]: a Content-Security-Policy that
@@ -11,6 +12,7 @@
 pub mod card_update;
 pub mod invoice;
 pub mod pay;
+pub mod payment_action;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -150,6 +152,10 @@ pub const INVOICE_JS: Asset = Asset {
 pub const CARD_UPDATE_JS: Asset = Asset {
     content_type: "text/javascript; charset=utf-8",
     body: include_str!("assets/card-update.js"),
+};
+pub const PAYMENT_ACTION_JS: Asset = Asset {
+    content_type: "text/javascript; charset=utf-8",
+    body: include_str!("assets/payment-action.js"),
 };
 pub const STRIPE_SANDBOX_JS: Asset = Asset {
     content_type: "text/javascript; charset=utf-8",

@@ -544,14 +544,31 @@ async fn each_card_gets_its_outcome_and_one_intent(backend: Backend) {
         .count();
     assert_eq!(completed, 3, "{payments}");
     // Every member whose charge failed or who has no card is asked, once,
-    // to update their card (no SMTP here: the e-mails are kept, `logged`).
-    let emails = within(&obol, "/v1/emails?limit=100", 30, |e| {
+    // to update their card; every member whose bank asks for 3-D Secure,
+    // once, to confirm it (no SMTP here: the e-mails are kept, `logged`).
+    let all = within(&obol, "/v1/emails?limit=100", 30, |e| {
         e["data"]
             .as_array()
-            .is_some_and(|d| d.len() >= 9 && d.iter().all(|m| m["status"] == "logged"))
+            .is_some_and(|d| d.len() >= 12 && d.iter().all(|m| m["status"] == "logged"))
     })
     .await;
-    let emails = emails["data"].as_array().unwrap();
+    let all = all["data"].as_array().unwrap();
+    assert_eq!(all.len(), 12, "{all:?}");
+    let confirm: std::collections::BTreeSet<&str> = all
+        .iter()
+        .filter(|m| m["template"] == "payment_action_required")
+        .map(|m| m["customer_id"].as_str().unwrap())
+        .collect();
+    let waiting: std::collections::BTreeSet<&str> = items
+        .iter()
+        .filter(|i| i["outcome"] == "requires_action")
+        .map(|i| i["customer_id"].as_str().unwrap())
+        .collect();
+    assert_eq!((confirm.len(), &confirm), (3, &waiting));
+    let emails: Vec<&Value> = all
+        .iter()
+        .filter(|m| m["template"] != "payment_action_required")
+        .collect();
     assert_eq!(emails.len(), 9, "{emails:?}");
     let asked: std::collections::BTreeSet<&str> = emails
         .iter()
@@ -577,7 +594,10 @@ async fn each_card_gets_its_outcome_and_one_intent(backend: Backend) {
 }
 
 /// Every PaymentIntent the sandbox holds for `run_id`, per item.
-async fn intents_per_item(obol: &Obol, run_id: &str) -> std::collections::BTreeMap<String, usize> {
+pub async fn intents_per_item(
+    obol: &Obol,
+    run_id: &str,
+) -> std::collections::BTreeMap<String, usize> {
     let base = sandbox(obol).await;
     let mut per_item = std::collections::BTreeMap::<String, usize>::new();
     let mut after: Option<String> = None;

@@ -28,14 +28,14 @@ const FROM: &str = "Weingut Ana <club@weingut.example>";
 
 /// `conformance/python/smtp_sink.py`: each message it accepts is one JSON
 /// line in `out`.
-pub struct SmtpSink {
+pub(crate) struct SmtpSink {
     child: Child,
     out: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl SmtpSink {
-    pub fn start(port: u16, extra: &[&str]) -> SmtpSink {
+    pub(crate) fn start(port: u16, extra: &[&str]) -> SmtpSink {
         let python = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../../conformance/.venv/bin/python"
@@ -67,7 +67,7 @@ impl SmtpSink {
         }
     }
 
-    pub fn messages(&self) -> Vec<Value> {
+    pub(crate) fn messages(&self) -> Vec<Value> {
         std::fs::read_to_string(&self.out)
             .unwrap_or_default()
             .lines()
@@ -84,7 +84,7 @@ impl Drop for SmtpSink {
 }
 
 /// A port nothing listens on (yet).
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
