@@ -825,3 +825,50 @@ async fn platform_creates_lists_and_retrieves_connected_accounts() {
     assert_eq!(sb.post("/v1/accounts", &[]).await.status, 400);
     sb.stop().await;
 }
+
+#[tokio::test]
+async fn a_database_from_before_connect_is_migrated_and_stays_the_platforms() {
+    use sqlx::sqlite::SqliteConnectOptions;
+    use sqlx::ConnectOptions;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let mut conn = SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .connect()
+        .await
+        .unwrap();
+    // The objects table as the sandbox made it before accounts existed.
+    sqlx::query(
+        "CREATE TABLE objects (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL, created INTEGER NOT NULL, customer TEXT,
+            payment_intent TEXT, charge TEXT, etype TEXT,
+            deleted INTEGER NOT NULL DEFAULT 0, data TEXT NOT NULL)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO objects (id, kind, created, data) VALUES (?, 'customer', 1, ?)")
+        .bind("cus_old")
+        .bind(r#"{"id":"cus_old","object":"customer","created":1,"metadata":{}}"#)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    drop(conn);
+
+    let mut config = config();
+    config.db = obol_sandbox::SandboxDb::File(path);
+    let sb = spawn_with(config).await;
+    assert_eq!(sb.get("/v1/customers/cus_old").await.ok()["id"], "cus_old");
+    assert_eq!(ids(&sb.get("/v1/customers").await.ok()), vec!["cus_old"]);
+    let a = connect(&sb, "Winery New").await;
+    let acct = a["stripe_user_id"].as_str().unwrap();
+    assert_eq!(get_as(&sb, "/v1/customers/cus_old", acct).await.status, 404);
+    assert!(get_as(&sb, "/v1/customers", acct).await.ok()["data"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    sb.stop().await;
+}
