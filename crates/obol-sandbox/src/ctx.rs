@@ -2,6 +2,13 @@
 //! transaction, the request's id and idempotency key for events, object
 //! loading, list pagination, `expand[]`, and event emission with webhook
 //! delivery rows written in the same transaction.
+//!
+//! Connect: a context acts for one account, the platform (`account` None)
+//! or a connected `acct_…`. An API request's context is *scoped*
+//! ([`Ctx::act_as`]): it sees only its account's objects, and what it
+//! writes and emits belongs to that account. Internal contexts (3-D Secure
+//! page, jobs) are unscoped and adopt the account of the first object they
+//! load, so what they create and emit lands in the same account.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -146,6 +153,12 @@ pub struct Ctx<'a> {
     pub api_version: String,
     endpoints: Option<Vec<Value>>,
     pub emitted: usize,
+    /// The connected account this context acts for; `None`: the platform.
+    pub account: Option<String>,
+    /// Whether reads are confined to `account` (API requests).
+    scoped: bool,
+    /// Whether an unscoped context has taken its account from an object.
+    adopted: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -201,11 +214,40 @@ impl<'a> Ctx<'a> {
             api_version,
             endpoints: None,
             emitted: 0,
+            account: None,
+            scoped: false,
+            adopted: false,
         }
     }
 
+    /// Confines this context to one account (`None`: the platform's own).
+    pub fn act_as(&mut self, account: Option<String>) {
+        self.account = account;
+        self.scoped = true;
+    }
+
+    /// Acts for `account` without confining reads (internal contexts).
+    pub fn adopt(&mut self, account: Option<String>) {
+        self.account = account;
+        self.adopted = true;
+    }
+
+    /// Whether `v` belongs to the account this context acts for.
+    pub fn owns(&self, v: &Value) -> bool {
+        owner(v) == self.account.as_deref()
+    }
+
     pub async fn find(&mut self, id: &str) -> Result<Option<Value>, ApiError> {
-        Ok(store::get_object(&mut self.tx, id).await?.map(|(_, v)| v))
+        let Some((_, v)) = store::get_object(&mut self.tx, id).await? else {
+            return Ok(None);
+        };
+        if self.scoped {
+            return Ok(self.owns(&v).then_some(v));
+        }
+        if !self.adopted {
+            self.adopt(owner(&v).map(str::to_string));
+        }
+        Ok(Some(v))
     }
 
     /// Loads an object of `kind`; 404 in Stripe's words otherwise. Deleted
@@ -222,8 +264,16 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Stores `obj`; one without `_account` is the context's account's.
     pub async fn put(&mut self, obj: &Value) -> Result<(), ApiError> {
-        store::put_object(&mut self.tx, obj).await?;
+        match obj {
+            Value::Object(m) if !m.contains_key("_account") => {
+                let mut owned = obj.clone();
+                owned["_account"] = json!(self.account);
+                store::put_object(&mut self.tx, &owned).await?;
+            }
+            _ => store::put_object(&mut self.tx, obj).await?,
+        }
         Ok(())
     }
 
@@ -258,6 +308,9 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
+        if self.scoped {
+            filters.push(Filter::Account(self.account.clone()));
+        }
         let after = p.nonempty("starting_after")?.map(str::to_string);
         let before = p.nonempty("ending_before")?.map(str::to_string);
         let after_seq = match &after {
@@ -275,7 +328,7 @@ impl<'a> Ctx<'a> {
 
     async fn seq(&mut self, kind: &str, id: &str, param: &str) -> Result<i64, ApiError> {
         match store::get_object(&mut self.tx, id).await? {
-            Some((seq, v)) if s(&v, "object") == kind => Ok(seq),
+            Some((seq, v)) if s(&v, "object") == kind && (!self.scoped || self.owns(&v)) => Ok(seq),
             _ => Err(ApiError::no_such(noun(kind), id, Some(param))),
         }
     }
@@ -387,10 +440,18 @@ impl Ctx<'_> {
         obj: &Value,
         previous: Option<Value>,
     ) -> Result<(), ApiError> {
+        let account = match obj.get("_account") {
+            Some(a) => a.as_str().map(str::to_string),
+            None => self.account.clone(),
+        };
         let endpoints = self.endpoints().await?;
         let matching: Vec<&Value> = endpoints
             .iter()
-            .filter(|e| s(e, "status") == "enabled" && endpoint_wants(e, etype))
+            .filter(|e| {
+                s(e, "status") == "enabled"
+                    && endpoint_wants(e, etype)
+                    && endpoint_hears(e, account.as_deref())
+            })
             .collect();
         let id = crate::ids::new_id("evt");
         let mut data = json!({ "object": render(obj) });
@@ -399,7 +460,7 @@ impl Ctx<'_> {
                 m.insert("previous_attributes".into(), prev);
             }
         }
-        let event = json!({
+        let mut event = json!({
             "id": id,
             "object": "event",
             "api_version": self.api_version,
@@ -409,7 +470,11 @@ impl Ctx<'_> {
             "pending_webhooks": matching.len(),
             "request": {"id": self.request_id, "idempotency_key": self.idempotency_key},
             "type": etype,
+            "_account": account,
         });
+        if let Some(a) = &account {
+            event["account"] = json!(a);
+        }
         self.put(&event).await?;
         let now = now_ms();
         for ep in matching {
@@ -443,6 +508,23 @@ impl Ctx<'_> {
         let n = self.emitted;
         self.tx.commit().await?;
         Ok(n)
+    }
+}
+
+/// The connected account `v` belongs to; `None`: the platform.
+pub fn owner(v: &Value) -> Option<&str> {
+    v.get("_account").and_then(Value::as_str)
+}
+
+/// Whose events an endpoint receives, as with Stripe: a platform endpoint
+/// with `connect=true` those of every connected account, any other
+/// endpoint those of the account that owns it.
+fn endpoint_hears(ep: &Value, event_account: Option<&str>) -> bool {
+    let connect = ep.get("_connect").and_then(Value::as_bool).unwrap_or(false);
+    if connect {
+        owner(ep).is_none() && event_account.is_some()
+    } else {
+        owner(ep) == event_account
     }
 }
 

@@ -128,7 +128,7 @@ async fn send(app: &App, d: &DueDelivery) -> Send {
     let Some(event) = load(d.event_id.clone()).await else {
         return Send::Gone;
     };
-    let body = event.to_string();
+    let body = crate::ctx::render(&event).to_string();
     let t = now_secs();
     let secret = endpoint
         .get("_secret")

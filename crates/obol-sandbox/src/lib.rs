@@ -11,13 +11,15 @@
 //! (bracket-notation parser), `ctx` (one request's transaction, events and
 //! expansion), `store` (schema and SQL), `cards` (test cards), `delivery`
 //! (webhook and job loop), `pages` (3-D Secure page and `/_sandbox/*`),
-//! `chaos`, `trigger`.
+//! `chaos`, `trigger`, `connect` (Stripe Connect's OAuth endpoints and
+//! which account a request acts for).
 
 #![recursion_limit = "256"]
 
 mod api;
 mod cards;
 mod chaos;
+mod connect;
 mod ctx;
 mod delivery;
 mod error;

@@ -3,7 +3,10 @@
 //! Objects are stored as JSON, one row per id, with a few columns copied out
 //! for listing (`kind`, `customer`, `payment_intent`, `charge`, `etype`);
 //! `seq` orders them (newest first = highest seq). Events are objects too.
-//! `deliveries` and `jobs` are the durable queues of the background loop.
+//! `account` is the connected account an object belongs to (copied from
+//! its private `_account`; NULL for the platform's own objects).
+//! `deliveries` and `jobs` are the durable queues of the background loop;
+//! `oauth_tokens` holds Connect's codes and tokens, by SHA-256 only.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -51,6 +54,17 @@ const SCHEMA: &[&str] = &[
         kind TEXT NOT NULL,
         target TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS oauth_tokens (
+        token_hash TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        account TEXT NOT NULL,
+        client_id TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        expires INTEGER,
+        used INTEGER NOT NULL DEFAULT 0,
+        revoked INTEGER NOT NULL DEFAULT 0)",
+    "CREATE INDEX IF NOT EXISTS oauth_tokens_account ON oauth_tokens(account)",
 ];
 
 pub async fn open(db: &SandboxDb) -> anyhow::Result<SqlitePool> {
@@ -81,7 +95,25 @@ pub async fn open(db: &SandboxDb) -> anyhow::Result<SqlitePool> {
     for stmt in SCHEMA {
         sqlx::query(stmt).execute(&pool).await?;
     }
+    migrate(&pool).await?;
     Ok(pool)
+}
+
+/// Columns added after the first schema: databases made by an older
+/// sandbox get them here (their rows are the platform's: `account` NULL).
+async fn migrate(pool: &SqlitePool) -> anyhow::Result<()> {
+    let cols: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info('objects')")
+        .fetch_all(pool)
+        .await?;
+    if !cols.iter().any(|c| c == "account") {
+        sqlx::query("ALTER TABLE objects ADD COLUMN account TEXT")
+            .execute(pool)
+            .await?;
+    }
+    sqlx::query("CREATE INDEX IF NOT EXISTS objects_account ON objects(account, kind, seq)")
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 /// The account id, stable for one database.
@@ -124,9 +156,10 @@ pub async fn put_object(conn: &mut SqliteConnection, obj: &Value) -> Result<(), 
         .and_then(Value::as_str)
         .filter(|_| kind == "event");
     let deleted = obj.get("deleted").and_then(Value::as_bool).unwrap_or(false);
+    let account = obj.get("_account").and_then(Value::as_str);
     sqlx::query(
-        "INSERT INTO objects (id, kind, created, customer, payment_intent, charge, etype, deleted, data)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+        "INSERT INTO objects (id, kind, created, customer, payment_intent, charge, etype, deleted, data, account)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT(id) DO UPDATE SET customer = excluded.customer,
            payment_intent = excluded.payment_intent, charge = excluded.charge,
            deleted = excluded.deleted, data = excluded.data",
@@ -140,6 +173,7 @@ pub async fn put_object(conn: &mut SqliteConnection, obj: &Value) -> Result<(), 
     .bind(etype)
     .bind(deleted)
     .bind(obj.to_string())
+    .bind(account)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -173,6 +207,8 @@ pub enum Filter {
     Json(&'static str, String),
     /// Event type, with a trailing `*` as a prefix wildcard.
     EventTypes(Vec<String>),
+    /// The owning connected account (`None`: the platform's own objects).
+    Account(Option<String>),
 }
 
 /// Newest-first page of `kind`; `after_seq`/`before_seq` are the cursors.
@@ -209,6 +245,7 @@ pub async fn list_objects(
                     .collect();
                 sql.push_str(&format!(" AND ({})", parts.join(" OR ")));
             }
+            Filter::Account(_) => sql.push_str(" AND account IS ?"),
         }
     }
     let ascending = before_seq.is_some() && after_seq.is_none();
@@ -228,6 +265,7 @@ pub async fn list_objects(
         match f {
             Filter::Eq(_, v) | Filter::Json(_, v) => q = q.bind(v.clone()),
             Filter::Created(_, v) => q = q.bind(*v),
+            Filter::Account(a) => q = q.bind(a.clone()),
             Filter::EventTypes(types) => {
                 for t in types {
                     q = q.bind(match t.strip_suffix('*') {
@@ -479,4 +517,90 @@ pub async fn counts(pool: &SqlitePool) -> Result<Counts, sqlx::Error> {
         objects,
         deliveries,
     })
+}
+
+/// One row of `oauth_tokens`: an authorization code (`code`), an access
+/// token (`access`), a refresh token (`refresh`) or a publishable key
+/// (`publishable`) of a connected account.
+pub struct OAuthToken {
+    pub kind: String,
+    pub account: String,
+    pub client_id: String,
+    pub scope: String,
+    pub created: i64,
+    pub expires: Option<i64>,
+    pub used: bool,
+    pub revoked: bool,
+}
+
+pub async fn insert_token(
+    conn: &mut SqliteConnection,
+    token_hash: &str,
+    t: &OAuthToken,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO oauth_tokens (token_hash, kind, account, client_id, scope, created, expires, used, revoked)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(token_hash)
+    .bind(&t.kind)
+    .bind(&t.account)
+    .bind(&t.client_id)
+    .bind(&t.scope)
+    .bind(t.created)
+    .bind(t.expires)
+    .bind(t.used)
+    .bind(t.revoked)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn get_token(
+    conn: &mut SqliteConnection,
+    token_hash: &str,
+) -> Result<Option<OAuthToken>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT kind, account, client_id, scope, created, expires, used, revoked
+         FROM oauth_tokens WHERE token_hash = ?",
+    )
+    .bind(token_hash)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        None => Ok(None),
+        Some(r) => Ok(Some(OAuthToken {
+            kind: r.try_get("kind")?,
+            account: r.try_get("account")?,
+            client_id: r.try_get("client_id")?,
+            scope: r.try_get("scope")?,
+            created: r.try_get("created")?,
+            expires: r.try_get("expires")?,
+            used: r.try_get("used")?,
+            revoked: r.try_get("revoked")?,
+        })),
+    }
+}
+
+/// Marks a code used; false if it already was (or does not exist).
+pub async fn use_token(conn: &mut SqliteConnection, token_hash: &str) -> Result<bool, sqlx::Error> {
+    Ok(
+        sqlx::query("UPDATE oauth_tokens SET used = 1 WHERE token_hash = ? AND used = 0")
+            .bind(token_hash)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+            == 1,
+    )
+}
+
+/// Revokes every code and token of one connected account.
+pub async fn revoke_tokens(conn: &mut SqliteConnection, account: &str) -> Result<u64, sqlx::Error> {
+    Ok(
+        sqlx::query("UPDATE oauth_tokens SET revoked = 1 WHERE account = ? AND revoked = 0")
+            .bind(account)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected(),
+    )
 }

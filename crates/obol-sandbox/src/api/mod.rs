@@ -4,6 +4,7 @@
 //! Every state-changing call takes `App::write_lock` and runs in one SQLite
 //! transaction together with its events, delivery rows and idempotency row.
 
+mod accounts;
 mod charges;
 mod customers;
 mod disputes;
@@ -22,7 +23,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use axum::{Extension, Router};
 use base64::Engine;
 use serde_json::{json, Value};
@@ -32,7 +33,7 @@ use crate::chaos::ApiFault;
 use crate::ctx::{render, App, Ctx, DEFAULT_API_VERSION};
 use crate::error::ApiError;
 use crate::form::{self, Params};
-use crate::{ids, pages, store};
+use crate::{connect, ids, pages, store};
 
 pub const BODY_LIMIT: usize = 1024 * 1024;
 const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
@@ -52,6 +53,13 @@ pub fn router(app: Arc<App>) -> Router {
             get(pages::get_chaos).post(pages::set_chaos),
         )
         .route("/_sandbox/stats", get(pages::stats))
+        .route(
+            "/oauth/authorize",
+            get(connect::authorize_page).post(connect::authorize_decide),
+        )
+        .route("/oauth/authorize/decide", post(connect::authorize_decide))
+        .route("/oauth/token", post(connect::token))
+        .route("/oauth/deauthorize", post(connect::deauthorize))
         .fallback(unknown_url)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(app.clone(), request_meta))
@@ -157,7 +165,7 @@ async fn api(
     resp
 }
 
-fn api_key(headers: &HeaderMap) -> Result<String, ApiError> {
+pub(crate) fn api_key(headers: &HeaderMap) -> Result<String, ApiError> {
     let missing = || {
         ApiError::unauthorized("You did not provide an API key. You need to provide your API key in the Authorization header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY'). See https://stripe.com/docs/api#authentication for details, or we can help at https://support.stripe.com/.")
     };
@@ -211,6 +219,7 @@ fn api_key(headers: &HeaderMap) -> Result<String, ApiError> {
 /// read's parameters (retrieving takes none).
 async fn publishable_may(
     app: &App,
+    account: Option<String>,
     method: &Method,
     segs: &[&str],
     p: &mut Params,
@@ -235,6 +244,7 @@ async fn publishable_may(
             .map(str::to_string)
             .ok_or_else(refused)?;
     let mut ctx = Ctx::begin(app, None, None, DEFAULT_API_VERSION.into()).await?;
+    ctx.act_as(account);
     let intent = ctx.load(kind, id, None).await?;
     let secret = intent["client_secret"].as_str().unwrap_or_default();
     use subtle::ConstantTimeEq;
@@ -272,7 +282,7 @@ async fn cors(req: Request, next: Next) -> Response {
         h.insert(
             "access-control-allow-headers",
             HeaderValue::from_static(
-                "authorization, content-type, stripe-version, idempotency-key",
+                "authorization, content-type, stripe-version, idempotency-key, stripe-account",
             ),
         );
         h.insert("access-control-max-age", HeaderValue::from_static("600"));
@@ -281,7 +291,7 @@ async fn cors(req: Request, next: Next) -> Response {
 }
 
 /// `sk_live_abc…wxyz` → `sk_live_****…wxyz`, as Stripe echoes bad keys.
-fn mask(key: &str) -> String {
+pub(crate) fn mask(key: &str) -> String {
     let chars: Vec<char> = key.chars().collect();
     let prefix_len = key
         .find('_')
@@ -329,6 +339,7 @@ async fn handle(
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
     let key = api_key(headers)?;
+    let account = connect::resolve(app, &key, headers, method).await?;
     let fault = match app.chaos.lock() {
         Ok(mut c) => c.api(),
         Err(_) => return Err(ApiError::internal("chaos lock poisoned")),
@@ -372,12 +383,13 @@ async fn handle(
     };
     let mut p = Params(form::parse(&raw).map_err(ApiError::invalid)?);
     if key.starts_with("pk_test_") {
-        publishable_may(app, method, &segs, &mut p).await?;
+        publishable_may(app, account.clone(), method, &segs, &mut p).await?;
     }
     let expand = p.expand();
 
     if *method == Method::GET {
         let mut ctx = Ctx::begin(app, Some(rid.to_string()), None, api_version).await?;
+        ctx.act_as(account);
         let v = route(&mut ctx, method, &segs, &p, &path).await?;
         let v = ctx.expand(v, &expand).await?;
         return Ok(Reply {
@@ -401,7 +413,12 @@ async fn handle(
             .param("Idempotency-Key"))
         }
         Some(k) => {
-            let key_hash = hex::encode(Sha256::digest(format!("{key}\n{k}").as_bytes()));
+            // Keys are scoped per account, as with Stripe.
+            let scope = match &account {
+                Some(a) => format!("{key}\n{a}"),
+                None => key.clone(),
+            };
+            let key_hash = hex::encode(Sha256::digest(format!("{scope}\n{k}").as_bytes()));
             let fingerprint = format!("{method} {path} {}", Value::Object(p.0.clone()));
             let mut conn = app.pool.acquire().await?;
             if let Some(saved) =
@@ -430,6 +447,7 @@ async fn handle(
         api_version,
     )
     .await?;
+    ctx.act_as(account);
     let outcome = match route(&mut ctx, method, &segs, &p, &path).await {
         Ok(v) => ctx.expand(v, &expand).await.map(|v| Reply {
             status: StatusCode::OK,
@@ -483,7 +501,10 @@ async fn route(
     let post = *method == Method::POST;
     let delete = *method == Method::DELETE;
     match segs {
-        ["account"] if get => Ok(account(ctx)),
+        ["account"] if get => accounts::current(ctx).await,
+        ["accounts"] if post => accounts::create(ctx, p).await,
+        ["accounts"] if get => accounts::list(ctx, p).await,
+        ["accounts", id] if get => accounts::retrieve(ctx, id).await,
         ["customers"] if post => customers::create(ctx, p).await,
         ["customers"] if get => customers::list(ctx, p).await,
         ["customers", id] if get => customers::retrieve(ctx, id).await,
@@ -544,9 +565,10 @@ pub(crate) async fn run_job(ctx: &mut Ctx<'_>, kind: &str, target: &str) -> Resu
     }
 }
 
-fn account(ctx: &Ctx<'_>) -> Value {
+/// The platform's own account object.
+pub(crate) fn platform_account(id: &str) -> Value {
     json!({
-        "id": ctx.app.account_id,
+        "id": id,
         "object": "account",
         "business_profile": {
             "mcc": null, "name": "obol sandbox", "product_description": null,

@@ -1,5 +1,7 @@
 //! `/v1/webhook_endpoints`. The signing secret is kept as `_secret` and
-//! shown only in the create response, as Stripe does.
+//! shown only in the create response, as Stripe does. `connect=true` makes
+//! a Connect endpoint (`_connect`, `application` set to the platform's
+//! Connect application): it receives connected accounts' events only.
 
 use serde_json::{json, Value};
 
@@ -59,11 +61,24 @@ pub async fn create(ctx: &mut Ctx<'_>, p: &Params) -> Result<Value, ApiError> {
         .list("enabled_events")?
         .ok_or_else(|| ApiError::missing_param("enabled_events"))?;
     check_events(&events)?;
+    let connect = p.bool("connect")?.unwrap_or(false);
+    if connect && ctx.account.is_some() {
+        return Err(ApiError::invalid(
+            "Connect webhook endpoints belong to the platform: create them without Stripe-Account.",
+        )
+        .param("connect"));
+    }
     let count: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM objects WHERE kind = 'webhook_endpoint' AND deleted = 0",
+        "SELECT COUNT(*) FROM objects WHERE kind = 'webhook_endpoint' AND deleted = 0 AND account IS ?",
     )
+    .bind(ctx.account.clone())
     .fetch_one(&mut *ctx.tx)
     .await?;
+    let application = if connect {
+        Some(application_id(ctx).await?)
+    } else {
+        None
+    };
     if count >= MAX_ENDPOINTS {
         return Err(ApiError::invalid(format!(
             "You have reached the maximum of {MAX_ENDPOINTS} test webhook endpoints."
@@ -74,7 +89,7 @@ pub async fn create(ctx: &mut Ctx<'_>, p: &Params) -> Result<Value, ApiError> {
         "id": ids::new_id("we"),
         "object": "webhook_endpoint",
         "api_version": p.nonempty("api_version")?,
-        "application": null,
+        "application": application,
         "created": ctx.now,
         "description": p.nonempty("description")?,
         "enabled_events": events,
@@ -83,6 +98,7 @@ pub async fn create(ctx: &mut Ctx<'_>, p: &Params) -> Result<Value, ApiError> {
         "status": "enabled",
         "url": url,
         "_secret": secret,
+        "_connect": connect,
     });
     apply_metadata(&mut we["metadata"], p)?;
     ctx.put(&we).await?;
@@ -143,4 +159,17 @@ pub async fn list(ctx: &mut Ctx<'_>, p: &Params) -> Result<Value, ApiError> {
     p.allow(&["limit", "starting_after", "ending_before"])?;
     ctx.list("webhook_endpoint", Vec::new(), p, "/v1/webhook_endpoints")
         .await
+}
+
+/// The platform's Connect application id (`ca_…`), stable for one database.
+async fn application_id(ctx: &mut Ctx<'_>) -> Result<String, ApiError> {
+    sqlx::query("INSERT OR IGNORE INTO meta (k, v) VALUES ('connect_application', ?)")
+        .bind(ids::new_id("ca"))
+        .execute(&mut *ctx.tx)
+        .await?;
+    Ok(
+        sqlx::query_scalar("SELECT v FROM meta WHERE k = 'connect_application'")
+            .fetch_one(&mut *ctx.tx)
+            .await?,
+    )
 }

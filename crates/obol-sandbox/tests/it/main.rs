@@ -6,6 +6,7 @@
 mod helpers;
 
 mod chaos;
+mod connect;
 mod customers;
 mod payment_intents;
 mod refunds_disputes;
