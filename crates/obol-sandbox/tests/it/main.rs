@@ -8,6 +8,7 @@ mod helpers;
 mod chaos;
 mod customers;
 mod payment_intents;
+mod rate_limit;
 mod refunds_disputes;
 mod setup_intents;
 mod three_ds;
