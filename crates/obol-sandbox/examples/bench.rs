@@ -27,6 +27,7 @@ async fn main() -> anyhow::Result<()> {
             chaos: ChaosConfig::default(),
             public_url: None,
             webhook_retry_base: Duration::from_secs(5),
+            rate_limit_per_second: None,
         },
     )
     .await?;

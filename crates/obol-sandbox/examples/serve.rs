@@ -32,6 +32,7 @@ async fn main() -> anyhow::Result<()> {
         chaos,
         public_url: None,
         webhook_retry_base: Duration::from_millis(retry_ms),
+        rate_limit_per_second: None,
     };
     let sandbox = Sandbox::bind(addr.parse()?, config).await?;
     println!("listening on http://{}", sandbox.local_addr());

@@ -31,6 +31,8 @@ pub struct App {
     pub write_lock: tokio::sync::Mutex<()>,
     pub chaos: Mutex<ChaosState>,
     pub requests_by_status: Mutex<HashMap<u16, u64>>,
+    /// The optional `/v1/*` rate limit and what the API received.
+    pub rate: crate::rate::RateGate,
     pub notify: tokio::sync::Notify,
     pub base_url: String,
     pub account_id: String,
@@ -45,6 +47,7 @@ impl App {
         account_id: String,
         chaos: ChaosConfig,
         retry_base: Duration,
+        rate_limit_per_second: Option<u32>,
     ) -> anyhow::Result<Self> {
         chaos.validate().map_err(anyhow::Error::msg)?;
         let http = reqwest::Client::builder()
@@ -57,6 +60,7 @@ impl App {
             write_lock: tokio::sync::Mutex::new(()),
             chaos: Mutex::new(ChaosState::new(chaos)),
             requests_by_status: Mutex::new(HashMap::new()),
+            rate: crate::rate::RateGate::new(rate_limit_per_second),
             notify: tokio::sync::Notify::new(),
             base_url,
             account_id,

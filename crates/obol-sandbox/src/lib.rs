@@ -11,8 +11,9 @@
 //! (bracket-notation parser), `ctx` (one request's transaction, events and
 //! expansion), `store` (schema and SQL), `cards` (test cards), `delivery`
 //! (webhook and job loop), `pages` (3-D Secure page and `/_sandbox/*`),
-//! `chaos`, `trigger`, `connect` (Stripe Connect's OAuth endpoints and
-//! which account a request acts for).
+//! `chaos`, `rate` (the optional Stripe-like rate limit and its counts),
+//! `trigger`, `connect` (Stripe Connect's OAuth endpoints and which
+//! account a request acts for).
 
 #![recursion_limit = "256"]
 
@@ -26,6 +27,7 @@ mod error;
 mod form;
 mod ids;
 mod pages;
+mod rate;
 mod store;
 mod trigger;
 
@@ -54,6 +56,10 @@ pub struct SandboxConfig {
     pub public_url: Option<String>,
     /// Delay before the first webhook retry; doubles with each attempt.
     pub webhook_retry_base: Duration,
+    /// Requests per second `/v1/*` accepts, as Stripe's global limit: a
+    /// token bucket of one second (capacity N, refilled at N/s); beyond it
+    /// 429 `rate_limit`. `None`: no limit.
+    pub rate_limit_per_second: Option<u32>,
 }
 
 impl Default for SandboxConfig {
@@ -63,6 +69,7 @@ impl Default for SandboxConfig {
             chaos: ChaosConfig::default(),
             public_url: None,
             webhook_retry_base: Duration::from_secs(5),
+            rate_limit_per_second: None,
         }
     }
 }
@@ -77,6 +84,9 @@ pub struct Sandbox {
 impl Sandbox {
     /// Binds the listener (port 0 picks a free port) and opens or migrates the database.
     pub async fn bind(addr: SocketAddr, config: SandboxConfig) -> anyhow::Result<Sandbox> {
+        if config.rate_limit_per_second == Some(0) {
+            anyhow::bail!("the rate limit must be at least 1 request per second");
+        }
         let pool = store::open(&config.db).await?;
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
@@ -93,6 +103,7 @@ impl Sandbox {
             account_id,
             config.chaos,
             config.webhook_retry_base,
+            config.rate_limit_per_second,
         )?;
         Ok(Sandbox {
             listener,

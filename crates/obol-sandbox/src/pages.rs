@@ -1,5 +1,6 @@
 //! Sandbox-only routes: the 3-D Secure challenge page
-//! (`/_sandbox/3ds/{pi_or_seti}`), runtime chaos settings and stats.
+//! (`/_sandbox/3ds/{pi_or_seti}`), runtime chaos settings, stats and the
+//! rate limit's counts (`/_sandbox/rate`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -225,4 +226,14 @@ pub async fn stats(State(app): State<Arc<App>>) -> Response {
     deliveries["attempted"] = json!(attempted);
     let body = render(&json!({"requests": requests, "objects": objects, "deliveries": deliveries}));
     json_response(StatusCode::OK, body.to_string())
+}
+
+/// What `/v1/*` received since start or the last reset, against the limit.
+pub async fn rate(State(app): State<Arc<App>>) -> Response {
+    json_response(StatusCode::OK, app.rate.report().to_string())
+}
+
+pub async fn reset_rate(State(app): State<Arc<App>>) -> Response {
+    app.rate.reset();
+    json_response(StatusCode::OK, app.rate.report().to_string())
 }

@@ -459,6 +459,10 @@ pub struct SandboxSettings {
     /// Chaos settings for tests, e.g. `seed=1,drop=0.2` (see the sandbox docs).
     #[serde(default)]
     pub chaos: Option<String>,
+    /// Requests per second the in-process sandbox's API accepts, as Stripe's
+    /// global limit (beyond it 429 `rate_limit`). None: no limit.
+    #[serde(default)]
+    pub rate_limit_per_second: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -774,6 +778,9 @@ impl Config {
             "sandbox_listen",
             "sandbox_db",
             "sandbox_chaos",
+            "sandbox_rate_limit",
+            "sandbox_public_url",
+            "sandbox_webhook_retry_ms",
         ]);
         figment = figment.merge(env);
         for key in VERBATIM_ENV_KEYS {
@@ -936,6 +943,12 @@ impl Config {
             chaos
                 .parse::<obol_sandbox::ChaosConfig>()
                 .map_err(|e| ConfigError::new("sandbox.chaos", e.to_string()))?;
+        }
+        if self.sandbox.rate_limit_per_second == Some(0) {
+            return Err(ConfigError::new(
+                "sandbox.rate_limit_per_second",
+                "must be at least 1",
+            ));
         }
         if self.stripe.rate_limit_per_second == Some(0) {
             return Err(ConfigError::new(
@@ -1586,6 +1599,23 @@ mod tests {
                 c.sandbox_db_path(),
                 Some(PathBuf::from("/var/lib/obol/obol-sandbox.db"))
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_sandbox_rate_limit_loads_from_the_environment() {
+        Jail::expect_with(|jail| {
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.sandbox.rate_limit_per_second, None);
+            jail.set_env("OBOL_SANDBOX__RATE_LIMIT_PER_SECOND", "40");
+            // `obol sandbox`'s own variables are not configuration keys.
+            jail.set_env("OBOL_SANDBOX_RATE_LIMIT", "10");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.sandbox.rate_limit_per_second, Some(40));
+            jail.set_env("OBOL_SANDBOX__RATE_LIMIT_PER_SECOND", "0");
+            let e = Config::load(None).unwrap_err().to_string();
+            assert!(e.contains("sandbox.rate_limit_per_second"), "{e}");
             Ok(())
         });
     }

@@ -231,6 +231,7 @@ async fn start_stripe(
                     chaos,
                     public_url: None,
                     webhook_retry_base: Duration::from_secs(5),
+                    rate_limit_per_second: config.sandbox.rate_limit_per_second,
                 },
             )
             .await

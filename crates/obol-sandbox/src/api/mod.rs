@@ -60,6 +60,11 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/oauth/authorize/decide", post(connect::authorize_decide))
         .route("/oauth/token", post(connect::token))
         .route("/oauth/deauthorize", post(connect::deauthorize))
+        .route("/_sandbox/rate", get(pages::rate))
+        .route(
+            "/_sandbox/rate/reset",
+            axum::routing::post(pages::reset_rate),
+        )
         .fallback(unknown_url)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(app.clone(), request_meta))
@@ -133,18 +138,23 @@ async fn api(
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let mut resp = match handle(
-        &app,
-        &rid,
-        &parts.method,
-        &parts.uri,
-        &parts.headers,
-        body,
-        version.as_deref(),
-        idem.as_deref(),
-    )
-    .await
-    {
+    let admitted = app.rate.admit();
+    let outcome = if admitted {
+        handle(
+            &app,
+            &rid,
+            &parts.method,
+            &parts.uri,
+            &parts.headers,
+            body,
+            version.as_deref(),
+            idem.as_deref(),
+        )
+        .await
+    } else {
+        Err(rate_limited())
+    };
+    let mut resp = match outcome {
         Ok(r) => {
             let mut resp = json_response(r.status, r.body);
             if r.replayed {
@@ -155,6 +165,12 @@ async fn api(
         }
         Err(e) => error_response(&e),
     };
+    if !admitted {
+        resp.headers_mut().insert(
+            "stripe-rate-limited-reason",
+            HeaderValue::from_static("global-rate"),
+        );
+    }
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(version.as_deref().unwrap_or(DEFAULT_API_VERSION)) {
         h.insert("stripe-version", v);
@@ -163,6 +179,20 @@ async fn api(
         h.insert("idempotency-key", k);
     }
     resp
+}
+
+/// Stripe's answer over the rate limit: 429 `rate_limit`, and (as with
+/// the other retryable errors here) `Stripe-Should-Retry: true`, since the
+/// same request succeeds once the bucket has refilled.
+fn rate_limited() -> ApiError {
+    let mut e = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "invalid_request_error",
+        "Request rate limit exceeded. Learn more about rate limits here https://stripe.com/docs/rate-limits.",
+    )
+    .code("rate_limit");
+    e.should_retry = Some(true);
+    e
 }
 
 pub(crate) fn api_key(headers: &HeaderMap) -> Result<String, ApiError> {
@@ -348,14 +378,8 @@ async fn handle(
         ApiFault::None => {}
         ApiFault::ServerError => return Err(ApiError::internal("chaos: injected api_5xx")),
         ApiFault::RateLimited => {
-            let mut e = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "invalid_request_error",
-                "Request rate limit exceeded. Learn more about rate limits here https://stripe.com/docs/rate-limits.",
-            )
-            .code("rate_limit");
-            e.should_retry = Some(true);
-            return Err(e);
+            app.rate.chaos_refused();
+            return Err(rate_limited());
         }
     }
     if let Some(v) = version {

@@ -51,6 +51,7 @@ pub fn config() -> SandboxConfig {
         chaos: ChaosConfig::default(),
         public_url: None,
         webhook_retry_base: Duration::from_millis(50),
+        rate_limit_per_second: None,
     }
 }
 

@@ -9,6 +9,7 @@ mod chaos;
 mod connect;
 mod customers;
 mod payment_intents;
+mod rate_limit;
 mod refunds_disputes;
 mod setup_intents;
 mod three_ds;

@@ -19,6 +19,10 @@ pub struct SandboxArgs {
     /// Disturbances for tests, e.g. `seed=7,api_5xx=0.2,api_429=0.1,drop=0.2`.
     #[arg(long, env = "OBOL_SANDBOX_CHAOS")]
     chaos: Option<String>,
+    /// Requests per second `/v1/*` accepts, as Stripe's limit (a token bucket
+    /// of one second); beyond it 429 `rate_limit`. Default: no limit.
+    #[arg(long, env = "OBOL_SANDBOX_RATE_LIMIT", value_parser = clap::value_parser!(u32).range(1..))]
+    rate_limit: Option<u32>,
     /// Base URL the sandbox is reached at (3-D Secure links); default its own address.
     #[arg(long, env = "OBOL_SANDBOX_PUBLIC_URL")]
     public_url: Option<String>,
@@ -55,6 +59,7 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
             chaos,
             public_url: args.public_url,
             webhook_retry_base: Duration::from_millis(args.webhook_retry_ms),
+            rate_limit_per_second: args.rate_limit,
         },
     )
     .await?;

@@ -25,6 +25,7 @@ async fn start_sandbox(chaos: &str) -> String {
             chaos: chaos.parse().unwrap(),
             public_url: None,
             webhook_retry_base: Duration::from_millis(50),
+            rate_limit_per_second: None,
         },
     )
     .await
