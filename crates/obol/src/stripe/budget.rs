@@ -3,18 +3,28 @@
 //!
 //! How the budget is shared: **each instance takes its share**, learnt
 //! through the database. Every process that calls Stripe for long (`obol
-//! serve`, `obol reconcile`) keeps a row in `instances` with a heartbeat
-//! each second; a process paces itself at `rate ÷ live instances`, where
-//! live means a heartbeat within the last `TTL`. A process that joins
-//! holds its Stripe calls for `JOIN_HOLD` (two heartbeats), so the others
-//! have lowered their pace before it sends anything; one that dies is
-//! dropped after `TTL` and the others take its share back. Why not one
-//! shared bucket in the database: it would put a database write in front
-//! of every Stripe request (a hot row at 100 requests a second on
-//! PostgreSQL, and the SQLite writer lock), so the database's latency
-//! would become Stripe's pace; a share costs one write a second per
-//! process and nothing per request. The price: for a `TTL` after a crash
-//! the survivors under-use the budget, which is the safe side.
+//! serve`, `obol reconcile`) keeps a row in `instances`, renewed each
+//! second with its *demand*: the most requests that were queued at its
+//! pacer during the last second. A process's share is a floor (`FLOOR` of
+//! the rate, split evenly, so an idle process can still answer a
+//! checkout at once) plus the rest in proportion to its demand; with no
+//! demand anywhere, equal shares. So a charge run worked by one process
+//! gets nearly the whole rate, and two processes working it split it by
+//! how many requests each has waiting. Shares computed from rows read at
+//! different moments need not add up, so each process also publishes a
+//! *claim*, and a raise is a reservation: a process lowers its pace at
+//! once (and its claim with it); to raise, it first publishes the higher
+//! claim, waits `JOIN_HOLD` (two heartbeats, so every other process has
+//! read it), then takes at most what the others' claims leave. A process
+//! that joins does the same from nothing. One that dies is dropped after
+//! `TTL`, and the
+//! others take its share back. Why not one shared bucket in the
+//! database: it would put a database write in front of every Stripe
+//! request (a hot row at 100 requests a second on PostgreSQL, the SQLite
+//! writer lock), so the database's latency would become Stripe's pace; a
+//! share costs one write a second per process and nothing per request.
+//! The price: for a `TTL` after a crash, and for `JOIN_HOLD` after the
+//! work moves, the budget is under-used, which is the safe side.
 //!
 //! Why the pacing is hand-written rather than `governor` (which obol uses
 //! for its own endpoints): a governor quota is fixed when the limiter is
@@ -38,6 +48,8 @@ pub const TTL: Duration = Duration::from_secs(5);
 /// How long a joining process waits before its first Stripe call, when
 /// others are live: every live process has re-read the table by then.
 pub const JOIN_HOLD: Duration = Duration::from_secs(2);
+/// The part of the rate kept as floors, split evenly among the processes.
+pub const FLOOR: f64 = 0.2;
 
 /// One pacer per process, shared by every Stripe caller of the process
 /// (cheap to clone). Requests are spaced `1 / share` apart (GCRA), with a
@@ -54,12 +66,17 @@ struct Pacer {
     /// Waiters queue here in order (tokio's mutex is fair); the head
     /// sleeps until its time, so one timer serves all of them.
     turn: tokio::sync::Mutex<()>,
+    /// Wakes the sleeping head when the pace changes (a raise may move
+    /// its slot much sooner).
+    changed: tokio::sync::Notify,
 }
 
 #[derive(Debug)]
 struct Pace {
     /// Live instances sharing `per_second` (this one included).
     instances: u32,
+    /// This process's share, requests per second.
+    share: f64,
     interval: Duration,
     tolerance: Duration,
     /// GCRA's theoretical arrival time of the next request.
@@ -67,32 +84,79 @@ struct Pace {
     /// No request before this (a 429, or a join hold).
     paused_until: Instant,
     granted: u64,
+    /// Requests waiting now, and the most since the last heartbeat.
+    waiting: u64,
+    peak_waiting: u64,
+    /// What this process last published as its claim (≥ `share`).
+    claim: f64,
+    /// Since when a higher claim has been published, waiting to be used.
+    raising_since: Option<Instant>,
 }
 
 impl Pace {
-    fn new(per_second: u32, instances: u32) -> Pace {
+    fn new(per_second: f64) -> Pace {
         let now = Instant::now();
         let mut p = Pace {
             instances: 1,
+            share: 0.0,
             interval: Duration::ZERO,
             tolerance: Duration::ZERO,
             tat: now,
             paused_until: now,
             granted: 0,
+            waiting: 0,
+            peak_waiting: 0,
+            claim: 0.0,
+            raising_since: None,
         };
-        p.share(per_second, instances);
+        p.set(per_second);
+        p.tat = now;
         p
     }
 
-    fn share(&mut self, per_second: u32, instances: u32) {
-        let instances = instances.max(1);
-        self.instances = instances;
-        // Nanoseconds per request at this instance's share: the share may
-        // be fractional (25/s over 2 instances is 12.5/s each).
-        let nanos = 1_000_000_000u64 * u64::from(instances) / u64::from(per_second.max(1));
-        self.interval = Duration::from_nanos(nanos.max(1));
-        let burst = (u64::from(per_second) / u64::from(instances) / 50).max(1);
-        self.tolerance = self.interval * u32::try_from(burst - 1).unwrap_or(0);
+    fn set(&mut self, share: f64) {
+        let share = share.max(0.01);
+        let old = self.interval;
+        self.share = share;
+        self.interval = Duration::from_secs_f64(1.0 / share);
+        // The next slot moves with the spacing: later when slower (so no
+        // gap is shorter than the new spacing), sooner when faster.
+        if self.interval >= old {
+            self.tat += self.interval - old;
+        } else {
+            self.tat = self.tat.min(Instant::now() + self.interval);
+        }
+        // Up to 20 ms worth early, at least one request.
+        let burst = (share / 50.0).floor().max(1.0) as u32;
+        self.tolerance = self.interval * (burst - 1);
+    }
+
+    /// The heartbeat's decision, given this process's fair share and the
+    /// sum of the other live processes' claims: a lower share at once; a
+    /// higher one published as a claim first and used `JOIN_HOLD` later,
+    /// as far as the others' claims leave room. Returns the claim to
+    /// publish.
+    fn decide(&mut self, per_second: f64, fair: f64, others: f64, now: Instant) -> f64 {
+        if fair <= self.share {
+            self.set(fair);
+            self.raising_since = None;
+            self.claim = fair;
+            return fair;
+        }
+        match self.raising_since {
+            Some(since) if now.duration_since(since) >= JOIN_HOLD => {
+                let room = (per_second - others).max(0.0);
+                self.set(fair.min(self.claim).min(room).max(self.share.min(room)));
+                self.raising_since = (self.share < fair).then_some(now);
+                self.claim = fair;
+            }
+            Some(_) => self.claim = self.claim.max(fair),
+            None => {
+                self.raising_since = Some(now);
+                self.claim = fair;
+            }
+        }
+        self.claim
     }
 
     /// `None`: granted now. `Some(t)`: ask again at `t`.
@@ -111,25 +175,55 @@ impl Pace {
     }
 }
 
+/// This process's share of `per_second`: its floor, plus the rest by its
+/// part of the demand (equal parts when nobody waits).
+pub fn share_of(per_second: f64, mine: u64, demands: &[u64]) -> f64 {
+    let n = demands.len().max(1) as f64;
+    let total: u64 = demands.iter().sum();
+    if total == 0 {
+        return per_second / n;
+    }
+    per_second * (FLOOR / n + (1.0 - FLOOR) * mine as f64 / total as f64)
+}
+
 impl RateLimit {
     /// `per_second` for this process alone (until `join` says otherwise).
     pub fn per_second(per_second: u32) -> Self {
         let per_second = per_second.max(1);
         Self(Arc::new(Pacer {
             per_second,
-            state: Mutex::new(Pace::new(per_second, 1)),
+            state: Mutex::new(Pace::new(f64::from(per_second))),
             turn: tokio::sync::Mutex::new(()),
+            changed: tokio::sync::Notify::new(),
         }))
     }
 
     /// Waits for this process's next request slot.
     pub async fn wait(&self) {
+        struct Waiting<'a>(&'a RateLimit);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                let mut p = self.0.pace();
+                p.waiting = p.waiting.saturating_sub(1);
+            }
+        }
+        {
+            let mut p = self.pace();
+            p.waiting += 1;
+            p.peak_waiting = p.peak_waiting.max(p.waiting);
+        }
+        let _waiting = Waiting(self);
         let _turn = self.0.turn.lock().await;
         loop {
             let next = self.pace().grant(Instant::now());
             match next {
                 None => return,
-                Some(at) => tokio::time::sleep_until(at).await,
+                Some(at) => {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(at) => {}
+                        () = self.0.changed.notified() => {}
+                    }
+                }
             }
         }
     }
@@ -140,12 +234,6 @@ impl RateLimit {
         p.paused_until = p.paused_until.max(Instant::now() + pause);
     }
 
-    /// Shares the budget among `instances` live processes.
-    pub fn set_instances(&self, instances: u32) {
-        let per_second = self.0.per_second;
-        self.pace().share(per_second, instances);
-    }
-
     /// The processes the budget is currently shared by.
     pub fn instances(&self) -> u32 {
         self.pace().instances
@@ -153,12 +241,21 @@ impl RateLimit {
 
     /// Requests per second this process may send now.
     pub fn share_per_second(&self) -> f64 {
-        1.0 / self.pace().interval.as_secs_f64()
+        self.pace().share
     }
 
     /// Requests granted since start.
     pub fn granted(&self) -> u64 {
         self.pace().granted
+    }
+
+    /// The demand to report: the most requests waiting since the last
+    /// call (and the count starts again from those waiting now).
+    fn take_demand(&self) -> u64 {
+        let mut p = self.pace();
+        let peak = p.peak_waiting;
+        p.peak_waiting = p.waiting;
+        peak
     }
 
     fn pace(&self) -> std::sync::MutexGuard<'_, Pace> {
@@ -208,7 +305,8 @@ pub async fn join(
 }
 
 /// Renews (or, the first time or after the row was dropped, inserts) this
-/// process's row, and paces by the live count. Returns that count.
+/// process's row with its demand, and paces by the live rows' demands.
+/// Returns how many processes are live.
 async fn beat(
     store: &Store,
     id: &str,
@@ -216,29 +314,58 @@ async fn beat(
     first: bool,
 ) -> crate::error::Result<u32> {
     let now = storage::now();
+    let demand = i64::try_from(limit.take_demand()).unwrap_or(i64::MAX);
     let mut h = store.acquire().await?;
     let mut conn = h.conn();
-    let renewed = !first && conn.renew_instance(id, now).await?;
+    // Whether the row is still there (a process stalled past `TTL` was
+    // dropped, and joins again).
+    let renewed = !first && conn.touch_instance(id, now).await?;
     if !renewed {
-        // A new row: others do not count this process yet.
-        conn.insert_instance(id, now).await?;
         conn.remove_instances_older_than(stale(now) - chrono::Duration::hours(1))
             .await?;
     }
-    let live = u32::try_from(conn.count_live_instances(stale(now)).await?)
-        .unwrap_or(u32::MAX)
-        .max(1);
-    if !renewed && live > 1 {
-        limit.back_off(JOIN_HOLD);
+    let rows = conn.live_instances(stale(now)).await?;
+    let mut demands: Vec<u64> = rows
+        .iter()
+        .filter(|r| r.0 != id)
+        .map(|r| u64::try_from(r.1).unwrap_or(0))
+        .collect();
+    demands.push(u64::try_from(demand).unwrap_or(0));
+    let others: f64 = rows
+        .iter()
+        .filter(|r| r.0 != id)
+        .map(|r| r.2 as f64 / 1000.0)
+        .sum();
+    let live = u32::try_from(demands.len()).unwrap_or(u32::MAX).max(1);
+    let per_second = f64::from(limit.0.per_second);
+    let fair = share_of(per_second, u64::try_from(demand).unwrap_or(0), &demands);
+    let before = limit.instances();
+    let claim = {
+        let mut p = limit.pace();
+        p.instances = live;
+        if !renewed && live > 1 {
+            // Joining: nothing until the others have read this claim.
+            p.set(0.0);
+            p.paused_until = p.paused_until.max(Instant::now() + JOIN_HOLD);
+            p.raising_since = None;
+        }
+        p.decide(per_second, fair, others, Instant::now())
+    };
+    limit.0.changed.notify_waiters();
+    let claim_milli = (claim * 1000.0).round() as i64;
+    if renewed {
+        conn.renew_instance(id, demand, claim_milli, now).await?;
+    } else {
+        conn.insert_instance(id, demand, claim_milli, now).await?;
     }
-    if live != limit.instances() {
+    drop(h);
+    if live != before {
         tracing::info!(
             instances = live,
-            share_per_second = 1.0 / (f64::from(live) / f64::from(limit.0.per_second)),
+            share_per_second = limit.share_per_second(),
             "the Stripe budget is shared anew"
         );
     }
-    limit.set_instances(live);
     Ok(live)
 }
 
@@ -252,21 +379,22 @@ mod tests {
 
     #[test]
     fn requests_are_spaced_by_the_share() {
-        let mut p = Pace::new(25, 1);
+        let mut p = Pace::new(25.0);
         let t0 = Instant::now();
         assert_eq!(p.grant(t0), None);
         assert_eq!(p.grant(t0), Some(t0 + Duration::from_millis(40)));
-        p.share(25, 2);
-        // The next slot keeps the old spacing; the one after, the new.
-        let t1 = t0 + Duration::from_millis(40);
+        // Slower: the next slot moves out to the new spacing.
+        p.set(12.5);
+        assert_eq!(p.grant(t0), Some(t0 + Duration::from_millis(80)));
+        let t1 = t0 + Duration::from_millis(80);
         assert_eq!(p.grant(t1), None);
         assert_eq!(p.grant(t1), Some(t1 + Duration::from_millis(80)));
     }
 
     #[test]
     fn no_second_carries_more_than_the_share_and_its_tolerance() {
-        for (rate, instances) in [(25u32, 1u32), (100, 1), (1000, 1), (1000, 3), (25, 2)] {
-            let mut p = Pace::new(rate, instances);
+        for share in [25.0, 12.5, 100.0, 1000.0, 333.3] {
+            let mut p = Pace::new(share);
             let t0 = Instant::now();
             // Ask every 100 µs for three seconds; count grants per window.
             let mut grants = Vec::new();
@@ -277,8 +405,7 @@ mod tests {
                 }
                 t += Duration::from_micros(100);
             }
-            let share = f64::from(rate) / f64::from(instances);
-            let burst = (rate / instances / 50).max(1);
+            let burst = (share / 50.0f64).floor().max(1.0);
             let most = grants
                 .iter()
                 .map(|s| {
@@ -290,19 +417,16 @@ mod tests {
                 .max()
                 .unwrap();
             assert!(
-                most as f64 <= share.ceil() + f64::from(burst),
-                "{rate}/s over {instances}: {most} in one second"
+                most as f64 <= share.ceil() + burst,
+                "{share}/s: {most} in one second"
             );
-            assert!(
-                most as f64 >= share.floor(),
-                "{rate}/s over {instances}: only {most}"
-            );
+            assert!(most as f64 >= share.floor(), "{share}/s: only {most}");
         }
     }
 
     #[test]
     fn a_back_off_pauses_every_request() {
-        let mut p = Pace::new(100, 1);
+        let mut p = Pace::new(100.0);
         let t0 = Instant::now();
         assert_eq!(p.grant(t0), None);
         p.paused_until = t0 + Duration::from_secs(1);
@@ -311,5 +435,67 @@ mod tests {
             Some(t0 + Duration::from_secs(1))
         );
         assert_eq!(p.grant(t0 + Duration::from_secs(1)), None);
+    }
+
+    #[test]
+    fn shares_follow_demand_above_even_floors_and_sum_to_the_rate() {
+        assert_eq!(share_of(100.0, 0, &[0, 0]), 50.0);
+        // One busy process, one idle: 90 and 10.
+        assert!((share_of(100.0, 16, &[16, 0]) - 90.0).abs() < 1e-9);
+        assert!((share_of(100.0, 0, &[16, 0]) - 10.0).abs() < 1e-9);
+        // Busy alike: even.
+        assert!((share_of(100.0, 8, &[8, 8]) - 50.0).abs() < 1e-9);
+        for demands in [vec![3u64, 9, 0], vec![1, 1, 1, 1], vec![0, 0, 7]] {
+            let sum: f64 = demands.iter().map(|d| share_of(25.0, *d, &demands)).sum();
+            assert!((sum - 25.0).abs() < 1e-9, "{demands:?}: {sum}");
+        }
+    }
+
+    #[test]
+    fn a_raise_is_claimed_first_and_taken_as_far_as_the_others_leave_room() {
+        let mut p = Pace::new(10.0);
+        p.claim = 10.0;
+        let t0 = Instant::now();
+        assert_eq!(p.decide(100.0, 40.0, 60.0, t0), 40.0, "claimed");
+        assert_eq!(p.share, 10.0, "not used yet");
+        p.decide(100.0, 40.0, 60.0, t0 + Duration::from_secs(1));
+        assert_eq!(p.share, 10.0);
+        // The others still claim 75 when the hold ends: 25 is all there is.
+        p.decide(100.0, 40.0, 75.0, t0 + JOIN_HOLD);
+        assert_eq!(p.share, 25.0);
+        // They made room; after another hold the rest.
+        p.decide(100.0, 40.0, 60.0, t0 + JOIN_HOLD * 2);
+        assert_eq!(p.share, 40.0);
+        assert_eq!(p.decide(100.0, 5.0, 60.0, t0 + JOIN_HOLD * 2), 5.0);
+        assert_eq!(p.share, 5.0, "lower at once");
+    }
+
+    #[test]
+    fn shares_decided_from_rows_read_at_different_moments_never_add_up_past_the_rate() {
+        // Two processes; every step one of them beats with the demands as
+        // the table holds them, demands change as they please. Their
+        // paces must never sum above the rate.
+        let rate = 100.0;
+        let mut paces = [Pace::new(rate), Pace::new(0.01)];
+        paces[0].claim = rate;
+        paces[1].claim = 0.0;
+        paces[1].set(0.0);
+        let mut claims = [rate, 0.0];
+        let t0 = Instant::now();
+        let script: [u64; 12] = [1, 0, 0, 8, 8, 0, 3, 16, 16, 0, 0, 5];
+        for step in 0..240usize {
+            let now = t0 + Duration::from_millis(500 * step as u64);
+            let who = step % 2;
+            let demands = [script[step % 12], script[(step / 3 + 5) % 12]];
+            let fair = share_of(rate, demands[who], &demands);
+            claims[who] = paces[who].decide(rate, fair, claims[1 - who], now);
+            let sum = paces[0].share + paces[1].share;
+            assert!(
+                sum <= rate + 0.02,
+                "step {step}: {} + {} = {sum}",
+                paces[0].share,
+                paces[1].share
+            );
+        }
     }
 }

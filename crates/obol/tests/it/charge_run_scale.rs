@@ -302,3 +302,149 @@ async fn intents_of_run(base: &str, run_id: &str) -> BTreeMap<String, usize> {
             .map(str::to_string);
     }
 }
+
+/// Two `obol serve` on one PostgreSQL database work one run against one
+/// Stripe (a sandbox that answers 429 above its rate, as Stripe does):
+/// both charge items, none is charged twice, and together they never go
+/// over the rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_work_one_run_without_a_double_charge_or_going_over_the_rate() {
+    const RATE: u32 = 40;
+    const MEMBERS: usize = 20;
+    const ITEMS: usize = 600;
+    let sandbox = obol_sandbox::Sandbox::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        obol_sandbox::SandboxConfig {
+            rate_limit_per_second: Some(RATE),
+            webhook_retry_base: Duration::from_millis(200),
+            ..obol_sandbox::SandboxConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let base = format!("http://{}", sandbox.local_addr());
+    tokio::spawn(sandbox.run_until(std::future::pending()));
+    // Stripe delivers to the first process; both apply what it stores.
+    let port = free_port();
+    let endpoint = stripe_post(
+        &base,
+        "/v1/webhook_endpoints",
+        &[
+            ("url", &format!("http://127.0.0.1:{port}/webhooks/stripe")),
+            ("enabled_events[]", "*"),
+        ],
+    )
+    .await;
+    let secret = endpoint["secret"].as_str().unwrap().to_string();
+    let key = crate::helpers::random_api_key();
+    let builder = || {
+        Obol::builder(Backend::Postgres)
+            .env("OBOL_API_KEYS", &key)
+            .env("OBOL_STRIPE__SECRET_KEY", "sk_test_obol_tests")
+            .env("OBOL_STRIPE__PUBLISHABLE_KEY", "pk_test_obol_tests")
+            .env("OBOL_STRIPE__API_BASE", &base)
+            .env("OBOL_STRIPE__WEBHOOK_SECRETS", &secret)
+            .env("OBOL_STRIPE__RATE_LIMIT_PER_SECOND", &RATE.to_string())
+            .env("OBOL_JOBS__POLL_INTERVAL_MS", "50")
+            .env("OBOL_CHARGE_RUNS__CONCURRENCY", "8")
+            .env("OBOL_LOG", "info,obol=debug")
+    };
+    let a = builder()
+        .env("OBOL_LISTEN", &format!("127.0.0.1:{port}"))
+        .start()
+        .await;
+    let b = builder().with_db(a.db.share()).start().await;
+    let ids = crate::charge_runs::members(&a, MEMBERS).await;
+    for m in &ids {
+        save_default_card(&a, m, "pm_card_visa").await;
+    }
+    let http = reqwest::Client::new();
+    let rate = |path: &'static str| {
+        let (http, base) = (&http, &base);
+        async move {
+            let r = http.request(
+                if path.ends_with("reset") {
+                    reqwest::Method::POST
+                } else {
+                    reqwest::Method::GET
+                },
+                format!("{base}/_sandbox/{path}"),
+            );
+            r.send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap_or_default()
+        }
+    };
+    rate("rate/reset").await;
+
+    let run_id = run(&a, "Two processes").await;
+    let items: Vec<Value> = (0..ITEMS)
+        .map(|i| json!({"customer_id": ids[i % MEMBERS], "amount": 3100, "external_reference": format!("t-{i}")}))
+        .collect();
+    add(&a, &run_id, items).await;
+    let (s, _) = b
+        .post(&format!("/v1/charge-runs/{run_id}/start"), json!({}))
+        .await;
+    assert_eq!(s, 200);
+    let started = Instant::now();
+    let done = loop {
+        let (_, r) = b.get(&format!("/v1/charge-runs/{run_id}")).await;
+        if r["status"] == "completed" {
+            break r;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "not completed: {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let took = started.elapsed();
+    assert_eq!(
+        done["counts"]["succeeded"].as_i64(),
+        Some(ITEMS as i64),
+        "{done}"
+    );
+    let stats = rate("rate").await;
+
+    let per_item = intents_of_run(&base, &run_id).await;
+    assert_eq!(per_item.len(), ITEMS, "one intent per item");
+    assert!(
+        per_item.values().all(|n| *n == 1),
+        "charged twice: {:?}",
+        per_item.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>()
+    );
+
+    // Both processes charged items (their job runners' worker ids begin
+    // with the process id).
+    let pg = sqlx::PgPool::connect(&a.db.url).await.unwrap();
+    let workers: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT r.worker FROM job_runs r JOIN jobs j ON j.id = r.job_id WHERE j.kind = 'charge_run'",
+    )
+    .fetch_all(&pg)
+    .await
+    .unwrap();
+    for p in [a.pid(), b.pid()] {
+        assert!(
+            workers.iter().any(|w| w.starts_with(&format!("{p}-"))),
+            "process {p} worked no part of the run: {workers:?}"
+        );
+    }
+
+    // Stripe never had to refuse them, and no second saw more than the
+    // rate (a token bucket of one second would let a burst through; the
+    // sliding-window count shows there was none).
+    assert_eq!(stats["rate_limited"], 0, "429s: {stats}");
+    let most = stats["max_in_any_second"].as_u64().unwrap();
+    assert!(
+        most <= u64::from(RATE),
+        "{most} requests in one second: {stats}"
+    );
+    let ideal = ITEMS as f64 / f64::from(RATE);
+    eprintln!(
+        "two processes, one run: {ITEMS} items in {:.1} s (the rate allows {ideal:.1} s), at most {most}/s at the sandbox, 0 doubles",
+        took.as_secs_f64()
+    );
+}

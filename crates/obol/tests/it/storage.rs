@@ -736,9 +736,9 @@ async fn concurrent_inbox_claims_take_at_most_their_batch_and_never_the_same_eve
     );
 }
 
-/// Two processes on one database each pace at half the Stripe budget;
-/// the one that joins holds its calls until the other has made room, and
-/// when one stops the other takes the whole budget back.
+/// Two processes on one database share the Stripe budget: the one that
+/// joins holds its calls until the other has made room, together they
+/// stay within it, and when one stops the other takes it all back.
 async fn processes_on_one_database_share_the_stripe_budget(backend: Backend) {
     use obol::stripe::budget::{join, HEARTBEAT, JOIN_HOLD};
     use obol::stripe::RateLimit;
@@ -765,7 +765,7 @@ async fn processes_on_one_database_share_the_stripe_budget(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(b.instances(), 2);
-    assert_eq!(b.share_per_second(), 50.0);
+    assert!(b.share_per_second() <= 50.0, "{}", b.share_per_second());
     let joined = std::time::Instant::now();
     b.wait().await;
     assert!(
@@ -773,13 +773,20 @@ async fn processes_on_one_database_share_the_stripe_budget(backend: Backend) {
         "the joiner sent before the others had made room ({:?})",
         joined.elapsed()
     );
-    // By the end of the hold, A has seen B.
+    // By the end of the hold, A has seen B and made room: together they
+    // stay within the budget.
     assert_eq!(a.instances(), 2);
-    assert_eq!(a.share_per_second(), 50.0);
+    let together = a.share_per_second() + b.share_per_second();
+    assert!(
+        together <= 100.0 + 1e-9,
+        "{together} requests a second together"
+    );
 
     stop_b.cancel();
     task_b.await.unwrap();
-    tokio::time::sleep(HEARTBEAT * 2).await;
+    // A sees B gone at its next heartbeat, and raises its pace once the
+    // higher share has held for JOIN_HOLD.
+    tokio::time::sleep(HEARTBEAT * 2 + JOIN_HOLD).await;
     assert_eq!(a.instances(), 1, "A takes the whole budget back");
     assert_eq!(a.share_per_second(), 100.0);
     stop_a.cancel();
