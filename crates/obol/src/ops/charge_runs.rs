@@ -526,6 +526,7 @@ pub async fn work(
             break;
         }
         let now = ctx.now();
+        let t_claim = std::time::Instant::now();
         let batch = {
             let mut h = ctx.store().acquire().await?;
             h.conn()
@@ -541,6 +542,8 @@ pub async fn work(
         if batch.is_empty() {
             break;
         }
+        let claimed_in = t_claim.elapsed();
+        let size = batch.len();
         let results: Vec<Result<bool>> = futures::stream::iter(batch)
             .map(|item| {
                 let run = &run;
@@ -549,6 +552,13 @@ pub async fn work(
             .buffer_unordered(concurrency.max(1))
             .collect()
             .await;
+        tracing::trace!(
+            run = %run_id,
+            size,
+            claim_us = claimed_in.as_micros() as u64,
+            batch_us = (t_claim.elapsed() - claimed_in).as_micros() as u64,
+            "charge run batch timing"
+        );
         for r in results {
             match r {
                 Ok(true) => pass.charged += 1,
@@ -609,6 +619,7 @@ pub async fn finish_if_done(ctx: &Ctx, run_id: &str) -> Result<bool> {
 /// Charges one claimed item; `Ok(false)` when it must be tried again.
 async fn charge(ctx: &Ctx, run: &ChargeRunRow, item: &ItemRow, worker: &str) -> Result<bool> {
     let account = run.account();
+    let t0 = std::time::Instant::now();
     let (card, stripe_customer) = {
         let mut h = ctx.store().acquire().await?;
         let mut conn = h.conn();
@@ -650,6 +661,7 @@ async fn charge(ctx: &Ctx, run: &ChargeRunRow, item: &ItemRow, worker: &str) -> 
         .set("metadata[obol_charge_run_id]", &run.id)
         .set("metadata[obol_charge_run_item_id]", &item.id)
         .set("metadata[obol_customer_id]", &item.customer_id);
+    let t_read = t0.elapsed();
     let answer = ctx
         .stripe()
         .post::<Value>(
@@ -658,6 +670,7 @@ async fn charge(ctx: &Ctx, run: &ChargeRunRow, item: &ItemRow, worker: &str) -> 
             &IdempotencyKey::for_op("charge-run-item", &[&item.id]),
         )
         .await;
+    let t_stripe = t0.elapsed();
     match answer {
         Ok(intent) => {
             let status = intent["status"].as_str().unwrap_or_default().to_string();
@@ -665,6 +678,7 @@ async fn charge(ctx: &Ctx, run: &ChargeRunRow, item: &ItemRow, worker: &str) -> 
             if let Err(e) = checkout::observe(ctx, &account, &intent, "charge run").await {
                 tracing::warn!(item = %item.id, error = %e, "recording a charge run payment failed; the webhook records it");
             }
+            let t_observe = t0.elapsed();
             let outcome = match status.as_str() {
                 "succeeded" => Outcome::Succeeded,
                 "requires_action" => Outcome::RequiresAction,
@@ -698,7 +712,7 @@ async fn charge(ctx: &Ctx, run: &ChargeRunRow, item: &ItemRow, worker: &str) -> 
                     .await
                 }
             };
-            record(
+            let recorded = record(
                 ctx,
                 run,
                 item,
@@ -710,7 +724,17 @@ async fn charge(ctx: &Ctx, run: &ChargeRunRow, item: &ItemRow, worker: &str) -> 
                     failure_message: None,
                 },
             )
-            .await
+            .await;
+            // Where an item's time goes (`OBOL_LOG=obol::ops::charge_runs=trace`).
+            tracing::trace!(
+                item = %item.id,
+                read_us = t_read.as_micros() as u64,
+                stripe_us = (t_stripe - t_read).as_micros() as u64,
+                observe_us = (t_observe - t_stripe).as_micros() as u64,
+                record_us = (t0.elapsed() - t_observe).as_micros() as u64,
+                "charge run item timing"
+            );
+            recorded
         }
         Err(StripeError::Refused { status, error }) => {
             let pi = error.payment_intent.as_ref().map(|p| p.id.clone());

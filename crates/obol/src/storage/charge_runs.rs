@@ -233,10 +233,19 @@ impl Conn<'_> {
         let pick = "SELECT id FROM charge_run_items WHERE run_id = $1 \
                     AND (outcome = 'pending' OR (outcome = 'processing' AND claimed_until < $2)) \
                     ORDER BY id LIMIT $5";
+        // SQLite answers the OR above by reading every item of the run and
+        // sorting them (a temp B-tree): each claim cost time, and time
+        // under the write lock, in proportion to the run's size. Each arm
+        // here walks the (run_id, outcome, id) index in order and stops
+        // after $5 rows; the same items, oldest first.
+        let pick_sqlite = "SELECT id FROM (SELECT id FROM charge_run_items WHERE run_id = $1 \
+                    AND outcome = 'processing' AND claimed_until < $2 ORDER BY id LIMIT $5) \
+                    UNION ALL SELECT id FROM (SELECT id FROM charge_run_items WHERE run_id = $1 \
+                    AND outcome = 'pending' ORDER BY id LIMIT $5) ORDER BY id LIMIT $5";
         let sql = match self {
             Conn::Sqlite(_) => format!(
                 "UPDATE charge_run_items SET outcome = 'processing', claimed_by = $3, claimed_until = $4, \
-                 attempts = attempts + 1, updated_at = $2 WHERE id IN ({pick}) RETURNING {ITEM_COLUMNS}"
+                 attempts = attempts + 1, updated_at = $2 WHERE id IN ({pick_sqlite}) RETURNING {ITEM_COLUMNS}"
             ),
             // Concurrent claimants skip each other's rows instead of waiting.
             Conn::Postgres(_) => format!(
