@@ -30,6 +30,7 @@ pub mod outbox;
 pub mod pages;
 pub mod payments;
 pub mod saved_cards;
+pub mod secrets;
 pub mod storage;
 pub mod stripe;
 pub mod telemetry;
