@@ -14,6 +14,12 @@
 //!   e.g. `organizations.stripe_access_token:org_…`): a ciphertext copied
 //!   into another row or column does not open there.
 //!
+//! - Keys in force (`load`): `secrets.encryption_key` (and
+//!   `secrets.previous_keys`); in sandbox mode without one, a key obol
+//!   generated once and keeps in the database (`generated_keys`), like the
+//!   development API key; with real Stripe keys none is ever generated.
+//! - `rotate`: re-encrypts every stored value with the current key.
+//!
 //! Plaintexts go in and come out as `SecretString`; nothing here logs a
 //! value or a key, and `Debug` of a key shows its fingerprint only.
 //! Hashes of bearer tokens (API keys, customer tokens, links) are not
@@ -232,6 +238,138 @@ fn split(stored: &str) -> Result<(&str, Vec<u8>), SecretsError> {
         .decode(data)
         .map_err(|_| SecretsError::Malformed)?;
     Ok((fingerprint, data))
+}
+
+/// The id of the key obol generates for itself in sandbox mode.
+const SANDBOX_KEY_ID: &str = "sandbox";
+
+/// The keys obol runs with. Configured keys win. Without any: in sandbox
+/// mode the key generated on first start (stored in the database so every
+/// process on it, and PostgreSQL setups with no file beside the database,
+/// share it; it guards sandbox tokens only); with real Stripe keys none,
+/// and start-up is refused if organisations exist, whose tokens could
+/// then be neither read nor written.
+pub async fn load(
+    config: &crate::config::Config,
+    store: &crate::storage::Store,
+) -> anyhow::Result<Option<Secrets>> {
+    if let Some(key) = &config.secrets.encryption_key {
+        let secrets = Secrets::from_config(key, &config.secrets.previous_keys)?;
+        tracing::info!(
+            key = secrets.current().fingerprint(),
+            previous = config.secrets.previous_keys.len(),
+            "secrets at rest are encrypted with the configured key"
+        );
+        return Ok(Some(secrets));
+    }
+    let mut handle = store.acquire().await?;
+    if config.stripe_mode() != crate::config::StripeMode::Sandbox {
+        let organizations = handle.conn().count_organizations().await?;
+        if organizations > 0 {
+            anyhow::bail!(
+                "secrets.encryption_key: {organizations} organisation(s) exist, whose Stripe tokens are stored encrypted; set OBOL_SECRETS__ENCRYPTION_KEY (32 random bytes in base64, `openssl rand -base64 32`) to the key they were written with"
+            );
+        }
+        tracing::info!(
+            "no secrets.encryption_key: organisations cannot be created until one is set"
+        );
+        return Ok(None);
+    }
+    if handle
+        .conn()
+        .get_generated_key(SANDBOX_KEY_ID)
+        .await?
+        .is_none()
+    {
+        let (key, text) = EncryptionKey::generate();
+        handle
+            .conn()
+            .insert_generated_key(
+                SANDBOX_KEY_ID,
+                text.expose_secret(),
+                key.fingerprint(),
+                crate::storage::now(),
+            )
+            .await?;
+    }
+    // Read back: another process starting at the same time may have won.
+    let (text, _) = handle
+        .conn()
+        .get_generated_key(SANDBOX_KEY_ID)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the generated encryption key was not stored"))?;
+    let key = EncryptionKey::from_base64(&text)?;
+    tracing::warn!(
+        key = key.fingerprint(),
+        "sandbox mode: secrets at rest use a key obol generated and keeps in its database; set secrets.encryption_key before using real Stripe keys"
+    );
+    Ok(Some(Secrets::new(key, Vec::new())))
+}
+
+/// What `rotate` did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RotateReport {
+    /// Values found.
+    pub checked: usize,
+    /// Values re-encrypted with the current key.
+    pub rewritten: usize,
+    /// Values changed by someone else meanwhile (already current).
+    pub skipped: usize,
+}
+
+/// Re-encrypts every stored value that another key wrote with the current
+/// one, each guarded by its old value so a concurrent write wins. A value
+/// no configured key opens stops the rotation with its error (and its
+/// row, never the value): every previous key must still be configured.
+pub async fn rotate(
+    store: &crate::storage::Store,
+    secrets: &Secrets,
+) -> anyhow::Result<RotateReport> {
+    use crate::storage::organizations::SecretColumn;
+    let mut report = RotateReport::default();
+    let mut after: Option<String> = None;
+    loop {
+        let mut handle = store.acquire().await?;
+        let rows = handle
+            .conn()
+            .list_organization_secrets(after.as_deref(), 100)
+            .await?;
+        let Some(last) = rows.last() else {
+            break;
+        };
+        after = Some(last.id.clone());
+        for row in rows {
+            for column in SecretColumn::ALL {
+                let stored = match column {
+                    SecretColumn::StripeAccessToken => row.stripe_access_token_enc.as_deref(),
+                    SecretColumn::StripeRefreshToken => row.stripe_refresh_token_enc.as_deref(),
+                };
+                let Some(stored) = stored else { continue };
+                report.checked += 1;
+                let context = column.context(&row.id);
+                let fresh = secrets.reencrypt(stored, &context).map_err(|e| {
+                    anyhow::anyhow!("organisation {}, {}: {e}", row.id, column.column())
+                })?;
+                let Some(fresh) = fresh else { continue };
+                if handle
+                    .conn()
+                    .replace_organization_secret(
+                        &row.id,
+                        column,
+                        stored,
+                        &fresh,
+                        crate::storage::now(),
+                    )
+                    .await?
+                {
+                    report.rewritten += 1;
+                } else {
+                    report.skipped += 1;
+                }
+            }
+        }
+    }
+    Ok(report)
 }
 
 #[cfg(test)]

@@ -651,7 +651,8 @@ async fn charge(ctx: &Ctx, run: &ChargeRunRow, item: &ItemRow, worker: &str) -> 
         .set("metadata[obol_charge_run_item_id]", &item.id)
         .set("metadata[obol_customer_id]", &item.customer_id);
     let answer = ctx
-        .stripe()
+        .stripe_of(&account)
+        .await?
         .post::<Value>(
             "/v1/payment_intents",
             &params,
