@@ -473,6 +473,29 @@ async fn an_unconnected_organization_is_never_charged_on_the_platforms_account(b
     assert_eq!(payments["data"], json!([]));
     let (_, customer) = get_in(&obol, Some(&a), &format!("/v1/customers/{cus}")).await;
     assert_eq!(customer["stripe_customer_id"], Value::Null, "{customer}");
+    // A charge run is refused when it starts, not item by item later.
+    let (status, run) = post_in(
+        &obol,
+        Some(&a),
+        "/v1/charge-runs",
+        json!({"name": "Autumn release", "currency": "eur"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{run}");
+    let start = format!("/v1/charge-runs/{}/start", run["id"].as_str().unwrap());
+    let (status, body) = post_in(&obol, Some(&a), &start, json!({})).await;
+    assert_eq!(
+        (status, code(&body)),
+        (409, "organization_not_connected"),
+        "{body}"
+    );
+    let (_, run) = get_in(
+        &obol,
+        Some(&a),
+        &format!("/v1/charge-runs/{}", run["id"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(run["status"], "draft", "{run}");
     // The platform charges as before.
     let (status, body) = obol
         .post(
