@@ -65,6 +65,26 @@ pub struct Config {
     pub charge_runs: ChargeRunSettings,
     #[serde(default)]
     pub email: EmailSettings,
+    #[serde(default)]
+    pub secrets: SecretsSettings,
+}
+
+/// `secrets.*`: the keys values obol must read back (connected accounts'
+/// OAuth tokens) are encrypted with at rest (`crate::secrets`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsSettings {
+    /// 32 random bytes in base64 (`openssl rand -base64 32`): encrypts
+    /// every new value. Required with real Stripe keys once organisations
+    /// are used; in sandbox mode obol generates one and keeps it in the
+    /// database.
+    #[serde(default)]
+    pub encryption_key: Option<SecretString>,
+    /// Keys used before a rotation, still accepted for reading values they
+    /// wrote until `obol secrets rotate` re-encrypted them; a list or one
+    /// comma-separated string.
+    #[serde(default, deserialize_with = "secret_list")]
+    pub previous_keys: Vec<SecretString>,
 }
 
 /// `charge_runs.*`: how a running charge run is worked.
@@ -1059,7 +1079,34 @@ impl Config {
             ));
         }
         self.validate_accounting()?;
+        self.validate_secrets()?;
         self.validate_email()
+    }
+
+    /// Each key must parse; the error names the key, never its value.
+    fn validate_secrets(&self) -> Result<(), ConfigError> {
+        let s = &self.secrets;
+        if let Some(key) = &s.encryption_key {
+            crate::secrets::EncryptionKey::from_base64(key.expose_secret())
+                .map_err(|e| ConfigError::new("secrets.encryption_key", e.to_string()))?;
+        } else if !s.previous_keys.is_empty() {
+            return Err(ConfigError::new(
+                "secrets.previous_keys",
+                "needs secrets.encryption_key: previous keys only decrypt, the current key encrypts",
+            ));
+        }
+        for (i, key) in s.previous_keys.iter().enumerate() {
+            crate::secrets::EncryptionKey::from_base64(key.expose_secret()).map_err(|e| {
+                ConfigError::new(&format!("secrets.previous_keys[{i}]"), e.to_string())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The configured encryption keys, parsed (validation refused bad ones).
+    pub fn secrets(&self) -> Option<crate::secrets::Secrets> {
+        let key = self.secrets.encryption_key.as_ref()?;
+        crate::secrets::Secrets::from_config(key, &self.secrets.previous_keys).ok()
     }
 
     /// The SMTP URL is checked without ever echoing it (it may hold a
@@ -1438,13 +1485,20 @@ mod tests {
                 "OBOL_DATABASE_URL",
                 "postgres://postgres:SECRETPASSWORD@127.0.0.1/obol",
             );
+            // 32 bytes whose base64 spells SECRETKEY…
+            jail.set_env(
+                "OBOL_SECRETS__ENCRYPTION_KEY",
+                "SECRETKEYSECRETKEYSECRETKEYSECRETKEYSECRETQ=",
+            );
             let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert!(c.secrets().is_some());
             let debug = format!("{c:?} {c:#?}");
             for secret in [
                 "SECRETSTRIPE",
                 "SECRETHOOK",
                 "SECRETAPIKEY",
                 "SECRETPASSWORD",
+                "SECRETKEY",
             ] {
                 assert!(!debug.contains(secret), "{secret} leaked: {debug}");
             }
@@ -1583,6 +1637,52 @@ mod tests {
             assert_eq!(e.key, "email.from", "{e}");
             jail.set_env("OBOL_EMAIL__FROM", "club@weingut.example");
             Config::load(None).map_err(|e| e.to_string())?;
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn encryption_keys_load_from_the_environment_and_bad_ones_name_their_key() {
+        let key = |b: u8| {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode([b; 32])
+        };
+        Jail::expect_with(|jail| {
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert!(c.secrets().is_none());
+            jail.set_env("OBOL_SECRETS__ENCRYPTION_KEY", key(1));
+            jail.set_env(
+                "OBOL_SECRETS__PREVIOUS_KEYS",
+                format!("{},{}", key(2), key(3)),
+            );
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.secrets.previous_keys.len(), 2);
+            assert!(c.secrets().is_some());
+
+            jail.set_env("OBOL_SECRETS__PREVIOUS_KEYS", format!("{},short", key(2)));
+            let e = Config::load(None).unwrap_err().to_string();
+            assert!(
+                e.contains("secrets.previous_keys[1]") && !e.contains("short"),
+                "{e}"
+            );
+
+            jail.set_env("OBOL_SECRETS__ENCRYPTION_KEY", "c2hvcnQ=");
+            let e = Config::load(None).unwrap_err().to_string();
+            assert!(
+                e.contains("secrets.encryption_key")
+                    && e.contains("32 bytes")
+                    && !e.contains("c2hvcnQ"),
+                "{e}"
+            );
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("OBOL_SECRETS__PREVIOUS_KEYS", key(2));
+            let e = Config::load(None).unwrap_err().to_string();
+            assert!(
+                e.contains("secrets.previous_keys") && e.contains("needs secrets.encryption_key"),
+                "{e}"
+            );
             Ok(())
         });
     }

@@ -10,9 +10,13 @@
 //! - `CustomerStripeBudget`: Stripe calls made for anyone but the secret
 //!   key are charged here first (`Ctx::stripe_for`), so no customer, guest
 //!   or link holder can spend the Stripe budget the host's backend needs.
-//! - `AccountId`: the Stripe account an object belongs to. Today every row
-//!   belongs to the platform account; Stripe Connect adds accounts without
-//!   changing a use case's signature.
+//! - `AccountId`: whose an object is: the platform's (`default`) or one
+//!   organisation's (its `org_…` id). A request names an organisation with
+//!   `Obol-Organization`; a customer token carries its customer's.
+//! - Stripe for an account (`Ctx::stripe_for`, `Ctx::stripe_of`): the one
+//!   place a Stripe call learns which account it is made for; an
+//!   organisation that is not connected is refused here, never served
+//!   from the platform's account.
 //!
 //! Nothing here knows about HTTP: no axum types, no headers.
 
@@ -31,8 +35,10 @@ use crate::ledger::order::OrderStatus;
 use crate::storage::Store;
 use crate::stripe::{StripeApi, StripeInfo};
 
-/// The Stripe account a row belongs to: `default` for the platform's own
-/// account, or a connected account's `acct_…` id.
+/// Whose a row is: `default` for the platform's own account, or an
+/// organisation's `org_…` id. An organisation's id, not its connected
+/// `acct_…`: the id is stable across a disconnect and a reconnect, and it
+/// exists before any Stripe account is connected.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(transparent)]
 pub struct AccountId(String);
@@ -323,6 +329,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     inbox_wake: Arc<Notify>,
     stripe_budget: Arc<CustomerStripeBudget>,
+    secrets: Option<Arc<crate::secrets::Secrets>>,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -355,7 +362,29 @@ impl Ctx {
             clock: Arc::new(SystemClock),
             inbox_wake,
             stripe_budget,
+            secrets: None,
         }))
+    }
+
+    /// The same context with the keys secrets at rest are encrypted with.
+    pub fn with_secrets(&self, secrets: Option<Arc<crate::secrets::Secrets>>) -> Self {
+        Ctx(Arc::new(Inner {
+            store: self.0.store.clone(),
+            stripe: self.0.stripe.clone(),
+            stripe_info: self.0.stripe_info.clone(),
+            settings: self.0.settings.clone(),
+            clock: self.0.clock.clone(),
+            inbox_wake: self.0.inbox_wake.clone(),
+            stripe_budget: self.0.stripe_budget.clone(),
+            secrets,
+        }))
+    }
+
+    /// The encryption keys (`secrets.encryption_key`, or the one obol
+    /// generated in sandbox mode); `None` with real Stripe keys and no
+    /// key configured.
+    pub fn secrets(&self) -> Option<&crate::secrets::Secrets> {
+        self.0.secrets.as_deref()
     }
 
     /// The same context with another clock (tests, replays at a chosen time).
@@ -368,6 +397,7 @@ impl Ctx {
             clock,
             inbox_wake: self.0.inbox_wake.clone(),
             stripe_budget: self.0.stripe_budget.clone(),
+            secrets: self.0.secrets.clone(),
         }))
     }
 
@@ -375,24 +405,51 @@ impl Ctx {
         &self.0.store
     }
 
+    /// The platform's own Stripe account, for calls that belong to no
+    /// organisation (reconciliation of the platform's events, start-up).
+    /// A use case acting for an account calls `stripe_of` or `stripe_for`.
     pub fn stripe(&self) -> &dyn StripeApi {
         self.0.stripe.as_ref()
     }
 
-    /// Stripe, for a call made on `actor`'s behalf: free for the secret
-    /// key; anyone else's call is charged to their budget first and
-    /// refused with 429 `rate_limited` (and `Retry-After`) beyond it.
-    /// Use cases a customer, guest or link can reach call Stripe through
-    /// this, never `stripe()`.
-    pub fn stripe_for(&self, actor: &Actor) -> Result<&dyn StripeApi, Error> {
+    /// Stripe, for a call made for `account`: the platform's account as
+    /// it always was (no lookup), or an organisation's. An organisation
+    /// that is not `active` is refused with 409 `organization_not_connected`
+    /// before anything is sent, so nothing of it is ever created on the
+    /// platform's account.
+    ///
+    /// The connect step plugs in here: an active organisation answers a
+    /// client that sends `Stripe-Account: acct_…` (with its own
+    /// idempotency keys and rate-limit share). Until it lands no
+    /// organisation can become active, and one that somehow is gets an
+    /// internal error rather than the platform's client.
+    pub async fn stripe_of(&self, account: &AccountId) -> Result<&dyn StripeApi, Error> {
+        match crate::ops::organizations::stripe_account(self, account).await? {
+            None => Ok(self.stripe()),
+            Some(_connected) => Err(Error::internal(
+                "this obol cannot act for a connected Stripe account yet (no Stripe-Account support)",
+            )),
+        }
+    }
+
+    /// Stripe, for a call made on `actor`'s behalf, for its account
+    /// (`stripe_of`): free for the secret key; anyone else's call is
+    /// charged to their budget first and refused with 429 `rate_limited`
+    /// (and `Retry-After`) beyond it. Use cases a customer, guest or link
+    /// can reach call Stripe through this, never `stripe()`.
+    pub async fn stripe_for(&self, actor: &Actor) -> Result<&dyn StripeApi, Error> {
         let payer = match actor {
-            Actor::Secret { .. } => return Ok(self.stripe()),
-            Actor::Customer { customer, .. } => Payer::Customer(customer.as_str().to_string()),
-            Actor::Guest { token, .. } => Payer::Guest(token.as_str().to_string()),
-            Actor::Link { token, .. } => Payer::Link(token.as_str().to_string()),
+            Actor::Secret { .. } => None,
+            Actor::Customer { customer, .. } => {
+                Some(Payer::Customer(customer.as_str().to_string()))
+            }
+            Actor::Guest { token, .. } => Some(Payer::Guest(token.as_str().to_string())),
+            Actor::Link { token, .. } => Some(Payer::Link(token.as_str().to_string())),
         };
-        self.0.stripe_budget.charge(&payer)?;
-        Ok(self.stripe())
+        if let Some(payer) = payer {
+            self.0.stripe_budget.charge(&payer)?;
+        }
+        self.stripe_of(actor.account()).await
     }
 
     /// Which Stripe obol talks to (mode, publishable key, account summary).

@@ -74,6 +74,11 @@ pub enum Error {
         external_id: String,
         existing_id: String,
     },
+    #[error("an organisation with external_id {external_id:?} already exists ({existing_id})")]
+    OrganizationExists {
+        external_id: String,
+        existing_id: String,
+    },
 
     // 422 (a rule broken) or 409 (a conflict with the object's state):
     // the status is the code's own, in `RuleCode`.
@@ -202,6 +207,9 @@ rule_codes! {
     PaymentActionExpired => ("payment_action_expired", 410),
     PaymentActionCompleted => ("payment_action_completed", 409),
     PaymentActionClosed => ("payment_action_closed", 410),
+    OrganizationNotConnected => ("organization_not_connected", 409),
+    EncryptionKeyRequired => ("encryption_key_required", 409),
+    OrganizationHeaderNotAllowed => ("organization_header_not_allowed", 422),
 }
 
 /// The kinds of object a caller can ask for; used in `*_not_found` codes.
@@ -225,6 +233,7 @@ pub enum Resource {
     CardUpdateLink,
     Email,
     PaymentAction,
+    Organization,
 }
 
 impl Resource {
@@ -248,6 +257,7 @@ impl Resource {
             Resource::CardUpdateLink => "card update link",
             Resource::Email => "e-mail",
             Resource::PaymentAction => "payment action link",
+            Resource::Organization => "organisation",
         }
     }
 }
@@ -312,6 +322,7 @@ impl Error {
             Error::NotFound(Resource::CardUpdateLink) => "card_update_link_not_found",
             Error::NotFound(Resource::Email) => "email_not_found",
             Error::NotFound(Resource::PaymentAction) => "payment_action_not_found",
+            Error::NotFound(Resource::Organization) => "organization_not_found",
             Error::RouteNotFound { .. } => "route_not_found",
             Error::HostNotAllowed { .. } => "host_not_allowed",
             Error::MethodNotAllowed => "method_not_allowed",
@@ -322,6 +333,7 @@ impl Error {
             Error::UriTooLong { .. } => "uri_too_long",
             Error::HeadersTooLarge { .. } => "headers_too_large",
             Error::CustomerExists { .. } => "customer_exists",
+            Error::OrganizationExists { .. } => "organization_exists",
             Error::Rule { code, .. } => code.as_str(),
             Error::Money(e) => e.code(),
             Error::RateLimited { .. } => "rate_limited",
@@ -350,7 +362,7 @@ impl Error {
             Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Error::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
             Error::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Error::CustomerExists { .. } => StatusCode::CONFLICT,
+            Error::CustomerExists { .. } | Error::OrganizationExists { .. } => StatusCode::CONFLICT,
             Error::Rule { code, .. } => code.status(),
             Error::Money(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -373,7 +385,8 @@ impl Error {
             other => other.to_string(),
         };
         let existing_id = match self {
-            Error::CustomerExists { existing_id, .. } => Some(existing_id.clone()),
+            Error::CustomerExists { existing_id, .. }
+            | Error::OrganizationExists { existing_id, .. } => Some(existing_id.clone()),
             _ => None,
         };
         let stripe = match self {
@@ -413,9 +426,9 @@ pub struct ErrorDetail {
     pub code: &'static str,
     /// For people: what went wrong and, where it helps, what to do.
     pub message: String,
-    /// `customer_exists` only: the customer that has this `external_id`.
+    /// `customer_exists` and `organization_exists` only: the customer
+    /// (`cus_…`) or organisation (`org_…`) that has this `external_id`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<crate::ids::CustomerId>)]
     pub existing_id: Option<String>,
     /// When Stripe refused the request: Stripe's own error, whole.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -508,6 +521,7 @@ pub fn catalogue() -> Vec<(StatusCode, &'static str)> {
         Error::NotFound(Resource::CardUpdateLink),
         Error::NotFound(Resource::Email),
         Error::NotFound(Resource::PaymentAction),
+        Error::NotFound(Resource::Organization),
         Error::RouteNotFound {
             method: "GET".into(),
             path: "/x".into(),
@@ -523,6 +537,10 @@ pub fn catalogue() -> Vec<(StatusCode, &'static str)> {
         Error::CustomerExists {
             external_id: "a".into(),
             existing_id: "cus_1".into(),
+        },
+        Error::OrganizationExists {
+            external_id: "a".into(),
+            existing_id: "org_1".into(),
         },
         Error::Money(MoneyError::NotPositive { got: 0 }),
         Error::Money(MoneyError::TooLarge),

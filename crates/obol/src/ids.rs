@@ -257,6 +257,13 @@ prefixed_id!(
     EmailId,
     "eml_"
 );
+prefixed_id!(
+    /// An organisation: one business served by this obol, with its own
+    /// objects (and, once connected, its own Stripe account). Also the
+    /// `AccountId` its rows carry.
+    OrganizationId,
+    "org_"
+);
 
 /// A freshly minted secret: shown to its owner once, stored as a hash.
 pub struct SecretToken {

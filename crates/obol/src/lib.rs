@@ -30,6 +30,7 @@ pub mod outbox;
 pub mod pages;
 pub mod payments;
 pub mod saved_cards;
+pub mod secrets;
 pub mod storage;
 pub mod stripe;
 pub mod telemetry;
@@ -102,7 +103,11 @@ impl Application {
             // Port 0 picks a free port: links name the one bound.
             settings.public_base = format!("http://{local}");
         }
-        let ctx = context::Ctx::new(store.clone(), stripe.clone(), settings, inbox_wake.clone());
+        let secrets = secrets::load(&config, &store)
+            .await
+            .context("loading the keys secrets at rest are encrypted with")?;
+        let ctx = context::Ctx::new(store.clone(), stripe.clone(), settings, inbox_wake.clone())
+            .with_secrets(secrets.map(Arc::new));
         let state = api::AppState::new(&config, ctx.clone(), api_key_hashes);
         if stripe.mode == StripeMode::Sandbox {
             let url = format!("http://{local}/webhooks/stripe");

@@ -52,6 +52,7 @@ pub const GUEST_TOKEN: &str = "guest_token";
     components(schemas(ErrorBody)),
     tags(
         (name = "health", description = "Liveness and this document."),
+        (name = "organizations", description = "The businesses one obol serves, each with its own objects and Stripe account; requests name one with `Obol-Organization`."),
         (name = "customers", description = "The host application's customers and their tokens."),
         (name = "orders", description = "What a customer or a guest buys; obol computes totals."),
         (name = "checkout", description = "PaymentIntents: pay-first authorizations and payments of existing orders."),
@@ -202,6 +203,20 @@ fn add_errors(op: &mut Map<String, Value>, statuses: &BTreeMap<&str, u16>) {
     {
         also.extend(WITH_CREDENTIAL);
     }
+    if security
+        .iter()
+        .any(|s| s == SECRET_KEY || s == CUSTOMER_TOKEN || s == GUEST_TOKEN)
+    {
+        // `Obol-Organization` naming no organisation (or, with a customer
+        // token, another than its own).
+        also.push("organization_not_found");
+        add_organization_header(op);
+    }
+    // A route that calls Stripe may be asked to for an organisation whose
+    // Stripe account is not connected.
+    if codes.iter().any(|c| c == "stripe_error") {
+        also.push("organization_not_connected");
+    }
     if security.iter().any(|s| s == CUSTOMER_TOKEN) {
         also.push("invalid_customer_token");
     } else if security.iter().any(|s| s == SECRET_KEY) {
@@ -242,6 +257,20 @@ fn add_errors(op: &mut Map<String, Value>, statuses: &BTreeMap<&str, u16>) {
                 "x-error-codes": codes,
             }),
         );
+    }
+}
+
+/// The optional `Obol-Organization` header of a route that takes a credential.
+fn add_organization_header(op: &mut Map<String, Value>) {
+    let params = op.entry("parameters").or_insert_with(|| json!([]));
+    if let Some(params) = params.as_array_mut() {
+        params.push(json!({
+            "name": "Obol-Organization",
+            "in": "header",
+            "required": false,
+            "description": "The organisation (`org_…`) the request acts for; without it, the platform's own account. An unknown one answers 404 `organization_not_found`, never the platform; a customer token answers it to any organisation but its own.",
+            "schema": {"type": "string", "pattern": "^org_[0-9a-z]{26}$"}
+        }));
     }
 }
 
@@ -422,6 +451,7 @@ pub mod pages {
         InvoicePage => crate::ops::invoices::InvoiceOut,
         SyncJobPage => crate::ops::sync_jobs::SyncJobOut,
         EmailPage => crate::ops::emails::EmailOut,
+        OrganizationPage => crate::ops::organizations::OrganizationOut,
     }
 }
 

@@ -9,6 +9,12 @@
 //!   (`X-Guest-Token` or `?guest_token=`); a credential wins when both come.
 //! - `MaybeActor`: like `OrderActor`, but none at all is not yet an error
 //!   (the guest token may come in the body).
+//! - `Obol-Organization: org_…`: the organisation a request acts for
+//!   (`organization`). With the secret key it chooses the account; a
+//!   customer token is bound to its own and answers 404
+//!   `organization_not_found` to a header naming any other; a guest
+//!   token's order is looked up in the named organisation. An unknown or
+//!   malformed organisation is 404, never the platform.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -31,8 +37,56 @@ pub struct SecretKey(pub Actor);
 /// A credential or an order's guest token.
 pub struct OrderActor(pub Actor);
 
-/// A credential, a guest token, or neither.
-pub struct MaybeActor(pub Option<Actor>);
+/// A credential, a guest token, or neither; and the account a guest
+/// token that comes later (in the body) acts in.
+pub struct MaybeActor(pub Option<Actor>, pub AccountId);
+
+/// The header naming the organisation a request acts for.
+pub const ORGANIZATION_HEADER: &str = "obol-organization";
+
+/// The account `Obol-Organization` names: the platform's without the
+/// header; an unknown, malformed or unreadable one is
+/// `organization_not_found`.
+async fn organization(parts: &Parts, state: &AppState) -> Result<AccountId, Error> {
+    let Some(value) = parts.headers.get(ORGANIZATION_HEADER) else {
+        return Ok(AccountId::platform());
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| Error::NotFound(crate::error::Resource::Organization))?;
+    ops::organizations::resolve(state.ctx(), value).await
+}
+
+/// `actor` acting for the organisation the request names, if any. A
+/// customer token never moves: a header naming another account than its
+/// own (the platform included) is 404, without looking the name up.
+async fn in_organization(parts: &Parts, state: &AppState, actor: Actor) -> Result<Actor, Error> {
+    if !parts.headers.contains_key(ORGANIZATION_HEADER) {
+        return Ok(actor);
+    }
+    match actor {
+        Actor::Secret { .. } => Ok(Actor::Secret {
+            account: organization(parts, state).await?,
+        }),
+        Actor::Customer { account, customer } => {
+            let named = parts
+                .headers
+                .get(ORGANIZATION_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim);
+            if named == Some(account.as_str()) {
+                Ok(Actor::Customer { account, customer })
+            } else {
+                Err(Error::NotFound(crate::error::Resource::Organization))
+            }
+        }
+        Actor::Guest { token, .. } => Ok(Actor::Guest {
+            account: organization(parts, state).await?,
+            token,
+        }),
+        link @ Actor::Link { .. } => Ok(link),
+    }
+}
 
 fn bearer(parts: &Parts) -> Result<&str, Error> {
     let value = parts
@@ -72,12 +126,13 @@ impl FromRequestParts<AppState> for Actor {
             Err(e) => return Err(e),
         };
         if token.starts_with(CUSTOMER_TOKEN_PREFIX) {
-            return customer_token(state, ip, token).await;
+            let actor = customer_token(state, ip, token).await?;
+            return in_organization(parts, state, actor).await;
         }
         // Anything else is a secret key, right or wrong: cheap to check
         // (a hash and constant-time comparisons), so checked first.
         match secret_key(state, token) {
-            Some(actor) => Ok(actor),
+            Some(actor) => in_organization(parts, state, actor).await,
             None => Err(refuse(
                 state,
                 ip,
@@ -159,10 +214,11 @@ pub(super) fn guest_token(parts: &Parts) -> Option<String> {
         })
 }
 
-/// The guest of the one order whose token this is.
-pub fn guest(token: &str) -> Actor {
+/// The guest of the one order whose token this is, in `account` (the
+/// organisation the request names, else the platform).
+pub fn guest(token: &str, account: AccountId) -> Actor {
     Actor::Guest {
-        account: AccountId::platform(),
+        account,
         token: TokenHash::of(token),
     }
 }
@@ -218,11 +274,15 @@ impl FromRequestParts<AppState> for MaybeActor {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
         if parts.headers.contains_key(AUTHORIZATION) {
-            return Ok(MaybeActor(Some(
-                Actor::from_request_parts(parts, state).await?,
-            )));
+            let actor = Actor::from_request_parts(parts, state).await?;
+            let account = actor.account().clone();
+            return Ok(MaybeActor(Some(actor), account));
         }
-        Ok(MaybeActor(guest_token(parts).as_deref().map(guest)))
+        let account = organization(parts, state).await?;
+        let actor = guest_token(parts)
+            .as_deref()
+            .map(|t| guest(t, account.clone()));
+        Ok(MaybeActor(actor, account))
     }
 }
 

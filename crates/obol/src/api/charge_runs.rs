@@ -101,7 +101,7 @@ async fn list_charge_run_items(
     security(("secret_key" = [])),
     params(("id" = crate::ids::ChargeRunId, Path, description = "The run.")),
     responses((status = 200, description = "Running.", body = ChargeRunOut)),
-    extensions(("x-error-codes" = json!(["charge_run_not_found", "charge_run_not_draft"]))),
+    extensions(("x-error-codes" = json!(["charge_run_not_found", "charge_run_not_draft", "organization_not_connected"]))),
 )]
 async fn start_charge_run(
     State(state): State<AppState>,

@@ -21,6 +21,7 @@ pub mod jobs;
 pub mod json;
 pub mod mcp;
 pub mod orders;
+pub mod organizations;
 pub mod pages;
 pub mod payment_actions;
 pub mod payment_intents;
@@ -125,6 +126,7 @@ impl AppState {
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(crate::openapi::base())
         .merge(health::router())
+        .merge(organizations::router())
         .merge(customers::router())
         .merge(card_updates::router())
         .merge(customer_tokens::router())
@@ -166,6 +168,7 @@ pub fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
                 header::CONTENT_TYPE,
                 header::HeaderName::from_static("idempotency-key"),
                 header::HeaderName::from_static("x-guest-token"),
+                header::HeaderName::from_static(auth::ORGANIZATION_HEADER),
             ])
             .expose_headers([REQUEST_ID_HEADER])
             .max_age(Duration::from_secs(600)),

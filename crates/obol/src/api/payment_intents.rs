@@ -47,12 +47,16 @@ pub fn router() -> OpenApiRouter<AppState> {
 )]
 async fn create_payment_intent(
     State(state): State<AppState>,
-    MaybeActor(actor): MaybeActor,
+    MaybeActor(actor, account): MaybeActor,
     headers: HeaderMap,
     Json(body): Json<PaymentIntentIn>,
 ) -> Result<(StatusCode, Json<PaymentIntentOut>)> {
     let actor = actor
-        .or_else(|| body.guest_token.as_deref().map(auth::guest))
+        .or_else(|| {
+            body.guest_token
+                .as_deref()
+                .map(|t| auth::guest(t, account.clone()))
+        })
         .ok_or(Error::Unauthenticated)?;
     let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
     let made = checkout::create_intent(state.ctx(), &actor, body, key).await?;

@@ -6,6 +6,7 @@ mod mcp;
 mod migrate;
 mod reconcile;
 mod sandbox;
+mod secrets;
 mod serve;
 mod stripe;
 mod trigger;
@@ -59,6 +60,11 @@ pub enum Command {
         #[command(subcommand)]
         command: charge_runs::ChargeRunCommand,
     },
+    /// Secrets at rest (organisations' Stripe tokens, encrypted).
+    Secrets {
+        #[command(subcommand)]
+        command: secrets::SecretsCommand,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -82,6 +88,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Trigger(args) => trigger::run(args, &cli.config).await,
         Command::Stripe { command } => stripe::run(load(&cli.config)?, command).await,
         Command::ChargeRuns { command } => charge_runs::run(load(&cli.config)?, command).await,
+        Command::Secrets { command } => secrets::run(load(&cli.config)?, command).await,
         Command::Openapi => {
             println!(
                 "{}",

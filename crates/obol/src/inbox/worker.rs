@@ -111,7 +111,8 @@ fn may_heal(e: &Error) -> bool {
         | Error::UriTooLong { .. }
         | Error::HeadersTooLarge { .. }
         | Error::RequestTimeout
-        | Error::CustomerExists { .. } => false,
+        | Error::CustomerExists { .. }
+        | Error::OrganizationExists { .. } => false,
     }
 }
 

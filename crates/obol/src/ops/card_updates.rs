@@ -127,7 +127,7 @@ pub async fn create_card_update_link(
     };
     if customer.stripe_customer_id.is_none() {
         // Charged to a customer token's budget; free for the secret key.
-        ctx.stripe_for(actor)?;
+        ctx.stripe_for(actor).await?;
     }
     let stripe_customer_id = ensure_stripe_customer(ctx, account, id.as_str()).await?;
     let now = ctx.now();
@@ -192,7 +192,7 @@ async fn stripe_customer_of(ctx: &Ctx, actor: &Actor, customer: &CustomerRow) ->
     match &customer.stripe_customer_id {
         Some(c) => Ok(c.clone()),
         None => {
-            ctx.stripe_for(actor)?;
+            ctx.stripe_for(actor).await?;
             ensure_stripe_customer(ctx, actor.account(), &customer.id).await
         }
     }
@@ -217,7 +217,7 @@ pub async fn get_public(ctx: &Ctx, token: &str) -> Result<PublicCardUpdateOut> {
 pub async fn setup_intent(ctx: &Ctx, token: &str) -> Result<CardSetupIntentOut> {
     let (link, customer, actor) = open(ctx, token).await?;
     let stripe_customer = stripe_customer_of(ctx, &actor, &customer).await?;
-    let stripe = ctx.stripe_for(&actor)?;
+    let stripe = ctx.stripe_for(&actor).await?;
     if let Some(live) = &link.stripe_setup_intent_id {
         let si: Value = stripe
             .get(&format!("/v1/setup_intents/{live}"), &Params::new())
@@ -301,7 +301,7 @@ pub async fn complete(
         )
     };
     let stripe_customer = customer.stripe_customer_id.clone().ok_or_else(mismatch)?;
-    let stripe = ctx.stripe_for(&actor)?;
+    let stripe = ctx.stripe_for(&actor).await?;
     let si: Value = stripe
         .get(
             &format!("/v1/setup_intents/{si_id}"),

@@ -317,6 +317,9 @@ pub async fn add_items(ctx: &Ctx, actor: &Actor, id: &str, body: ItemsIn) -> Res
 /// draft → running: queues the run's workers.
 pub async fn start(ctx: &Ctx, actor: &Actor, id: &str) -> Result<ChargeRunOut> {
     let run = load(ctx, actor, id).await?;
+    // Every item is a Stripe charge: an organisation without a connected
+    // account is refused now, not item by item in the workers.
+    ctx.stripe_of(&run.account()).await?;
     let now = ctx.now();
     {
         let mut tx = ctx.store().begin().await?;
@@ -663,7 +666,8 @@ async fn charge(ctx: &Ctx, run: &ChargeRunRow, item: &ItemRow, worker: &str) -> 
         .set("metadata[obol_customer_id]", &item.customer_id);
     let t_read = t0.elapsed();
     let answer = ctx
-        .stripe()
+        .stripe_of(&account)
+        .await?
         .post::<Value>(
             "/v1/payment_intents",
             &params,

@@ -238,7 +238,8 @@ pub(crate) async fn pay_order(
             PaymentState::Pending | PaymentState::RequiresAction | PaymentState::Failed
         ) {
             let intent: Value = ctx
-                .stripe_for(actor)?
+                .stripe_for(actor)
+                .await?
                 .get(
                     &format!("/v1/payment_intents/{}", p.stripe_payment_intent_id),
                     &Params::new(),
@@ -285,7 +286,8 @@ pub(crate) async fn pay_order(
     // attempt a new intent is made.
     let attempt = existing.len().to_string();
     let intent: Value = ctx
-        .stripe_for(actor)?
+        .stripe_for(actor)
+        .await?
         .post(
             "/v1/payment_intents",
             &params,
@@ -348,7 +350,8 @@ pub async fn intent_status(ctx: &Ctx, actor: &Actor, intent_id: &str) -> Result<
         return Err(Error::NotFound(Resource::Payment));
     }
     let intent: Value = ctx
-        .stripe_for(actor)?
+        .stripe_for(actor)
+        .await?
         .get(&format!("/v1/payment_intents/{intent_id}"), &Params::new())
         .await?;
     let link = {
@@ -482,7 +485,8 @@ async fn create_pay_first_intent(
         .set("metadata[obol_mode]", "pre_order")
         .set_opt("metadata[obol_customer_id]", customer_id);
     let intent: Value = ctx
-        .stripe_for(actor)?
+        .stripe_for(actor)
+        .await?
         .post(
             "/v1/payment_intents",
             &params,
@@ -515,7 +519,8 @@ pub async fn capture(ctx: &Ctx, payment: &PaymentRow) -> Result<PaymentRow> {
         ));
     }
     let intent: Value = ctx
-        .stripe()
+        .stripe_of(&account_of(payment))
+        .await?
         .post(
             &format!(
                 "/v1/payment_intents/{}/capture",
@@ -557,7 +562,8 @@ pub async fn release(ctx: &Ctx, payment: &PaymentRow, reason: &str) -> Result<Re
         }
     }
     let result = ctx
-        .stripe()
+        .stripe_of(&account_of(payment))
+        .await?
         .post::<Value>(
             &format!(
                 "/v1/payment_intents/{}/cancel",

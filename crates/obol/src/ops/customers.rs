@@ -141,7 +141,8 @@ pub async fn ensure_stripe_customer(
         .set_opt("email", row.email.as_deref())
         .set_opt("name", row.name.as_deref());
     let created: serde_json::Value = ctx
-        .stripe()
+        .stripe_of(account)
+        .await?
         .post(
             "/v1/customers",
             &params,

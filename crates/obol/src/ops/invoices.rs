@@ -655,7 +655,8 @@ pub async fn void(ctx: &Ctx, actor: &Actor, id: &str) -> Result<InvoiceOut> {
 async fn cancel_attempt(ctx: &Ctx, actor: &Actor, a: &AttemptRow, why: &str) -> Result<()> {
     let account = AccountId::from_db(a.account_id.clone());
     let result = ctx
-        .stripe_for(actor)?
+        .stripe_for(actor)
+        .await?
         .post::<Value>(
             &format!("/v1/payment_intents/{}/cancel", a.stripe_payment_intent_id),
             &Params::new().set("cancellation_reason", "abandoned"),
@@ -667,7 +668,8 @@ async fn cancel_attempt(ctx: &Ctx, actor: &Actor, a: &AttemptRow, why: &str) -> 
         Err(e @ StripeError::Unavailable { .. }) => return Err(e.into()),
         // Refused: read what it is instead.
         Err(_) => {
-            ctx.stripe_for(actor)?
+            ctx.stripe_for(actor)
+                .await?
                 .get(
                     &format!("/v1/payment_intents/{}", a.stripe_payment_intent_id),
                     &Params::new(),
@@ -751,7 +753,8 @@ pub async fn pay(ctx: &Ctx, token: &str, credential: Option<Actor>) -> Result<In
     };
     if let Some(a) = open {
         let intent: Value = ctx
-            .stripe_for(&actor)?
+            .stripe_for(&actor)
+            .await?
             .get(
                 &format!("/v1/payment_intents/{}", a.stripe_payment_intent_id),
                 &Params::new(),
@@ -843,7 +846,8 @@ async fn new_attempt(ctx: &Ctx, actor: &Actor, row: &InvoiceRow) -> Result<Invoi
         );
     let attempt = attempts.to_string();
     let intent: Value = ctx
-        .stripe_for(actor)?
+        .stripe_for(actor)
+        .await?
         .post(
             "/v1/payment_intents",
             &params,
@@ -888,7 +892,8 @@ async fn new_attempt(ctx: &Ctx, actor: &Actor, row: &InvoiceRow) -> Result<Invoi
         if let Err(why) = payable {
             // Paid or voided while Stripe made the intent: it must not be paid.
             let _ = ctx
-                .stripe_for(actor)?
+                .stripe_for(actor)
+                .await?
                 .post::<Value>(
                     &format!("/v1/payment_intents/{intent_id}/cancel"),
                     &Params::new().set("cancellation_reason", "abandoned"),
@@ -924,7 +929,8 @@ async fn new_attempt(ctx: &Ctx, actor: &Actor, row: &InvoiceRow) -> Result<Invoi
                 }
                 Some(t) => {
                     let _ = ctx
-                        .stripe_for(actor)?
+                        .stripe_for(actor)
+                        .await?
                         .post::<Value>(
                             &format!("/v1/payment_intents/{intent_id}/cancel"),
                             &Params::new().set("cancellation_reason", "duplicate"),
@@ -932,7 +938,8 @@ async fn new_attempt(ctx: &Ctx, actor: &Actor, row: &InvoiceRow) -> Result<Invoi
                         )
                         .await;
                     let intent: Value = ctx
-                        .stripe_for(actor)?
+                        .stripe_for(actor)
+                        .await?
                         .get(
                             &format!("/v1/payment_intents/{}", t.stripe_payment_intent_id),
                             &Params::new(),
@@ -974,7 +981,8 @@ pub async fn get_public(ctx: &Ctx, token: &str) -> Result<PublicInvoiceOut> {
         if let Some(a) = open {
             let actor = payer(&row, token, None)?;
             let intent: Value = ctx
-                .stripe_for(&actor)?
+                .stripe_for(&actor)
+                .await?
                 .get(
                     &format!("/v1/payment_intents/{}", a.stripe_payment_intent_id),
                     &Params::new(),
@@ -1040,7 +1048,8 @@ pub async fn sweep_stale(ctx: &Ctx, account: &AccountId) -> Result<SweepReport> 
     for a in stale {
         report.checked += 1;
         let intent: Value = ctx
-            .stripe()
+            .stripe_of(account)
+            .await?
             .get(
                 &format!("/v1/payment_intents/{}", a.stripe_payment_intent_id),
                 &Params::new(),

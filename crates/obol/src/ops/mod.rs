@@ -27,6 +27,7 @@ pub mod health;
 pub mod invoices;
 pub mod jobs;
 pub mod orders;
+pub mod organizations;
 pub mod pagination;
 pub mod payment_actions;
 pub mod payment_links;

@@ -407,7 +407,7 @@ pub async fn create(ctx: &Ctx, actor: &Actor, body: OrderIn) -> Result<OrderOut>
     };
     // Pay-first: Stripe must hold an authorization of exactly this total.
     let intent = match &body.payment_reference {
-        Some(pi) => Some(verify_reference(ctx, pi, total, customer_id.as_ref()).await?),
+        Some(pi) => Some(verify_reference(ctx, actor, pi, total, customer_id.as_ref()).await?),
         None => None,
     };
     let guest = customer_id
@@ -498,6 +498,7 @@ pub async fn create(ctx: &Ctx, actor: &Actor, body: OrderIn) -> Result<OrderOut>
 /// `total`; nothing is written if not.
 async fn verify_reference(
     ctx: &Ctx,
+    actor: &Actor,
     pi: &str,
     total: Money,
     customer: Option<&CustomerId>,
@@ -517,7 +518,8 @@ async fn verify_reference(
         )
     };
     let intent: Value = ctx
-        .stripe()
+        .stripe_of(actor.account())
+        .await?
         .get(&format!("/v1/payment_intents/{pi}"), &Params::new())
         .await
         .map_err(|e| match e {

@@ -81,6 +81,15 @@ impl<R> Page<R> {
         }
     }
 
+    /// Like `map`, for a conversion that can fail (a row obol cannot read).
+    pub fn try_map<T>(self, f: impl Fn(R) -> Result<T>) -> Result<Page<T>> {
+        Ok(Page {
+            data: self.data.into_iter().map(f).collect::<Result<_>>()?,
+            has_more: self.has_more,
+            next_cursor: self.next_cursor,
+        })
+    }
+
     pub fn map<T>(self, f: impl Fn(R) -> T) -> Page<T> {
         Page {
             data: self.data.into_iter().map(f).collect(),

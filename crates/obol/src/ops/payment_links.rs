@@ -252,7 +252,8 @@ pub async fn get_public(ctx: &Ctx, token: &str) -> Result<PublicLinkOut> {
     let row = open_link(ctx, token).await?;
     let actor = link_actor(&row);
     let intent: Value = ctx
-        .stripe_for(&actor)?
+        .stripe_for(&actor)
+        .await?
         .get(
             &format!("/v1/payment_intents/{}", row.stripe_payment_intent_id),
             &Params::new(),
@@ -323,6 +324,7 @@ async fn finish(
     let account = actor.account().clone();
     let intent: Value = ctx
         .stripe_for(&actor)
+        .await
         .map_err(retry)?
         .get(
             &format!("/v1/payment_intents/{}", row.stripe_payment_intent_id),

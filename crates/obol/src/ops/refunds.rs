@@ -222,7 +222,8 @@ pub async fn submit(ctx: &Ctx, refund: &RefundRow, intent_id: &str) -> Result<Re
         .set("metadata[obol_payment_id]", &refund.payment_id);
     let key = IdempotencyKey::for_op("refund", &[&refund.id]);
     let answer = ctx
-        .stripe()
+        .stripe_of(&refund.account())
+        .await?
         .post::<StripeRefund>("/v1/refunds", &params, &key)
         .await;
     let now = ctx.now();

@@ -20,6 +20,7 @@ pub mod invoices;
 pub mod jobs;
 pub mod notifications;
 pub mod orders;
+pub mod organizations;
 pub mod payment_actions;
 pub mod payment_methods;
 pub mod payments;

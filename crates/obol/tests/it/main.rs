@@ -32,6 +32,7 @@ mod openapi_check;
 mod order_input;
 mod order_notifications;
 mod orders;
+mod organizations;
 mod pages;
 mod payment_actions;
 mod payment_links;
