@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use crate::charge_runs::{add, all_items, run, save_default_card};
+use crate::charge_runs::{add, all_items, intents_of_run, run, save_default_card};
 use crate::emails::{free_port, SmtpSink};
 use crate::helpers::{Backend, Obol};
 use crate::inbox::{sandbox, stripe_post};
@@ -261,48 +261,6 @@ async fn refused_card(obol: &Obol, base: &str, member: &str) {
     );
 }
 
-/// PaymentIntents per run item, as the sandbox holds them.
-async fn intents_of_run(base: &str, run_id: &str) -> BTreeMap<String, usize> {
-    let http = reqwest::Client::new();
-    let mut per_item = BTreeMap::<String, usize>::new();
-    let mut after: Option<String> = None;
-    loop {
-        let mut url = format!("{base}/v1/payment_intents?limit=100");
-        if let Some(a) = &after {
-            url.push_str(&format!("&starting_after={a}"));
-        }
-        let page: Value = http
-            .get(url)
-            .bearer_auth("sk_test_obol_tests")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let data = page["data"].as_array().unwrap();
-        for pi in data {
-            if pi["metadata"]["obol_charge_run_id"] == run_id {
-                *per_item
-                    .entry(
-                        pi["metadata"]["obol_charge_run_item_id"]
-                            .as_str()
-                            .unwrap()
-                            .to_string(),
-                    )
-                    .or_default() += 1;
-            }
-        }
-        if page["has_more"] != true || data.is_empty() {
-            return per_item;
-        }
-        after = data
-            .last()
-            .and_then(|p| p["id"].as_str())
-            .map(str::to_string);
-    }
-}
-
 /// Two `obol serve` on one PostgreSQL database work one run against one
 /// Stripe (a sandbox that answers 429 above its rate, as Stripe does):
 /// both charge items, none is charged twice, and together they never go
@@ -347,6 +305,10 @@ async fn two_processes_work_one_run_without_a_double_charge_or_going_over_the_ra
             .env("OBOL_STRIPE__RATE_LIMIT_PER_SECOND", &RATE.to_string())
             .env("OBOL_JOBS__POLL_INTERVAL_MS", "50")
             .env("OBOL_CHARGE_RUNS__CONCURRENCY", "8")
+            // Four worker jobs and two runner tasks per process: neither
+            // process can hold more than two, so both work the run.
+            .env("OBOL_CHARGE_RUNS__WORKERS", "4")
+            .env("OBOL_JOBS__WORKERS", "2")
             .env("OBOL_LOG", "info,obol=debug")
     };
     let a = builder()

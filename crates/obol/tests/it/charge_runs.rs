@@ -598,7 +598,11 @@ pub async fn intents_per_item(
     obol: &Obol,
     run_id: &str,
 ) -> std::collections::BTreeMap<String, usize> {
-    let base = sandbox(obol).await;
+    intents_of_run(&sandbox(obol).await, run_id).await
+}
+
+/// The same, from the sandbox at `base` (one obol need not own it).
+pub async fn intents_of_run(base: &str, run_id: &str) -> std::collections::BTreeMap<String, usize> {
     let mut per_item = std::collections::BTreeMap::<String, usize>::new();
     let mut after: Option<String> = None;
     loop {
