@@ -35,6 +35,17 @@ pub struct OrganizationSecretsRow {
     pub stripe_refresh_token_enc: Option<String>,
 }
 
+/// What the OAuth callback learnt of a connected account, tokens sealed
+/// with `crate::secrets` (context `SecretColumn::context`).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectedAccount<'a> {
+    pub account_id: &'a str,
+    pub account_name: Option<&'a str>,
+    pub livemode: bool,
+    pub access_token_enc: &'a str,
+    pub refresh_token_enc: Option<&'a str>,
+}
+
 /// A column holding an encrypted value, by name (bound into SQL only
 /// from this closed list).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,6 +230,102 @@ impl Conn<'_> {
                 .rows_affected()
         });
         Ok(done == 1)
+    }
+
+    /// The organisation holding connected account `acct` (any status):
+    /// how a Connect webhook event is routed by its `account` field.
+    pub async fn get_organization_by_stripe_account(
+        &mut self,
+        acct: &str,
+    ) -> Result<Option<OrganizationRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM organizations WHERE stripe_account_id = $1");
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, OrganizationRow>(&sql)
+                .bind(acct)
+                .fetch_optional(&mut **conn)
+                .await?
+        }))
+    }
+
+    /// Every `active` organisation, by id after `after`, `limit` at a
+    /// time: what per-organisation sweeps (reconciliation, invoices) walk.
+    pub async fn list_active_organizations(
+        &mut self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<OrganizationRow>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM organizations \
+             WHERE stripe_status = 'active' AND ($1 IS NULL OR id > $1) ORDER BY id LIMIT $2"
+        );
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, OrganizationRow>(&sql)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&mut **conn)
+                .await?
+        }))
+    }
+
+    /// Marks an organisation `active` on connected account `c.account_id`
+    /// with its (already sealed) tokens. `Ok(None)` when another
+    /// organisation holds that account already (unique index), so one
+    /// Stripe account never serves two organisations. Reconnecting a
+    /// disconnected organisation (to the same or another account) is
+    /// allowed and clears `disconnected_at`.
+    pub async fn connect_organization(
+        &mut self,
+        id: &OrganizationId,
+        c: &ConnectedAccount<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<OrganizationRow>> {
+        let sql = format!(
+            "UPDATE organizations SET stripe_status = 'active', stripe_account_id = $1, \
+             account_name = $2, livemode = $3, stripe_access_token_enc = $4, \
+             stripe_refresh_token_enc = $5, connected_at = $6, disconnected_at = NULL, \
+             updated_at = $6 WHERE id = $7 RETURNING {COLUMNS}"
+        );
+        let result = on_conn!(self, |conn| {
+            sqlx::query_as::<_, OrganizationRow>(&sql)
+                .bind(c.account_id)
+                .bind(c.account_name)
+                .bind(c.livemode)
+                .bind(c.access_token_enc)
+                .bind(c.refresh_token_enc)
+                .bind(now)
+                .bind(id.as_str())
+                .fetch_optional(&mut **conn)
+                .await
+        });
+        match result {
+            Ok(row) => Ok(row),
+            Err(e) if is_unique_violation(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Moves an `active` organisation to `disconnected` and drops its
+    /// tokens (they are dead at Stripe). Guarded: `Ok(None)` when it was
+    /// not active, so a deauthorization seen twice (webhook and the
+    /// disconnect call, or two deliveries) acts once. The account id
+    /// stays, so late events for it still route to this organisation.
+    pub async fn disconnect_organization(
+        &mut self,
+        id: &OrganizationId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<OrganizationRow>> {
+        let sql = format!(
+            "UPDATE organizations SET stripe_status = 'disconnected', disconnected_at = $1, \
+             stripe_access_token_enc = NULL, stripe_refresh_token_enc = NULL, updated_at = $1 \
+             WHERE id = $2 AND stripe_status = 'active' RETURNING {COLUMNS}"
+        );
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, OrganizationRow>(&sql)
+                .bind(now)
+                .bind(id.as_str())
+                .fetch_optional(&mut **conn)
+                .await?
+        }))
     }
 
     /// The key generated under `id` earlier, if any: `(base64, fingerprint)`.
