@@ -16,6 +16,10 @@ use serde::{Deserialize, Deserializer};
 pub const DEFAULT_CONFIG_FILE: &str = "obol.yaml";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://obol.db?mode=rwc";
 pub const STRIPE_API_BASE: &str = "https://api.stripe.com";
+pub const STRIPE_CONNECT_BASE: &str = "https://connect.stripe.com";
+/// The Connect client id obol uses with its built-in sandbox (which
+/// accepts any well-formed `ca_…`).
+pub const SANDBOX_CONNECT_CLIENT_ID: &str = "ca_obolsandbox";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -452,6 +456,26 @@ pub struct StripeSettings {
     /// Timeout of one Stripe request in seconds (default 30).
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
+    /// Stripe Connect (OAuth for Standard accounts): how organisations
+    /// connect their own Stripe accounts.
+    #[serde(default)]
+    pub connect: ConnectSettings,
+}
+
+/// `stripe.connect.*`: the platform's Connect application.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectSettings {
+    /// The platform's Connect client id (`ca_…`, Dashboard → Settings →
+    /// Connect). Required with real Stripe keys to connect organisations;
+    /// in sandbox mode a built-in one is used.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Where Stripe's OAuth endpoints live (`/oauth/authorize`,
+    /// `/oauth/token`, `/oauth/deauthorize`). Default
+    /// `https://connect.stripe.com`; in sandbox mode the built-in sandbox.
+    #[serde(default)]
+    pub base: Option<String>,
 }
 
 impl Default for StripeSettings {
@@ -465,6 +489,7 @@ impl Default for StripeSettings {
             customer_rate_limit_per_second: default_customer_rate_limit(),
             max_attempts: None,
             timeout_seconds: None,
+            connect: ConnectSettings::default(),
         }
     }
 }
@@ -959,6 +984,20 @@ impl Config {
             url::Url::parse(base)
                 .map_err(|e| ConfigError::new("stripe.api_base", format!("not a URL: {e}")))?;
         }
+        if let Some(base) = &self.stripe.connect.base {
+            http_url("stripe.connect.base", base)?;
+        }
+        if let Some(id) = &self.stripe.connect.client_id {
+            let well_formed = id
+                .strip_prefix("ca_")
+                .is_some_and(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_alphanumeric()));
+            if !well_formed {
+                return Err(ConfigError::new(
+                    "stripe.connect.client_id",
+                    "a Connect client id starts with ca_ (Stripe Dashboard: Settings, Connect)",
+                ));
+            }
+        }
         if let Some(chaos) = &self.sandbox.chaos {
             chaos
                 .parse::<obol_sandbox::ChaosConfig>()
@@ -1264,6 +1303,16 @@ impl Config {
                 StripeMode::Live => 100,
                 StripeMode::Test | StripeMode::Sandbox => 25,
             })
+    }
+
+    /// The Connect client id in force: the configured one, or in sandbox
+    /// mode the built-in one; `None` with real keys and none configured.
+    pub fn connect_client_id(&self) -> Option<String> {
+        match (&self.stripe.connect.client_id, self.stripe_mode()) {
+            (Some(id), _) => Some(id.clone()),
+            (None, StripeMode::Sandbox) => Some(SANDBOX_CONNECT_CLIENT_ID.to_string()),
+            (None, StripeMode::Test | StripeMode::Live) => None,
+        }
     }
 
     pub fn stripe_retry_policy(&self) -> crate::stripe::RetryPolicy {

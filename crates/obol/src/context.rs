@@ -209,6 +209,14 @@ pub struct Settings {
     /// `invoices.business_name`, else "obol"): what `email::Template`s
     /// are filled in with.
     pub email_business_name: String,
+    /// The platform's Connect client id (`stripe.connect.client_id`, the
+    /// built-in one in sandbox mode); `None`: organisations cannot connect.
+    pub connect_client_id: Option<String>,
+    /// Where Stripe's OAuth endpoints live (`stripe.connect.base`; in
+    /// sandbox mode the built-in sandbox), without a trailing slash.
+    pub connect_base: String,
+    /// Return URLs must be https (live mode).
+    pub require_https_return: bool,
 }
 
 impl Settings {
@@ -259,6 +267,16 @@ impl Settings {
             charge_run_concurrency: config.charge_runs.concurrency,
             charge_run_item_lease: config.charge_runs.item_lease_seconds,
             email_business_name: crate::email::business_name(config),
+            connect_client_id: config.connect_client_id(),
+            connect_base: config
+                .stripe
+                .connect
+                .base
+                .as_deref()
+                .unwrap_or(crate::config::STRIPE_CONNECT_BASE)
+                .trim_end_matches('/')
+                .to_string(),
+            require_https_return: config.stripe_mode() == StripeMode::Live,
         })
     }
 }
@@ -330,7 +348,12 @@ struct Inner {
     inbox_wake: Arc<Notify>,
     stripe_budget: Arc<CustomerStripeBudget>,
     secrets: Option<Arc<crate::secrets::Secrets>>,
+    /// One client per connected account, made when first needed.
+    connected: ConnectedClients,
 }
+
+type ConnectedClients =
+    Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<dyn StripeApi>>>>;
 
 impl std::fmt::Debug for Ctx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -363,6 +386,7 @@ impl Ctx {
             inbox_wake,
             stripe_budget,
             secrets: None,
+            connected: ConnectedClients::default(),
         }))
     }
 
@@ -377,6 +401,7 @@ impl Ctx {
             inbox_wake: self.0.inbox_wake.clone(),
             stripe_budget: self.0.stripe_budget.clone(),
             secrets,
+            connected: self.0.connected.clone(),
         }))
     }
 
@@ -398,6 +423,7 @@ impl Ctx {
             inbox_wake: self.0.inbox_wake.clone(),
             stripe_budget: self.0.stripe_budget.clone(),
             secrets: self.0.secrets.clone(),
+            connected: self.0.connected.clone(),
         }))
     }
 
@@ -416,20 +442,33 @@ impl Ctx {
     /// it always was (no lookup), or an organisation's. An organisation
     /// that is not `active` is refused with 409 `organization_not_connected`
     /// before anything is sent, so nothing of it is ever created on the
-    /// platform's account.
-    ///
-    /// The connect step plugs in here: an active organisation answers a
-    /// client that sends `Stripe-Account: acct_…` (with its own
-    /// idempotency keys and rate-limit share). Until it lands no
-    /// organisation can become active, and one that somehow is gets an
-    /// internal error rather than the platform's client.
-    pub async fn stripe_of(&self, account: &AccountId) -> Result<&dyn StripeApi, Error> {
+    /// platform's account. An active one answers its connected account's
+    /// client (`connected`).
+    pub async fn stripe_of(&self, account: &AccountId) -> Result<Arc<dyn StripeApi>, Error> {
         match crate::ops::organizations::stripe_account(self, account).await? {
-            None => Ok(self.stripe()),
-            Some(_connected) => Err(Error::internal(
-                "this obol cannot act for a connected Stripe account yet (no Stripe-Account support)",
-            )),
+            None => Ok(self.0.stripe.clone()),
+            Some(acct) => Ok(self.connected(&acct)),
         }
+    }
+
+    /// The client acting for connected account `acct` (`Stripe-Account`
+    /// on every request, the platform's key, the process's HTTP
+    /// connections), with its own pacer and idempotency keys
+    /// (`StripeClient::for_account`, `stripe::budget`). Made once per
+    /// account and kept. No check that an organisation holds it: use
+    /// cases go through `stripe_of`; the connect step calls this before
+    /// the organisation is active.
+    pub fn connected(&self, acct: &str) -> Arc<dyn StripeApi> {
+        let mut clients = self.0.connected.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .entry(acct.to_string())
+            .or_insert_with(|| {
+                let platform = self.0.stripe_info.client();
+                let limit = crate::stripe::RateLimit::following(platform.rate_limit());
+                let client: Arc<dyn StripeApi> = Arc::new(platform.for_account(acct, limit));
+                client
+            })
+            .clone()
     }
 
     /// Stripe, for a call made on `actor`'s behalf, for its account
@@ -437,7 +476,7 @@ impl Ctx {
     /// charged to their budget first and refused with 429 `rate_limited`
     /// (and `Retry-After`) beyond it. Use cases a customer, guest or link
     /// can reach call Stripe through this, never `stripe()`.
-    pub async fn stripe_for(&self, actor: &Actor) -> Result<&dyn StripeApi, Error> {
+    pub async fn stripe_for(&self, actor: &Actor) -> Result<Arc<dyn StripeApi>, Error> {
         let payer = match actor {
             Actor::Secret { .. } => None,
             Actor::Customer { customer, .. } => {

@@ -103,6 +103,10 @@ impl Application {
             // Port 0 picks a free port: links name the one bound.
             settings.public_base = format!("http://{local}");
         }
+        if stripe.mode == StripeMode::Sandbox && config.stripe.connect.base.is_none() {
+            // The sandbox serves Connect's OAuth endpoints beside its API.
+            settings.connect_base = stripe.api_base.trim_end_matches('/').to_string();
+        }
         let secrets = secrets::load(&config, &store)
             .await
             .context("loading the keys secrets at rest are encrypted with")?;

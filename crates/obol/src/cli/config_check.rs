@@ -11,5 +11,21 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
     println!("  stripe mode:   {:?}", config.stripe_mode());
     println!("  api keys:      {}", config.api_keys.len());
     println!("  webhook secrets: {}", config.stripe.webhook_secrets.len());
+    println!(
+        "  connect:       client_id {}, base {}",
+        config
+            .connect_client_id()
+            .as_deref()
+            .unwrap_or("(none: organisations cannot connect)"),
+        config
+            .stripe
+            .connect
+            .base
+            .as_deref()
+            .unwrap_or(match config.stripe_mode() {
+                crate::config::StripeMode::Sandbox => "(the built-in sandbox)",
+                _ => crate::config::STRIPE_CONNECT_BASE,
+            })
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -235,7 +235,7 @@ async fn status_of(ctx: &Ctx, o: &Opened) -> Result<ActionStatus> {
         Outcome::RequiresAction => {}
         _ => return Err(closed()),
     }
-    let intent = intent_of(ctx.stripe_for(&o.actor).await?, o).await?;
+    let intent = intent_of(&*ctx.stripe_for(&o.actor).await?, o).await?;
     match intent["status"].as_str() {
         Some("succeeded") => {
             observe(ctx, &o.link.account(), &intent).await;
@@ -294,7 +294,7 @@ pub async fn confirm(ctx: &Ctx, token: &str) -> Result<PaymentActionConfirmOut> 
     let account = o.link.account();
     // One request of the link's Stripe budget, however many calls it takes.
     let stripe = ctx.stripe_for(&o.actor).await?;
-    let intent = intent_of(stripe, &o).await?;
+    let intent = intent_of(&*stripe, &o).await?;
     match intent["status"].as_str() {
         Some("succeeded") => {
             observe(ctx, &account, &intent).await;

@@ -126,7 +126,7 @@ pub(crate) async fn cards_of(
     let mut rows = read(ctx).await?;
     if let Some(cus) = &customer.stripe_customer_id {
         if rows.is_empty() || rows.iter().any(|r| r.details().is_none()) {
-            refresh(ctx, ctx.stripe_for(actor).await?, &account, customer, cus).await?;
+            refresh(ctx, &*ctx.stripe_for(actor).await?, &account, customer, cus).await?;
             rows = read(ctx).await?;
         }
     }

@@ -26,13 +26,28 @@
 //! The price: for a `TTL` after a crash, and for `JOIN_HOLD` after the
 //! work moves, the budget is under-used, which is the safe side.
 //!
+//! Connected accounts (Stripe Connect): Stripe limits requests per
+//! account, so each connected account obol acts for gets a pacer of its
+//! own (`RateLimit::following`), created when first needed. It does not
+//! take part in the sharing above by itself: it *follows* the process's
+//! pacer, moving at that pacer's current share. So the per-process share
+//! the instances agreed on applies to each account separately (two
+//! processes each send an account at most their share of
+//! `rate_limit_per_second`, together at most the whole rate), one busy
+//! account never slows another or the platform, and a 429 for one
+//! account pauses only that account. A follower's queue counts as demand
+//! of the process it runs in, so a process working one organisation's
+//! charge run still gets the larger share. Not exact: shares follow the
+//! busiest account's demand, not each account's own; an account busy in
+//! one process and idle in the other is paced as if both wanted it.
+//!
 //! Why the pacing is hand-written rather than `governor` (which obol uses
 //! for its own endpoints): a governor quota is fixed when the limiter is
 //! built, and this one changes pace as instances come and go and pauses
 //! the whole process when Stripe answers 429, without giving a burst back
 //! at the change.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -69,7 +84,16 @@ struct Pacer {
     /// Wakes the sleeping head when the pace changes (a raise may move
     /// its slot much sooner).
     changed: tokio::sync::Notify,
+    /// A connected account's pacer: the process's pacer whose share it
+    /// moves at.
+    leader: Option<RateLimit>,
+    /// The process's pacer: the connected accounts' pacers following it,
+    /// whose queues count as its demand.
+    followers: Mutex<Vec<Weak<Pacer>>>,
 }
+
+/// How often a follower's sleeping head looks at its leader's share again.
+const FOLLOW_RECHECK: Duration = Duration::from_millis(250);
 
 #[derive(Debug)]
 struct Pace {
@@ -195,7 +219,28 @@ impl RateLimit {
             state: Mutex::new(Pace::new(f64::from(per_second))),
             turn: tokio::sync::Mutex::new(()),
             changed: tokio::sync::Notify::new(),
+            leader: None,
+            followers: Mutex::new(Vec::new()),
         }))
+    }
+
+    /// A pacer of its own for one connected account, moving at `leader`'s
+    /// share (the process's pacer); its queue counts as `leader`'s demand.
+    pub fn following(leader: &RateLimit) -> Self {
+        let share = leader.share_per_second();
+        let follower = Self(Arc::new(Pacer {
+            per_second: leader.0.per_second,
+            state: Mutex::new(Pace::new(share)),
+            turn: tokio::sync::Mutex::new(()),
+            changed: tokio::sync::Notify::new(),
+            leader: Some(leader.clone()),
+            followers: Mutex::new(Vec::new()),
+        }));
+        let mut list = leader.0.followers.lock().unwrap_or_else(|e| e.into_inner());
+        list.retain(|w| w.strong_count() > 0);
+        list.push(Arc::downgrade(&follower.0));
+        drop(list);
+        follower
     }
 
     /// Waits for this process's next request slot.
@@ -215,7 +260,22 @@ impl RateLimit {
         let _waiting = Waiting(self);
         let _turn = self.0.turn.lock().await;
         loop {
-            let next = self.pace().grant(Instant::now());
+            let next = {
+                let mut p = self.pace();
+                if let Some(leader) = &self.0.leader {
+                    let share = leader.share_per_second();
+                    if (share - p.share).abs() > 1e-9 {
+                        p.set(share);
+                    }
+                }
+                p.grant(Instant::now())
+            };
+            // A follower is not woken when its leader's share changes:
+            // it looks again every `FOLLOW_RECHECK`.
+            let next = match (&self.0.leader, next) {
+                (Some(_), Some(at)) => Some(at.min(Instant::now() + FOLLOW_RECHECK)),
+                (_, next) => next,
+            };
             match next {
                 None => return,
                 Some(at) => {
@@ -251,11 +311,27 @@ impl RateLimit {
 
     /// The demand to report: the most requests waiting since the last
     /// call (and the count starts again from those waiting now).
+    /// A process's pacer reports the largest of its own and its
+    /// followers' (the connected accounts') demands.
     fn take_demand(&self) -> u64 {
-        let mut p = self.pace();
-        let peak = p.peak_waiting;
-        p.peak_waiting = p.waiting;
-        peak
+        let own = {
+            let mut p = self.pace();
+            let peak = p.peak_waiting;
+            p.peak_waiting = p.waiting;
+            peak
+        };
+        let followers: Vec<RateLimit> = {
+            let mut list = self.0.followers.lock().unwrap_or_else(|e| e.into_inner());
+            list.retain(|w| w.strong_count() > 0);
+            list.iter()
+                .filter_map(Weak::upgrade)
+                .map(RateLimit)
+                .collect()
+        };
+        followers
+            .iter()
+            .map(RateLimit::take_demand)
+            .fold(own, u64::max)
     }
 
     fn pace(&self) -> std::sync::MutexGuard<'_, Pace> {
@@ -422,6 +498,29 @@ mod tests {
             );
             assert!(most as f64 >= share.floor(), "{share}/s: only {most}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_connected_accounts_pacer_moves_at_its_processs_share_and_reports_its_demand() {
+        let platform = RateLimit::per_second(100);
+        let account = RateLimit::following(&platform);
+        assert_eq!(account.share_per_second(), 100.0);
+        // The process's share halves (another process joined): the
+        // account's pacer follows on its next request.
+        platform.pace().set(50.0);
+        account.wait().await;
+        assert_eq!(account.share_per_second(), 50.0);
+        // Its own back-off is its own.
+        account.back_off(Duration::from_secs(60));
+        let t0 = Instant::now();
+        platform.wait().await;
+        assert!(t0.elapsed() < Duration::from_secs(1));
+        // Its queue counts as the process's demand.
+        account.pace().peak_waiting = 7;
+        assert_eq!(platform.take_demand(), 7);
+        assert_eq!(platform.take_demand(), 0);
+        drop(account);
+        assert_eq!(platform.take_demand(), 0);
     }
 
     #[test]

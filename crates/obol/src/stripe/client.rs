@@ -16,7 +16,14 @@
 //! - one pacer per process (`RateLimit`), shared by all callers and, through
 //!   the database, with the other obol processes (`stripe::budget`); a 429
 //!   pauses the whole process, not only the request that got it;
-//! - `Stripe-Version` pinned; the secret key never reaches a log or error.
+//! - `Stripe-Version` pinned; the secret key never reaches a log or error;
+//! - a client for a connected account (`for_account`) sends
+//!   `Stripe-Account: acct_…` on every request with the platform's key (as
+//!   Stripe Connect does for Standard accounts), paces on the account's own
+//!   `RateLimit`, and scopes every idempotency key to the account
+//!   (`IdempotencyKey::scoped`): Stripe keeps keys per account already,
+//!   but obol's keys name business operations, and two organisations'
+//!   identical operations must never share one anywhere.
 
 use std::time::Duration;
 
@@ -78,6 +85,13 @@ impl IdempotencyKey {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The key for the same operation on connected account `account`:
+    /// `obol-<account>-<operation>-<hex>`.
+    pub fn scoped(&self, account: &str) -> Self {
+        let rest = self.0.strip_prefix("obol-").unwrap_or(&self.0);
+        Self(format!("obol-{account}-{rest}"))
     }
 }
 
@@ -190,13 +204,54 @@ pub struct StripeClient {
     secret_key: SecretString,
     limit: RateLimit,
     retry: RetryPolicy,
+    /// The connected account every request acts for (`Stripe-Account`);
+    /// `None`: the platform's own account.
+    stripe_account: Option<String>,
 }
 
 impl std::fmt::Debug for StripeClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StripeClient")
             .field("api_base", &self.api_base)
+            .field("stripe_account", &self.stripe_account)
             .finish_non_exhaustive()
+    }
+}
+
+/// A refusal or failure of one of Stripe's OAuth endpoints, which answer
+/// OAuth's error shape (`{"error", "error_description"}`), not Stripe's.
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthError {
+    /// Stripe decided: `error` is OAuth's code (`invalid_grant`,
+    /// `invalid_client`, …).
+    #[error("Stripe's OAuth endpoint refused the request ({status}, {error})")]
+    Refused {
+        status: u16,
+        error: String,
+        description: String,
+    },
+    #[error("Stripe's OAuth endpoint is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<OAuthError> for StripeError {
+    /// As a Stripe error that no caller can fix (502 `stripe_error`): the
+    /// description is left out, it may quote an authorization code.
+    fn from(e: OAuthError) -> Self {
+        match e {
+            OAuthError::Refused { status, error, .. } => StripeError::Refused {
+                status,
+                error: ApiError {
+                    kind: "oauth_error".into(),
+                    code: Some(error.clone()),
+                    decline_code: None,
+                    message: format!("Stripe's OAuth endpoint answered {error}"),
+                    param: None,
+                    payment_intent: None,
+                },
+            },
+            OAuthError::Unavailable(last) => StripeError::Unavailable { attempts: 1, last },
+        }
     }
 }
 
@@ -218,7 +273,74 @@ impl StripeClient {
             secret_key,
             limit,
             retry,
+            stripe_account: None,
         })
+    }
+
+    /// The same client (same HTTP connections, same key) acting for
+    /// connected account `account`, paced by `limit` (the account's own).
+    pub fn for_account(&self, account: &str, limit: RateLimit) -> Self {
+        Self {
+            limit,
+            stripe_account: Some(account.to_string()),
+            ..self.clone()
+        }
+    }
+
+    /// The connected account this client acts for, if any.
+    pub fn stripe_account(&self) -> Option<&str> {
+        self.stripe_account.as_deref()
+    }
+
+    /// One form POST to Stripe's OAuth endpoints at `base` (`/oauth/token`,
+    /// `/oauth/deauthorize`) with the platform's secret key as
+    /// `client_secret`, as Stripe's SDKs send it. One attempt: an
+    /// authorization code is single-use, so a retry after a lost answer
+    /// could only fail; the caller decides what a failure means.
+    pub async fn oauth_post(
+        &self,
+        base: &str,
+        path: &str,
+        params: &Params,
+    ) -> Result<serde_json::Value, OAuthError> {
+        #[derive(Deserialize)]
+        struct OAuthRefusal {
+            error: String,
+            #[serde(default)]
+            error_description: String,
+        }
+        let url = format!("{}{path}", base.trim_end_matches('/'));
+        let mut form = params.pairs().to_vec();
+        form.push((
+            "client_secret".to_string(),
+            self.secret_key.expose_secret().to_string(),
+        ));
+        let response = self
+            .http
+            .post(&url)
+            .timeout(self.retry.request_timeout)
+            .header("Stripe-Version", STRIPE_VERSION)
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| OAuthError::Unavailable(e.without_url().to_string()))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| OAuthError::Unavailable(format!("reading the response: {e}")))?;
+        if status.is_success() {
+            return serde_json::from_slice(&body)
+                .map_err(|e| OAuthError::Unavailable(format!("{path}: {e}")));
+        }
+        match serde_json::from_slice::<OAuthRefusal>(&body) {
+            Ok(r) if status.is_client_error() => Err(OAuthError::Refused {
+                status: status.as_u16(),
+                error: r.error,
+                description: r.error_description,
+            }),
+            _ => Err(OAuthError::Unavailable(format!("{path}: HTTP {status}"))),
+        }
     }
 
     /// The same client (same rate limit) with another retry policy, e.g. a
@@ -284,8 +406,14 @@ impl StripeClient {
             } else {
                 req.form(params.pairs())
             };
+            if let Some(acct) = &self.stripe_account {
+                req = req.header("Stripe-Account", acct);
+            }
             if let Some(k) = key {
-                req = req.header("Idempotency-Key", k.as_str());
+                match &self.stripe_account {
+                    Some(acct) => req = req.header("Idempotency-Key", k.scoped(acct).as_str()),
+                    None => req = req.header("Idempotency-Key", k.as_str()),
+                }
             }
             let outcome = match req.send().await {
                 Ok(response) => {
@@ -390,6 +518,23 @@ mod tests {
             IdempotencyKey::for_op("x", &["a", "bc"])
         );
         assert!(a.as_str().starts_with("obol-capture-") && a.as_str().len() < 255);
+    }
+
+    #[test]
+    fn a_connected_accounts_keys_are_its_own_and_still_redacted() {
+        let key = IdempotencyKey::for_op("capture", &["pay_1"]);
+        let a = key.scoped("acct_1A");
+        assert_ne!(a, key);
+        assert_ne!(a, key.scoped("acct_2B"));
+        assert_eq!(
+            a,
+            IdempotencyKey::for_op("capture", &["pay_1"]).scoped("acct_1A")
+        );
+        assert!(a.as_str().starts_with("obol-acct_1A-capture-"), "{a:?}");
+        assert_eq!(
+            redact_idempotency_keys(&format!("key '{}'", a.as_str())),
+            "key '[idempotency key]'"
+        );
     }
 
     #[test]

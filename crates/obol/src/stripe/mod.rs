@@ -5,7 +5,7 @@ pub mod client;
 pub mod signature;
 
 pub use client::{
-    redact_idempotency_keys, ApiError, IdempotencyKey, Params, RateLimit, RetryPolicy,
+    redact_idempotency_keys, ApiError, IdempotencyKey, OAuthError, Params, RateLimit, RetryPolicy,
     StripeClient, StripeError,
 };
 
@@ -174,6 +174,13 @@ impl StripeInfo {
         }
         cache.value.clone()
     }
+}
+
+/// An account object's name as Stripe shows it: the dashboard's display
+/// name, else the business profile's name.
+pub fn account_name(account: &Value) -> Option<String> {
+    let account: Account = serde_json::from_value(account.clone()).ok()?;
+    summarize(account).name
 }
 
 fn summarize(account: Account) -> AccountSummary {
