@@ -210,6 +210,14 @@ rule_codes! {
     OrganizationNotConnected => ("organization_not_connected", 409),
     EncryptionKeyRequired => ("encryption_key_required", 409),
     OrganizationHeaderNotAllowed => ("organization_header_not_allowed", 422),
+    ConnectNotConfigured => ("connect_not_configured", 409),
+    OrganizationAlreadyConnected => ("organization_already_connected", 409),
+    ConnectLinkExpired => ("connect_link_expired", 410),
+    ConnectLinkUsed => ("connect_link_used", 410),
+    ConnectStateInvalid => ("connect_state_invalid", 400),
+    ConnectStateUsed => ("connect_state_used", 410),
+    ConnectStateExpired => ("connect_state_expired", 410),
+    StripeAccountInUse => ("stripe_account_in_use", 409),
 }
 
 /// The kinds of object a caller can ask for; used in `*_not_found` codes.
@@ -234,6 +242,7 @@ pub enum Resource {
     Email,
     PaymentAction,
     Organization,
+    ConnectLink,
 }
 
 impl Resource {
@@ -258,6 +267,7 @@ impl Resource {
             Resource::Email => "e-mail",
             Resource::PaymentAction => "payment action link",
             Resource::Organization => "organisation",
+            Resource::ConnectLink => "connect link",
         }
     }
 }
@@ -323,6 +333,7 @@ impl Error {
             Error::NotFound(Resource::Email) => "email_not_found",
             Error::NotFound(Resource::PaymentAction) => "payment_action_not_found",
             Error::NotFound(Resource::Organization) => "organization_not_found",
+            Error::NotFound(Resource::ConnectLink) => "connect_link_not_found",
             Error::RouteNotFound { .. } => "route_not_found",
             Error::HostNotAllowed { .. } => "host_not_allowed",
             Error::MethodNotAllowed => "method_not_allowed",
@@ -522,6 +533,7 @@ pub fn catalogue() -> Vec<(StatusCode, &'static str)> {
         Error::NotFound(Resource::Email),
         Error::NotFound(Resource::PaymentAction),
         Error::NotFound(Resource::Organization),
+        Error::NotFound(Resource::ConnectLink),
         Error::RouteNotFound {
             method: "GET".into(),
             path: "/x".into(),

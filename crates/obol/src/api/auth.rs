@@ -305,8 +305,17 @@ pub struct PublicCaller(pub Option<IpAddr>);
 
 impl PublicCaller {
     /// A response of the use case: unknown tokens count against the address.
+    /// A forged Connect OAuth state counts the same.
     pub fn saw<T>(&self, state: &AppState, result: &Result<T, Error>) {
-        if let (Some(ip), Err(Error::NotFound(_))) = (self.0, result) {
+        let guessing = matches!(
+            result,
+            Err(Error::NotFound(_))
+                | Err(Error::Rule {
+                    code: crate::error::RuleCode::ConnectStateInvalid,
+                    ..
+                })
+        );
+        if let (Some(ip), true) = (self.0, guessing) {
             state
                 .auth_throttle()
                 .record_failure(ip, CredentialKind::LinkToken);

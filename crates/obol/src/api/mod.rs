@@ -10,6 +10,7 @@ pub mod auth;
 pub mod card_updates;
 pub mod catalog;
 pub mod charge_runs;
+pub mod connect;
 pub mod customer_tokens;
 pub mod customers;
 pub mod disputes;
@@ -127,6 +128,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(crate::openapi::base())
         .merge(health::router())
         .merge(organizations::router())
+        .merge(connect::router())
         .merge(customers::router())
         .merge(card_updates::router())
         .merge(customer_tokens::router())

@@ -16,6 +16,8 @@ pub mod card_updates;
 pub mod catalog;
 pub mod charge_runs;
 pub mod checkout;
+pub mod connect;
+pub mod connect_webhooks;
 pub mod credentials;
 pub mod customer_tokens;
 pub mod customers;

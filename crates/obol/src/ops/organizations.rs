@@ -11,10 +11,9 @@
 //! without a header; with `Obol-Organization` set, `GET` answers only
 //! that organisation and the list holds only it.
 //!
-//! What the connect step adds here: the connect link, the OAuth callback
-//! that fills the `stripe_*` columns (tokens through `crate::secrets`),
-//! and the disconnect. `stripe_account` is where a Stripe call for an
-//! organisation learns whether it may be made.
+//! Connecting and disconnecting its Stripe account (the OAuth flow that
+//! fills the `stripe_*` columns) is `ops::connect`. `stripe_account` is
+//! where a Stripe call for an organisation learns whether it may be made.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -10,6 +10,7 @@
 //! cached); `no-referrer` (the token is in the URL); no framing.
 
 pub mod card_update;
+pub mod connect;
 pub mod invoice;
 pub mod pay;
 pub mod payment_action;

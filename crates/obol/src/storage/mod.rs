@@ -11,6 +11,7 @@
 pub mod api_keys;
 pub mod catalog;
 pub mod charge_runs;
+pub mod connect_links;
 pub mod customer_tokens;
 pub mod customers;
 pub mod disputes;
