@@ -18,6 +18,7 @@ on_both_backends!(
     a_payment_for_an_organisation_lives_in_its_connected_account,
     disconnect_deauthorizes_and_stops_payments,
     connect_links_are_the_platforms_or_the_organisations_own,
+    with_real_keys_connect_needs_a_client_id_and_goes_to_connect_base,
 );
 
 const ORG: &str = "obol-organization";
@@ -697,4 +698,59 @@ async fn connect_links_are_the_platforms_or_the_organisations_own(backend: Backe
             "{bad}: {body}"
         );
     }
+}
+
+async fn with_real_keys_connect_needs_a_client_id_and_goes_to_connect_base(backend: Backend) {
+    // A stand-in for Stripe, serving the API and Connect's OAuth endpoints.
+    let stripe = obol_sandbox::Sandbox::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        obol_sandbox::SandboxConfig::default(),
+    )
+    .await
+    .unwrap();
+    let base = format!("http://{}", stripe.local_addr());
+    tokio::spawn(stripe.run_until(std::future::pending()));
+    let (_, key) = obol::secrets::EncryptionKey::generate();
+    let real = |backend| {
+        Obol::builder(backend)
+            .env("OBOL_STRIPE__SECRET_KEY", "sk_test_obol_connect")
+            .env("OBOL_STRIPE__PUBLISHABLE_KEY", "pk_test_obol_connect")
+            .env("OBOL_STRIPE__API_BASE", &base)
+            .env("OBOL_STRIPE__WEBHOOK_SECRETS", "whsec_test")
+            .env("OBOL_SECRETS__ENCRYPTION_KEY", key.expose_secret())
+    };
+    let obol = real(backend).start().await;
+    let org = organization(&obol, "Weingut Ana").await;
+    let (status, body) = obol
+        .post(
+            &format!("/v1/organizations/{org}/connect-links"),
+            json!({"return_url": RETURN}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("connect_not_configured")),
+        "{body}"
+    );
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("stripe.connect.client_id"));
+    drop(obol);
+
+    let obol = real(backend)
+        .env("OBOL_STRIPE__CONNECT__CLIENT_ID", "ca_obolplatform42")
+        .env("OBOL_STRIPE__CONNECT__BASE", &base)
+        .start()
+        .await;
+    let org = organization(&obol, "Weingut Ana").await;
+    let link = connect_link(&obol, &org).await;
+    let authorize = location(&browser().get(&link).send().await.unwrap());
+    assert_eq!(query_of(&authorize)["client_id"], "ca_obolplatform42");
+    // The whole way, with the configured client id and base.
+    let link = connect_link(&obol, &org).await;
+    let j = journey(&obol, &link, "allow", "Weingut Ana GmbH").await;
+    assert_back(&j.back, "active", &org);
+    let o = org_of(&obol, &org).await;
+    assert_eq!(o["stripe"]["account_name"], "Weingut Ana GmbH", "{o}");
 }
