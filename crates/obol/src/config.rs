@@ -452,6 +452,20 @@ pub struct StripeSettings {
     /// Timeout of one Stripe request in seconds (default 30).
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
+    /// Stripe Connect (`stripe.connect.*`).
+    #[serde(default)]
+    pub connect: ConnectSettings,
+}
+
+/// `stripe.connect.*`: connected accounts.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectSettings {
+    /// The `whsec_…` signing secret of a Connect webhook endpoint made
+    /// outside obol (in Stripe's dashboard). One obol registers itself
+    /// keeps its secret encrypted in the database instead.
+    #[serde(default)]
+    pub webhook_secret: Option<SecretString>,
 }
 
 impl Default for StripeSettings {
@@ -465,6 +479,7 @@ impl Default for StripeSettings {
             customer_rate_limit_per_second: default_customer_rate_limit(),
             max_attempts: None,
             timeout_seconds: None,
+            connect: ConnectSettings::default(),
         }
     }
 }
@@ -951,6 +966,14 @@ impl Config {
             if !s.expose_secret().starts_with("whsec_") {
                 return Err(ConfigError::new(
                     &format!("stripe.webhook_secrets[{i}]"),
+                    "a Stripe webhook signing secret starts with whsec_",
+                ));
+            }
+        }
+        if let Some(s) = &self.stripe.connect.webhook_secret {
+            if !s.expose_secret().starts_with("whsec_") {
+                return Err(ConfigError::new(
+                    "stripe.connect.webhook_secret",
                     "a Stripe webhook signing secret starts with whsec_",
                 ));
             }

@@ -209,6 +209,9 @@ pub struct Settings {
     /// `invoices.business_name`, else "obol"): what `email::Template`s
     /// are filled in with.
     pub email_business_name: String,
+    /// The signing secret of a Connect webhook endpoint made outside obol
+    /// (`stripe.connect.webhook_secret`; `Debug` shows `[REDACTED]`).
+    pub connect_webhook_secret: Option<secrecy::SecretString>,
 }
 
 impl Settings {
@@ -259,6 +262,7 @@ impl Settings {
             charge_run_concurrency: config.charge_runs.concurrency,
             charge_run_item_lease: config.charge_runs.item_lease_seconds,
             email_business_name: crate::email::business_name(config),
+            connect_webhook_secret: config.stripe.connect.webhook_secret.clone(),
         })
     }
 }
@@ -330,6 +334,7 @@ struct Inner {
     inbox_wake: Arc<Notify>,
     stripe_budget: Arc<CustomerStripeBudget>,
     secrets: Option<Arc<crate::secrets::Secrets>>,
+    connect_secrets: Arc<crate::ops::connect_webhooks::ConnectSecrets>,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -363,6 +368,7 @@ impl Ctx {
             inbox_wake,
             stripe_budget,
             secrets: None,
+            connect_secrets: Arc::default(),
         }))
     }
 
@@ -377,6 +383,7 @@ impl Ctx {
             inbox_wake: self.0.inbox_wake.clone(),
             stripe_budget: self.0.stripe_budget.clone(),
             secrets,
+            connect_secrets: self.0.connect_secrets.clone(),
         }))
     }
 
@@ -398,7 +405,14 @@ impl Ctx {
             inbox_wake: self.0.inbox_wake.clone(),
             stripe_budget: self.0.stripe_budget.clone(),
             secrets: self.0.secrets.clone(),
+            connect_secrets: self.0.connect_secrets.clone(),
         }))
+    }
+
+    /// The Connect webhook endpoints' signing secrets, cached
+    /// (`ops::connect_webhooks::signing_secrets` fills it).
+    pub fn connect_secrets(&self) -> &crate::ops::connect_webhooks::ConnectSecrets {
+        &self.0.connect_secrets
     }
 
     pub fn store(&self) -> &Store {

@@ -16,6 +16,7 @@ pub mod card_updates;
 pub mod catalog;
 pub mod charge_runs;
 pub mod checkout;
+pub mod connect_webhooks;
 pub mod credentials;
 pub mod customer_tokens;
 pub mod customers;
