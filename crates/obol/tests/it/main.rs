@@ -12,6 +12,7 @@ mod charge_run_action_page;
 mod charge_run_scale;
 mod charge_runs;
 mod checkout;
+mod connect_events;
 mod crash;
 mod disputes;
 mod emails;
