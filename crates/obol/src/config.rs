@@ -476,6 +476,11 @@ pub struct ConnectSettings {
     /// `https://connect.stripe.com`; in sandbox mode the built-in sandbox.
     #[serde(default)]
     pub base: Option<String>,
+    /// The `whsec_…` signing secret of a Connect webhook endpoint made
+    /// outside obol (in Stripe's dashboard). One obol registers itself
+    /// keeps its secret encrypted in the database instead.
+    #[serde(default)]
+    pub webhook_secret: Option<SecretString>,
 }
 
 impl Default for StripeSettings {
@@ -976,6 +981,14 @@ impl Config {
             if !s.expose_secret().starts_with("whsec_") {
                 return Err(ConfigError::new(
                     &format!("stripe.webhook_secrets[{i}]"),
+                    "a Stripe webhook signing secret starts with whsec_",
+                ));
+            }
+        }
+        if let Some(s) = &self.stripe.connect.webhook_secret {
+            if !s.expose_secret().starts_with("whsec_") {
+                return Err(ConfigError::new(
+                    "stripe.connect.webhook_secret",
                     "a Stripe webhook signing secret starts with whsec_",
                 ));
             }

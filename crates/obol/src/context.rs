@@ -217,6 +217,9 @@ pub struct Settings {
     pub connect_base: String,
     /// Return URLs must be https (live mode).
     pub require_https_return: bool,
+    /// The signing secret of a Connect webhook endpoint made outside obol
+    /// (`stripe.connect.webhook_secret`; `Debug` shows `[REDACTED]`).
+    pub connect_webhook_secret: Option<secrecy::SecretString>,
 }
 
 impl Settings {
@@ -277,6 +280,7 @@ impl Settings {
                 .trim_end_matches('/')
                 .to_string(),
             require_https_return: config.stripe_mode() == StripeMode::Live,
+            connect_webhook_secret: config.stripe.connect.webhook_secret.clone(),
         })
     }
 }
@@ -350,6 +354,7 @@ struct Inner {
     secrets: Option<Arc<crate::secrets::Secrets>>,
     /// One client per connected account, made when first needed.
     connected: ConnectedClients,
+    connect_secrets: Arc<crate::ops::connect_webhooks::ConnectSecrets>,
 }
 
 type ConnectedClients =
@@ -387,6 +392,7 @@ impl Ctx {
             stripe_budget,
             secrets: None,
             connected: ConnectedClients::default(),
+            connect_secrets: Arc::default(),
         }))
     }
 
@@ -402,6 +408,7 @@ impl Ctx {
             stripe_budget: self.0.stripe_budget.clone(),
             secrets,
             connected: self.0.connected.clone(),
+            connect_secrets: self.0.connect_secrets.clone(),
         }))
     }
 
@@ -424,7 +431,14 @@ impl Ctx {
             stripe_budget: self.0.stripe_budget.clone(),
             secrets: self.0.secrets.clone(),
             connected: self.0.connected.clone(),
+            connect_secrets: self.0.connect_secrets.clone(),
         }))
+    }
+
+    /// The Connect webhook endpoints' signing secrets, cached
+    /// (`ops::connect_webhooks::signing_secrets` fills it).
+    pub fn connect_secrets(&self) -> &crate::ops::connect_webhooks::ConnectSecrets {
+        &self.0.connect_secrets
     }
 
     pub fn store(&self) -> &Store {

@@ -25,6 +25,7 @@ pub mod money;
 pub mod openapi;
 pub mod ops;
 pub mod orders;
+pub mod organizations;
 pub mod outbound;
 pub mod outbox;
 pub mod pages;
@@ -115,10 +116,19 @@ impl Application {
         let state = api::AppState::new(&config, ctx.clone(), api_key_hashes);
         if stripe.mode == StripeMode::Sandbox {
             let url = format!("http://{local}/webhooks/stripe");
-            let secret = register_sandbox_webhook(stripe.client(), &url)
+            let secret = register_sandbox_webhook(&ctx, stripe.client(), &url)
                 .await
-                .context("registering obol's webhook endpoint with the sandbox")?;
+                .context("registering obol's webhook endpoints with the sandbox")?;
             state.add_webhook_secret(secret);
+        } else {
+            // Which endpoints deliver to obol, for `/health`; Stripe may be
+            // slow or down at start, so not in the way of serving.
+            let ctx = ctx.clone();
+            tokio::spawn(async move {
+                if let Err(e) = ops::connect_webhooks::refresh_check(&ctx).await {
+                    tracing::warn!(error = %e, "could not check Stripe's webhook endpoints");
+                }
+            });
         }
         let mut background = vec![budget];
         for _ in 0..INBOX_WORKERS {
@@ -297,40 +307,53 @@ fn stripe_client(
 /// Points the sandbox's deliveries at this obol: removes the endpoints an
 /// earlier run registered (their port is gone) and registers a new one for
 /// the event types obol handles. Returns the new endpoint's signing secret.
+///
+/// The Connect endpoint too (as `ops::connect_webhooks::ensure_registered`
+/// would on the first connection), so connected accounts' events reach a
+/// sandbox obol from the start: an earlier one for this URL whose secret
+/// obol stores is kept, any other obol registered is replaced.
 async fn register_sandbox_webhook(
+    ctx: &context::Ctx,
     client: &StripeClient,
     url: &str,
 ) -> anyhow::Result<SecretString> {
     #[derive(serde::Deserialize)]
-    struct Endpoint {
+    struct Created {
         id: String,
-        #[serde(default)]
-        metadata: std::collections::HashMap<String, String>,
         secret: Option<String>,
     }
-    #[derive(serde::Deserialize)]
-    struct List {
-        data: Vec<Endpoint>,
-    }
-    let existing: List = client
-        .get("/v1/webhook_endpoints", &Params::new().set("limit", 100))
-        .await?;
-    for old in existing.data {
-        if old.metadata.get("obol_managed").map(String::as_str) == Some("true") {
-            let _: serde_json::Value = client
-                .delete(&format!("/v1/webhook_endpoints/{}", old.id))
-                .await?;
+    let stored: Vec<String> = {
+        let mut h = ctx.store().acquire().await?;
+        h.conn()
+            .list_stripe_endpoints()
+            .await?
+            .into_iter()
+            .map(|r| r.id)
+            .collect()
+    };
+    let mut kept_connect = None;
+    for old in ops::connect_webhooks::list_endpoints(ctx.stripe()).await? {
+        if old.metadata.get("obol_managed").map(String::as_str) != Some("true") {
+            continue;
         }
+        if old.is_connect() && old.url == url && stored.contains(&old.id) && kept_connect.is_none()
+        {
+            kept_connect = Some(old.id);
+            continue;
+        }
+        let _: serde_json::Value = client
+            .delete(&format!("/v1/webhook_endpoints/{}", old.id))
+            .await?;
     }
     let mut params = Params::new()
         .set("url", url)
         .set("metadata[obol_managed]", "true")
         .set("description", "obol (registered at start-up)");
-    for event_type in inbox::apply::handled_event_types() {
+    for event_type in inbox::apply::platform_event_types() {
         params = params.set("enabled_events[]", event_type);
     }
     let boot = ulid::Ulid::new().to_string();
-    let created: Endpoint = client
+    let created: Created = client
         .post(
             "/v1/webhook_endpoints",
             &params,
@@ -341,6 +364,16 @@ async fn register_sandbox_webhook(
         .secret
         .ok_or_else(|| anyhow::anyhow!("the sandbox returned no webhook secret"))?;
     tracing::info!(endpoint = %created.id, %url, "webhook endpoint registered with the sandbox");
+    if kept_connect.is_none() {
+        ops::connect_webhooks::create_connect_endpoint(
+            ctx,
+            url,
+            &IdempotencyKey::for_op("register-connect-webhook", &[url, &boot]),
+            "obol Connect (registered at start-up)",
+        )
+        .await?;
+    }
+    ops::connect_webhooks::refresh_check(ctx).await?;
     Ok(SecretString::from(secret))
 }
 

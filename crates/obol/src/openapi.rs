@@ -28,7 +28,7 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 use crate::error::{catalogue, ErrorBody};
 use crate::outbox::{
     self, ChargeRunItemNotification, ChargeRunNotification, InvoiceNotification, OrderNotification,
-    PaymentNotification, SyncJobNotification,
+    OrganizationNotification, PaymentNotification, SyncJobNotification,
 };
 
 /// The names of the three credential schemes, as operations cite them.
@@ -334,6 +334,7 @@ fn add_schemas(doc: &mut Value) {
     SyncJobNotification::schemas(&mut more);
     ChargeRunItemNotification::schemas(&mut more);
     ChargeRunNotification::schemas(&mut more);
+    OrganizationNotification::schemas(&mut more);
     more.push((
         ChargeRunItemNotification::name().into_owned(),
         ChargeRunItemNotification::schema(),
@@ -357,6 +358,10 @@ fn add_schemas(doc: &mut Value) {
     more.push((
         OrderNotification::name().into_owned(),
         OrderNotification::schema(),
+    ));
+    more.push((
+        OrganizationNotification::name().into_owned(),
+        OrganizationNotification::schema(),
     ));
     let Some(schemas) = doc
         .pointer_mut("/components/schemas")
@@ -382,6 +387,7 @@ fn webhooks() -> Value {
             Some("sync_job") => "SyncJobNotification",
             Some("charge_run_item") => "ChargeRunItemNotification",
             Some("charge_run") => "ChargeRunNotification",
+            Some("organization") => "OrganizationNotification",
             _ => "PaymentNotification",
         };
         hooks.insert(

@@ -18,7 +18,9 @@
 //!   `secrets.previous_keys`); in sandbox mode without one, a key obol
 //!   generated once and keeps in the database (`generated_keys`), like the
 //!   development API key; with real Stripe keys none is ever generated.
-//! - `rotate`: re-encrypts every stored value with the current key.
+//! - `rotate`: re-encrypts every stored value with the current key
+//!   (organisations' tokens, the signing secrets of the Stripe webhook
+//!   endpoints obol registered).
 //!
 //! Plaintexts go in and come out as `SecretString`; nothing here logs a
 //! value or a key, and `Debug` of a key shows its fingerprint only.
@@ -367,6 +369,25 @@ pub async fn rotate(
                     report.skipped += 1;
                 }
             }
+        }
+    }
+    // The signing secrets of the Stripe webhook endpoints obol registered.
+    let mut handle = store.acquire().await?;
+    for row in handle.conn().list_stripe_endpoints().await? {
+        report.checked += 1;
+        let context = crate::storage::stripe_webhook_endpoints::secret_context(&row.id);
+        let fresh = secrets
+            .reencrypt(&row.secret_enc, &context)
+            .map_err(|e| anyhow::anyhow!("stripe webhook endpoint {}: {e}", row.id))?;
+        let Some(fresh) = fresh else { continue };
+        if handle
+            .conn()
+            .replace_stripe_endpoint_secret(&row.id, &row.secret_enc, &fresh)
+            .await?
+        {
+            report.rewritten += 1;
+        } else {
+            report.skipped += 1;
         }
     }
     Ok(report)

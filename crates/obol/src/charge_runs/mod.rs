@@ -1,13 +1,16 @@
 //! The charge-run item writer for the payment writer: a success Stripe
 //! reports for an item's PaymentIntent (the member completed 3-D Secure,
 //! or the worker's answer was lost in a crash) moves the item on, once,
-//! with its notification, in the payment's transaction.
+//! with its notification, in the payment's transaction; and canceling a
+//! run inside the caller's transaction (`cancel_run`: the cancel call, and
+//! an organisation's disconnection).
 
 use crate::context::AccountId;
 use crate::error::Result;
-use crate::ledger::charge_run::{item_may_move, Outcome};
+use crate::ledger::charge_run::{item_may_move, Outcome, RunStatus};
 use crate::ledger::IntentStatus;
 use crate::payments::{Cause, IntentSeen};
+use crate::storage::charge_runs::ChargeRunRow;
 use crate::storage::{self, Conn};
 
 pub async fn observe_intent(
@@ -56,4 +59,26 @@ pub async fn observe_intent(
     }
     tracing::info!(item = %item.id, from = item.outcome.as_str(), intent = %pi.id, "charge run item succeeded");
     Ok(())
+}
+
+/// draft or running → canceled, in the caller's transaction: items not yet
+/// sent are canceled (no new charges); charges already sent finish and
+/// record their outcome. `Ok(None)` when the run was neither draft nor
+/// running as read (canceled, completed, or moved meanwhile): the write is
+/// guarded by the status read. `Ok(Some(n))`: `n` items canceled.
+pub async fn cancel_run(
+    conn: &mut Conn<'_>,
+    run: &ChargeRunRow,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<u64>> {
+    if !matches!(run.status, RunStatus::Draft | RunStatus::Running) {
+        return Ok(None);
+    }
+    if !conn
+        .move_charge_run(&run.id, run.status, RunStatus::Canceled, now)
+        .await?
+    {
+        return Ok(None);
+    }
+    Ok(Some(conn.cancel_pending_items(&run.id, now).await?))
 }

@@ -1,5 +1,7 @@
 //! `obol stripe register-webhook`: points a Stripe account's deliveries at
-//! obol, once.
+//! obol, once, and reports the endpoints delivering to obol: two platform
+//! endpoints, or two Connect endpoints, with obol's URL would each deliver
+//! every event again (exit 1).
 
 use std::process::ExitCode;
 
@@ -7,7 +9,10 @@ use clap::Subcommand;
 use serde::Deserialize;
 
 use crate::config::{Config, STRIPE_API_BASE};
-use crate::inbox::apply::handled_event_types;
+use crate::inbox::apply::{connect_event_types, platform_event_types};
+use crate::ops::connect_webhooks::{
+    duplicate_message, list_endpoints, webhook_url, EndpointKind, ObolEndpoints,
+};
 use crate::stripe::{IdempotencyKey, Params, RateLimit, StripeClient};
 
 #[derive(Debug, Subcommand)]
@@ -15,22 +20,16 @@ pub enum StripeCommand {
     /// Register `OBOL_PUBLIC_URL/webhooks/stripe` for the event types obol
     /// handles, unless an endpoint for that URL exists already (a second
     /// one would deliver every event twice). Prints the signing secret.
+    /// Reports the Connect endpoint (obol registers it itself) and any
+    /// duplicate, platform or Connect (exit 1).
     RegisterWebhook,
 }
 
+/// Stripe's answer to creating an endpoint: the secret is in it, once.
 #[derive(Deserialize)]
-struct Endpoint {
+struct Created {
     id: String,
-    url: String,
-    #[serde(default)]
-    enabled_events: Vec<String>,
     secret: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct List {
-    data: Vec<Endpoint>,
-    has_more: bool,
 }
 
 pub async fn run(config: Config, command: StripeCommand) -> anyhow::Result<ExitCode> {
@@ -48,7 +47,7 @@ async fn register_webhook(config: Config) -> anyhow::Result<ExitCode> {
             "public_url (OBOL_PUBLIC_URL) is not set: Stripe needs to know where obol is"
         );
     };
-    let url = format!("{}/webhooks/stripe", public.trim_end_matches('/'));
+    let url = webhook_url(&public);
     let base = config
         .stripe
         .api_base
@@ -60,26 +59,18 @@ async fn register_webhook(config: Config) -> anyhow::Result<ExitCode> {
         RateLimit::per_second(config.stripe_rate_limit()),
         config.stripe_retry_policy(),
     )?;
-    let mut endpoints = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page: List = client
-            .get(
-                "/v1/webhook_endpoints",
-                &Params::new()
-                    .set("limit", 100)
-                    .set_opt("starting_after", after.as_deref()),
-            )
-            .await?;
-        after = page.data.last().map(|e| e.id.clone());
-        endpoints.extend(page.data);
-        if !page.has_more || after.is_none() {
-            break;
-        }
-    }
-    let ours: Vec<&Endpoint> = endpoints.iter().filter(|e| e.url == url).collect();
-    let wanted: Vec<&str> = handled_event_types().collect();
-    match ours.as_slice() {
+    let endpoints = list_endpoints(&client).await?;
+    let ours = ObolEndpoints::of(&endpoints, &url);
+    let missing_of = |id: &str, wanted: Vec<&'static str>| -> Vec<&'static str> {
+        endpoints
+            .iter()
+            .find(|e| e.id == id)
+            .map(|e| e.missing(wanted.into_iter()))
+            .unwrap_or_default()
+    };
+    let mut ok = true;
+    let wanted: Vec<&str> = platform_event_types().collect();
+    match ours.platform.as_slice() {
         [] => {
             let mut params = Params::new()
                 .set("url", &url)
@@ -88,7 +79,7 @@ async fn register_webhook(config: Config) -> anyhow::Result<ExitCode> {
             for t in &wanted {
                 params = params.set("enabled_events[]", t);
             }
-            let created: Endpoint = client
+            let created: Created = client
                 .post(
                     "/v1/webhook_endpoints",
                     &params,
@@ -107,39 +98,54 @@ async fn register_webhook(config: Config) -> anyhow::Result<ExitCode> {
                 ),
                 None => println!("Stripe returned no signing secret; copy it from the dashboard"),
             }
-            Ok(ExitCode::SUCCESS)
         }
         [one] => {
-            let missing: Vec<&&str> = wanted
-                .iter()
-                .filter(|t| !one.enabled_events.iter().any(|e| e == "*" || e == *t))
-                .collect();
-            println!(
-                "already registered: {} at {url}; not adding a second endpoint",
-                one.id
-            );
-            if missing.is_empty() {
-                Ok(ExitCode::SUCCESS)
-            } else {
-                let names: Vec<&str> = missing.iter().map(|s| **s).collect();
+            println!("already registered: {one} at {url}; not adding a second endpoint");
+            let missing = missing_of(one, wanted);
+            if !missing.is_empty() {
+                ok = false;
                 println!(
                     "it does not send {} event types obol handles: {}",
-                    names.len(),
-                    names.join(", ")
+                    missing.len(),
+                    missing.join(", ")
                 );
-                Ok(ExitCode::from(1))
             }
         }
         several => {
-            let ids: Vec<&str> = several.iter().map(|e| e.id.as_str()).collect();
-            println!(
-                "{} endpoints deliver to {url} ({}): every event arrives {} times. \
-                 Delete all but one in Stripe's dashboard.",
-                several.len(),
-                ids.join(", "),
-                several.len()
-            );
-            Ok(ExitCode::from(1))
+            ok = false;
+            if let Some(m) = duplicate_message(EndpointKind::Platform, several, &url) {
+                println!("{m}");
+            }
         }
     }
+    // The Connect endpoint is obol's own to register (on the first
+    // organisation's connection); this reports it.
+    match ours.connect.as_slice() {
+        [] => println!(
+            "no Connect endpoint at {url} yet: obol registers one when the first organisation connects"
+        ),
+        [one] => {
+            println!("Connect endpoint: {one} at {url}");
+            let missing = missing_of(one, connect_event_types().collect());
+            if !missing.is_empty() {
+                ok = false;
+                println!(
+                    "it does not send {} event types obol handles: {}",
+                    missing.len(),
+                    missing.join(", ")
+                );
+            }
+        }
+        several => {
+            ok = false;
+            if let Some(m) = duplicate_message(EndpointKind::Connect, several, &url) {
+                println!("{m}");
+            }
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

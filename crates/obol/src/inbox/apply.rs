@@ -10,7 +10,14 @@
 //! `crate::payments` (the one payment writer) and card observations to
 //! `crate::saved_cards`; they do not write a payment's state themselves,
 //! and nothing here may call `ops` (or Stripe: obol sets a saved card as
-//! the default at Stripe from the card-update page, not here).
+//! the default at Stripe from the card-update page, not here). A
+//! deauthorization goes to the organisation writer (`crate::organizations`).
+//!
+//! Whose an event is was decided when it was stored (`inbox::store_event`):
+//! `account_id` is the platform's (`default`) for events without Stripe's
+//! `account`, else the organisation holding that connected account. Every
+//! handler reads and writes rows of that account only, so a platform event
+//! never touches an organisation's rows, nor the reverse.
 //!
 //! What may heal and what never will: a payload that is not JSON (or
 //! nested past serde_json's depth limit), an object of the wrong shape, or
@@ -26,6 +33,7 @@ use serde_json::Value;
 
 use crate::context::AccountId;
 use crate::error::{Error, Result};
+use crate::ids::OrganizationId;
 use crate::ledger::dispute::{self, DisputeDecision, DisputeStatus};
 use crate::ledger::payment_method::{CardSeen, DefaultSource};
 use crate::ledger::refund::{self, RefundDecision, RefundEvent, RefundStatus};
@@ -67,11 +75,41 @@ pub const HANDLED_EVENT_TYPES: &[&str] = &[
     "payment_method.detached",
     "customer.updated",
     "setup_intent.succeeded",
+    "account.application.deauthorized",
 ];
 
-/// Every event type obol handles (for webhook endpoint registration).
+/// Types only a Connect endpoint receives for obol: on the platform's own
+/// endpoint `account.application.deauthorized` would mean the platform's
+/// account dropped some other application, nothing obol acts on.
+pub const CONNECT_ONLY_EVENT_TYPES: &[&str] = &["account.application.deauthorized"];
+
+/// The most types `GET /v1/events` takes in one `types[]` list.
+pub const MAX_TYPES_PER_LIST: usize = 20;
+
+/// Every event type obol handles.
 pub fn handled_event_types() -> impl Iterator<Item = &'static str> {
     HANDLED_EVENT_TYPES.iter().copied()
+}
+
+/// What the platform's own endpoint is registered for (and reconciliation
+/// lists for the platform): every handled type but the Connect-only ones.
+pub fn platform_event_types() -> impl Iterator<Item = &'static str> {
+    handled_event_types().filter(|t| !CONNECT_ONLY_EVENT_TYPES.contains(t))
+}
+
+/// What the Connect endpoint is registered for (and reconciliation lists
+/// for each organisation): every handled type.
+pub fn connect_event_types() -> impl Iterator<Item = &'static str> {
+    handled_event_types()
+}
+
+/// `types` in lists of at most `MAX_TYPES_PER_LIST`, for `GET /v1/events`
+/// (which refuses longer `types[]`): each list is listed on its own.
+pub fn type_chunks(types: &[&'static str]) -> Vec<Vec<&'static str>> {
+    types
+        .chunks(MAX_TYPES_PER_LIST)
+        .map(<[&str]>::to_vec)
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +121,7 @@ enum Kind {
     PaymentMethod,
     CustomerUpdated,
     SetupSucceeded,
+    Deauthorized,
 }
 
 fn kind_of(event_type: &str) -> Option<Kind> {
@@ -105,6 +144,7 @@ fn kind_of(event_type: &str) -> Option<Kind> {
         | "payment_method.detached" => Kind::PaymentMethod,
         "customer.updated" => Kind::CustomerUpdated,
         "setup_intent.succeeded" => Kind::SetupSucceeded,
+        "account.application.deauthorized" => Kind::Deauthorized,
         _ => return None,
     })
 }
@@ -112,11 +152,11 @@ fn kind_of(event_type: &str) -> Option<Kind> {
 /// Applies one event within the caller's transaction. `live`: obol runs
 /// against a live-mode Stripe account.
 pub async fn apply(conn: &mut Conn<'_>, event: &WebhookEventRow, live: bool) -> Result<Outcome> {
-    if event.account_id != crate::context::AccountId::PLATFORM {
-        return Ok(Outcome::Ignored(format!(
-            "the event is for connected account {}, which obol does not know",
-            event.account_id
-        )));
+    let account = AccountId::from_db(event.account_id.clone());
+    // Stored for an account no organisation held (or replayed since): its
+    // `account_id` is Stripe's `acct_…`, which owns no rows here.
+    if !account.is_platform() && OrganizationId::parse(account.as_str()).is_err() {
+        return Ok(Outcome::Ignored(unknown_account(account.as_str())));
     }
     if event.livemode != live {
         return Ok(Outcome::Ignored(format!(
@@ -140,6 +180,18 @@ pub async fn apply(conn: &mut Conn<'_>, event: &WebhookEventRow, live: bool) -> 
             ))))
         }
     };
+    // The routing holds: an event of a connected account belongs to an
+    // organisation, one without `account` to the platform, never crossed.
+    let connected = payload.get("account").and_then(Value::as_str);
+    match (connected, account.is_platform()) {
+        (None, false) | (Some(_), true) => {
+            return Ok(Outcome::Ignored(format!(
+                "the event's account ({}) is not the one it was stored for ({account})",
+                connected.unwrap_or("the platform")
+            )))
+        }
+        (None, true) | (Some(_), false) => {}
+    }
     let object = &payload["data"]["object"];
     let outcome = match kind {
         Kind::Intent => intent_changed(conn, event, object).await?,
@@ -149,8 +201,14 @@ pub async fn apply(conn: &mut Conn<'_>, event: &WebhookEventRow, live: bool) -> 
         Kind::PaymentMethod => payment_method_changed(conn, event, &payload).await?,
         Kind::CustomerUpdated => customer_updated(conn, event, object).await?,
         Kind::SetupSucceeded => setup_succeeded(conn, event, object).await?,
+        Kind::Deauthorized => deauthorized(conn, event, &account, connected).await?,
     };
     Ok(outcome.unwrap_or_else(unreadable))
+}
+
+/// Why an event of a connected account no organisation holds is ignored.
+pub fn unknown_account(acct: &str) -> String {
+    format!("the event is for connected account {acct}, which no organisation holds")
 }
 
 /// An event that can never apply, as the outcome the inbox records.
@@ -675,6 +733,55 @@ async fn setup_succeeded(conn: &mut Conn<'_>, event: &WebhookEventRow, object: &
     .map(Ok)
 }
 
+/// `account.application.deauthorized`: the connected account revoked
+/// obol's access. The organisation holding it is disconnected once (the
+/// write is guarded: a second delivery, or the disconnect call that caused
+/// it, finds it no longer active), and the organisation writer stops its
+/// charge runs and tells the host, in this transaction.
+async fn deauthorized(
+    conn: &mut Conn<'_>,
+    event: &WebhookEventRow,
+    account: &AccountId,
+    connected: Option<&str>,
+) -> Handled {
+    let (Some(acct), Ok(org_id)) = (connected, OrganizationId::parse(account.as_str())) else {
+        return Ok(Ok(Outcome::Ignored(
+            "the platform's own account deauthorized an application; obol acts on connected accounts' deauthorizations only".into(),
+        )));
+    };
+    let Some(org) = conn.get_organization(&org_id).await? else {
+        return Ok(Ok(Outcome::Ignored(format!(
+            "organisation {org_id} no longer exists"
+        ))));
+    };
+    if org.stripe_account_id.as_deref() != Some(acct) {
+        return Ok(Ok(Outcome::Ignored(format!(
+            "organisation {org_id} is connected to another account now"
+        ))));
+    }
+    // A deauthorization older than the current connection (the account was
+    // connected again since) must not end the new one.
+    if org
+        .connected_at
+        .is_some_and(|at| event.stripe_created < at.timestamp())
+    {
+        return Ok(Ok(Outcome::Ignored(
+            "older than the organisation's current connection".into(),
+        )));
+    }
+    let Some(row) = conn
+        .disconnect_organization(&org_id, storage::now())
+        .await?
+    else {
+        return Ok(Ok(Outcome::Ignored(format!(
+            "organisation {org_id} is not connected (already disconnected)"
+        ))));
+    };
+    crate::organizations::after_disconnected(conn, &row, storage::now()).await?;
+    tracing::info!(organization_id = %row.id, event = %event.stripe_event_id, "organisation disconnected: its Stripe account deauthorized obol");
+    Ok(Ok(Outcome::Applied))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -684,10 +791,26 @@ mod tests {
         for t in HANDLED_EVENT_TYPES {
             assert!(kind_of(t).is_some(), "{t} has no handler");
         }
+        // Reconciliation lists events with at most 20 types[] per request:
+        // every chunk it sends fits, and together they are every type.
+        for types in [
+            platform_event_types().collect::<Vec<_>>(),
+            connect_event_types().collect::<Vec<_>>(),
+        ] {
+            let chunks = type_chunks(&types);
+            assert!(chunks
+                .iter()
+                .all(|c| !c.is_empty() && c.len() <= MAX_TYPES_PER_LIST));
+            assert_eq!(chunks.concat(), types);
+        }
         assert!(
-            HANDLED_EVENT_TYPES.len() <= 20,
-            "reconciliation lists events with at most 20 types[]"
+            connect_event_types().count() > MAX_TYPES_PER_LIST,
+            "the split is exercised"
         );
+        assert!(platform_event_types().all(|t| !CONNECT_ONLY_EVENT_TYPES.contains(&t)));
+        assert!(CONNECT_ONLY_EVENT_TYPES
+            .iter()
+            .all(|t| HANDLED_EVENT_TYPES.contains(t)));
         for t in [
             "customer.created",
             "charge.succeeded",

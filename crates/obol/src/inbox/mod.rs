@@ -13,6 +13,15 @@
 //! Such a delivery is stored `ignored` with the reason; one that is not
 //! even an event is keyed by the SHA-256 of its body (`unreadable_…`), so
 //! Stripe's retries of it are duplicates.
+//!
+//! Routing (Stripe Connect): an event carrying `account` (a connected
+//! account's, delivered to the Connect endpoint) is stored for the
+//! organisation holding that `acct_…`, whatever its status, so late
+//! events of a disconnected organisation still land in its ledger. One no
+//! organisation holds is stored `ignored` with the reason under its
+//! `acct_…` (which owns no rows), and answered 200 like any signed
+//! delivery: Stripe would retry a refusal for days, and the platform's
+//! rows are never touched by it.
 
 pub mod apply;
 pub mod worker;
@@ -47,7 +56,8 @@ pub struct Receipt {
 }
 
 /// Verifies and stores one delivery. Nothing is stored unless the
-/// signature holds.
+/// signature holds with one of `secrets` (the platform endpoint's and the
+/// Connect endpoint's: each endpoint signs with its own).
 pub async fn receive(
     store: &Store,
     secrets: &[SecretString],
@@ -138,14 +148,19 @@ async fn store_event_as(
     ignored: Option<&str>,
 ) -> Result<Receipt> {
     let mut handle = store.acquire().await?;
-    let stored = handle
-        .conn()
+    let mut conn = handle.conn();
+    let (account_id, unknown) = match envelope.account.as_deref() {
+        None => (crate::context::AccountId::PLATFORM.to_string(), None),
+        Some(acct) => match conn.get_organization_by_stripe_account(acct).await? {
+            Some(org) => (org.id, None),
+            None => (acct.to_string(), Some(apply::unknown_account(acct))),
+        },
+    };
+    let ignored = ignored.or(unknown.as_deref());
+    let stored = conn
         .insert_webhook_event(&NewWebhookEvent {
             stripe_event_id: &envelope.id,
-            account_id: envelope
-                .account
-                .as_deref()
-                .unwrap_or(crate::context::AccountId::PLATFORM),
+            account_id: &account_id,
             event_type: &envelope.event_type,
             stripe_created: envelope.created,
             livemode: envelope.livemode,

@@ -362,17 +362,12 @@ pub async fn cancel(ctx: &Ctx, actor: &Actor, id: &str) -> Result<ChargeRunOut> 
     }
     let now = ctx.now();
     let mut tx = ctx.store().begin().await?;
-    let mut conn = tx.conn();
-    if !conn
-        .move_charge_run(&run.id, run.status, RunStatus::Canceled, now)
-        .await?
-    {
+    let Some(canceled) = crate::charge_runs::cancel_run(&mut tx.conn(), &run, now).await? else {
         return Err(Error::rule(
             RuleCode::ChargeRunNotCancelable,
             "the run changed meanwhile; read it and try again",
         ));
-    }
-    let canceled = conn.cancel_pending_items(&run.id, now).await?;
+    };
     tx.commit().await?;
     tracing::info!(run = %run.id, canceled, "charge run canceled");
     get(ctx, actor, id).await

@@ -591,18 +591,26 @@ pub async fn disconnect(ctx: &Ctx, actor: &Actor, id: &str) -> Result<Organizati
         Err(e) => return Err(crate::stripe::StripeError::from(e).into()),
     }
     let id = OrganizationId::from_db(org.id.clone());
-    let mut h = ctx.store().acquire().await?;
-    let mut conn = h.conn();
-    let row = match conn.disconnect_organization(&id, ctx.now()).await? {
-        Some(row) => {
-            tracing::info!(organization_id = %row.id, "Stripe account disconnected");
-            row
+    let now = ctx.now();
+    // The status change, the canceled charge runs and the host's
+    // `organization.disconnected` commit together, as when the
+    // deauthorization arrives as a webhook first.
+    let mut tx = ctx.store().begin().await?;
+    let row = {
+        let mut conn = tx.conn();
+        match conn.disconnect_organization(&id, now).await? {
+            Some(row) => {
+                let done = crate::organizations::after_disconnected(&mut conn, &row, now).await?;
+                tracing::info!(organization_id = %row.id, charge_runs_canceled = done.charge_runs_canceled.len(), "Stripe account disconnected");
+                row
+            }
+            // Disconnected meanwhile (a deauthorization event, another call).
+            None => conn
+                .get_organization(&id)
+                .await?
+                .ok_or(Error::NotFound(Resource::Organization))?,
         }
-        // Disconnected meanwhile (a deauthorization event, another call).
-        None => conn
-            .get_organization(&id)
-            .await?
-            .ok_or(Error::NotFound(Resource::Organization))?,
     };
+    tx.commit().await?;
     row.try_into()
 }

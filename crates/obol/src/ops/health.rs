@@ -36,6 +36,12 @@ pub struct StripeHealth {
     pub api_base: String,
     /// The Stripe account; null while Stripe cannot be reached.
     pub account: Option<AccountSummary>,
+    /// The Stripe webhook endpoints delivering to obol, as last checked:
+    /// `degraded` when two platform endpoints (or two Connect endpoints)
+    /// deliver to obol's URL. Not part of `status`: each copy of an event
+    /// is stored once, so obol keeps working; the message says what to
+    /// delete.
+    pub webhooks: crate::ops::connect_webhooks::WebhooksHealth,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -50,6 +56,7 @@ pub async fn check(ctx: &Ctx) -> HealthOut {
     let storage_ok = ctx.store().ping().await.is_ok();
     let stripe = ctx.stripe_info();
     let account = stripe.account().await;
+    let webhooks = crate::ops::connect_webhooks::health(ctx).await;
     HealthOut {
         status: if storage_ok {
             HealthStatus::Ok
@@ -62,6 +69,7 @@ pub async fn check(ctx: &Ctx) -> HealthOut {
             mode: stripe.mode,
             api_base: stripe.api_base.clone(),
             account,
+            webhooks,
         },
         storage: StorageHealth {
             backend: ctx.store().backend().as_str(),

@@ -25,6 +25,12 @@ use crate::ids::OrganizationId;
 use crate::storage::organizations::OrganizationRow;
 use crate::validate;
 
+/// What follows a disconnection, in its transaction: running charge runs
+/// canceled, the host told (`organization.disconnected`). The disconnect
+/// call runs it after `disconnect_organization` answers the row, exactly
+/// as the inbox does for `account.application.deauthorized`.
+pub use crate::organizations::{after_disconnected, Disconnected};
+
 /// Body of `POST /v1/organizations`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -11,6 +11,11 @@
 //! 3. make queued release and refund jobs due now (the job runner in
 //!    `jobs/` performs them).
 //!
+//! Events are listed for the platform and for every active organisation
+//! (Stripe Connect: with its `Stripe-Account`, from `Ctx::stripe_of`),
+//! each with its own cursor. A pass also refreshes the duplicate-endpoint
+//! check `/health` shows (`connect_webhooks::refresh_check`).
+//!
 //! `obol serve` runs a pass as the recurring `reconcile` job
 //! (`jobs/reconcile.rs`); `obol reconcile` and `POST /v1/reconciliations`
 //! run one at once.
@@ -33,6 +38,7 @@ const OVERLAP_SECONDS: i64 = 300;
 /// three days).
 const FIRST_LOOKBACK_SECONDS: i64 = 3 * 24 * 3600;
 const PAYMENTS_PER_RUN: i64 = 200;
+const ORGANIZATIONS_PER_PAGE: i64 = 100;
 
 /// What one reconciliation pass found and recovered.
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -72,59 +78,112 @@ pub async fn run(ctx: &Ctx, actor: &Actor) -> Result<Report> {
 pub async fn run_once(ctx: &Ctx) -> Result<Report> {
     let mut report = Report::default();
     recover_events(ctx, &mut report).await?;
+    // Duplicate webhook endpoints, for `/health`: a look at Stripe per
+    // pass, not per health request.
+    if let Err(e) = super::connect_webhooks::refresh_check(ctx).await {
+        tracing::warn!(error = %e, "could not check Stripe's webhook endpoints");
+    }
     recheck_payments(ctx, &mut report).await?;
     report.refunds_resubmitted = super::refunds::resubmit_stale(ctx).await?;
     report.releases_retried = super::checkout::retry_releases(ctx).await?;
     Ok(report)
 }
 
-/// Lists the events of the platform account (connected accounts are
-/// listed with their `Stripe-Account` once Connect lands).
+/// Lists the events of the platform account, then of every active
+/// organisation (with its `Stripe-Account`, through `Ctx::stripe_of`). An
+/// organisation Stripe cannot be asked for is logged and skipped, so one
+/// revoked account does not stop the others' recovery.
 async fn recover_events(ctx: &Ctx, report: &mut Report) -> Result<()> {
-    let account = AccountId::platform();
+    let platform: Vec<&'static str> = crate::inbox::apply::platform_event_types().collect();
+    recover_events_of(ctx, &AccountId::platform(), None, &platform, report).await?;
+    let connect: Vec<&'static str> = crate::inbox::apply::connect_event_types().collect();
+    let mut after: Option<String> = None;
+    loop {
+        let orgs = {
+            let mut h = ctx.store().acquire().await?;
+            h.conn()
+                .list_active_organizations(after.as_deref(), ORGANIZATIONS_PER_PAGE)
+                .await?
+        };
+        let Some(last) = orgs.last() else { break };
+        after = Some(last.id.clone());
+        for org in orgs {
+            let Some(acct) = org.stripe_account_id.as_deref() else {
+                continue;
+            };
+            let account = AccountId::from_db(org.id.clone());
+            if let Err(e) = recover_events_of(ctx, &account, Some(acct), &connect, report).await {
+                tracing::warn!(organization_id = %org.id, error = %e, "could not list an organisation's Stripe events; skipped in this pass");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Lists `account`'s events of `types` since its last pass and stores
+/// them in the inbox. `GET /v1/events` takes at most 20 `types[]`, so the
+/// types are listed in chunks, each paged on its own. `acct`: the
+/// connected account, set on stored events Stripe listed without it, so
+/// the inbox routes them to the organisation.
+async fn recover_events_of(
+    ctx: &Ctx,
+    account: &AccountId,
+    acct: Option<&str>,
+    types: &[&'static str],
+    report: &mut Report,
+) -> Result<()> {
+    let stripe = ctx.stripe_of(account).await?;
     let store = ctx.store();
     let now = ctx.now().timestamp();
     let since = {
         let mut h = store.acquire().await?;
-        match h.conn().get_sync_state(&account, CURSOR).await? {
+        match h.conn().get_sync_state(account, CURSOR).await? {
             Some(v) => v.parse::<i64>().unwrap_or(now - FIRST_LOOKBACK_SECONDS) - OVERLAP_SECONDS,
             None => now - FIRST_LOOKBACK_SECONDS,
         }
     };
     let mut newest = since;
-    let mut starting_after: Option<String> = None;
-    loop {
-        let mut params = Params::new().set("limit", 100).set("created[gte]", since);
-        for t in crate::inbox::apply::handled_event_types() {
-            params = params.set("types[]", t);
-        }
-        let params = params.set_opt("starting_after", starting_after.as_deref());
-        let page: EventList = ctx.stripe().get("/v1/events", &params).await?;
-        for event in &page.data {
-            let envelope: Envelope = serde_json::from_value(event.clone()).map_err(|e| {
-                StripeError::Decode(format!("an event Stripe listed is malformed: {e}"))
-            })?;
-            newest = newest.max(envelope.created);
-            let payload = serde_json::to_string(event).map_err(Error::internal)?;
-            report.events_listed += 1;
-            if crate::inbox::store_event(store, &envelope, &payload, "reconcile")
-                .await?
-                .stored
-            {
-                report.events_new += 1;
+    for chunk in crate::inbox::apply::type_chunks(types) {
+        let mut starting_after: Option<String> = None;
+        loop {
+            let mut params = Params::new().set("limit", 100).set("created[gte]", since);
+            for t in &chunk {
+                params = params.set("types[]", t);
             }
-        }
-        match (
-            page.has_more,
-            page.data.last().and_then(|e| e["id"].as_str()),
-        ) {
-            (true, Some(last)) => starting_after = Some(last.to_string()),
-            _ => break,
+            let params = params.set_opt("starting_after", starting_after.as_deref());
+            let page: EventList = stripe.get("/v1/events", &params).await?;
+            for event in &page.data {
+                let mut envelope: Envelope =
+                    serde_json::from_value(event.clone()).map_err(|e| {
+                        StripeError::Decode(format!("an event Stripe listed is malformed: {e}"))
+                    })?;
+                let mut event = event.clone();
+                if let (Some(acct), None) = (acct, &envelope.account) {
+                    envelope.account = Some(acct.to_string());
+                    event["account"] = Value::String(acct.to_string());
+                }
+                newest = newest.max(envelope.created);
+                let payload = serde_json::to_string(&event).map_err(Error::internal)?;
+                report.events_listed += 1;
+                if crate::inbox::store_event(store, &envelope, &payload, "reconcile")
+                    .await?
+                    .stored
+                {
+                    report.events_new += 1;
+                }
+            }
+            match (
+                page.has_more,
+                page.data.last().and_then(|e| e["id"].as_str()),
+            ) {
+                (true, Some(last)) => starting_after = Some(last.to_string()),
+                _ => break,
+            }
         }
     }
     let mut h = store.acquire().await?;
     h.conn()
-        .set_sync_state(&account, CURSOR, &newest.to_string(), ctx.now())
+        .set_sync_state(account, CURSOR, &newest.to_string(), ctx.now())
         .await?;
     Ok(())
 }

@@ -14,14 +14,28 @@ use crate::ledger::inbox_event::InboxStatus;
 use crate::storage::webhook_events::WebhookEventRow;
 
 /// Stripe's delivery: stored before it is acknowledged; a bad or missing
-/// signature is `invalid_signature` and stores nothing.
+/// signature is `invalid_signature` and stores nothing. `secrets` are the
+/// platform endpoint's; the Connect endpoint's (configured or stored by
+/// `connect_webhooks`) are accepted too: each endpoint signs with its own.
 pub async fn receive(
     ctx: &Ctx,
     secrets: &[SecretString],
     body: &[u8],
     signature: Option<&str>,
 ) -> Result<ReceiptOut> {
-    let receipt = inbox::receive(ctx.store(), secrets, body, signature).await?;
+    let mut all = secrets.to_vec();
+    all.extend(super::connect_webhooks::signing_secrets(ctx, false).await?);
+    let receipt = match inbox::receive(ctx.store(), &all, body, signature).await {
+        // Another process may have registered the Connect endpoint since
+        // the secrets were read: read them again (at most every few
+        // seconds, so forged deliveries cannot make every request a read).
+        Err(Error::InvalidSignature(crate::stripe::signature::SignatureError::Mismatch)) => {
+            let mut all = secrets.to_vec();
+            all.extend(super::connect_webhooks::signing_secrets(ctx, true).await?);
+            inbox::receive(ctx.store(), &all, body, signature).await?
+        }
+        other => other?,
+    };
     if receipt.stored {
         ctx.wake_inbox();
     }
@@ -49,7 +63,9 @@ pub struct WebhookEventOut {
     /// Stripe's event type (`payment_intent.succeeded`, …).
     #[serde(rename = "type")]
     pub event_type: String,
-    /// The account the event belongs to (`default`: the platform).
+    /// The account the event belongs to: `default` (the platform), the
+    /// organisation holding the event's connected account (`org_…`), or
+    /// Stripe's `acct_…` when no organisation holds it (then `ignored`).
     pub account_id: String,
     /// received, applied, ignored or failed.
     pub status: InboxStatus,

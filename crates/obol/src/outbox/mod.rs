@@ -45,6 +45,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "charge_run_item.no_payment_method",
     "charge_run_item.canceled",
     "charge_run.completed",
+    "organization.disconnected",
 ];
 
 /// The host event for a payment entering `state`, if any.
@@ -89,6 +90,9 @@ pub fn summary(event_type: &str) -> &'static str {
         "charge_run_item.no_payment_method" => "A member in a charge run has no saved card.",
         "charge_run_item.canceled" => "A member's charge was not sent: the run was canceled.",
         "charge_run.completed" => "Every item of a charge run has its outcome.",
+        "organization.disconnected" => {
+            "An organisation's Stripe account was disconnected: obol makes no more Stripe calls for it and stopped its running charge runs."
+        }
         _ => "A notification.",
     }
 }
@@ -317,6 +321,87 @@ pub struct ChargeRunSnapshot {
     /// Items by outcome.
     #[schema(value_type = Object)]
     pub counts: std::collections::BTreeMap<String, i64>,
+}
+
+/// An `organization.*` notification's body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrganizationNotification {
+    /// An `organization.*` type (the webhook's name).
+    #[serde(rename = "type")]
+    #[schema(value_type = String, example = "organization.disconnected", pattern = "^organization\\.")]
+    pub kind: &'static str,
+    pub timestamp: DateTime<Utc>,
+    pub data: OrganizationNotificationData,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrganizationNotificationData {
+    /// The organisation as it is after the change.
+    pub organization: OrganizationSnapshot,
+    /// The running charge runs this change canceled (no new charges are
+    /// sent; charges already sent finish).
+    #[schema(value_type = Vec<crate::ids::ChargeRunId>)]
+    pub charge_runs_canceled: Vec<String>,
+}
+
+/// An organisation as a notification carries it: never its full account
+/// id, never a token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrganizationSnapshot {
+    #[schema(value_type = crate::ids::OrganizationId)]
+    pub id: String,
+    pub name: String,
+    pub external_id: Option<String>,
+    /// `pending`, `active` or `disconnected`.
+    pub stripe_status: String,
+    /// The last four characters of the connected `acct_…` id.
+    pub account_id_last4: Option<String>,
+    pub account_name: Option<String>,
+    pub connected_at: Option<DateTime<Utc>>,
+    pub disconnected_at: Option<DateTime<Utc>>,
+}
+
+/// Queues `organization.<kind>` for the organisation's own endpoints and
+/// the platform's (organisations are the platform's: a host with one
+/// endpoint on the platform learns of every organisation), inside the
+/// transaction that made the change.
+pub async fn notify_organization(
+    conn: &mut Conn<'_>,
+    event_type: &'static str,
+    org: &crate::storage::organizations::OrganizationRow,
+    charge_runs_canceled: Vec<String>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let last4 = org.stripe_account_id.as_deref().map(|a| {
+        let tail: Vec<char> = a.chars().rev().take(4).collect();
+        tail.into_iter().rev().collect()
+    });
+    let body = OrganizationNotification {
+        kind: event_type,
+        timestamp: now,
+        data: OrganizationNotificationData {
+            organization: OrganizationSnapshot {
+                id: org.id.clone(),
+                name: org.name.clone(),
+                external_id: org.external_id.clone(),
+                stripe_status: org.stripe_status.clone(),
+                account_id_last4: last4,
+                account_name: org.account_name.clone(),
+                connected_at: org.connected_at,
+                disconnected_at: org.disconnected_at,
+            },
+            charge_runs_canceled,
+        },
+    };
+    let body = serde_json::to_string(&body).map_err(Error::internal)?;
+    for account in [
+        crate::context::AccountId::from_db(org.id.clone()),
+        crate::context::AccountId::platform(),
+    ] {
+        conn.enqueue_notification(&account, event_type, &body, now)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Queues `charge_run_item.<outcome>` inside the transaction that moved it.

@@ -115,6 +115,26 @@ impl Conn<'_> {
         }))
     }
 
+    /// The runs of `account` in `status`, oldest first (a disconnected
+    /// organisation's running runs are canceled; there are few).
+    pub async fn list_charge_runs_in_status(
+        &mut self,
+        account: &AccountId,
+        status: RunStatus,
+    ) -> Result<Vec<ChargeRunRow>> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM charge_runs WHERE account_id = $1 AND status = $2 \
+             ORDER BY created_at, id"
+        );
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, ChargeRunRow>(&sql)
+                .bind(account.as_str())
+                .bind(status.as_str())
+                .fetch_all(&mut **conn)
+                .await?
+        }))
+    }
+
     /// Moves a run from `from` to `to`, guarded: `true` once.
     pub async fn move_charge_run(
         &mut self,

@@ -26,6 +26,7 @@ pub mod payment_actions;
 pub mod payment_methods;
 pub mod payments;
 pub mod refunds;
+pub mod stripe_webhook_endpoints;
 pub mod sync_state;
 pub mod webhook_events;
 

@@ -13,6 +13,7 @@ mod charge_run_scale;
 mod charge_runs;
 mod checkout;
 mod connect;
+mod connect_events;
 mod crash;
 mod disputes;
 mod emails;

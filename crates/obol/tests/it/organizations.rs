@@ -681,7 +681,9 @@ async fn tokens_at_rest_are_ciphertext_and_rotate_to_a_new_key(backend: Backend)
     ];
     let (code_, out, err) = crate::helpers::run_obol(&["secrets", "rotate"], &env, &dir);
     assert_eq!(code_, 0, "{out}{err}");
-    assert!(out.contains("1 stored secret(s), 1 re-encrypted"), "{out}");
+    // The organisation's token, and the signing secret of the Connect
+    // webhook endpoint obol registered with its sandbox at start-up.
+    assert!(out.contains("2 stored secret(s), 2 re-encrypted"), "{out}");
     let rotated = raw(store.clone()).await;
     assert!(
         rotated.starts_with(&format!("v1:{}:", new.fingerprint())),
@@ -697,7 +699,7 @@ async fn tokens_at_rest_are_ciphertext_and_rotate_to_a_new_key(backend: Backend)
     );
     // Again: nothing left to rewrite.
     let (_, out, _) = crate::helpers::run_obol(&["secrets", "rotate"], &env, &dir);
-    assert!(out.contains("1 stored secret(s), 0 re-encrypted"), "{out}");
+    assert!(out.contains("2 stored secret(s), 0 re-encrypted"), "{out}");
     // Without the old key a value it wrote stops the rotation, naming the
     // row and never the value.
     {

@@ -276,7 +276,10 @@ async fn register_webhook_adds_one_endpoint_and_reports_duplicates() {
         .unwrap();
     let (code, out, _) = rerun(dir.path().to_path_buf(), owned).await.unwrap();
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("2 endpoints deliver"), "{out}");
+    assert!(
+        out.contains("2 platform webhook endpoints deliver"),
+        "{out}"
+    );
     let list: serde_json::Value = reqwest::Client::new()
         .get(format!("{base}/v1/webhook_endpoints"))
         .bearer_auth("sk_test_obol_register")
