@@ -229,6 +229,9 @@ run_once() { # rate items label
   done
   drain
   curl -fsS -X POST "$sandbox/_sandbox/rate/reset" >/dev/null
+  # Peak so far: adding the items and applying their set-up webhooks.
+  local load_hwm
+  load_hwm=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$obol_pid/status")
   local ocpu0 scpu0 ocpu1 scpu1
   ocpu0=$(cpu_ticks "$obol_pid"); scpu0=$(cpu_ticks "$sandbox_pid")
   api POST "/v1/charge-runs/$run/start" '{}' >/dev/null
@@ -252,11 +255,14 @@ run_once() { # rate items label
   hwm=$(awk '/VmHWM/ {print $2}' "/proc/$obol_pid/status")
   rss_marks+="$(awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$obol_pid/status")"
   shwm=$(awk '/VmHWM/ {print $2}' "/proc/$sandbox_pid/status")
+  # What the resident memory is at the end: heap (anonymous), mapped files, shared memory.
+  local split
+  split=$(awk '/^Rss(Anon|File|Shmem):/ {printf "%s%.0f", sep, $2 / 1024; sep="/"}' "/proc/$obol_pid/status")
   echo "$view" >"$work/run-$label.json"
   echo "$rate" >"$work/rate-$label.json"
   local line
   line=$(python3 - "$r" "$n" "$label" "$hwm" "$shwm" "$view" "$rate" \
-    $((ocpu1 - ocpu0)) $((scpu1 - scpu0)) "$(getconf CLK_TCK)" "$rss_marks" <<'EOF'
+    $((ocpu1 - ocpu0)) $((scpu1 - scpu0)) "$(getconf CLK_TCK)" "$rss_marks" "$load_hwm" "$split" <<'EOF'
 import json, sys
 from datetime import datetime
 r, n, label, hwm, shwm = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
@@ -271,7 +277,7 @@ print("\t".join(str(x) for x in [
     label, r, n, f"{secs:.1f}", f"{n / secs:.1f}",
     f"{100 * rate['accepted'] / (secs * r):.0f}%", rate["max_in_any_second"], rate["rate_limited"],
     rate["requests"], c["succeeded"], json.dumps(others) if others else "-",
-    f"{hwm / 1024:.0f}", sys.argv[11], f"{shwm / 1024:.0f}",
+    f"{hwm / 1024:.0f}", sys.argv[12], sys.argv[11], sys.argv[13], f"{shwm / 1024:.0f}",
     f"{100 * ocpu / secs:.0f}%", f"{100 * scpu / secs:.0f}%"]))
 EOF
 )
@@ -302,6 +308,6 @@ echo "fill = requests the sandbox accepted / (run seconds x R); run seconds = co
 echo "CPU = each process's user+system time over the run / run seconds ($(nproc) CPUs here: 100% is one core)."
 echo
 {
-  printf 'run\tR/s\titems\tseconds\titems/s\tfill\tmax/1s\t429s\tsandbox requests\tsucceeded\tother outcomes\tobol VmHWM MiB\tobol VmRSS MiB at 25/50/75/100 %%\tsandbox VmHWM MiB\tobol CPU\tsandbox CPU\n'
+  printf 'run\tR/s\titems\tseconds\titems/s\tfill\tmax/1s\t429s\tsandbox requests\tsucceeded\tother outcomes\tobol VmHWM MiB\tVmHWM before start\tobol VmRSS MiB at 25/50/75/100 %%\tanon/file/shmem MiB at end\tsandbox VmHWM MiB\tobol CPU\tsandbox CPU\n'
   for l in "${results[@]}"; do printf '%s\n' "$l"; done
 } | column -t -s $'\t'

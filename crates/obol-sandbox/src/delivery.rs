@@ -20,6 +20,12 @@ const MAX_DOUBLINGS: i64 = 13;
 /// A claimed delivery is retried after this if the sandbox died mid-send.
 const LEASE_MS: i64 = 15_000;
 
+/// Deliveries in flight at once, over all endpoints. Stripe does not open
+/// a connection per pending event; without a cap a backlog (a slow
+/// receiver, a long charge run) would turn into hundreds of concurrent
+/// connections to the receiver, each costing it a task and buffers.
+const MAX_IN_FLIGHT: usize = 32;
+
 pub fn backoff(base: Duration, failed_attempts: i64) -> Duration {
     let doublings = (failed_attempts - 1).clamp(0, MAX_DOUBLINGS) as u32;
     base.saturating_mul(1u32 << doublings)
@@ -46,7 +52,13 @@ pub async fn run(app: Arc<App>, mut stop: tokio::sync::watch::Receiver<bool>) {
         if let Err(e) = run_jobs(&app).await {
             tracing::warn!(error = %e, "sandbox job failed");
         }
-        match store::claim_due_deliveries(&app.pool, now_ms(), now_ms() + LEASE_MS, 64).await {
+        let room = MAX_IN_FLIGHT.saturating_sub(inflight.len());
+        let claimed = if room == 0 {
+            Ok(Vec::new())
+        } else {
+            store::claim_due_deliveries(&app.pool, now_ms(), now_ms() + LEASE_MS, room as i64).await
+        };
+        match claimed {
             Ok(due) => {
                 for d in due {
                     inflight.spawn(deliver(app.clone(), d));
@@ -57,6 +69,16 @@ pub async fn run(app: Arc<App>, mut stop: tokio::sync::watch::Receiver<bool>) {
         if now_secs() - last_prune > 3600 {
             last_prune = now_secs();
             let _ = store::prune_idempotency(&app.pool, now_secs() - 24 * 3600).await;
+        }
+        if inflight.len() >= MAX_IN_FLIGHT {
+            // Full: the next due delivery waits for one to finish (or at
+            // most a second, for due jobs).
+            tokio::select! {
+                _ = inflight.join_next() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
         }
         let wait = match store::next_due_ms(&app.pool).await {
             Ok(Some(t)) => (t - now_ms()).clamp(2, 1000),

@@ -250,3 +250,61 @@ async fn webhook_endpoint_validation_and_update() {
     );
     sb.stop().await;
 }
+
+/// A slow receiver and a backlog: the sandbox keeps at most 32 deliveries
+/// in flight (as Stripe does not open a connection per pending event), and
+/// every event still arrives.
+#[tokio::test]
+async fn a_backlog_is_delivered_with_bounded_concurrency() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[derive(Clone, Default)]
+    struct Slow {
+        now: Arc<AtomicUsize>,
+        max: Arc<AtomicUsize>,
+        done: Arc<AtomicUsize>,
+    }
+    async fn hook(axum::extract::State(s): axum::extract::State<Slow>) -> &'static str {
+        let n = s.now.fetch_add(1, Ordering::SeqCst) + 1;
+        s.max.fetch_max(n, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        s.now.fetch_sub(1, Ordering::SeqCst);
+        s.done.fetch_add(1, Ordering::SeqCst);
+        "ok"
+    }
+    let slow = Slow::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(hook))
+        .with_state(slow.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+
+    let sb = spawn().await;
+    sb.post(
+        "/v1/webhook_endpoints",
+        &[("url", &url), ("enabled_events[]", "customer.created")],
+    )
+    .await
+    .ok();
+    for _ in 0..120 {
+        sb.post("/v1/customers", &[]).await.ok();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while slow.done.load(Ordering::SeqCst) < 120 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} of 120 deliveries arrived",
+            slow.done.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let max = slow.max.load(Ordering::SeqCst);
+    assert!(
+        (2..=32).contains(&max),
+        "{max} deliveries were in flight at once"
+    );
+}

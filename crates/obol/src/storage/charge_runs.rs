@@ -191,7 +191,11 @@ impl Conn<'_> {
             ));
         }
         on_conn!(self, |conn| {
-            let mut q = sqlx::query(&sql);
+            // Not kept in the connection's statement cache: its text
+            // differs by the batch's size, and a 1,000-row statement
+            // (10,000 parameters) compiles to about a megabyte in SQLite,
+            // which each pooled connection would otherwise keep for good.
+            let mut q = sqlx::query(&sql).persistent(false);
             for it in items {
                 q = q
                     .bind(&it.id)
