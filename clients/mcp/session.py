@@ -10,6 +10,9 @@ on stdin and read the outcome on stdout, both JSON:
 
     {"transport": "http", "url": "http://127.0.0.1:8080/mcp", "token": "obol_sk_…", "steps": […]}
 
+An http plan may add "headers" sent with every request of the session, such
+as {"Obol-Organization": "org_…"} (over stdio, OBOL_MCP_ORGANIZATION in env).
+
 The answer is {"server": {name, version}, "results": [one per step]}: for
 `list_tools` the tools as the SDK parsed them (name, description,
 inputSchema, annotations), for `call` {is_error, structured, text}, and for
@@ -70,7 +73,7 @@ async def main() -> None:
                 init = await session.initialize()
                 results = await run_steps(session, plan["steps"])
     else:
-        headers = {"Authorization": f"Bearer {plan['token']}"}
+        headers = {"Authorization": f"Bearer {plan['token']}", **plan.get("headers", {})}
         async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
             async with streamable_http_client(plan["url"], http_client=http) as (read, write):
                 async with ClientSession(read, write) as session:

@@ -825,6 +825,7 @@ impl Config {
         let env = Env::prefixed("OBOL_").split("__").ignore(&[
             "config",
             "mcp_token",
+            "mcp_organization",
             "sandbox_listen",
             "sandbox_db",
             "sandbox_chaos",

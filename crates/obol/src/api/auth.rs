@@ -57,35 +57,15 @@ async fn organization(parts: &Parts, state: &AppState) -> Result<AccountId, Erro
     ops::organizations::resolve(state.ctx(), value).await
 }
 
-/// `actor` acting for the organisation the request names, if any. A
-/// customer token never moves: a header naming another account than its
-/// own (the platform included) is 404, without looking the name up.
+/// `actor` acting for the organisation the request names, if any
+/// (`ops::credentials::in_organization`: a customer token never moves).
+/// A header that is not text names no organisation: 404.
 async fn in_organization(parts: &Parts, state: &AppState, actor: Actor) -> Result<Actor, Error> {
-    if !parts.headers.contains_key(ORGANIZATION_HEADER) {
+    let Some(value) = parts.headers.get(ORGANIZATION_HEADER) else {
         return Ok(actor);
-    }
-    match actor {
-        Actor::Secret { .. } => Ok(Actor::Secret {
-            account: organization(parts, state).await?,
-        }),
-        Actor::Customer { account, customer } => {
-            let named = parts
-                .headers
-                .get(ORGANIZATION_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim);
-            if named == Some(account.as_str()) {
-                Ok(Actor::Customer { account, customer })
-            } else {
-                Err(Error::NotFound(crate::error::Resource::Organization))
-            }
-        }
-        Actor::Guest { token, .. } => Ok(Actor::Guest {
-            account: organization(parts, state).await?,
-            token,
-        }),
-        link @ Actor::Link { .. } => Ok(link),
-    }
+    };
+    let named = value.to_str().unwrap_or_default();
+    ops::credentials::in_organization(state.ctx(), actor, named).await
 }
 
 fn bearer(parts: &Parts) -> Result<&str, Error> {

@@ -188,7 +188,7 @@ pub fn router(state: AppState, body_limit: usize, body_timeout: Duration) -> Rou
                     .get(REQUEST_ID_HEADER)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("-");
-                let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id, client_request_id = tracing::field::Empty);
+                let span = tracing::info_span!("request", method = %req.method(), path = %logged_path(req), request_id = %id, client_request_id = tracing::field::Empty);
                 if let Some(ClientRequestId(theirs)) = req.extensions().get::<ClientRequestId>() {
                     span.record("client_request_id", theirs.as_str());
                 }
@@ -244,6 +244,43 @@ pub fn router(state: AppState, body_limit: usize, body_timeout: Duration) -> Rou
             HeaderValue::from_static("no-referrer"),
         ))
         .with_state(state)
+}
+
+/// The request's path as the request log shows it: the capability token
+/// of a link route (`/pay/{token}`, `/connect/stripe/authorize/{token}`,
+/// `/v1/public/invoices/{token}`, …) is replaced by `{token}`, so whoever
+/// reads the log cannot open the link; other segments (ids) stay. The
+/// route template comes from the router (`MatchedPath`, set before these
+/// layers run). A path no route matched has every segment of 32
+/// characters or more, which a token is and an id is not, replaced by
+/// `{redacted}`.
+fn logged_path(req: &Request) -> String {
+    let path = req.uri().path();
+    match req.extensions().get::<axum::extract::MatchedPath>() {
+        Some(matched) => redact_by_template(matched.as_str(), path),
+        None => path
+            .split('/')
+            .map(|seg| if seg.len() >= 32 { "{redacted}" } else { seg })
+            .collect::<Vec<_>>()
+            .join("/"),
+    }
+}
+
+/// `path` with the segments its route `template` names `{token}` replaced
+/// by `{token}`; the template itself when the two do not line up.
+fn redact_by_template(template: &str, path: &str) -> String {
+    if !template.contains("{token}") {
+        return path.to_string();
+    }
+    let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
+    if t.len() != p.len() {
+        return template.to_string();
+    }
+    t.iter()
+        .zip(&p)
+        .map(|(t, p)| if *t == "{token}" { *t } else { *p })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 async fn route_not_found(method: Method, uri: Uri) -> Error {
@@ -330,4 +367,48 @@ pub const OUTBOUND_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn no_store() -> (header::HeaderName, HeaderValue) {
     (header::CACHE_CONTROL, HeaderValue::from_static("no-store"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_segments_never_reach_the_log() {
+        let token = "Zk3x9Qy7LmN2pR5tV8wB1cD4fG6hJ0kM3nP5qS7uW9y";
+        assert_eq!(
+            redact_by_template("/pay/{token}", &format!("/pay/{token}")),
+            "/pay/{token}"
+        );
+        assert_eq!(
+            redact_by_template(
+                "/v1/public/invoices/{token}/payment-intent",
+                &format!("/v1/public/invoices/{token}/payment-intent")
+            ),
+            "/v1/public/invoices/{token}/payment-intent"
+        );
+        // Ids stay: they open nothing.
+        assert_eq!(
+            redact_by_template(
+                "/v1/orders/{id}",
+                "/v1/orders/ord_01jd0000000000000000000000"
+            ),
+            "/v1/orders/ord_01jd0000000000000000000000"
+        );
+        let unmatched = |path: &str| {
+            let req = Request::builder()
+                .uri(path)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            logged_path(&req)
+        };
+        assert_eq!(
+            unmatched(&format!("/connect/stripe/authorize/{token}/")),
+            "/connect/stripe/authorize/{redacted}/"
+        );
+        assert_eq!(
+            unmatched("/v1/nothing/ord_01jd0000000000000000000000"),
+            "/v1/nothing/ord_01jd0000000000000000000000"
+        );
+    }
 }

@@ -1,5 +1,7 @@
 //! `obol mcp`: the MCP server on stdin/stdout, acting for the credential
-//! in `OBOL_MCP_TOKEN` (a secret key or a customer token). The tools run
+//! in `OBOL_MCP_TOKEN` (a secret key or a customer token), in the
+//! organisation `OBOL_MCP_ORGANIZATION` names, if any (what the
+//! `Obol-Organization` header is to the HTTP API and `/mcp`). The tools run
 //! in this process against the configured database and Stripe; with no
 //! Stripe keys the sandbox is the one inside the running `obol serve`
 //! (found through its `/health`, as `obol reconcile` does). stdout is the
@@ -18,6 +20,7 @@ use crate::storage::Store;
 use crate::stripe::{RateLimit, StripeClient, StripeInfo};
 
 pub const TOKEN_VARIABLE: &str = "OBOL_MCP_TOKEN";
+pub const ORGANIZATION_VARIABLE: &str = "OBOL_MCP_ORGANIZATION";
 
 pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
     crate::telemetry::init(config.log_format, &config.log);
@@ -30,6 +33,10 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    let organization = std::env::var(ORGANIZATION_VARIABLE)
+        .ok()
+        .map(|o| o.trim().to_string())
+        .filter(|o| !o.is_empty());
     let stripe = stripe_info(&config).await?;
     let store = Store::connect(&config)
         .await
@@ -42,7 +49,7 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
         Settings::from_config(&config)?,
         Default::default(),
     );
-    let result = mcp::serve_stdio(ctx, token, secret_key_hashes).await;
+    let result = mcp::serve_stdio(ctx, token, secret_key_hashes, organization).await;
     store.close().await;
     match result {
         Ok(()) => Ok(ExitCode::SUCCESS),

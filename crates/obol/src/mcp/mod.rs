@@ -61,6 +61,9 @@ enum Credential {
     Token {
         token: Arc<SecretString>,
         secret_key_hashes: Arc<[TokenHash]>,
+        /// `OBOL_MCP_ORGANIZATION`: the organisation every call acts for,
+        /// as `Obol-Organization` makes a request act for it.
+        organization: Option<Arc<str>>,
     },
     /// HTTP: each request's own `Caller`, from its Bearer credential.
     PerRequest,
@@ -101,14 +104,20 @@ impl ObolMcp {
     }
 
     /// A server whose every call acts for `token` (a secret key among
-    /// `secret_key_hashes`, or a customer token): stdio, one process, one
-    /// credential.
-    pub fn for_token(ctx: Ctx, token: SecretString, secret_key_hashes: Vec<TokenHash>) -> Self {
+    /// `secret_key_hashes`, or a customer token), in `organization` when
+    /// one is named: stdio, one process, one credential.
+    pub fn for_token(
+        ctx: Ctx,
+        token: SecretString,
+        secret_key_hashes: Vec<TokenHash>,
+        organization: Option<String>,
+    ) -> Self {
         Self::new(
             ctx,
             Credential::Token {
                 token: Arc::new(token),
                 secret_key_hashes: secret_key_hashes.into(),
+                organization: organization.map(Arc::from),
             },
         )
     }
@@ -129,9 +138,15 @@ impl ObolMcp {
             Credential::Token {
                 token,
                 secret_key_hashes,
+                organization,
             } => {
-                ops::credentials::authenticate(&self.ctx, secret_key_hashes, token.expose_secret())
-                    .await
+                stdio_actor(
+                    &self.ctx,
+                    secret_key_hashes,
+                    token.expose_secret(),
+                    organization.as_deref(),
+                )
+                .await
             }
             Credential::PerRequest => context
                 .extensions
@@ -211,25 +226,49 @@ impl ServerHandler for ObolMcp {
     }
 }
 
+/// The actor of a stdio call: `token`, in `organization` when one is
+/// named (the rules of `Obol-Organization`: a customer token only in its
+/// own organisation).
+async fn stdio_actor(
+    ctx: &Ctx,
+    secret_key_hashes: &[TokenHash],
+    token: &str,
+    organization: Option<&str>,
+) -> Result<Actor, Error> {
+    let actor = ops::credentials::authenticate(ctx, secret_key_hashes, token).await?;
+    match organization {
+        None => Ok(actor),
+        Some(named) => ops::credentials::in_organization(ctx, actor, named).await,
+    }
+}
+
 /// Serves MCP on stdin/stdout until the client closes it, every call for
-/// `token`. The token is checked first, so a wrong one stops here.
+/// `token`, in `organization` when one is named. Both are checked first,
+/// so a wrong one stops here.
 pub async fn serve_stdio(
     ctx: Ctx,
     token: SecretString,
     secret_key_hashes: Vec<TokenHash>,
+    organization: Option<String>,
 ) -> Result<(), StdioError> {
-    let actor = ops::credentials::authenticate(&ctx, &secret_key_hashes, token.expose_secret())
-        .await
-        .map_err(StdioError::Credential)?;
+    let actor = stdio_actor(
+        &ctx,
+        &secret_key_hashes,
+        token.expose_secret(),
+        organization.as_deref(),
+    )
+    .await
+    .map_err(StdioError::Credential)?;
     tracing::info!(
         caller = if actor.is_secret() {
             "secret key"
         } else {
             "customer token"
         },
+        organization = %actor.account(),
         "MCP server on stdio"
     );
-    let running = ObolMcp::for_token(ctx, token, secret_key_hashes)
+    let running = ObolMcp::for_token(ctx, token, secret_key_hashes, organization)
         .serve(rmcp::transport::stdio())
         .await
         .map_err(|e| StdioError::Transport(e.to_string()))?;
@@ -243,7 +282,8 @@ pub async fn serve_stdio(
 /// Why `obol mcp` stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum StdioError {
-    /// The credential was refused (its code, never the token).
+    /// The credential (or the organisation named) was refused: its code,
+    /// never the token.
     #[error("OBOL_MCP_TOKEN was refused: {}", .0.code())]
     Credential(Error),
     #[error("the MCP connection failed: {0}")]

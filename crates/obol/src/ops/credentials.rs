@@ -1,8 +1,9 @@
 //! Turning a presented credential into the `Actor` it stands for, for any
 //! front end: the HTTP API's `Authorization: Bearer`, the MCP server's
-//! `OBOL_MCP_TOKEN` or Bearer header. Throttling failed attempts is the
-//! front end's business (it knows the client's address); the checks are
-//! here, once.
+//! `OBOL_MCP_TOKEN` or Bearer header; and the organisation it acts for
+//! (`Obol-Organization`, `OBOL_MCP_ORGANIZATION`: `in_organization`).
+//! Throttling failed attempts is the front end's business (it knows the
+//! client's address); the checks are here, once.
 
 use crate::context::{AccountId, Actor, Ctx};
 use crate::error::{Error, Result};
@@ -39,6 +40,34 @@ pub async fn authenticate(ctx: &Ctx, accepted: &[TokenHash], token: &str) -> Res
         return super::customer_tokens::authenticate(ctx, token).await;
     }
     secret_key(accepted, token).ok_or(Error::InvalidApiKey)
+}
+
+/// `actor` acting for the organisation `named` (an `org_…` id, as the
+/// `Obol-Organization` header or `OBOL_MCP_ORGANIZATION` give it). The
+/// secret key moves to it; a customer token never moves: naming any
+/// other account than its own (the platform's included) is 404
+/// `organization_not_found`, without looking the name up; a guest token's
+/// order is looked up in it; a link carries its own. An unknown or
+/// malformed organisation is 404, never the platform.
+pub async fn in_organization(ctx: &Ctx, actor: Actor, named: &str) -> Result<Actor> {
+    let not_found = || Error::NotFound(crate::error::Resource::Organization);
+    match actor {
+        Actor::Secret { .. } => Ok(Actor::Secret {
+            account: super::organizations::resolve(ctx, named).await?,
+        }),
+        Actor::Customer { account, customer } => {
+            if named.trim() == account.as_str() {
+                Ok(Actor::Customer { account, customer })
+            } else {
+                Err(not_found())
+            }
+        }
+        Actor::Guest { token, .. } => Ok(Actor::Guest {
+            account: super::organizations::resolve(ctx, named).await?,
+            token,
+        }),
+        link @ Actor::Link { .. } => Ok(link),
+    }
 }
 
 #[cfg(test)]

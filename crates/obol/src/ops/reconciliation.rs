@@ -11,9 +11,10 @@
 //! 3. make queued release and refund jobs due now (the job runner in
 //!    `jobs/` performs them).
 //!
-//! Events are listed for the platform and for every active organisation
-//! (Stripe Connect: with its `Stripe-Account`, from `Ctx::stripe_of`),
-//! each with its own cursor. A pass also refreshes the duplicate-endpoint
+//! Both passes cover the platform and every active organisation (Stripe
+//! Connect: with its `Stripe-Account`, from `Ctx::stripe_of`): events are
+//! listed with a cursor per account, and an organisation's open payments
+//! are retrieved in its connected account. A pass also refreshes the duplicate-endpoint
 //! check `/health` shows (`connect_webhooks::refresh_check`).
 //!
 //! `obol serve` runs a pass as the recurring `reconcile` job
@@ -89,14 +90,10 @@ pub async fn run_once(ctx: &Ctx) -> Result<Report> {
     Ok(report)
 }
 
-/// Lists the events of the platform account, then of every active
-/// organisation (with its `Stripe-Account`, through `Ctx::stripe_of`). An
-/// organisation Stripe cannot be asked for is logged and skipped, so one
-/// revoked account does not stop the others' recovery.
-async fn recover_events(ctx: &Ctx, report: &mut Report) -> Result<()> {
-    let platform: Vec<&'static str> = crate::inbox::apply::platform_event_types().collect();
-    recover_events_of(ctx, &AccountId::platform(), None, &platform, report).await?;
-    let connect: Vec<&'static str> = crate::inbox::apply::connect_event_types().collect();
+/// The accounts a pass looks at: the platform's, then every active
+/// organisation's with its connected `acct_…`.
+async fn accounts(ctx: &Ctx) -> Result<Vec<(AccountId, Option<String>)>> {
+    let mut out = vec![(AccountId::platform(), None)];
     let mut after: Option<String> = None;
     loop {
         let orgs = {
@@ -108,12 +105,29 @@ async fn recover_events(ctx: &Ctx, report: &mut Report) -> Result<()> {
         let Some(last) = orgs.last() else { break };
         after = Some(last.id.clone());
         for org in orgs {
-            let Some(acct) = org.stripe_account_id.as_deref() else {
-                continue;
-            };
-            let account = AccountId::from_db(org.id.clone());
-            if let Err(e) = recover_events_of(ctx, &account, Some(acct), &connect, report).await {
-                tracing::warn!(organization_id = %org.id, error = %e, "could not list an organisation's Stripe events; skipped in this pass");
+            if let Some(acct) = org.stripe_account_id {
+                out.push((AccountId::from_db(org.id), Some(acct)));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Lists the events of the platform account, then of every active
+/// organisation (with its `Stripe-Account`, through `Ctx::stripe_of`). An
+/// organisation Stripe cannot be asked for is logged and skipped, so one
+/// revoked account does not stop the others' recovery.
+async fn recover_events(ctx: &Ctx, report: &mut Report) -> Result<()> {
+    let platform: Vec<&'static str> = crate::inbox::apply::platform_event_types().collect();
+    let connect: Vec<&'static str> = crate::inbox::apply::connect_event_types().collect();
+    for (account, acct) in accounts(ctx).await? {
+        match acct.as_deref() {
+            None => recover_events_of(ctx, &account, None, &platform, report).await?,
+            Some(acct) => {
+                if let Err(e) = recover_events_of(ctx, &account, Some(acct), &connect, report).await
+                {
+                    tracing::warn!(organization_id = %account, error = %e, "could not list an organisation's Stripe events; skipped in this pass");
+                }
             }
         }
     }
@@ -188,18 +202,43 @@ async fn recover_events_of(
     Ok(())
 }
 
+/// Compares the open payments of the platform and of every active
+/// organisation with their PaymentIntent, each retrieved in its own
+/// account (`Ctx::stripe_of`: an organisation's intents live in its
+/// connected account, where the platform's key finds them only with its
+/// `Stripe-Account`). An organisation Stripe cannot be asked for is
+/// logged and skipped.
 async fn recheck_payments(ctx: &Ctx, report: &mut Report) -> Result<()> {
+    for (account, _) in accounts(ctx).await? {
+        let stripe = match ctx.stripe_of(&account).await {
+            Ok(stripe) => stripe,
+            Err(e) if !account.is_platform() => {
+                tracing::warn!(organization_id = %account, error = %e, "could not recheck an organisation's payments; skipped in this pass");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        recheck_payments_of(ctx, &account, stripe.as_ref(), report).await?;
+    }
+    Ok(())
+}
+
+async fn recheck_payments_of(
+    ctx: &Ctx,
+    account: &AccountId,
+    stripe: &dyn crate::stripe::StripeApi,
+    report: &mut Report,
+) -> Result<()> {
     let store = ctx.store();
     let unsettled = {
         let mut h = store.acquire().await?;
         h.conn()
-            .list_unsettled_payments(&AccountId::platform(), PAYMENTS_PER_RUN)
+            .list_unsettled_payments(account, PAYMENTS_PER_RUN)
             .await?
     };
     for payment in unsettled {
         let path = format!("/v1/payment_intents/{}", payment.stripe_payment_intent_id);
-        let intent: Value = match ctx
-            .stripe()
+        let intent: Value = match stripe
             .get(&path, &Params::new().set("expand[]", "latest_charge"))
             .await
         {

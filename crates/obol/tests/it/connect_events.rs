@@ -3,18 +3,17 @@
 //! sandbox mode), are routed by their `account` to the organisation
 //! holding it, and `account.application.deauthorized` disconnects it.
 //!
-//! An organisation is connected here by connecting an account at the
-//! sandbox (its consent form, submitted directly, and the code exchanged
-//! at `/oauth/token`) and then recording the connection in obol's
-//! database with `connect_organization` (dummy sealed tokens): obol's own
-//! redirect chain (connect link → Stripe → callback) is the connect flow's
-//! and is tested with it.
+//! Organisations are connected through obol's real redirect chain
+//! (`connecting::connected_organization`: connect link → the sandbox's
+//! consent form → obol's callback); an account no organisation holds is
+//! connected at the sandbox alone (`sandbox_account`).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{run_obol, status_json, Backend, Obol, TestReceiver};
+use crate::connecting::{connected_organization, eventually_in, get_in, post_in};
+use crate::helpers::{run_obol, Backend, Obol, TestReceiver};
 use crate::inbox::{eventually, sandbox, stripe_post};
 use crate::on_both_backends;
 
@@ -25,48 +24,8 @@ on_both_backends!(
     duplicate_endpoints_are_reported_by_health_and_register_webhook,
 );
 
-const ORG: &str = "obol-organization";
 const CLIENT_ID: &str = "ca_obolConnectTests";
 const PLATFORM_KEY: &str = "sk_test_obol_tests";
-
-/// `GET path` with the secret key, as organisation `org`.
-async fn get_in(obol: &Obol, org: Option<&str>, path: &str) -> (u16, Value) {
-    let mut r = obol.http.get(obol.url(path)).bearer_auth(&obol.api_key);
-    if let Some(org) = org {
-        r = r.header(ORG, org);
-    }
-    status_json(r.send().await.unwrap()).await
-}
-
-async fn post_in(obol: &Obol, org: Option<&str>, path: &str, body: Value) -> (u16, Value) {
-    let mut r = obol
-        .http
-        .post(obol.url(path))
-        .bearer_auth(&obol.api_key)
-        .json(&body);
-    if let Some(org) = org {
-        r = r.header(ORG, org);
-    }
-    status_json(r.send().await.unwrap()).await
-}
-
-/// Polls `GET path` as `org` until `done` holds, for at most 20 s.
-async fn eventually_in(
-    obol: &Obol,
-    org: Option<&str>,
-    path: &str,
-    done: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, body) = get_in(obol, org, path).await;
-        if done(&body) {
-            return body;
-        }
-        assert!(Instant::now() < deadline, "timed out on {path}: {body}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// Connects a new account named `name` at the sandbox, as an account's
 /// admin allowing the platform on the consent form would; its `acct_…`.
@@ -110,33 +69,6 @@ async fn sandbox_account(base: &str, name: &str) -> String {
     token["stripe_user_id"].as_str().unwrap().to_string()
 }
 
-/// A new obol organisation, connected to a new sandbox account: (org, acct).
-async fn connected_organization(obol: &Obol, base: &str, name: &str) -> (String, String) {
-    let (status, org) = obol.post("/v1/organizations", json!({"name": name})).await;
-    assert_eq!(status, 201, "{org}");
-    let org = org["id"].as_str().unwrap().to_string();
-    let acct = sandbox_account(base, name).await;
-    let store = obol.db.store().await;
-    let mut h = store.acquire().await.unwrap();
-    let row = h
-        .conn()
-        .connect_organization(
-            &obol::ids::OrganizationId::parse(&org).unwrap(),
-            &obol::storage::organizations::ConnectedAccount {
-                account_id: &acct,
-                account_name: Some(name),
-                livemode: false,
-                access_token_enc: "v1:0000000000000000:dummy",
-                refresh_token_enc: None,
-            },
-            obol::storage::now(),
-        )
-        .await
-        .unwrap();
-    assert!(row.is_some());
-    (org, acct)
-}
-
 /// A PaymentIntent confirmed with 4242 on connected account `acct`.
 async fn pay_on(base: &str, acct: &str) -> String {
     let pi: Value = reqwest::Client::new()
@@ -172,8 +104,8 @@ fn payments_of(list: &Value, pi: &str) -> usize {
 async fn a_connected_accounts_payment_reaches_only_its_organization(backend: Backend) {
     let obol = Obol::start(backend).await;
     let base = sandbox(&obol).await;
-    let (a, acct_a) = connected_organization(&obol, &base, "Weingut A").await;
-    let (b, _) = connected_organization(&obol, &base, "Weingut B").await;
+    let (a, acct_a) = connected_organization(&obol, "Weingut A").await;
+    let (b, _) = connected_organization(&obol, "Weingut B").await;
     let pi = pay_on(&base, &acct_a).await;
 
     // Delivered to the Connect endpoint with `account`, stored for A.
@@ -301,13 +233,92 @@ async fn an_event_for_an_account_no_organization_holds_is_ignored_with_the_reaso
     assert_eq!(payments_of(&platform, &pi), 0, "{platform}");
 }
 
+/// A POST to the sandbox's API for connected account `acct`.
+async fn stripe_post_in(base: &str, acct: &str, path: &str, form: &[(&str, &str)]) -> Value {
+    reqwest::Client::new()
+        .post(format!("{}{path}", base.trim_end_matches('/')))
+        .bearer_auth(PLATFORM_KEY)
+        .header("Stripe-Account", acct)
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Changes the sandbox's fault injection (`/_sandbox/chaos`).
+async fn set_chaos(base: &str, chaos: Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/_sandbox/chaos", base.trim_end_matches('/')))
+        .json(&chaos)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+}
+
+/// Saves a 4242 card as `member`'s default in organisation `org`, the
+/// way its connected account `acct` tells obol: a card-update link makes
+/// the member's Stripe customer there, the card is attached and made the
+/// default, and the events reach obol through the Connect endpoint.
+async fn save_card_in(obol: &Obol, base: &str, org: &str, acct: &str, member: &str) {
+    let (s, link) = post_in(
+        obol,
+        Some(org),
+        &format!("/v1/customers/{member}/card-update-links"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, 201, "{link}");
+    let cus = link["stripe_customer_id"].as_str().unwrap().to_string();
+    let attached = stripe_post_in(
+        base,
+        acct,
+        "/v1/payment_methods/pm_card_visa/attach",
+        &[("customer", cus.as_str())],
+    )
+    .await;
+    let pm = attached["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{attached}"))
+        .to_string();
+    let updated = stripe_post_in(
+        base,
+        acct,
+        &format!("/v1/customers/{cus}"),
+        &[("invoice_settings[default_payment_method]", pm.as_str())],
+    )
+    .await;
+    assert_eq!(
+        updated["invoice_settings"]["default_payment_method"],
+        pm.as_str(),
+        "{updated}"
+    );
+    eventually_in(
+        obol,
+        Some(org),
+        &format!("/v1/customers/{member}/payment-methods"),
+        |b| {
+            b["data"].as_array().is_some_and(|d| {
+                d.iter()
+                    .any(|c| c["id"] == pm.as_str() && c["default"] == true)
+            })
+        },
+    )
+    .await;
+}
+
 async fn deauthorization_disconnects_stops_charge_runs_and_notifies_the_host(backend: Backend) {
     let obol = Obol::builder(backend)
         .env("OBOL_NOTIFICATIONS__RETRY_UNIT_MS", "20")
+        .env("OBOL_CHARGE_RUNS__WORKERS", "1")
+        .env("OBOL_CHARGE_RUNS__CONCURRENCY", "1")
         .start()
         .await;
     let base = sandbox(&obol).await;
-    let (org, acct) = connected_organization(&obol, &base, "Weingut C").await;
+    let (org, acct) = connected_organization(&obol, "Weingut C").await;
     // The host listens on the platform (organisations are the platform's)
     // and in the organisation.
     let platform_hooks = TestReceiver::start(0).await;
@@ -328,9 +339,11 @@ async fn deauthorization_disconnects_stops_charge_runs_and_notifies_the_host(bac
     .await;
     assert_eq!(s, 201);
 
-    // A charge run in progress: two members, items not yet sent.
+    // A charge run in progress: four members with saved cards, one worker
+    // charging one at a time; the sandbox holds each charge for 3 s, so
+    // two items are in flight and two not yet sent when the account goes.
     let mut members = Vec::new();
-    for i in 0..2 {
+    for i in 0..4 {
         let (s, c) = post_in(
             &obol,
             Some(&org),
@@ -339,7 +352,9 @@ async fn deauthorization_disconnects_stops_charge_runs_and_notifies_the_host(bac
         )
         .await;
         assert_eq!(s, 201, "{c}");
-        members.push(c["id"].as_str().unwrap().to_string());
+        let member = c["id"].as_str().unwrap().to_string();
+        save_card_in(&obol, &base, &org, &acct, &member).await;
+        members.push(member);
     }
     let (s, run) = post_in(
         &obol,
@@ -362,28 +377,33 @@ async fn deauthorization_disconnects_stops_charge_runs_and_notifies_the_host(bac
     )
     .await;
     assert_eq!(s, 201, "{added}");
-    // Started in the database: starting through the API needs the
-    // connected account's Stripe client, which the connect flow brings.
-    {
-        let store = obol.db.store().await;
-        let mut h = store.acquire().await.unwrap();
-        assert!(h
-            .conn()
-            .move_charge_run(
-                &run,
-                obol::ledger::charge_run::RunStatus::Draft,
-                obol::ledger::charge_run::RunStatus::Running,
-                obol::storage::now(),
-            )
-            .await
-            .unwrap());
-    }
+    set_chaos(&base, json!({"latency_ms": 3000})).await;
+    let (s, started) = post_in(
+        &obol,
+        Some(&org),
+        &format!("/v1/charge-runs/{run}/start"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        (s, started["status"].as_str()),
+        (200, Some("running")),
+        "{started}"
+    );
+    eventually_in(&obol, Some(&org), &format!("/v1/charge-runs/{run}"), |r| {
+        r["counts"]["processing"] == 2 && r["counts"]["pending"] == 2
+    })
+    .await;
 
     // The account's admin disconnects the platform at Stripe.
     let r = reqwest::Client::new()
         .post(format!("{base}/oauth/deauthorize"))
         .bearer_auth(PLATFORM_KEY)
-        .form(&[("client_id", CLIENT_ID), ("stripe_user_id", acct.as_str())])
+        // The application obol connected it to (its built-in client id).
+        .form(&[
+            ("client_id", obol::config::SANDBOX_CONNECT_CLIENT_ID),
+            ("stripe_user_id", acct.as_str()),
+        ])
         .send()
         .await
         .unwrap();
@@ -400,6 +420,8 @@ async fn deauthorization_disconnects_stops_charge_runs_and_notifies_the_host(bac
     .await;
     assert_eq!(stopped["counts"]["canceled"], 2, "{stopped}");
     assert_eq!(stopped["counts"]["pending"], 0, "{stopped}");
+    assert_eq!(stopped["counts"]["succeeded"], 0, "{stopped}");
+    set_chaos(&base, json!({})).await;
 
     for hooks in [&platform_hooks, &org_hooks] {
         let got = hooks

@@ -305,3 +305,118 @@ async fn http_layer_errors_answer_in_the_json_shape() {
     let (status, _) = obol.get("/health").await;
     assert_eq!(status, 200);
 }
+
+/// Capability tokens in URLs (payment links, card-update links, connect
+/// links, invoice and 3-D Secure pages) open what they name: the request
+/// log, at debug level, shows the route's `{token}` instead.
+#[tokio::test]
+async fn capability_tokens_in_paths_never_reach_the_log() {
+    use serde_json::json;
+    let obol = Obol::builder(Backend::Sqlite)
+        .env("OBOL_LOG", "debug")
+        .start()
+        .await;
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let last = |url: &str| {
+        url.trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let mut tokens = Vec::new();
+    let mut visit = Vec::new();
+
+    let customer = obol.create_customer("logged").await;
+    let (s, card) = obol
+        .post(
+            &format!(
+                "/v1/customers/{}/card-update-links",
+                customer["id"].as_str().unwrap()
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 201, "{card}");
+    let url = card["url"].as_str().unwrap().to_string();
+    tokens.push(last(&url));
+    visit.push(url);
+
+    let (s, order) = obol
+        .post(
+            "/v1/orders",
+            json!({"email": "ana@example.com", "currency": "eur",
+                   "line_items": [{"name": "Riesling 2022", "unit_amount": 2500, "quantity": 1}]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{order}");
+    let (s, link) = obol
+        .post("/v1/payment-links", json!({"order_id": order["id"]}))
+        .await;
+    assert_eq!(s, 201, "{link}");
+    let token = link["token"].as_str().unwrap().to_string();
+    visit.push(link["payment_url"].as_str().unwrap().to_string());
+    visit.push(obol.url(&format!("/v1/payment-links/{token}")));
+    tokens.push(token);
+
+    let (s, org) = obol
+        .post("/v1/organizations", json!({"name": "Weingut Log"}))
+        .await;
+    assert_eq!(s, 201, "{org}");
+    let (s, connect) = obol
+        .post(
+            &format!(
+                "/v1/organizations/{}/connect-links",
+                org["id"].as_str().unwrap()
+            ),
+            json!({"return_url": "https://crm.example/back"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{connect}");
+    let url = connect["url"].as_str().unwrap().to_string();
+    tokens.push(last(&url));
+    visit.push(url);
+
+    // Made-up tokens on the other token routes, and one on no route.
+    for (i, path) in [
+        "/pay/invoices/",
+        "/pay/actions/",
+        "/v1/public/invoices/",
+        "/v1/public/payment-actions/",
+        "/connect/stripe/authorize/",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let fake = format!("{i}{}", "Qz7".repeat(14));
+        visit.push(obol.url(&format!("{path}{fake}")));
+        tokens.push(fake);
+    }
+    let stray = "Wx9".repeat(15);
+    visit.push(obol.url(&format!("/connect/stripe/authorize/{stray}/")));
+    tokens.push(stray);
+
+    for url in &visit {
+        let r = browser.get(url).send().await.unwrap();
+        assert!(r.status().as_u16() < 500, "{url}: {}", r.status());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let output = obol.output();
+    assert!(
+        output.contains("/pay/{token}"),
+        "the requests were logged: {output}"
+    );
+    assert!(
+        output.contains("/connect/stripe/authorize/{token}"),
+        "{output}"
+    );
+    for token in &tokens {
+        assert!(
+            !output.contains(token.as_str()),
+            "{token} was logged:\n{output}"
+        );
+    }
+}

@@ -19,6 +19,8 @@ on_both_backends!(
     a_revoked_customer_token_stops_working_mid_session_over_stdio,
     an_agent_sells_from_the_catalog_with_a_payment_link_over_http,
     an_agent_sells_from_the_catalog_with_a_payment_link_over_stdio,
+    an_organisations_agent_sees_only_its_own_over_http,
+    an_organisations_agent_sees_only_its_own_over_stdio,
 );
 
 const TOOLS: [&str; 9] = [
@@ -36,6 +38,8 @@ const TOOLS: [&str; 9] = [
 /// How the session reaches obol.
 enum Transport<'a> {
     Http,
+    /// `/mcp` with these extra headers on every request of the session.
+    HttpWith(&'a [(&'a str, &'a str)]),
     /// `obol mcp` with these extra variables.
     Stdio(&'a [(&'a str, &'a str)]),
 }
@@ -46,6 +50,16 @@ async fn session(obol: &Obol, transport: &Transport<'_>, token: &str, steps: Val
         Transport::Http => json!({
             "transport": "http", "url": obol.url("/mcp"), "token": token, "steps": steps,
         }),
+        Transport::HttpWith(headers) => {
+            let headers: serde_json::Map<String, Value> = headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), json!(v)))
+                .collect();
+            json!({
+                "transport": "http", "url": obol.url("/mcp"), "token": token,
+                "headers": headers, "steps": steps,
+            })
+        }
         Transport::Stdio(extra) => {
             let addr = obol.base_url.trim_start_matches("http://");
             let mut env = json!({
@@ -665,4 +679,154 @@ async fn an_agent_sells_from_the_catalog_with_a_payment_link_over_http(backend: 
 async fn an_agent_sells_from_the_catalog_with_a_payment_link_over_stdio(backend: Backend) {
     let obol = Obol::builder(backend).without_api_keys().start().await;
     catalog_flow(&obol, &Transport::Stdio(&[])).await;
+}
+
+/// Two organisations, an order in each (made over HTTP with
+/// `Obol-Organization`). An agent session naming one (the header on every
+/// `/mcp` request, or `OBOL_MCP_ORGANIZATION` for `obol mcp`) reads its
+/// order and not the other's; without one it acts for the platform and
+/// sees neither; a customer token acts in its own organisation.
+async fn organisation_flow(obol: &Obol, http: bool) {
+    let mut orgs = Vec::new();
+    for name in ["Weingut Ana", "Bodega Bob"] {
+        let (s, org) = obol.post("/v1/organizations", json!({"name": name})).await;
+        assert_eq!(s, 201, "{org}");
+        let org = org["id"].as_str().unwrap().to_string();
+        let in_org = |path: &str, body: Value| {
+            obol.http
+                .post(obol.url(path))
+                .bearer_auth(&obol.api_key)
+                .header("obol-organization", &org)
+                .json(&body)
+                .send()
+        };
+        let r = in_org(
+            "/v1/customers",
+            json!({"external_id": "member-1", "email": "m@club.example"}),
+        )
+        .await
+        .unwrap();
+        let (s, customer) = crate::helpers::status_json(r).await;
+        assert_eq!(s, 201, "{customer}");
+        let customer = customer["id"].as_str().unwrap().to_string();
+        let r = in_org(
+            "/v1/orders",
+            json!({
+                "customer_id": customer, "email": "m@club.example", "currency": "eur",
+                "line_items": [{"name": "Riesling 2022", "unit_amount": 2500, "quantity": 1}]
+            }),
+        )
+        .await
+        .unwrap();
+        let (s, order) = crate::helpers::status_json(r).await;
+        assert_eq!(s, 201, "{order}");
+        let r = in_org(
+            "/v1/customer-tokens",
+            json!({"customer_id": customer, "ttl_seconds": 900}),
+        )
+        .await
+        .unwrap();
+        let (s, token) = crate::helpers::status_json(r).await;
+        assert_eq!(s, 201, "{token}");
+        orgs.push((
+            org,
+            order["id"].as_str().unwrap().to_string(),
+            token["token"].as_str().unwrap().to_string(),
+        ));
+    }
+    let orders = json!([
+        call("get_order", json!({"order_id": orgs[0].1})),
+        call("get_order", json!({"order_id": orgs[1].1})),
+        call("list_payments", json!({})),
+    ]);
+    let api_keys = obol.api_key.clone();
+    let run = |org: Option<&str>, token: &str| {
+        let token = token.to_string();
+        let api_keys = api_keys.clone();
+        let org = org.map(str::to_string);
+        let steps = orders.clone();
+        async move {
+            let headers: Vec<(&str, &str)> = org
+                .as_deref()
+                .map(|o| ("Obol-Organization", o))
+                .into_iter()
+                .collect();
+            let mut env: Vec<(&str, &str)> = vec![("OBOL_API_KEYS", api_keys.as_str())];
+            env.extend(org.as_deref().map(|o| ("OBOL_MCP_ORGANIZATION", o)));
+            let transport = if http {
+                Transport::HttpWith(&headers)
+            } else {
+                Transport::Stdio(&env)
+            };
+            session(obol, &transport, &token, steps).await
+        }
+    };
+    let key = obol.api_key.clone();
+    for (mine, theirs) in [(0, 1), (1, 0)] {
+        let results = run(Some(&orgs[mine].0), &key).await;
+        assert_eq!(ok(&results[mine])["id"], orgs[mine].1.as_str());
+        assert_eq!(code(&results[theirs]), "order_not_found");
+        assert_eq!(ok(&results[2])["data"], json!([]));
+        // The customer token, with or without its organisation named.
+        for org in [None, Some(orgs[mine].0.as_str())] {
+            let results = run(org, &orgs[mine].2).await;
+            assert_eq!(ok(&results[mine])["id"], orgs[mine].1.as_str());
+            assert_eq!(code(&results[theirs]), "order_not_found");
+        }
+    }
+    let results = run(None, &key).await;
+    assert_eq!(code(&results[0]), "order_not_found", "the platform's");
+    assert_eq!(code(&results[1]), "order_not_found", "the platform's");
+}
+
+async fn an_organisations_agent_sees_only_its_own_over_http(backend: Backend) {
+    let obol = Obol::start(backend).await;
+    organisation_flow(&obol, true).await;
+    // Naming an organisation that is not one, or another than a customer
+    // token's own, is refused before any tool runs.
+    let mcp_post = |bearer: &str, org: &str| {
+        obol.http
+            .post(obol.url("/mcp"))
+            .header("accept", "application/json, text/event-stream")
+            .header("obol-organization", org)
+            .bearer_auth(bearer)
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+            .send()
+    };
+    let r = mcp_post(&obol.api_key, "org_00000000000000000000000000")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "organization_not_found");
+}
+
+async fn an_organisations_agent_sees_only_its_own_over_stdio(backend: Backend) {
+    let obol = Obol::start(backend).await;
+    organisation_flow(&obol, false).await;
+    // An unknown organisation stops `obol mcp` at start, naming the code.
+    let addr = obol.base_url.trim_start_matches("http://").to_string();
+    let (db, dir, key) = (
+        obol.db.url.clone(),
+        obol.db.dir.path().to_path_buf(),
+        obol.api_key.clone(),
+    );
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        run_obol(
+            &["mcp"],
+            &[
+                ("OBOL_MCP_TOKEN", key.as_str()),
+                ("OBOL_MCP_ORGANIZATION", "org_00000000000000000000000000"),
+                ("OBOL_API_KEYS", key.as_str()),
+                ("OBOL_LISTEN", addr.as_str()),
+                ("OBOL_DATABASE_URL", db.as_str()),
+            ],
+            &dir,
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("organization_not_found"), "{err}");
+    assert!(!err.contains(&obol.api_key), "never the token: {err}");
 }
