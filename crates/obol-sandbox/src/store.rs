@@ -205,6 +205,10 @@ pub enum Filter {
     Created(&'static str, i64),
     /// `json_extract(data, path) = value`
     Json(&'static str, String),
+    /// `json_extract(data, path) = value` for integers and booleans (1/0).
+    JsonInt(&'static str, i64),
+    /// `json_extract(data, path) IS NOT value`
+    JsonNot(&'static str, String),
     /// Event type, with a trailing `*` as a prefix wildcard.
     EventTypes(Vec<String>),
     /// The owning connected account (`None`: the platform's own objects).
@@ -229,8 +233,11 @@ pub async fn list_objects(
             Filter::Created(op, _) => {
                 sql.push_str(&format!(" AND created {op} ?"));
             }
-            Filter::Json(path, _) => {
+            Filter::Json(path, _) | Filter::JsonInt(path, _) => {
                 sql.push_str(&format!(" AND json_extract(data, '{path}') = ?"));
+            }
+            Filter::JsonNot(path, _) => {
+                sql.push_str(&format!(" AND json_extract(data, '{path}') IS NOT ?"));
             }
             Filter::EventTypes(types) => {
                 let parts: Vec<&str> = types
@@ -263,8 +270,8 @@ pub async fn list_objects(
     let mut q = sqlx::query(&sql).bind(kind);
     for f in filters {
         match f {
-            Filter::Eq(_, v) | Filter::Json(_, v) => q = q.bind(v.clone()),
-            Filter::Created(_, v) => q = q.bind(*v),
+            Filter::Eq(_, v) | Filter::Json(_, v) | Filter::JsonNot(_, v) => q = q.bind(v.clone()),
+            Filter::Created(_, v) | Filter::JsonInt(_, v) => q = q.bind(*v),
             Filter::Account(a) => q = q.bind(a.clone()),
             Filter::EventTypes(types) => {
                 for t in types {

@@ -11,6 +11,7 @@ mod disputes;
 mod events;
 pub(crate) mod payment_intents;
 mod payment_methods;
+mod products;
 mod refunds;
 pub(crate) mod setup_intents;
 mod webhook_endpoints;
@@ -567,6 +568,14 @@ async fn route(
         ["disputes", id] if get => ctx.load("dispute", id, None).await,
         ["disputes", id] if post => disputes::update(ctx, id, p).await,
         ["disputes", id, "close"] if post => disputes::close(ctx, id).await,
+        ["products"] if post => products::create_product(ctx, p).await,
+        ["products"] if get => products::list_products(ctx, p).await,
+        ["products", id] if get => ctx.load("product", id, None).await,
+        ["products", id] if post => products::update_product(ctx, id, p).await,
+        ["prices"] if post => products::create_price(ctx, p).await,
+        ["prices"] if get => products::list_prices(ctx, p).await,
+        ["prices", id] if get => ctx.load("price", id, None).await,
+        ["prices", id] if post => products::update_price(ctx, id, p).await,
         ["events"] if get => events::list(ctx, p).await,
         ["events", id] if get => ctx.load("event", id, None).await,
         ["webhook_endpoints"] if post => webhook_endpoints::create(ctx, p).await,
