@@ -611,3 +611,40 @@ pub async fn revoke_tokens(conn: &mut SqliteConnection, account: &str) -> Result
             .rows_affected(),
     )
 }
+
+/// One bound value of [`find_objects`].
+pub enum Arg {
+    Text(Option<String>),
+    Int(i64),
+}
+
+/// Objects of `kind` in `account` matching `cond` (SQL over `data`, with
+/// `?` placeholders bound from `args`), in `order`, at most `limit`.
+/// Callers pass only literal SQL; values always go through `args`.
+pub async fn find_objects(
+    conn: &mut SqliteConnection,
+    kind: &str,
+    account: Option<&str>,
+    cond: &'static str,
+    args: Vec<Arg>,
+    order: &'static str,
+    limit: i64,
+) -> Result<Vec<Value>, sqlx::Error> {
+    let sql = format!(
+        "SELECT data FROM objects WHERE kind = ? AND deleted = 0 AND account IS ? AND ({cond}) ORDER BY {order} LIMIT ?"
+    );
+    let mut q = sqlx::query(&sql).bind(kind).bind(account);
+    for a in args {
+        q = match a {
+            Arg::Text(t) => q.bind(t),
+            Arg::Int(n) => q.bind(n),
+        };
+    }
+    let rows = q.bind(limit).fetch_all(&mut *conn).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let data: String = r.try_get("data")?;
+        out.push(serde_json::from_str(&data).map_err(|e| sqlx::Error::Decode(Box::new(e)))?);
+    }
+    Ok(out)
+}

@@ -168,7 +168,9 @@ fn recurring_from(m: &Map<String, Value>, param: &str) -> Result<Value, ApiError
         )
         .param(&format!("{param}[interval_count]")));
     }
-    Ok(json!({"aggregate_usage": null, "interval": interval, "interval_count": count, "usage_type": "licensed"}))
+    Ok(
+        json!({"aggregate_usage": null, "interval": interval, "interval_count": count, "usage_type": "licensed"}),
+    )
 }
 
 /// Builds and stores a price from `/v1/prices` parameters or an inline
@@ -197,9 +199,15 @@ pub async fn price_from(
     let unit_amount = match int_at(m.get("unit_amount"), &at("unit_amount"))? {
         Some(a) => a,
         None => match str_at(m.get("unit_amount_decimal"), &at("unit_amount_decimal"))? {
-            Some(d) => d.split('.').next().unwrap_or("0").parse::<i64>().map_err(|_| {
-                ApiError::invalid(format!("Invalid decimal: {d}")).param(&at("unit_amount_decimal"))
-            })?,
+            Some(d) => d
+                .split('.')
+                .next()
+                .unwrap_or("0")
+                .parse::<i64>()
+                .map_err(|_| {
+                    ApiError::invalid(format!("Invalid decimal: {d}"))
+                        .param(&at("unit_amount_decimal"))
+                })?,
             None => return Err(ApiError::missing_param(&at("unit_amount"))),
         },
     };
@@ -210,8 +218,10 @@ pub async fn price_from(
         );
     }
     if unit_amount > 99_999_999 {
-        return Err(ApiError::invalid("This value must be less than or equal to 99999999.")
-            .param(&at("unit_amount")));
+        return Err(
+            ApiError::invalid("This value must be less than or equal to 99999999.")
+                .param(&at("unit_amount")),
+        );
     }
     if ["bhd", "jod", "kwd", "omr", "tnd"].contains(&currency.as_str()) && unit_amount % 10 != 0 {
         return Err(ApiError::invalid(format!(
@@ -294,8 +304,10 @@ pub async fn create_price(ctx: &mut Ctx<'_>, p: &Params) -> Result<Value, ApiErr
     ])?;
     if let Some(b) = p.choice("billing_scheme", &["per_unit", "tiered"])? {
         if b == "tiered" {
-            return Err(ApiError::invalid("The sandbox supports only billing_scheme=per_unit.")
-                .param("billing_scheme"));
+            return Err(
+                ApiError::invalid("The sandbox supports only billing_scheme=per_unit.")
+                    .param("billing_scheme"),
+            );
         }
     }
     price_from(ctx, &p.0, "", "", true).await
