@@ -29,6 +29,7 @@ mod ids;
 mod pages;
 mod rate;
 mod store;
+mod time;
 mod trigger;
 
 use std::net::SocketAddr;

@@ -205,6 +205,10 @@ pub enum Filter {
     Created(&'static str, i64),
     /// `json_extract(data, path) = value`
     Json(&'static str, String),
+    /// `json_extract(data, path) = value` for integers and booleans (1/0).
+    JsonInt(&'static str, i64),
+    /// `json_extract(data, path) IS NOT value`
+    JsonNot(&'static str, String),
     /// Event type, with a trailing `*` as a prefix wildcard.
     EventTypes(Vec<String>),
     /// The owning connected account (`None`: the platform's own objects).
@@ -229,8 +233,11 @@ pub async fn list_objects(
             Filter::Created(op, _) => {
                 sql.push_str(&format!(" AND created {op} ?"));
             }
-            Filter::Json(path, _) => {
+            Filter::Json(path, _) | Filter::JsonInt(path, _) => {
                 sql.push_str(&format!(" AND json_extract(data, '{path}') = ?"));
+            }
+            Filter::JsonNot(path, _) => {
+                sql.push_str(&format!(" AND json_extract(data, '{path}') IS NOT ?"));
             }
             Filter::EventTypes(types) => {
                 let parts: Vec<&str> = types
@@ -263,8 +270,8 @@ pub async fn list_objects(
     let mut q = sqlx::query(&sql).bind(kind);
     for f in filters {
         match f {
-            Filter::Eq(_, v) | Filter::Json(_, v) => q = q.bind(v.clone()),
-            Filter::Created(_, v) => q = q.bind(*v),
+            Filter::Eq(_, v) | Filter::Json(_, v) | Filter::JsonNot(_, v) => q = q.bind(v.clone()),
+            Filter::Created(_, v) | Filter::JsonInt(_, v) => q = q.bind(*v),
             Filter::Account(a) => q = q.bind(a.clone()),
             Filter::EventTypes(types) => {
                 for t in types {
@@ -603,4 +610,41 @@ pub async fn revoke_tokens(conn: &mut SqliteConnection, account: &str) -> Result
             .await?
             .rows_affected(),
     )
+}
+
+/// One bound value of [`find_objects`].
+pub enum Arg {
+    Text(Option<String>),
+    Int(i64),
+}
+
+/// Objects of `kind` in `account` matching `cond` (SQL over `data`, with
+/// `?` placeholders bound from `args`), in `order`, at most `limit`.
+/// Callers pass only literal SQL; values always go through `args`.
+pub async fn find_objects(
+    conn: &mut SqliteConnection,
+    kind: &str,
+    account: Option<&str>,
+    cond: &'static str,
+    args: Vec<Arg>,
+    order: &'static str,
+    limit: i64,
+) -> Result<Vec<Value>, sqlx::Error> {
+    let sql = format!(
+        "SELECT data FROM objects WHERE kind = ? AND deleted = 0 AND account IS ? AND ({cond}) ORDER BY {order} LIMIT ?"
+    );
+    let mut q = sqlx::query(&sql).bind(kind).bind(account);
+    for a in args {
+        q = match a {
+            Arg::Text(t) => q.bind(t),
+            Arg::Int(n) => q.bind(n),
+        };
+    }
+    let rows = q.bind(limit).fetch_all(&mut *conn).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let data: String = r.try_get("data")?;
+        out.push(serde_json::from_str(&data).map_err(|e| sqlx::Error::Decode(Box::new(e)))?);
+    }
+    Ok(out)
 }

@@ -118,6 +118,17 @@ async fn apply(ctx: &mut Ctx<'_>, c: &mut Value, p: &Params) -> Result<(), ApiEr
 
 pub async fn create(ctx: &mut Ctx<'_>, p: &Params) -> Result<Value, ApiError> {
     p.allow(FIELDS)?;
+    // A customer on a test clock lives in the clock's time from the start.
+    let clock = match p.nonempty("test_clock")? {
+        Some(tc) => {
+            let clock = ctx
+                .load(super::billing::CLOCK, tc, Some("test_clock"))
+                .await?;
+            ctx.now = crate::ctx::i(&clock, "frozen_time");
+            Some(tc.to_string())
+        }
+        None => None,
+    };
     let id = ids::new_id("cus");
     let mut c = json!({
         "id": id, "object": "customer", "address": null, "balance": 0, "created": ctx.now,
@@ -126,10 +137,11 @@ pub async fn create(ctx: &mut Ctx<'_>, p: &Params) -> Result<Value, ApiError> {
         "invoice_prefix": ids::random(8).to_uppercase(),
         "invoice_settings": {"custom_fields": null, "default_payment_method": null, "footer": null, "rendering_options": null},
         "livemode": false, "metadata": {}, "name": null, "next_invoice_sequence": 1, "phone": null,
-        "preferred_locales": [], "shipping": null, "tax_exempt": "none", "test_clock": null
+        "preferred_locales": [], "shipping": null, "tax_exempt": "none", "test_clock": clock
     });
     let mut rest = Params(p.0.clone());
     let invoice_settings = rest.0.remove("invoice_settings");
+    rest.0.remove("test_clock");
     apply(ctx, &mut c, &rest).await?;
     ctx.put(&c).await?;
     let mut attached = None;

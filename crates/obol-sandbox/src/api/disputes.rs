@@ -50,7 +50,7 @@ pub async fn maybe_open(ctx: &mut Ctx<'_>, charge: &Value, b: Behaviour) -> Resu
         .iter()
         .map(|k| (k.to_string(), Value::Null))
         .collect();
-    let dp = json!({
+    let mut dp = json!({
         "id": ids::new_id("dp"),
         "object": "dispute",
         "amount": i(charge, "amount_captured"),
@@ -69,6 +69,9 @@ pub async fn maybe_open(ctx: &mut Ctx<'_>, charge: &Value, b: Behaviour) -> Resu
         "reason": reason,
         "status": if inquiry { "warning_needs_response" } else { "needs_response" },
     });
+    if !inquiry {
+        super::balance::for_dispute(ctx, &mut dp, false).await?;
+    }
     ctx.put(&dp).await?;
     let mut ch = charge.clone();
     ch["disputed"] = json!(true);
@@ -143,6 +146,8 @@ pub async fn update(ctx: &mut Ctx<'_>, id: &str, p: &Params) -> Result<Value, Ap
             ctx.put(&dp).await?;
             ctx.emit("charge.dispute.closed", &dp, None).await?;
             if v == "won" {
+                super::balance::for_dispute(ctx, &mut dp, true).await?;
+                ctx.put(&dp).await?;
                 ctx.emit("charge.dispute.funds_reinstated", &dp, None)
                     .await?;
             }

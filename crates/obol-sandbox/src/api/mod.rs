@@ -5,12 +5,15 @@
 //! transaction together with its events, delivery rows and idempotency row.
 
 mod accounts;
+pub(crate) mod balance;
+pub(crate) mod billing;
 mod charges;
 mod customers;
 mod disputes;
 mod events;
 pub(crate) mod payment_intents;
 mod payment_methods;
+mod products;
 mod refunds;
 pub(crate) mod setup_intents;
 mod webhook_endpoints;
@@ -53,6 +56,7 @@ pub fn router(app: Arc<App>) -> Router {
             get(pages::get_chaos).post(pages::set_chaos),
         )
         .route("/_sandbox/stats", get(pages::stats))
+        .route("/_sandbox/payouts/run", post(balance::run_payouts_route))
         .route(
             "/oauth/authorize",
             get(connect::authorize_page).post(connect::authorize_decide),
@@ -567,6 +571,44 @@ async fn route(
         ["disputes", id] if get => ctx.load("dispute", id, None).await,
         ["disputes", id] if post => disputes::update(ctx, id, p).await,
         ["disputes", id, "close"] if post => disputes::close(ctx, id).await,
+        ["products"] if post => products::create_product(ctx, p).await,
+        ["products"] if get => products::list_products(ctx, p).await,
+        ["products", id] if get => ctx.load("product", id, None).await,
+        ["products", id] if post => products::update_product(ctx, id, p).await,
+        ["prices"] if post => products::create_price(ctx, p).await,
+        ["prices"] if get => products::list_prices(ctx, p).await,
+        ["prices", id] if get => ctx.load("price", id, None).await,
+        ["prices", id] if post => products::update_price(ctx, id, p).await,
+        ["test_helpers", "test_clocks"] if post => billing::create_clock(ctx, p).await,
+        ["test_helpers", "test_clocks"] if get => billing::list_clocks(ctx, p).await,
+        ["test_helpers", "test_clocks", id] if get => ctx.load(billing::CLOCK, id, None).await,
+        ["test_helpers", "test_clocks", id] if delete => billing::delete_clock(ctx, id).await,
+        ["test_helpers", "test_clocks", id, "advance"] if post => {
+            billing::advance_clock(ctx, id, p).await
+        }
+        ["subscriptions"] if post => billing::create_subscription(ctx, p).await,
+        ["subscriptions"] if get => billing::list_subscriptions(ctx, p).await,
+        ["subscriptions", id] if get => ctx.load("subscription", id, None).await,
+        ["subscriptions", id] if post => billing::update_subscription(ctx, id, p).await,
+        ["subscriptions", id] if delete => billing::cancel_subscription(ctx, id, p).await,
+        ["invoices"] if post => billing::create_invoice(ctx, p).await,
+        ["invoices"] if get => billing::list_invoices(ctx, p).await,
+        ["invoices", id] if get => ctx.load("invoice", id, None).await,
+        ["invoices", id, "finalize"] if post => billing::finalize(ctx, id, p).await,
+        ["invoices", id, "pay"] if post => billing::pay(ctx, id, p).await,
+        ["invoices", id, "void"] if post => billing::void(ctx, id).await,
+        ["invoices", id, "mark_uncollectible"] if post => {
+            billing::mark_uncollectible(ctx, id).await
+        }
+        ["invoiceitems"] if post => billing::create_invoiceitem(ctx, p).await,
+        ["invoiceitems"] if get => billing::list_invoiceitems(ctx, p).await,
+        ["invoiceitems", id] if get => ctx.load("invoiceitem", id, None).await,
+        ["balance"] if get => balance::balance(ctx).await,
+        ["balance_transactions"] if get => balance::list_txns(ctx, p).await,
+        ["balance_transactions", id] if get => ctx.load("balance_transaction", id, None).await,
+        ["payouts"] if post => balance::create_payout(ctx, p).await,
+        ["payouts"] if get => balance::list_payouts(ctx, p).await,
+        ["payouts", id] if get => ctx.load("payout", id, None).await,
         ["events"] if get => events::list(ctx, p).await,
         ["events", id] if get => ctx.load("event", id, None).await,
         ["webhook_endpoints"] if post => webhook_endpoints::create(ctx, p).await,
@@ -582,6 +624,9 @@ async fn route(
 pub(crate) async fn run_job(ctx: &mut Ctx<'_>, kind: &str, target: &str) -> Result<(), ApiError> {
     match kind {
         "refund_settle" | "refund_fail" => refunds::run_job(ctx, kind, target).await,
+        "clock_advance" => billing::run_advance(ctx, target).await,
+        "billing_tick" => billing::run_tick(ctx, target).await,
+        "payout_in_transit" | "payout_paid" => balance::run_job(ctx, kind, target).await,
         other => {
             tracing::warn!(kind = other, "unknown sandbox job");
             Ok(())

@@ -226,6 +226,23 @@ const CREATE_FIELDS: &[&str] = &[
 
 pub async fn create(ctx: &mut Ctx<'_>, p: &Params) -> Result<Value, ApiError> {
     p.allow(CREATE_FIELDS)?;
+    create_inner(ctx, p, None).await
+}
+
+/// The PaymentIntent an invoice creates when it is finalized.
+pub async fn create_for_invoice(
+    ctx: &mut Ctx<'_>,
+    p: &Params,
+    invoice: &str,
+) -> Result<Value, ApiError> {
+    create_inner(ctx, p, Some(invoice)).await
+}
+
+async fn create_inner(
+    ctx: &mut Ctx<'_>,
+    p: &Params,
+    invoice: Option<&str>,
+) -> Result<Value, ApiError> {
     let amount = p
         .int("amount")?
         .ok_or_else(|| ApiError::missing_param("amount"))?;
@@ -233,7 +250,12 @@ pub async fn create(ctx: &mut Ctx<'_>, p: &Params) -> Result<Value, ApiError> {
     validate_amount(amount, &currency, "amount")?;
     let customer = match p.nonempty("customer")? {
         Some(c) => {
-            ctx.load("customer", c, Some("customer")).await?;
+            let cus = ctx.load("customer", c, Some("customer")).await?;
+            // A customer on a test clock pays in the clock's time (an
+            // invoice's intent already runs in it, mid-advance).
+            if invoice.is_none() {
+                super::billing::use_customer_time(ctx, &cus).await?;
+            }
             Some(c.to_string())
         }
         None => None,
@@ -311,7 +333,7 @@ pub async fn create(ctx: &mut Ctx<'_>, p: &Params) -> Result<Value, ApiError> {
         "currency": currency,
         "customer": customer,
         "description": p.nonempty("description")?,
-        "invoice": null,
+        "invoice": invoice,
         "last_payment_error": null,
         "latest_charge": null,
         "livemode": false,
@@ -579,7 +601,7 @@ fn new_charge(ctx: &Ctx<'_>, pi: &Value, pm: &Value, three_ds: bool) -> Value {
         "failure_code": null,
         "failure_message": null,
         "fraud_details": {},
-        "invoice": null,
+        "invoice": pi["invoice"],
         "livemode": false,
         "metadata": pi["metadata"],
         "on_behalf_of": null,
@@ -689,7 +711,7 @@ pub async fn attempt(
             } else {
                 ch["captured"] = json!(true);
                 ch["amount_captured"] = json!(amount);
-                ch["balance_transaction"] = Value::Null;
+                super::balance::for_charge(ctx, &mut ch, &pm).await?;
             }
             ctx.put(&ch).await?;
             pi["latest_charge"] = ch["id"].clone();
@@ -729,6 +751,9 @@ pub async fn attempt(
                     .await?;
             } else {
                 ctx.emit("payment_intent.succeeded", &pi, None).await?;
+                if let Some(inv) = pi["invoice"].as_str().map(str::to_string) {
+                    super::billing::on_intent_succeeded(ctx, &inv, &ch).await?;
+                }
                 disputes::maybe_open(ctx, &ch, behaviour_of(&pm)).await?;
             }
             Ok(pi)
@@ -815,6 +840,11 @@ pub async fn capture(ctx: &mut Ctx<'_>, id: &str, p: &Params) -> Result<Value, A
     ch["amount_captured"] = json!(amount);
     // The uncaptured rest is released; Stripe shows it as refunded.
     ch["amount_refunded"] = json!(i(&ch, "amount") - amount);
+    let pm_for_fee = ctx
+        .find(&s(&pi, "payment_method"))
+        .await?
+        .unwrap_or(Value::Null);
+    super::balance::for_charge(ctx, &mut ch, &pm_for_fee).await?;
     ctx.put(&ch).await?;
     pi["status"] = json!("succeeded");
     pi["amount_received"] = json!(amount);

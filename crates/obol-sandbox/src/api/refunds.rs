@@ -53,6 +53,9 @@ pub async fn create(ctx: &mut Ctx<'_>, p: &Params) -> Result<Value, ApiError> {
         (None, None) => return Err(ApiError::invalid("One of the following params should be provided for this request: payment_intent or charge.")),
     };
     let ch_id = s(&ch, "id");
+    if let Some(c) = ctx.find(&s(&ch, "customer")).await? {
+        super::billing::use_customer_time(ctx, &c).await?;
+    }
     if s(&ch, "status") != "succeeded" {
         return Err(ApiError::invalid(format!(
             "Charge {ch_id} has no successful payment to refund."
@@ -111,6 +114,9 @@ pub async fn create(ctx: &mut Ctx<'_>, p: &Params) -> Result<Value, ApiError> {
         "transfer_reversal": null,
     });
     apply_metadata(&mut re["metadata"], p)?;
+    if captured {
+        super::balance::for_refund(ctx, &mut re, false).await?;
+    }
     ctx.put(&re).await?;
     ch["amount_refunded"] = json!(already + amount);
     ch["refunded"] = json!(already + amount >= amount_total);
@@ -151,6 +157,7 @@ pub async fn run_job(ctx: &mut Ctx<'_>, kind: &str, refund_id: &str) -> Result<(
         "refund_fail" if s(&re, "status") == "succeeded" => {
             re["status"] = json!("failed");
             re["failure_reason"] = json!("expired_or_canceled_card");
+            super::balance::for_refund(ctx, &mut re, true).await?;
             // The money comes back to the merchant's balance.
             if let Ok(mut ch) = ctx.load("charge", &ch_id, None).await {
                 ch["amount_refunded"] =

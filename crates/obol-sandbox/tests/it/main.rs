@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod billing;
 mod chaos;
 mod connect;
 mod customers;
