@@ -10,8 +10,9 @@
 #   ./scripts/bench-charge-runs.sh --quick         # fewer items everywhere (a minute or two)
 #   ./scripts/bench-charge-runs.sh --rates 1000 --no-rss
 #   ./scripts/bench-charge-runs.sh --rss-only --big 20000
-# Options: --rates LIST (comma-separated), --no-rss, --rss-only, --big N
-# (the large RSS run, default 100000), --pool N (members with a saved card,
+# Options: --rates LIST (comma-separated), --no-rss, --rss-only, --big LIST
+# (the larger RSS runs after the one of 1,000 items, comma-separated,
+# default 10000,100000), --pool N (members with a saved card,
 # default 1000), --workers N / --concurrency N (charge_runs.*, default 4 / 32),
 # --keep (leave the work directory and logs). Needs curl, jq, python3.
 # Diagnosis (environment): BENCH_OBOL_LOG (obol's log filter, e.g.
@@ -26,7 +27,7 @@ rates="25,100,1000"
 rss=1
 throughput=1
 quick=0
-big=100000
+big=10000,100000
 pool=1000
 workers=4
 concurrency=32
@@ -48,7 +49,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 if [ "$quick" = 1 ]; then
-  [ "$big" = 100000 ] && big=10000
+  [ "$big" = 10000,100000 ] && big=10000
   [ "$pool" = 1000 ] && pool=200
 fi
 # Items per throughput run: about 20 s at the limit, 10 s at 1000/s.
@@ -295,9 +296,16 @@ if [ "$throughput" = 1 ]; then
   done
 fi
 if [ "$rss" = 1 ]; then
-  log "peak RSS: a run of 1000 items, then one of $big, at R=1000/s (fresh obol process each)"
+  log "peak RSS: a run of 1000 items, then of ${big//,/, } items, at R=1000/s (fresh obol process each)"
   run_once 1000 1000 "rss-1000"
-  run_once 1000 "$big" "rss-$big" last
+  sizes=(${big//,/ })
+  for i in "${!sizes[@]}"; do
+    if [ "$i" = $((${#sizes[@]} - 1)) ]; then
+      run_once 1000 "${sizes[$i]}" "rss-${sizes[$i]}" last
+    else
+      run_once 1000 "${sizes[$i]}" "rss-${sizes[$i]}"
+    fi
+  done
 fi
 
 echo
