@@ -236,6 +236,18 @@ fn invoice_due(inv: &Value) -> Option<i64> {
     }
 }
 
+/// `save`s a changed object and emits `event` with what changed since
+/// `before` (`data.previous_attributes`).
+async fn save_updated(
+    ctx: &mut Ctx<'_>,
+    event: &str,
+    before: &Value,
+    obj: &mut Value,
+) -> Result<(), ApiError> {
+    save(ctx, obj).await?;
+    ctx.emit(event, obj, Some(diff(before, obj))).await
+}
+
 /// Stores a subscription or invoice with its `_due`, and for objects off
 /// any clock queues the real-time wake-up.
 async fn save(ctx: &mut Ctx<'_>, obj: &mut Value) -> Result<(), ApiError> {
@@ -317,13 +329,7 @@ async fn sub_tick(ctx: &mut Ctx<'_>, mut sub: Value) -> Result<(), ApiError> {
         "incomplete" => {
             sub["status"] = json!("incomplete_expired");
             sub["ended_at"] = json!(now);
-            save(ctx, &mut sub).await?;
-            ctx.emit(
-                "customer.subscription.updated",
-                &sub,
-                Some(diff(&before, &sub)),
-            )
-            .await?;
+            save_updated(ctx, "customer.subscription.updated", &before, &mut sub).await?;
             if let Some(inv_id) = sub["latest_invoice"].as_str() {
                 let inv = ctx.load("invoice", inv_id, None).await?;
                 if s(&inv, "status") == "open" {
@@ -345,13 +351,7 @@ async fn sub_tick(ctx: &mut Ctx<'_>, mut sub: Value) -> Result<(), ApiError> {
             );
             if pm.is_none() && behaviour == "pause" {
                 sub["status"] = json!("paused");
-                save(ctx, &mut sub).await?;
-                ctx.emit(
-                    "customer.subscription.updated",
-                    &sub,
-                    Some(diff(&before, &sub)),
-                )
-                .await?;
+                save_updated(ctx, "customer.subscription.updated", &before, &mut sub).await?;
                 ctx.emit("customer.subscription.paused", &sub, None).await?;
                 return Ok(());
             }
@@ -401,13 +401,7 @@ async fn renew(ctx: &mut Ctx<'_>, mut sub: Value, before: Value) -> Result<(), A
     // Stripe's order for a renewal: invoice.created, then the subscription's
     // new period and latest_invoice in customer.subscription.updated (unconfirmed).
     sub["latest_invoice"] = inv["id"].clone();
-    save(ctx, &mut sub).await?;
-    ctx.emit(
-        "customer.subscription.updated",
-        &sub,
-        Some(diff(&before, &sub)),
-    )
-    .await?;
+    save_updated(ctx, "customer.subscription.updated", &before, &mut sub).await?;
     let inv = finalize_inner(ctx, inv).await?;
     if s(&inv, "status") == "open" {
         collect(ctx, inv, None, true).await?;
@@ -593,7 +587,6 @@ async fn mark_paid(
     charge: Option<&Value>,
     out_of_band: bool,
 ) -> Result<Value, ApiError> {
-    let before = inv.clone();
     inv["status"] = json!("paid");
     inv["paid"] = json!(true);
     inv["paid_out_of_band"] = json!(out_of_band);
@@ -612,20 +605,13 @@ async fn mark_paid(
         ctx.emit("invoice.payment_succeeded", &inv, None).await?;
     }
     ctx.emit("invoice.paid", &inv, None).await?;
-    let _ = before;
     if let Some(sub_id) = inv["subscription"].as_str() {
         let mut sub = ctx.load("subscription", sub_id, None).await?;
         let status = s(&sub, "status");
         if matches!(status.as_str(), "incomplete" | "past_due" | "unpaid") {
             let prev = sub.clone();
             sub["status"] = json!("active");
-            save(ctx, &mut sub).await?;
-            ctx.emit(
-                "customer.subscription.updated",
-                &sub,
-                Some(diff(&prev, &sub)),
-            )
-            .await?;
+            save_updated(ctx, "customer.subscription.updated", &prev, &mut sub).await?;
         }
     }
     Ok(inv)
@@ -771,13 +757,7 @@ async fn failed(ctx: &mut Ctx<'_>, mut inv: Value, action: bool) -> Result<Value
         } else if matches!(s(&sub, "status").as_str(), "active" | "trialing") {
             let prev = sub.clone();
             sub["status"] = json!("past_due");
-            save(ctx, &mut sub).await?;
-            ctx.emit(
-                "customer.subscription.updated",
-                &sub,
-                Some(diff(&prev, &sub)),
-            )
-            .await?;
+            save_updated(ctx, "customer.subscription.updated", &prev, &mut sub).await?;
         }
     }
     Ok(inv)
@@ -1412,13 +1392,7 @@ pub async fn create_subscription(ctx: &mut Ctx<'_>, p: &Params) -> Result<Value,
         let prev = sub.clone();
         if s(&sub, "status") == "incomplete" {
             sub["status"] = json!("active");
-            save(ctx, &mut sub).await?;
-            ctx.emit(
-                "customer.subscription.updated",
-                &sub,
-                Some(diff(&prev, &sub)),
-            )
-            .await?;
+            save_updated(ctx, "customer.subscription.updated", &prev, &mut sub).await?;
         }
     }
     if s(&inv, "status") == "open"
@@ -1487,13 +1461,7 @@ pub async fn update_subscription(
     }
     apply_metadata(&mut sub["metadata"], p)?;
     if sub != before {
-        save(ctx, &mut sub).await?;
-        ctx.emit(
-            "customer.subscription.updated",
-            &sub,
-            Some(diff(&before, &sub)),
-        )
-        .await?;
+        save_updated(ctx, "customer.subscription.updated", &before, &mut sub).await?;
     }
     Ok(sub)
 }
