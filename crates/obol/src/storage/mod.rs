@@ -113,6 +113,9 @@ impl Tx {
     }
 }
 
+/// KiB of page cache per SQLite connection (negative `cache_size`).
+const SQLITE_CACHE_KIB: u32 = 512;
+
 impl Store {
     /// Connects (creating a SQLite file if needed) without migrating.
     pub async fn connect(config: &Config) -> anyhow::Result<Store> {
@@ -124,7 +127,12 @@ impl Store {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
-                    .busy_timeout(Duration::from_secs(10));
+                    .busy_timeout(Duration::from_secs(10))
+                    // Each connection's page cache: SQLite's default is 2 MiB,
+                    // filled as the database grows, so 8 connections held 16 MiB
+                    // more on a large database than on a small one. The OS
+                    // caches the file anyway; a miss here is a read(2).
+                    .pragma("cache_size", format!("-{SQLITE_CACHE_KIB}"));
                 let in_memory = url.contains(":memory:");
                 let pool = SqlitePoolOptions::new()
                     // An in-memory database lives and dies with one connection.
