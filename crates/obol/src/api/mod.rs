@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod card_updates;
 pub mod catalog;
+pub mod billing;
 pub mod charge_runs;
 pub mod connect;
 pub mod customer_tokens;
@@ -146,6 +147,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(emails::router())
         .merge(invoices::router())
         .merge(charge_runs::router())
+        .merge(billing::router())
         .merge(mcp::router())
 }
 
