@@ -27,9 +27,9 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use crate::error::{catalogue, ErrorBody};
 use crate::outbox::{
-    self, ChargeRunItemNotification, ChargeRunNotification, InvoiceNotification, OrderNotification,
-    OrganizationNotification, PaymentNotification, SyncJobNotification, SubscriptionNotification,
-    BillingInvoiceNotification,
+    self, BillingInvoiceNotification, ChargeRunItemNotification, ChargeRunNotification,
+    InvoiceNotification, OrderNotification, OrganizationNotification, PaymentNotification,
+    SubscriptionNotification, SyncJobNotification,
 };
 
 /// The names of the three credential schemes, as operations cite them.

@@ -14,9 +14,9 @@ use super::pagination::Page;
 use super::AppState;
 use crate::billing::views::{BillingInvoiceOut, SubscriptionOut};
 use crate::error::Result;
+use crate::ops::billing_invoices;
 use crate::ops::scheduled_payments::{self, ScheduledPaymentIn, ScheduledPaymentOut};
 use crate::ops::subscriptions::{self, CancelIn, SubscriptionIn};
-use crate::ops::billing_invoices;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -91,7 +91,9 @@ async fn cancel_subscription(
     Path(id): Path<String>,
     Json(body): Json<CancelIn>,
 ) -> Result<Json<SubscriptionOut>> {
-    Ok(Json(subscriptions::cancel(state.ctx(), &actor, &id, body).await?))
+    Ok(Json(
+        subscriptions::cancel(state.ctx(), &actor, &id, body).await?,
+    ))
 }
 
 /// Schedules a payment on a future date: a Stripe invoice finalized and
@@ -124,7 +126,9 @@ async fn list_scheduled_payments(
     SecretKey(actor): SecretKey,
     Query(q): Query<scheduled_payments::ListQuery>,
 ) -> Result<Json<Page<ScheduledPaymentOut>>> {
-    Ok(Json(scheduled_payments::list(state.ctx(), &actor, q).await?))
+    Ok(Json(
+        scheduled_payments::list(state.ctx(), &actor, q).await?,
+    ))
 }
 
 /// One scheduled payment.
@@ -139,7 +143,9 @@ async fn get_scheduled_payment(
     SecretKey(actor): SecretKey,
     Path(id): Path<String>,
 ) -> Result<Json<ScheduledPaymentOut>> {
-    Ok(Json(scheduled_payments::get(state.ctx(), &actor, &id).await?))
+    Ok(Json(
+        scheduled_payments::get(state.ctx(), &actor, &id).await?,
+    ))
 }
 
 /// Stripe invoices obol mirrors, newest first.

@@ -7,9 +7,9 @@
 //! a file here names them.
 
 pub mod auth;
+pub mod billing;
 pub mod card_updates;
 pub mod catalog;
-pub mod billing;
 pub mod charge_runs;
 pub mod connect;
 pub mod customer_tokens;

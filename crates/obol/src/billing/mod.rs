@@ -98,7 +98,10 @@ pub fn read_subscription(
 ) -> std::result::Result<(SubscriptionState, Option<String>), Unreadable> {
     let s: SubscriptionObject = parse(object, "subscription")?;
     if !billing::subscription_status_known(&s.status) {
-        return Err(Unreadable(format!("unknown subscription status {:?}", s.status)));
+        return Err(Unreadable(format!(
+            "unknown subscription status {:?}",
+            s.status
+        )));
     }
     let first = s
         .items
@@ -439,7 +442,9 @@ pub async fn observe_invoice(
                     .write_billing_invoice_state(&row, state, seen.at.max(row.observed_at), now)
                     .await?
                 {
-                    return Err(Error::internal("the invoice changed concurrently; retrying"));
+                    return Err(Error::internal(
+                        "the invoice changed concurrently; retrying",
+                    ));
                 }
                 let after = conn
                     .get_billing_invoice(account, &row.id)

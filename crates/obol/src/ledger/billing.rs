@@ -192,33 +192,78 @@ mod tests {
         assert!(subscription_event_applies(&a, &flagged));
         assert!(!subscription_event_applies(&flagged, &a));
         assert!(subscription_event_applies(&flagged, &canceled));
-        assert!(!subscription_event_applies(&canceled, &sub("active", 900, false, 900)));
+        assert!(!subscription_event_applies(
+            &canceled,
+            &sub("active", 900, false, 900)
+        ));
         assert!(!subscription_read_applies(&canceled, &a));
         // A read is behind only in the period or finality.
-        assert!(subscription_read_applies(&flagged, &sub("active", 100, false, 1)));
-        assert!(!subscription_read_applies(&sub("active", 200, false, 1), &a));
+        assert!(subscription_read_applies(
+            &flagged,
+            &sub("active", 100, false, 1)
+        ));
+        assert!(!subscription_read_applies(
+            &sub("active", 200, false, 1),
+            &a
+        ));
     }
 
     #[test]
     fn invoices_move_forward_only() {
-        let draft = InvoiceKey { status: "draft", attempt_count: 0, at: 5 };
-        let open = InvoiceKey { status: "open", attempt_count: 0, at: 5 };
-        let failed = InvoiceKey { status: "open", attempt_count: 1, at: 5 };
-        let paid = InvoiceKey { status: "paid", attempt_count: 2, at: 9 };
+        let draft = InvoiceKey {
+            status: "draft",
+            attempt_count: 0,
+            at: 5,
+        };
+        let open = InvoiceKey {
+            status: "open",
+            attempt_count: 0,
+            at: 5,
+        };
+        let failed = InvoiceKey {
+            status: "open",
+            attempt_count: 1,
+            at: 5,
+        };
+        let paid = InvoiceKey {
+            status: "paid",
+            attempt_count: 2,
+            at: 9,
+        };
         assert!(invoice_event_applies(&draft, &open));
         assert!(invoice_event_applies(&open, &failed));
         assert!(!invoice_event_applies(&failed, &open));
         assert!(!invoice_event_applies(&failed, &failed));
         assert!(invoice_event_applies(&failed, &paid));
-        assert!(!invoice_event_applies(&paid, &InvoiceKey { status: "void", attempt_count: 9, at: 99 }));
-        assert!(invoice_read_applies(&open, &InvoiceKey { status: "open", attempt_count: 0, at: 0 }));
+        assert!(!invoice_event_applies(
+            &paid,
+            &InvoiceKey {
+                status: "void",
+                attempt_count: 9,
+                at: 99
+            }
+        ));
+        assert!(invoice_read_applies(
+            &open,
+            &InvoiceKey {
+                status: "open",
+                attempt_count: 0,
+                at: 0
+            }
+        ));
         assert!(!invoice_read_applies(&failed, &open));
     }
 
     fn status() -> impl Strategy<Value = &'static str> {
         prop::sample::select(vec![
-            "incomplete", "trialing", "active", "past_due", "unpaid", "paused",
-            "incomplete_expired", "canceled",
+            "incomplete",
+            "trialing",
+            "active",
+            "past_due",
+            "unpaid",
+            "paused",
+            "incomplete_expired",
+            "canceled",
         ])
     }
 

@@ -128,7 +128,9 @@ pub async fn recheck(ctx: &Ctx, account: &AccountId, limit: i64) -> Result<usize
         };
         match result {
             Ok(()) => checked += 1,
-            Err(e) => tracing::warn!(invoice = %row.id, error = %e, "could not reconcile an invoice"),
+            Err(e) => {
+                tracing::warn!(invoice = %row.id, error = %e, "could not reconcile an invoice")
+            }
         }
     }
     Ok(checked)

@@ -252,8 +252,8 @@ async fn out(
 
 pub async fn get(ctx: &Ctx, actor: &Actor, id: &str) -> Result<ScheduledPaymentOut> {
     actor.require_secret()?;
-    let id = ScheduledPaymentId::parse(id)
-        .map_err(|_| Error::NotFound(Resource::ScheduledPayment))?;
+    let id =
+        ScheduledPaymentId::parse(id).map_err(|_| Error::NotFound(Resource::ScheduledPayment))?;
     view(ctx, actor, id.as_str()).await
 }
 

@@ -117,9 +117,7 @@ pub async fn create(ctx: &Ctx, actor: &Actor, body: SubscriptionIn) -> Result<Su
         "month" if (1..=12).contains(&count) => {}
         "year" if (1..=3).contains(&count) => {}
         "month" | "year" => {
-            return Err(invalid(
-                "interval_count is 1–12 for month and 1–3 for year",
-            ))
+            return Err(invalid("interval_count is 1–12 for month and 1–3 for year"))
         }
         _ => return Err(invalid("interval is month or year")),
     }
@@ -212,7 +210,10 @@ pub async fn submit(ctx: &Ctx, row: &SubscriptionRow) -> Result<()> {
         .set("items[0][price_data][currency]", &row.currency)
         .set("items[0][price_data][product]", PRODUCT_ID)
         .set("items[0][price_data][unit_amount]", row.amount)
-        .set("items[0][price_data][recurring][interval]", &row.billing_interval)
+        .set(
+            "items[0][price_data][recurring][interval]",
+            &row.billing_interval,
+        )
         .set(
             "items[0][price_data][recurring][interval_count]",
             row.interval_count,
@@ -242,7 +243,9 @@ pub async fn submit(ctx: &Ctx, row: &SubscriptionRow) -> Result<()> {
         Err(e @ StripeError::Refused { .. }) => {
             tracing::warn!(subscription = %row.id, error = %e, "Stripe refused the subscription");
             let mut h = ctx.store().acquire().await?;
-            h.conn().expire_unsent_subscription(&row.id, ctx.now()).await?;
+            h.conn()
+                .expire_unsent_subscription(&row.id, ctx.now())
+                .await?;
             return Err(e.into());
         }
         Err(e) => return Err(e.into()),
@@ -427,7 +430,9 @@ pub async fn recheck(ctx: &Ctx, account: &AccountId, limit: i64) -> Result<usize
             },
             // Only a while after its create began: the create may be
             // under way in another request.
-            None if row.source == "obol" && row.created_at < ctx.now() - chrono::Duration::minutes(1) => {
+            None if row.source == "obol"
+                && row.created_at < ctx.now() - chrono::Duration::minutes(1) =>
+            {
                 submit(ctx, &row).await
             }
             None => continue,

@@ -239,7 +239,8 @@ impl Conn<'_> {
         account: &AccountId,
         id: &str,
     ) -> Result<Option<SubscriptionRow>> {
-        let sql = format!("SELECT {SUB_COLUMNS} FROM {SUB_FROM} WHERE s.account_id = $1 AND s.id = $2");
+        let sql =
+            format!("SELECT {SUB_COLUMNS} FROM {SUB_FROM} WHERE s.account_id = $1 AND s.id = $2");
         Ok(on_conn!(self, |conn| {
             sqlx::query_as::<_, SubscriptionRow>(&sql)
                 .bind(account.as_str())
@@ -391,7 +392,8 @@ impl Conn<'_> {
         account: &AccountId,
         id: &str,
     ) -> Result<Option<BillingInvoiceRow>> {
-        let sql = format!("SELECT {INV_COLUMNS} FROM {INV_FROM} WHERE b.account_id = $1 AND b.id = $2");
+        let sql =
+            format!("SELECT {INV_COLUMNS} FROM {INV_FROM} WHERE b.account_id = $1 AND b.id = $2");
         Ok(on_conn!(self, |conn| {
             sqlx::query_as::<_, BillingInvoiceRow>(&sql)
                 .bind(account.as_str())

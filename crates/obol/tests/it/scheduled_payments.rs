@@ -21,7 +21,9 @@ async fn a_scheduled_payment_is_charged_on_its_date_not_before(backend: Backend)
         .await;
     let (member, clock, t0) = member_on_clock(&obol, "pledge-member", "pm_card_visa").await;
     let date = t0 + 10 * 86_400;
-    let when = chrono::DateTime::from_timestamp(date, 0).unwrap().to_rfc3339();
+    let when = chrono::DateTime::from_timestamp(date, 0)
+        .unwrap()
+        .to_rfc3339();
     let (s, sp) = obol
         .post(
             "/v1/scheduled-payments",
@@ -63,7 +65,10 @@ async fn a_scheduled_payment_is_charged_on_its_date_not_before(backend: Backend)
     })
     .await;
     let (_, pay) = obol
-        .get(&format!("/v1/payments/{}", paid["payment_id"].as_str().unwrap()))
+        .get(&format!(
+            "/v1/payments/{}",
+            paid["payment_id"].as_str().unwrap()
+        ))
         .await;
     assert_eq!(pay["status"], "completed", "{pay}");
     assert_eq!(pay["amount"], 5000);
@@ -72,7 +77,9 @@ async fn a_scheduled_payment_is_charged_on_its_date_not_before(backend: Backend)
     let (_, inv) = obol.get(&format!("/v1/billing/invoices/{inv_id}")).await;
     assert_eq!(inv["status"], "paid");
     assert_eq!(inv["amount_paid"]["amount"], 5000);
-    let (_, list) = obol.get(&format!("/v1/scheduled-payments?customer={member}")).await;
+    let (_, list) = obol
+        .get(&format!("/v1/scheduled-payments?customer={member}"))
+        .await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
 }
 
@@ -88,21 +95,38 @@ async fn a_scheduled_payment_needs_a_future_date_and_a_card(backend: Backend) {
             json!({"customer": bare, "amount": 5000, "currency": "eur", "date": "2020-01-01"}),
         )
         .await;
-    assert_eq!((s, e["error"]["code"].as_str()), (422, Some("date_not_in_future")), "{e}");
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (422, Some("date_not_in_future")),
+        "{e}"
+    );
     let (s, e) = obol
         .post(
             "/v1/scheduled-payments",
             json!({"customer": bare, "amount": 5000, "currency": "eur", "date": "2099-01-01"}),
         )
         .await;
-    assert_eq!((s, e["error"]["code"].as_str()), (422, Some("no_default_card")), "{e}");
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (422, Some("no_default_card")),
+        "{e}"
+    );
     let (s, e) = obol
         .post(
             "/v1/scheduled-payments",
             json!({"customer": bare, "amount": 5000, "currency": "eur", "date": "next week"}),
         )
         .await;
-    assert_eq!((s, e["error"]["code"].as_str()), (400, Some("invalid_body")), "{e}");
-    let (s, e) = obol.get("/v1/scheduled-payments/spay_01jd8x3qzv5m2c7e9f0g1h2j3k").await;
-    assert_eq!((s, e["error"]["code"].as_str()), (404, Some("scheduled_payment_not_found")));
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (400, Some("invalid_body")),
+        "{e}"
+    );
+    let (s, e) = obol
+        .get("/v1/scheduled-payments/spay_01jd8x3qzv5m2c7e9f0g1h2j3k")
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (404, Some("scheduled_payment_not_found"))
+    );
 }

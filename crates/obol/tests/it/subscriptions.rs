@@ -55,7 +55,10 @@ pub async fn member_on_clock(obol: &Obol, name: &str, card: &str) -> (String, St
         &[("frozen_time", &now.to_string()), ("customer", &cus)],
     )
     .await;
-    let clock = clock["id"].as_str().unwrap_or_else(|| panic!("{clock}")).to_string();
+    let clock = clock["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{clock}"))
+        .to_string();
     (member, clock, now)
 }
 
@@ -138,7 +141,10 @@ async fn a_monthly_gift_renews_three_times_then_goes_past_due_and_emails_once(ba
     assert_eq!(sub["amount"], json!({"amount": 2500, "currency": "eur"}));
     assert_eq!(sub["source"], "obol");
     assert_eq!(sub["customer_id"], member.as_str());
-    assert!(sub["stripe_subscription_id"].as_str().unwrap().starts_with("sub_"));
+    assert!(sub["stripe_subscription_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("sub_"));
     let id = sub["id"].as_str().unwrap().to_string();
     assert_eq!(sub["next_payment_at"], sub["current_period_end"]);
 
@@ -183,7 +189,10 @@ async fn a_monthly_gift_renews_three_times_then_goes_past_due_and_emails_once(ba
     assert_eq!(renewals, 3);
     for inv in &invoices {
         assert_eq!(inv["status"], "paid");
-        assert_eq!(inv["amount_paid"], json!({"amount": 2500, "currency": "eur"}));
+        assert_eq!(
+            inv["amount_paid"],
+            json!({"amount": 2500, "currency": "eur"})
+        );
         assert_eq!(inv["amount_remaining"]["amount"], 0);
         assert_eq!(inv["customer_id"], member.as_str());
         let pay = inv["payment_id"].as_str().unwrap();
@@ -193,7 +202,10 @@ async fn a_monthly_gift_renews_three_times_then_goes_past_due_and_emails_once(ba
         assert_eq!(p["subscription_id"], id.as_str());
         assert_eq!(p["billing_invoice_id"], inv["id"]);
         let (_, one) = obol
-            .get(&format!("/v1/billing/invoices/{}", inv["id"].as_str().unwrap()))
+            .get(&format!(
+                "/v1/billing/invoices/{}",
+                inv["id"].as_str().unwrap()
+            ))
             .await;
         assert_eq!(one["id"], inv["id"]);
     }
@@ -254,7 +266,13 @@ async fn a_monthly_gift_renews_three_times_then_goes_past_due_and_emails_once(ba
     assert_eq!(of_type(&got, "invoice.paid").len(), 4);
     assert_eq!(of_type(&got, "invoice.payment_failed").len(), 1);
     for paid in of_type(&got, "invoice.paid") {
-        assert!(paid["stripe_event_id"].as_str().unwrap().starts_with("evt_"), "{paid}");
+        assert!(
+            paid["stripe_event_id"]
+                .as_str()
+                .unwrap()
+                .starts_with("evt_"),
+            "{paid}"
+        );
         assert_eq!(paid["data"]["billing_invoice"]["status"], "paid");
     }
     let updates = of_type(&got, "subscription.updated");
@@ -263,7 +281,10 @@ async fn a_monthly_gift_renews_three_times_then_goes_past_due_and_emails_once(ba
     for u in &updates {
         let s = &u["data"]["subscription"];
         assert!(
-            seen.insert((s["status"].to_string(), s["current_period_start"].to_string())),
+            seen.insert((
+                s["status"].to_string(),
+                s["current_period_start"].to_string()
+            )),
             "the same change notified twice: {u}"
         );
     }
@@ -281,9 +302,7 @@ async fn cancel_now_and_at_period_end_behave_as_stripe_does(backend: Backend) {
         .await;
     let host = subscribe_endpoint(&obol).await;
     let (member, clock, _) = member_on_clock(&obol, "cancel-member", "pm_card_visa").await;
-    let create = |interval: &'static str| {
-        json!({"customer": member, "amount": 12000, "currency": "eur", "interval": interval})
-    };
+    let create = |interval: &'static str| json!({"customer": member, "amount": 12000, "currency": "eur", "interval": interval});
     let (s, now_sub) = obol.post("/v1/subscriptions", create("year")).await;
     assert_eq!(s, 201, "{now_sub}");
     let (s, end_sub) = obol.post("/v1/subscriptions", create("month")).await;
@@ -302,7 +321,10 @@ async fn cancel_now_and_at_period_end_behave_as_stripe_does(backend: Backend) {
     let (s, e) = obol
         .post(&format!("/v1/subscriptions/{now_id}/cancel"), json!({}))
         .await;
-    assert_eq!((s, e["error"]["code"].as_str()), (409, Some("subscription_not_cancelable")));
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (409, Some("subscription_not_cancelable"))
+    );
 
     // At period end: active until then, no next payment, then canceled
     // without another invoice.
@@ -335,7 +357,9 @@ async fn cancel_now_and_at_period_end_behave_as_stripe_does(backend: Backend) {
         .await;
     assert_eq!(of_type(&got, "subscription.canceled").len(), 2);
     let (_, list) = obol
-        .get(&format!("/v1/subscriptions?customer={member}&status=canceled"))
+        .get(&format!(
+            "/v1/subscriptions?customer={member}&status=canceled"
+        ))
         .await;
     assert_eq!(list["data"].as_array().unwrap().len(), 2, "{list}");
     let (_, active) = obol.get("/v1/subscriptions?status=active").await;
@@ -348,27 +372,42 @@ async fn creating_refuses_a_member_without_a_card_and_bad_input(backend: Backend
         .as_str()
         .unwrap()
         .to_string();
-    let body = |c: &str| json!({"customer": c, "amount": 500, "currency": "eur", "interval": "month"});
+    let body =
+        |c: &str| json!({"customer": c, "amount": 500, "currency": "eur", "interval": "month"});
     let (s, e) = obol.post("/v1/subscriptions", body(&bare)).await;
-    assert_eq!((s, e["error"]["code"].as_str()), (422, Some("no_default_card")), "{e}");
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (422, Some("no_default_card")),
+        "{e}"
+    );
     let (s, e) = obol
         .post("/v1/subscriptions", body("cus_01jd8x3qzv5m2c7e9f0g1h2j3k"))
         .await;
-    assert_eq!((s, e["error"]["code"].as_str()), (404, Some("customer_not_found")));
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (404, Some("customer_not_found"))
+    );
     let (s, e) = obol
         .post(
             "/v1/subscriptions",
             json!({"customer": bare, "amount": 500, "currency": "eur", "interval": "week"}),
         )
         .await;
-    assert_eq!((s, e["error"]["code"].as_str()), (400, Some("invalid_body")), "{e}");
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (400, Some("invalid_body")),
+        "{e}"
+    );
     let (s, e) = obol
         .post(
             "/v1/subscriptions",
             json!({"customer": bare, "amount": 0, "currency": "eur", "interval": "month"}),
         )
         .await;
-    assert_eq!((s, e["error"]["code"].as_str()), (422, Some("amount_not_positive")));
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (422, Some("amount_not_positive"))
+    );
     let (s, e) = obol
         .post(
             "/v1/subscriptions",
@@ -376,18 +415,36 @@ async fn creating_refuses_a_member_without_a_card_and_bad_input(backend: Backend
                    "start_date": "2020-01-01T00:00:00Z"}),
         )
         .await;
-    assert_eq!((s, e["error"]["code"].as_str()), (422, Some("date_not_in_future")));
-    let (s, e) = obol.get("/v1/subscriptions/sub_01jd8x3qzv5m2c7e9f0g1h2j3k").await;
-    assert_eq!((s, e["error"]["code"].as_str()), (404, Some("subscription_not_found")));
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (422, Some("date_not_in_future"))
+    );
+    let (s, e) = obol
+        .get("/v1/subscriptions/sub_01jd8x3qzv5m2c7e9f0g1h2j3k")
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (404, Some("subscription_not_found"))
+    );
     let (s, e) = obol.get("/v1/subscriptions?status=nope").await;
-    assert_eq!((s, e["error"]["code"].as_str()), (400, Some("invalid_query")));
-    let (s, e) = obol.get("/v1/billing/invoices/binv_01jd8x3qzv5m2c7e9f0g1h2j3k").await;
-    assert_eq!((s, e["error"]["code"].as_str()), (404, Some("billing_invoice_not_found")));
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (400, Some("invalid_query"))
+    );
+    let (s, e) = obol
+        .get("/v1/billing/invoices/binv_01jd8x3qzv5m2c7e9f0g1h2j3k")
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (404, Some("billing_invoice_not_found"))
+    );
 }
 
 async fn the_billing_tables_store_and_filter_per_account(backend: Backend) {
     use obol::context::AccountId;
-    use obol::storage::billing::{InvoiceFilter, InvoiceState, NewSubscription, SubscriptionFilter, SubscriptionState};
+    use obol::storage::billing::{
+        InvoiceFilter, InvoiceState, NewSubscription, SubscriptionFilter, SubscriptionState,
+    };
     let db = TestDb::new(backend).await;
     let store = db.store().await;
     let mut h = store.acquire().await.unwrap();
@@ -415,8 +472,16 @@ async fn the_billing_tables_store_and_filter_per_account(backend: Backend) {
         .await
         .unwrap();
     }
-    let row = conn.get_subscription(&platform, "sub_a").await.unwrap().unwrap();
-    assert!(conn.get_subscription(&platform, "sub_b").await.unwrap().is_none());
+    let row = conn
+        .get_subscription(&platform, "sub_a")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(conn
+        .get_subscription(&platform, "sub_b")
+        .await
+        .unwrap()
+        .is_none());
     let state = SubscriptionState {
         stripe_subscription_id: "sub_stripe1".into(),
         stripe_customer_id: "cus_stripe1".into(),
@@ -433,9 +498,15 @@ async fn the_billing_tables_store_and_filter_per_account(backend: Backend) {
         trial_end: None,
         latest_stripe_invoice_id: Some("in_1".into()),
     };
-    assert!(conn.write_subscription_state(&row, &state, 100, now).await.unwrap());
+    assert!(conn
+        .write_subscription_state(&row, &state, 100, now)
+        .await
+        .unwrap());
     // Guarded: a second write from the same read loses.
-    assert!(!conn.write_subscription_state(&row, &state, 101, now).await.unwrap());
+    assert!(!conn
+        .write_subscription_state(&row, &state, 101, now)
+        .await
+        .unwrap());
     let got = conn
         .get_subscription_by_stripe_id(&platform, "sub_stripe1")
         .await
@@ -447,10 +518,32 @@ async fn the_billing_tables_store_and_filter_per_account(backend: Backend) {
         .await
         .unwrap()
         .is_none());
-    let f = |status| SubscriptionFilter { status, limit: 10, ..Default::default() };
-    assert_eq!(conn.list_subscriptions(&platform, &f(Some("active"))).await.unwrap().len(), 1);
-    assert_eq!(conn.list_subscriptions(&platform, &f(Some("canceled"))).await.unwrap().len(), 0);
-    assert_eq!(conn.list_open_subscriptions(&other, 10).await.unwrap().len(), 1);
+    let f = |status| SubscriptionFilter {
+        status,
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(
+        conn.list_subscriptions(&platform, &f(Some("active")))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        conn.list_subscriptions(&platform, &f(Some("canceled")))
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        conn.list_open_subscriptions(&other, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 
     let inv = InvoiceState {
         stripe_invoice_id: "in_1".into(),
@@ -474,19 +567,69 @@ async fn the_billing_tables_store_and_filter_per_account(backend: Backend) {
         automatically_finalizes_at: None,
         stripe_created: 100,
     };
-    assert!(conn.insert_billing_invoice("binv_1", &platform, &inv, 100, now).await.unwrap());
-    assert!(!conn.insert_billing_invoice("binv_2", &platform, &inv, 100, now).await.unwrap());
-    assert!(conn.set_billing_invoice_intent(&platform, "in_1", "pi_1").await.unwrap());
-    assert!(!conn.set_billing_invoice_intent(&platform, "in_1", "pi_2").await.unwrap());
-    let b = conn.get_billing_invoice(&platform, "binv_1").await.unwrap().unwrap();
+    assert!(conn
+        .insert_billing_invoice("binv_1", &platform, &inv, 100, now)
+        .await
+        .unwrap());
+    assert!(!conn
+        .insert_billing_invoice("binv_2", &platform, &inv, 100, now)
+        .await
+        .unwrap());
+    assert!(conn
+        .set_billing_invoice_intent(&platform, "in_1", "pi_1")
+        .await
+        .unwrap());
+    assert!(!conn
+        .set_billing_invoice_intent(&platform, "in_1", "pi_2")
+        .await
+        .unwrap());
+    let b = conn
+        .get_billing_invoice(&platform, "binv_1")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(b.subscription_id.as_deref(), Some("sub_a"));
     assert_eq!(b.stripe_payment_intent_id.as_deref(), Some("pi_1"));
-    assert!(conn.mark_billing_invoice_action_required("binv_1", 1).await.unwrap());
-    assert!(!conn.mark_billing_invoice_action_required("binv_1", 1).await.unwrap());
-    let by_sub = InvoiceFilter { subscription_id: Some("sub_a"), limit: 10, ..Default::default() };
-    assert_eq!(conn.list_billing_invoices(&platform, &by_sub).await.unwrap().len(), 1);
-    assert_eq!(conn.list_billing_invoices(&other, &by_sub).await.unwrap().len(), 0);
-    let links = conn.billing_links_of_intent(&platform, "pi_1").await.unwrap();
-    assert_eq!(links, Some(("binv_1".to_string(), Some("sub_a".to_string()))));
-    assert_eq!(conn.list_open_billing_invoices(&platform, 10).await.unwrap().len(), 1);
+    assert!(conn
+        .mark_billing_invoice_action_required("binv_1", 1)
+        .await
+        .unwrap());
+    assert!(!conn
+        .mark_billing_invoice_action_required("binv_1", 1)
+        .await
+        .unwrap());
+    let by_sub = InvoiceFilter {
+        subscription_id: Some("sub_a"),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(
+        conn.list_billing_invoices(&platform, &by_sub)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        conn.list_billing_invoices(&other, &by_sub)
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+    let links = conn
+        .billing_links_of_intent(&platform, "pi_1")
+        .await
+        .unwrap();
+    assert_eq!(
+        links,
+        Some(("binv_1".to_string(), Some("sub_a".to_string())))
+    );
+    assert_eq!(
+        conn.list_open_billing_invoices(&platform, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
