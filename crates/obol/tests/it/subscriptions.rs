@@ -20,6 +20,7 @@ on_both_backends!(
     cancel_now_and_at_period_end_behave_as_stripe_does,
     creating_refuses_a_member_without_a_card_and_bad_input,
     the_billing_tables_store_and_filter_per_account,
+    the_mirror_equals_stripe_after_chaos_and_reconciliation,
 );
 
 pub const MIRROR_TYPES: &[&str] = &[
@@ -632,4 +633,241 @@ async fn the_billing_tables_store_and_filter_per_account(backend: Backend) {
             .len(),
         1
     );
+}
+
+/// Reconciles until the inbox has applied everything it stored.
+async fn reconcile_and_settle(obol: &Obol) {
+    let (s, r) = obol.post("/v1/reconciliations", json!({})).await;
+    assert_eq!(s, 200, "{r}");
+    within(
+        obol,
+        "/v1/webhook-events?status=received&limit=1",
+        30,
+        |b| b["data"] == json!([]),
+    )
+    .await;
+}
+
+async fn sandbox_get(base: &str, path: &str) -> Value {
+    reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .bearer_auth("sk_test_obol_tests")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Subscriptions through renewals, a declining card and a cancel at the
+/// period's end while the sandbox duplicates, reorders and drops
+/// deliveries: after reconciliation every mirrored subscription and
+/// invoice equals the sandbox's, and each invoice was notified paid once.
+async fn the_mirror_equals_stripe_after_chaos_and_reconciliation(backend: Backend) {
+    let obol = Obol::builder(backend)
+        .env(
+            "OBOL_SANDBOX__CHAOS",
+            "seed=20261201,duplicate=0.3,reorder=0.3,drop=0.25",
+        )
+        .env("OBOL_RECONCILE__INTERVAL_SECONDS", "0")
+        .env("OBOL_NOTIFICATIONS__RETRY_UNIT_MS", "20")
+        .env("OBOL_JOBS__POLL_INTERVAL_MS", "50")
+        .start()
+        .await;
+    let host = subscribe_endpoint(&obol).await;
+    let base = sandbox(&obol).await;
+    let now = chrono::Utc::now().timestamp();
+    let mut subs = Vec::new();
+    for n in 0..3 {
+        let member = obol.create_customer(&format!("chaos-{n}")).await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (_, link) = obol
+            .post(
+                &format!("/v1/customers/{member}/card-update-links"),
+                json!({}),
+            )
+            .await;
+        let cus = link["stripe_customer_id"].as_str().unwrap().to_string();
+        let pm = stripe_post(
+            &base,
+            "/v1/payment_methods/pm_card_visa/attach",
+            &[("customer", &cus)],
+        )
+        .await;
+        let pm = pm["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{pm}"))
+            .to_string();
+        stripe_post(
+            &base,
+            &format!("/v1/customers/{cus}"),
+            &[("invoice_settings[default_payment_method]", &pm)],
+        )
+        .await;
+        let clock = stripe_post(
+            &base,
+            "/v1/test_helpers/test_clocks",
+            &[("frozen_time", &now.to_string()), ("customer", &cus)],
+        )
+        .await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        // A dropped delivery of the card is recovered by reconciliation.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, cards) = obol
+                .get(&format!("/v1/customers/{member}/payment-methods"))
+                .await;
+            if cards["data"]
+                .as_array()
+                .is_some_and(|d| d.iter().any(|c| c["default"] == true))
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the card never reached obol: {cards}"
+            );
+            reconcile_and_settle(&obol).await;
+        }
+        let (s, sub) = obol
+            .post(
+                "/v1/subscriptions",
+                json!({"customer": member, "amount": 1000 + n * 100, "currency": "eur", "interval": "month"}),
+            )
+            .await;
+        assert_eq!(s, 201, "{sub}");
+        subs.push((sub, cus, clock));
+    }
+    // Member 1's card starts declining; member 2 cancels at the period's end.
+    let declining = stripe_post(
+        &base,
+        "/v1/payment_methods/pm_card_chargeCustomerFail/attach",
+        &[("customer", &subs[1].1)],
+    )
+    .await;
+    stripe_post(
+        &base,
+        &format!("/v1/customers/{}", subs[1].1),
+        &[(
+            "invoice_settings[default_payment_method]",
+            declining["id"].as_str().unwrap(),
+        )],
+    )
+    .await;
+    let (s, c) = obol
+        .post(
+            &format!(
+                "/v1/subscriptions/{}/cancel",
+                subs[2].0["id"].as_str().unwrap()
+            ),
+            json!({"at_period_end": true}),
+        )
+        .await;
+    assert_eq!(s, 200, "{c}");
+    // Two renewals for each clock.
+    for (sub, _, clock) in &subs {
+        let mut end = ts(&sub["current_period_end"]);
+        let mut at = now;
+        for _ in 0..2 {
+            // An ended subscription's period stops moving: a day on then.
+            at = (end + 60).max(at + 86_400);
+            advance(&obol, clock, at).await;
+            end = sandbox_get(
+                &base,
+                &format!(
+                    "/v1/subscriptions/{}",
+                    sub["stripe_subscription_id"].as_str().unwrap()
+                ),
+            )
+            .await["current_period_end"]
+                .as_i64()
+                .unwrap();
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    reconcile_and_settle(&obol).await;
+    reconcile_and_settle(&obol).await;
+
+    let mut paid_at_stripe = 0;
+    for (sub, cus, _) in &subs {
+        let id = sub["id"].as_str().unwrap();
+        let truth = sandbox_get(
+            &base,
+            &format!(
+                "/v1/subscriptions/{}",
+                sub["stripe_subscription_id"].as_str().unwrap()
+            ),
+        )
+        .await;
+        let (_, mirror) = obol.get(&format!("/v1/subscriptions/{id}")).await;
+        assert_eq!(mirror["status"], truth["status"], "{mirror} vs {truth}");
+        assert_eq!(
+            mirror["cancel_at_period_end"],
+            truth["cancel_at_period_end"]
+        );
+        assert_eq!(
+            ts(&mirror["current_period_end"]),
+            truth["current_period_end"].as_i64().unwrap()
+        );
+        let invoices = sandbox_get(&base, &format!("/v1/invoices?customer={cus}&limit=100")).await;
+        let invoices = invoices["data"].as_array().unwrap();
+        let (_, mirrored) = obol
+            .get(&format!("/v1/billing/invoices?subscription={id}&limit=100"))
+            .await;
+        let mirrored = mirrored["data"].as_array().unwrap();
+        assert_eq!(mirrored.len(), invoices.len(), "{mirrored:?}");
+        for inv in invoices {
+            let m = mirrored
+                .iter()
+                .find(|m| m["stripe_invoice_id"] == inv["id"])
+                .unwrap_or_else(|| panic!("{} not mirrored", inv["id"]));
+            assert_eq!(m["status"], inv["status"], "{m} vs {inv}");
+            assert_eq!(m["attempt_count"], inv["attempt_count"]);
+            assert_eq!(m["amount_paid"]["amount"], inv["amount_paid"]);
+            if inv["status"] == "paid" {
+                paid_at_stripe += 1;
+                assert!(m["payment_id"].is_string(), "{m}");
+            }
+        }
+    }
+    // The declining card's renewal was retried 3, 5 and 7 days on, then
+    // Stripe ended the subscription (the month passed them all).
+    assert_eq!(subs_status(&obol, &subs[0].0).await, "active");
+    assert_eq!(subs_status(&obol, &subs[1].0).await, "canceled");
+    assert_eq!(subs_status(&obol, &subs[2].0).await, "canceled");
+    // Each paid invoice notified once, however often its events arrived.
+    host.until("every paid invoice notified", |r| {
+        of_type(r, "invoice.paid").len() >= paid_at_stripe
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let paid = of_type(&host.received(), "invoice.paid");
+    let mut ids: Vec<String> = paid
+        .iter()
+        .map(|p| {
+            p["data"]["billing_invoice"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(paid.len(), paid_at_stripe, "{paid:?}");
+    assert_eq!(ids.len(), paid_at_stripe);
+}
+
+async fn subs_status(obol: &Obol, sub: &Value) -> String {
+    let (_, s) = obol
+        .get(&format!(
+            "/v1/subscriptions/{}",
+            sub["id"].as_str().unwrap()
+        ))
+        .await;
+    s["status"].as_str().unwrap().to_string()
 }
