@@ -401,27 +401,38 @@ pub async fn observe_invoice(
     seen: Seen<'_>,
 ) -> Result<Outcome> {
     let now = storage::now();
-    let existing = conn
+    let mut existing = conn
         .get_billing_invoice_by_stripe_id(account, &state.stripe_invoice_id)
         .await?;
-    let (before, after) = match existing {
-        None => {
-            let id = String::from(crate::ids::BillingInvoiceId::generate());
-            if !conn
-                .insert_billing_invoice(&id, account, state, seen.at, now)
-                .await?
-            {
-                return Err(Error::internal(
-                    "the invoice was mirrored concurrently; retrying",
-                ));
+    let mut inserted = None;
+    if existing.is_none() {
+        let id = String::from(crate::ids::BillingInvoiceId::generate());
+        if conn
+            .insert_billing_invoice(&id, account, state, seen.at, now)
+            .await?
+        {
+            inserted = Some(id);
+        } else {
+            // Mirrored meanwhile by a concurrent writer (an event and
+            // obol's own read of one new invoice): apply to that row.
+            existing = conn
+                .get_billing_invoice_by_stripe_id(account, &state.stripe_invoice_id)
+                .await?;
+            if existing.is_none() {
+                return Err(Error::internal("the mirrored invoice vanished; retrying"));
             }
+        }
+    }
+    let (before, after) = match (inserted, existing) {
+        (Some(id), _) => {
             let after = conn
                 .get_billing_invoice(account, &id)
                 .await?
                 .ok_or_else(|| Error::internal("the mirrored invoice vanished"))?;
             (None, after)
         }
-        Some(row) => {
+        (None, None) => return Err(Error::internal("the mirrored invoice vanished")),
+        (None, Some(row)) => {
             let held = InvoiceKey {
                 status: &row.status,
                 attempt_count: row.attempt_count,

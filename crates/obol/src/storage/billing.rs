@@ -456,7 +456,8 @@ impl Conn<'_> {
                  number, hosted_invoice_url, period_start, period_end, due_date, next_payment_attempt, \
                  automatically_finalizes_at, stripe_created, observed_at, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-                 $18, $19, $20, $21, $22, $23, $24, $24)",
+                 $18, $19, $20, $21, $22, $23, $24, $24) \
+                 ON CONFLICT (account_id, stripe_invoice_id) DO NOTHING",
             )
             .bind(id)
             .bind(account.as_str())
@@ -483,14 +484,11 @@ impl Conn<'_> {
             .bind(observed_at)
             .bind(now)
             .execute(&mut **conn)
-            .await
-            .map(|_| ())
+            .await?
+            .rows_affected()
         });
-        match r {
-            Ok(_) => Ok(true),
-            Err(e) if super::is_unique_violation(&e) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        // A conflict leaves a PostgreSQL transaction usable (no error).
+        Ok(r == 1)
     }
 
     /// Writes Stripe's state over the row, guarded by what was read.

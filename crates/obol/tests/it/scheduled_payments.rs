@@ -64,13 +64,14 @@ async fn a_scheduled_payment_is_charged_on_its_date_not_before(backend: Backend)
         b["status"] == "paid" && b["payment_id"].is_string()
     })
     .await;
-    let (_, pay) = obol
-        .get(&format!(
-            "/v1/payments/{}",
-            paid["payment_id"].as_str().unwrap()
-        ))
-        .await;
-    assert_eq!(pay["status"], "completed", "{pay}");
+    // The intent's own success event may come after the invoice's.
+    let pay = within(
+        &obol,
+        &format!("/v1/payments/{}", paid["payment_id"].as_str().unwrap()),
+        20,
+        |p| p["status"] == "completed",
+    )
+    .await;
     assert_eq!(pay["amount"], 5000);
     assert_eq!(pay["billing_invoice_id"], inv_id.as_str());
     assert!(pay["subscription_id"].is_null());

@@ -197,9 +197,11 @@ async fn a_monthly_gift_renews_three_times_then_goes_past_due_and_emails_once(ba
         assert_eq!(inv["amount_remaining"]["amount"], 0);
         assert_eq!(inv["customer_id"], member.as_str());
         let pay = inv["payment_id"].as_str().unwrap();
-        let (s, p) = obol.get(&format!("/v1/payments/{pay}")).await;
-        assert_eq!(s, 200);
-        assert_eq!(p["status"], "completed", "{p}");
+        // The intent's own success event may come after the invoice's.
+        let p = within(&obol, &format!("/v1/payments/{pay}"), 20, |p| {
+            p["status"] == "completed"
+        })
+        .await;
         assert_eq!(p["subscription_id"], id.as_str());
         assert_eq!(p["billing_invoice_id"], inv["id"]);
         let (_, one) = obol
@@ -221,7 +223,25 @@ async fn a_monthly_gift_renews_three_times_then_goes_past_due_and_emails_once(ba
     assert_eq!(linked.len(), 4, "{payments}");
 
     // The card starts declining: the next renewal fails.
-    save_default_card(&obol, &member, "pm_card_chargeCustomerFail").await;
+    // (Set at Stripe: Stripe charges its own default, whenever obol hears of it.)
+    let (_, m) = obol.get(&format!("/v1/customers/{member}")).await;
+    let cus = m["stripe_customer_id"].as_str().unwrap().to_string();
+    let base = sandbox(&obol).await;
+    let declining = stripe_post(
+        &base,
+        "/v1/payment_methods/pm_card_chargeCustomerFail/attach",
+        &[("customer", &cus)],
+    )
+    .await;
+    stripe_post(
+        &base,
+        &format!("/v1/customers/{cus}"),
+        &[(
+            "invoice_settings[default_payment_method]",
+            declining["id"].as_str().unwrap(),
+        )],
+    )
+    .await;
     advance(&obol, &clock, period_end + 60).await;
     let past_due = within(&obol, &format!("/v1/subscriptions/{id}"), 20, |b| {
         b["status"] == "past_due"
@@ -231,14 +251,21 @@ async fn a_monthly_gift_renews_three_times_then_goes_past_due_and_emails_once(ba
         &obol,
         &format!("/v1/billing/invoices?subscription={id}&status=open"),
         20,
-        |b| b["data"].as_array().unwrap().len() == 1,
+        |b| b["data"].as_array().unwrap().len() == 1 && b["data"][0]["attempt_count"] == 1,
     )
     .await;
     let failed = &failed["data"][0];
     assert_eq!(failed["attempt_count"], 1);
     assert!(failed["hosted_invoice_url"].is_string());
-    // The next payment is Stripe's retry, 3 days on.
-    assert_eq!(past_due["next_payment_at"], failed["next_payment_attempt"]);
+    // The next payment is Stripe's retry, 3 days on (once the failed
+    // invoice is mirrored too).
+    assert_eq!(past_due["status"], "past_due");
+    let retry = failed["next_payment_attempt"].clone();
+    assert!(retry.is_string(), "{failed}");
+    within(&obol, &format!("/v1/subscriptions/{id}"), 20, |b| {
+        b["next_payment_at"] == retry
+    })
+    .await;
 
     // The member is e-mailed a card-update link, once.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -289,10 +316,9 @@ async fn a_monthly_gift_renews_three_times_then_goes_past_due_and_emails_once(ba
             "the same change notified twice: {u}"
         );
     }
-    assert_eq!(
-        updates.last().unwrap()["data"]["subscription"]["status"],
-        "past_due"
-    );
+    assert!(updates
+        .iter()
+        .any(|u| u["data"]["subscription"]["status"] == "past_due"));
 }
 
 async fn cancel_now_and_at_period_end_behave_as_stripe_does(backend: Backend) {
