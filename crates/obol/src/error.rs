@@ -218,6 +218,9 @@ rule_codes! {
     ConnectStateUsed => ("connect_state_used", 410),
     ConnectStateExpired => ("connect_state_expired", 410),
     StripeAccountInUse => ("stripe_account_in_use", 409),
+    NoDefaultCard => ("no_default_card", 422),
+    DateNotInFuture => ("date_not_in_future", 422),
+    SubscriptionNotCancelable => ("subscription_not_cancelable", 409),
 }
 
 /// The kinds of object a caller can ask for; used in `*_not_found` codes.
@@ -243,6 +246,9 @@ pub enum Resource {
     PaymentAction,
     Organization,
     ConnectLink,
+    Subscription,
+    BillingInvoice,
+    ScheduledPayment,
 }
 
 impl Resource {
@@ -268,6 +274,9 @@ impl Resource {
             Resource::PaymentAction => "payment action link",
             Resource::Organization => "organisation",
             Resource::ConnectLink => "connect link",
+            Resource::Subscription => "subscription",
+            Resource::BillingInvoice => "billing invoice",
+            Resource::ScheduledPayment => "scheduled payment",
         }
     }
 }
@@ -334,6 +343,9 @@ impl Error {
             Error::NotFound(Resource::PaymentAction) => "payment_action_not_found",
             Error::NotFound(Resource::Organization) => "organization_not_found",
             Error::NotFound(Resource::ConnectLink) => "connect_link_not_found",
+            Error::NotFound(Resource::Subscription) => "subscription_not_found",
+            Error::NotFound(Resource::BillingInvoice) => "billing_invoice_not_found",
+            Error::NotFound(Resource::ScheduledPayment) => "scheduled_payment_not_found",
             Error::RouteNotFound { .. } => "route_not_found",
             Error::HostNotAllowed { .. } => "host_not_allowed",
             Error::MethodNotAllowed => "method_not_allowed",
@@ -534,6 +546,9 @@ pub fn catalogue() -> Vec<(StatusCode, &'static str)> {
         Error::NotFound(Resource::PaymentAction),
         Error::NotFound(Resource::Organization),
         Error::NotFound(Resource::ConnectLink),
+        Error::NotFound(Resource::Subscription),
+        Error::NotFound(Resource::BillingInvoice),
+        Error::NotFound(Resource::ScheduledPayment),
         Error::RouteNotFound {
             method: "GET".into(),
             path: "/x".into(),

@@ -258,6 +258,24 @@ prefixed_id!(
     "eml_"
 );
 prefixed_id!(
+    /// A subscription (a recurring gift or plan) mirrored from Stripe, or
+    /// made through obol (not Stripe's `sub_` id, which lives in
+    /// `stripe_subscription_id`).
+    SubscriptionId,
+    "sub_"
+);
+prefixed_id!(
+    /// A Stripe invoice as obol mirrors it (not obol's own `inv_`
+    /// invoices, paid through a public link).
+    BillingInvoiceId,
+    "binv_"
+);
+prefixed_id!(
+    /// A payment on a future date, carried out as a Stripe invoice.
+    ScheduledPaymentId,
+    "spay_"
+);
+prefixed_id!(
     /// An organisation: one business served by this obol, with its own
     /// objects (and, once connected, its own Stripe account). Also the
     /// `AccountId` its rows carry.

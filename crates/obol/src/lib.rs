@@ -8,6 +8,7 @@
 pub mod accounting;
 pub mod address;
 pub mod api;
+pub mod billing;
 pub mod charge_runs;
 pub mod cli;
 pub mod config;

@@ -27,8 +27,9 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use crate::error::{catalogue, ErrorBody};
 use crate::outbox::{
-    self, ChargeRunItemNotification, ChargeRunNotification, InvoiceNotification, OrderNotification,
-    OrganizationNotification, PaymentNotification, SyncJobNotification,
+    self, BillingInvoiceNotification, ChargeRunItemNotification, ChargeRunNotification,
+    InvoiceNotification, OrderNotification, OrganizationNotification, PaymentNotification,
+    SubscriptionNotification, SyncJobNotification,
 };
 
 /// The names of the three credential schemes, as operations cite them.
@@ -66,6 +67,7 @@ pub const GUEST_TOKEN: &str = "guest_token";
         (name = "payment_links", description = "Links to a hosted payment page an agent hands a customer."),
         (name = "invoices", description = "Invoices paid through a public link, their fee passthrough and their accounting syncs."),
         (name = "charge_runs", description = "Off-session charges of many members' saved cards, each at most once."),
+        (name = "billing", description = "Subscriptions (recurring gifts and plans), scheduled payments and the Stripe invoices obol mirrors."),
         (name = "mcp", description = "obol's tools for AI agents (Model Context Protocol, streamable HTTP)."),
     )
 )]
@@ -335,6 +337,16 @@ fn add_schemas(doc: &mut Value) {
     ChargeRunItemNotification::schemas(&mut more);
     ChargeRunNotification::schemas(&mut more);
     OrganizationNotification::schemas(&mut more);
+    SubscriptionNotification::schemas(&mut more);
+    BillingInvoiceNotification::schemas(&mut more);
+    more.push((
+        SubscriptionNotification::name().into_owned(),
+        SubscriptionNotification::schema(),
+    ));
+    more.push((
+        BillingInvoiceNotification::name().into_owned(),
+        BillingInvoiceNotification::schema(),
+    ));
     more.push((
         ChargeRunItemNotification::name().into_owned(),
         ChargeRunItemNotification::schema(),
@@ -383,12 +395,24 @@ fn webhooks() -> Value {
     for kind in outbox::EVENT_TYPES {
         let schema = match kind.split('.').next() {
             Some("order") => "OrderNotification",
-            Some("invoice") => "InvoiceNotification",
+            // obol's own invoices and the Stripe invoices it mirrors share
+            // `invoice.paid`; the data key tells them apart.
+            Some("invoice") if *kind == "invoice.paid" => "invoice.paid",
+            Some("invoice") => "BillingInvoiceNotification",
+            Some("subscription") => "SubscriptionNotification",
             Some("sync_job") => "SyncJobNotification",
             Some("charge_run_item") => "ChargeRunItemNotification",
             Some("charge_run") => "ChargeRunNotification",
             Some("organization") => "OrganizationNotification",
             _ => "PaymentNotification",
+        };
+        let body = if schema == "invoice.paid" {
+            json!({"oneOf": [
+                {"$ref": "#/components/schemas/InvoiceNotification"},
+                {"$ref": "#/components/schemas/BillingInvoiceNotification"}
+            ]})
+        } else {
+            json!({"$ref": format!("#/components/schemas/{schema}")})
         };
         hooks.insert(
             kind.to_string(),
@@ -407,7 +431,7 @@ fn webhooks() -> Value {
                 ],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {
                     "allOf": [
-                        {"$ref": format!("#/components/schemas/{schema}")},
+                        body,
                         {"type": "object", "properties": {"type": {"const": kind}}}
                     ]
                 }}}},
@@ -458,6 +482,9 @@ pub mod pages {
         SyncJobPage => crate::ops::sync_jobs::SyncJobOut,
         EmailPage => crate::ops::emails::EmailOut,
         OrganizationPage => crate::ops::organizations::OrganizationOut,
+        SubscriptionPage => crate::billing::views::SubscriptionOut,
+        BillingInvoicePage => crate::billing::views::BillingInvoiceOut,
+        ScheduledPaymentPage => crate::ops::scheduled_payments::ScheduledPaymentOut,
     }
 }
 

@@ -7,6 +7,7 @@
 //! a file here names them.
 
 pub mod auth;
+pub mod billing;
 pub mod card_updates;
 pub mod catalog;
 pub mod charge_runs;
@@ -146,6 +147,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(emails::router())
         .merge(invoices::router())
         .merge(charge_runs::router())
+        .merge(billing::router())
         .merge(mcp::router())
 }
 

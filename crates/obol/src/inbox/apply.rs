@@ -76,6 +76,21 @@ pub const HANDLED_EVENT_TYPES: &[&str] = &[
     "customer.updated",
     "setup_intent.succeeded",
     "account.application.deauthorized",
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+    "customer.subscription.paused",
+    "customer.subscription.resumed",
+    "customer.subscription.trial_will_end",
+    "invoice.created",
+    "invoice.finalized",
+    "invoice.payment_succeeded",
+    "invoice.payment_failed",
+    "invoice.paid",
+    "invoice.payment_action_required",
+    "invoice.voided",
+    "invoice.marked_uncollectible",
+    "invoice.updated",
 ];
 
 /// Types only a Connect endpoint receives for obol: on the platform's own
@@ -122,6 +137,8 @@ enum Kind {
     CustomerUpdated,
     SetupSucceeded,
     Deauthorized,
+    Subscription,
+    BillingInvoice,
 }
 
 fn kind_of(event_type: &str) -> Option<Kind> {
@@ -145,6 +162,21 @@ fn kind_of(event_type: &str) -> Option<Kind> {
         "customer.updated" => Kind::CustomerUpdated,
         "setup_intent.succeeded" => Kind::SetupSucceeded,
         "account.application.deauthorized" => Kind::Deauthorized,
+        "customer.subscription.created"
+        | "customer.subscription.updated"
+        | "customer.subscription.deleted"
+        | "customer.subscription.paused"
+        | "customer.subscription.resumed"
+        | "customer.subscription.trial_will_end" => Kind::Subscription,
+        "invoice.created"
+        | "invoice.finalized"
+        | "invoice.payment_succeeded"
+        | "invoice.payment_failed"
+        | "invoice.paid"
+        | "invoice.payment_action_required"
+        | "invoice.voided"
+        | "invoice.marked_uncollectible"
+        | "invoice.updated" => Kind::BillingInvoice,
         _ => return None,
     })
 }
@@ -202,6 +234,8 @@ pub async fn apply(conn: &mut Conn<'_>, event: &WebhookEventRow, live: bool) -> 
         Kind::CustomerUpdated => customer_updated(conn, event, object).await?,
         Kind::SetupSucceeded => setup_succeeded(conn, event, object).await?,
         Kind::Deauthorized => deauthorized(conn, event, &account, connected).await?,
+        Kind::Subscription => subscription_changed(conn, event, &account, object).await?,
+        Kind::BillingInvoice => invoice_changed(conn, event, &account, object).await?,
     };
     Ok(outcome.unwrap_or_else(unreadable))
 }
@@ -248,7 +282,58 @@ async fn intent_changed(conn: &mut Conn<'_>, event: &WebhookEventRow, object: &V
         Ok(i) => i,
         Err(why) => return Ok(Err(why)),
     };
+    // An intent paying a Stripe invoice: the invoice mirrored before its
+    // intent was named learns it here (either side links the two).
+    if let Some(invoice) = id_of(object.get("invoice")) {
+        let account = AccountId::from_db(event.account_id.clone());
+        crate::billing::link_intent(conn, &account, &invoice, &intent.id).await?;
+    }
     observe_intent(conn, &cause_of(event), &intent, event.stripe_created)
+        .await
+        .map(Ok)
+}
+
+/// What the billing writer is told of an event.
+fn seen_of(event: &WebhookEventRow) -> crate::billing::Seen<'_> {
+    crate::billing::Seen {
+        stripe_event_id: Some(&event.stripe_event_id),
+        event_type: Some(&event.event_type),
+        at: event.stripe_created,
+        read: false,
+    }
+}
+
+/// `customer.subscription.*`: the subscription's mirror, by the ordering
+/// rule of `ledger::billing` (a duplicate or an older event changes
+/// nothing). `trial_will_end` carries the subscription too and is applied
+/// like any observation of it.
+async fn subscription_changed(
+    conn: &mut Conn<'_>,
+    event: &WebhookEventRow,
+    account: &AccountId,
+    object: &Value,
+) -> Handled {
+    let (state, obol_id) = match crate::billing::read_subscription(object) {
+        Ok(s) => s,
+        Err(why) => return Ok(Err(why)),
+    };
+    crate::billing::observe_subscription(conn, account, &state, obol_id.as_deref(), seen_of(event))
+        .await
+        .map(Ok)
+}
+
+/// `invoice.*`: the Stripe invoice's mirror (`billing_invoices`).
+async fn invoice_changed(
+    conn: &mut Conn<'_>,
+    event: &WebhookEventRow,
+    account: &AccountId,
+    object: &Value,
+) -> Handled {
+    let state = match crate::billing::read_invoice(object) {
+        Ok(s) => s,
+        Err(why) => return Ok(Err(why)),
+    };
+    crate::billing::observe_invoice(conn, account, &state, seen_of(event))
         .await
         .map(Ok)
 }
@@ -811,12 +896,7 @@ mod tests {
         assert!(CONNECT_ONLY_EVENT_TYPES
             .iter()
             .all(|t| HANDLED_EVENT_TYPES.contains(t)));
-        for t in [
-            "customer.created",
-            "charge.succeeded",
-            "payout.paid",
-            "invoice.paid",
-        ] {
+        for t in ["customer.created", "charge.succeeded", "payout.paid"] {
             assert!(
                 kind_of(t).is_none() || HANDLED_EVENT_TYPES.contains(&t),
                 "{t}"

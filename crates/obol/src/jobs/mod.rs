@@ -22,6 +22,7 @@
 //! at once.
 
 pub mod accounting;
+pub mod billing_notice;
 pub mod charge_run;
 pub mod charge_run_notice;
 pub mod email;
@@ -81,10 +82,13 @@ pub enum JobKind {
     SendEmail,
     /// Ask a member whose charge failed (or who has no card) to update it.
     ChargeRunNotice,
+    /// Ask a member whose Stripe invoice (a renewal, a scheduled payment)
+    /// failed to update their card.
+    BillingInvoiceNotice,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 9] = [
+    pub const ALL: [JobKind; 10] = [
         JobKind::ReleaseAuthorization,
         JobKind::ResubmitRefund,
         JobKind::Reconcile,
@@ -94,6 +98,7 @@ impl JobKind {
         JobKind::ChargeRun,
         JobKind::SendEmail,
         JobKind::ChargeRunNotice,
+        JobKind::BillingInvoiceNotice,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -107,6 +112,7 @@ impl JobKind {
             JobKind::ChargeRun => "charge_run",
             JobKind::SendEmail => "send_email",
             JobKind::ChargeRunNotice => "charge_run_notice",
+            JobKind::BillingInvoiceNotice => "billing_invoice_notice",
         }
     }
 
@@ -148,6 +154,8 @@ impl JobKind {
             // Stripe (the member's Stripe customer, the link) and the
             // database: like an e-mail, about a day.
             JobKind::ChargeRunNotice => &[30, 120, 600, 1800, 3600, 10800, 21600, 43200],
+            // The same calls as a charge run's notice.
+            JobKind::BillingInvoiceNotice => &[30, 120, 600, 1800, 3600, 10800, 21600, 43200],
         }
     }
 
@@ -458,6 +466,7 @@ async fn dispatch(kind: JobKind, ctx: &JobCtx, job: &JobRow) -> std::result::Res
         JobKind::ChargeRun => charge_run::run(ctx, job).await,
         JobKind::SendEmail => email::run(ctx, job).await,
         JobKind::ChargeRunNotice => charge_run_notice::run(ctx, job).await,
+        JobKind::BillingInvoiceNotice => billing_notice::run(ctx, job).await,
     }
 }
 
@@ -479,7 +488,8 @@ async fn schedule_successor(
         | JobKind::InvoicePaid
         | JobKind::AccountingSync
         | JobKind::SendEmail
-        | JobKind::ChargeRunNotice => Ok(()),
+        | JobKind::ChargeRunNotice
+        | JobKind::BillingInvoiceNotice => Ok(()),
     }
 }
 

@@ -10,6 +10,7 @@
 //! state that was read. No `_ =>` over a state: a new state must be
 //! decided everywhere it matters.
 
+pub mod billing;
 pub mod charge_run;
 pub mod delivery;
 pub mod dispute;

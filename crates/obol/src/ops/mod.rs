@@ -12,6 +12,7 @@
 //! writer), never through `inbox`: ops and the inbox are two front ends
 //! of one core and must not import each other.
 
+pub mod billing_invoices;
 pub mod card_updates;
 pub mod catalog;
 pub mod charge_runs;
@@ -37,5 +38,7 @@ pub mod payment_methods;
 pub mod payments;
 pub mod reconciliation;
 pub mod refunds;
+pub mod scheduled_payments;
+pub mod subscriptions;
 pub mod sync_jobs;
 pub mod webhook_events;

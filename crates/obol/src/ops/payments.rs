@@ -38,6 +38,12 @@ pub struct PaymentOut {
     /// For authorized payments: when Stripe releases the uncaptured
     /// authorization (7 days); null otherwise.
     pub authorization_expires_at: Option<DateTime<Utc>>,
+    /// The subscription whose invoice this payment pays, if any.
+    #[schema(value_type = Option<crate::ids::SubscriptionId>)]
+    pub subscription_id: Option<String>,
+    /// The Stripe invoice (mirrored) this payment pays, if any.
+    #[schema(value_type = Option<crate::ids::BillingInvoiceId>)]
+    pub billing_invoice_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -92,6 +98,8 @@ impl From<PaymentRow> for PaymentOut {
             stripe_payment_intent_id: r.stripe_payment_intent_id,
             customer_id: r.customer_id,
             order_id: r.order_id,
+            subscription_id: None,
+            billing_invoice_id: None,
             created_at: r.created_at,
             updated_at: r.updated_at,
             timeline: None,
@@ -159,12 +167,40 @@ pub async fn list(ctx: &Ctx, actor: &Actor, q: ListPayments) -> Result<Page<Paym
         limit: limit + 1,
     };
     let mut h = ctx.store().acquire().await?;
-    let rows = h.conn().list_payments(actor.account(), &filter).await?;
-    Ok(Page::from_rows(rows, limit, |r| Cursor {
+    let mut conn = h.conn();
+    let rows = conn.list_payments(actor.account(), &filter).await?;
+    let page = Page::from_rows(rows, limit, |r| Cursor {
         at: r.created_at,
         id: r.id.clone(),
     })
-    .map(PaymentOut::from))
+    .map(PaymentOut::from);
+    let mut data = Vec::with_capacity(page.data.len());
+    for p in page.data {
+        data.push(with_billing(&mut conn, actor, p).await?);
+    }
+    Ok(Page {
+        data,
+        has_more: page.has_more,
+        next_cursor: page.next_cursor,
+    })
+}
+
+/// The billing invoice and subscription a payment pays, if any: joined on
+/// the PaymentIntent, so the link holds whichever of the intent and the
+/// invoice reached obol first.
+async fn with_billing(
+    conn: &mut crate::storage::Conn<'_>,
+    actor: &Actor,
+    mut p: PaymentOut,
+) -> Result<PaymentOut> {
+    if let Some((invoice, subscription)) = conn
+        .billing_links_of_intent(actor.account(), &p.stripe_payment_intent_id)
+        .await?
+    {
+        p.billing_invoice_id = Some(invoice);
+        p.subscription_id = subscription;
+    }
+    Ok(p)
 }
 
 /// A payment the actor may see; someone else's is 404.
@@ -194,7 +230,7 @@ pub async fn get(ctx: &Ctx, actor: &Actor, id: &str) -> Result<PaymentOut> {
     let mut conn = h.conn();
     let row = load_owned(&mut conn, actor, id).await?;
     let timeline = conn.list_timeline(actor.account(), &row.id).await?;
-    let mut out = PaymentOut::from(row);
+    let mut out = with_billing(&mut conn, actor, PaymentOut::from(row)).await?;
     out.timeline = Some(timeline.into_iter().map(TimelineEntryOut::from).collect());
     Ok(out)
 }

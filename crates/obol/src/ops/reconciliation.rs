@@ -9,7 +9,13 @@
 //!    payment converges to Stripe's state even if events were lost for
 //!    good;
 //! 3. make queued release and refund jobs due now (the job runner in
-//!    `jobs/` performs them).
+//!    `jobs/` performs them);
+//! 4. retrieve the mirrored subscriptions and Stripe invoices Stripe may
+//!    still move (not canceled or expired; draft, open or uncollectible)
+//!    and apply each as an observation made now (`crate::billing`), so a
+//!    lost `customer.subscription.*` or `invoice.*` delivery heals; a
+//!    subscription obol never got Stripe's answer for is submitted again
+//!    with its idempotency key.
 //!
 //! Both passes cover the platform and every active organisation (Stripe
 //! Connect: with its `Stripe-Account`, from `Ctx::stripe_of`): events are
@@ -58,6 +64,10 @@ pub struct Report {
     /// `release_authorization` jobs this pass made due now; the job runner
     /// releases them within moments.
     pub releases_retried: usize,
+    /// Mirrored subscriptions read again from Stripe and applied.
+    pub subscriptions_checked: usize,
+    /// Mirrored Stripe invoices read again and applied.
+    pub billing_invoices_checked: usize,
 }
 
 #[derive(Deserialize)]
@@ -87,6 +97,7 @@ pub async fn run_once(ctx: &Ctx) -> Result<Report> {
     recheck_payments(ctx, &mut report).await?;
     report.refunds_resubmitted = super::refunds::resubmit_stale(ctx).await?;
     report.releases_retried = super::checkout::retry_releases(ctx).await?;
+    recheck_billing(ctx, &mut report).await?;
     Ok(report)
 }
 
@@ -199,6 +210,25 @@ async fn recover_events_of(
     h.conn()
         .set_sync_state(account, CURSOR, &newest.to_string(), ctx.now())
         .await?;
+    Ok(())
+}
+
+/// The billing mirror's open objects of every account, read again.
+async fn recheck_billing(ctx: &Ctx, report: &mut Report) -> Result<()> {
+    for (account, _) in accounts(ctx).await? {
+        match super::subscriptions::recheck(ctx, &account, PAYMENTS_PER_RUN).await {
+            Ok(n) => report.subscriptions_checked += n,
+            Err(e) => {
+                tracing::warn!(account = %account, error = %e, "could not recheck subscriptions; skipped in this pass")
+            }
+        }
+        match super::billing_invoices::recheck(ctx, &account, PAYMENTS_PER_RUN).await {
+            Ok(n) => report.billing_invoices_checked += n,
+            Err(e) => {
+                tracing::warn!(account = %account, error = %e, "could not recheck Stripe invoices; skipped in this pass")
+            }
+        }
+    }
     Ok(())
 }
 

@@ -46,6 +46,13 @@ pub const EVENT_TYPES: &[&str] = &[
     "charge_run_item.canceled",
     "charge_run.completed",
     "organization.disconnected",
+    "subscription.created",
+    "subscription.updated",
+    "subscription.canceled",
+    "invoice.payment_failed",
+    "invoice.payment_action_required",
+    "invoice.voided",
+    "invoice.marked_uncollectible",
 ];
 
 /// The host event for a payment entering `state`, if any.
@@ -78,7 +85,22 @@ pub fn summary(event_type: &str) -> &'static str {
         "order.shipped" => "The order was shipped.",
         "order.delivered" => "The order was delivered.",
         "order.cancelled" => "The order was cancelled.",
-        "invoice.paid" => "An invoice was paid in full through its public link.",
+        "invoice.paid" => {
+            "An invoice was paid: one of obol's own invoices through its public link (`data.invoice`), or a Stripe invoice obol mirrors (`data.billing_invoice`: a subscription's renewal, a scheduled payment)."
+        }
+        "subscription.created" => "A subscription is mirrored: made through obol, or adopted from Stripe.",
+        "subscription.updated" => {
+            "A subscription changed: its status (active, past_due, …), its period (a renewal), or cancel_at_period_end."
+        }
+        "subscription.canceled" => "A subscription ended: canceled now, at its period's end, or after failed renewals.",
+        "invoice.payment_failed" => {
+            "A Stripe invoice's collection attempt failed (`data.billing_invoice`); Stripe retries on its schedule."
+        }
+        "invoice.payment_action_required" => {
+            "A Stripe invoice's payment waits for the member's bank (3-D Secure): the hosted invoice page completes it."
+        }
+        "invoice.voided" => "A Stripe invoice was voided (`data.billing_invoice`).",
+        "invoice.marked_uncollectible" => "A Stripe invoice was marked uncollectible (`data.billing_invoice`).",
         "sync_job.failed" => {
             "An invoice payment could not be synced to an accounting target and obol stopped retrying."
         }
@@ -225,6 +247,96 @@ pub struct InvoiceSnapshot {
     /// The payment that paid it.
     #[schema(value_type = Option<crate::ids::PaymentId>)]
     pub payment_id: Option<String>,
+}
+
+/// A `subscription.*` notification's body: the mirrored change and the
+/// Stripe event that caused it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriptionNotification {
+    /// A `subscription.*` type (the webhook's name).
+    #[serde(rename = "type")]
+    #[schema(value_type = String, example = "subscription.updated", pattern = "^subscription\\.")]
+    pub kind: &'static str,
+    pub timestamp: DateTime<Utc>,
+    /// The Stripe event (`evt_…`) this change was mirrored from, the same
+    /// on every notification of that event: deduplicate on it. Null when
+    /// obol read the object itself (its own call's answer, reconciliation).
+    pub stripe_event_id: Option<String>,
+    pub data: SubscriptionNotificationData,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriptionNotificationData {
+    /// The subscription as it is after the change.
+    pub subscription: crate::billing::views::SubscriptionOut,
+}
+
+/// A notification about a Stripe invoice obol mirrors (`invoice.paid`,
+/// `invoice.payment_failed`, …). `invoice.paid` is also sent for obol's
+/// own invoices, with `data.invoice` instead of `data.billing_invoice`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BillingInvoiceNotification {
+    /// An `invoice.*` type (the webhook's name).
+    #[serde(rename = "type")]
+    #[schema(value_type = String, example = "invoice.paid", pattern = "^invoice\\.")]
+    pub kind: &'static str,
+    pub timestamp: DateTime<Utc>,
+    /// The Stripe event (`evt_…`) this change was mirrored from; null when
+    /// obol read the invoice itself.
+    pub stripe_event_id: Option<String>,
+    pub data: BillingInvoiceNotificationData,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BillingInvoiceNotificationData {
+    /// The Stripe invoice as it is after the change.
+    pub billing_invoice: crate::billing::views::BillingInvoiceOut,
+}
+
+/// Queues `subscription.<kind>` inside the transaction that mirrored it.
+pub async fn notify_subscription(
+    conn: &mut Conn<'_>,
+    event_type: &'static str,
+    sub: &crate::storage::billing::SubscriptionRow,
+    next_payment_at: Option<i64>,
+    stripe_event_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let body = SubscriptionNotification {
+        kind: event_type,
+        timestamp: now,
+        stripe_event_id: stripe_event_id.map(str::to_string),
+        data: SubscriptionNotificationData {
+            subscription: crate::billing::views::SubscriptionOut::new(sub, next_payment_at)?,
+        },
+    };
+    let body = serde_json::to_string(&body).map_err(Error::internal)?;
+    conn.enqueue_notification(&sub.account(), event_type, &body, now)
+        .await?;
+    Ok(())
+}
+
+/// Queues a Stripe invoice's `invoice.<kind>` inside the transaction that
+/// mirrored it.
+pub async fn notify_billing_invoice(
+    conn: &mut Conn<'_>,
+    event_type: &'static str,
+    invoice: &crate::storage::billing::BillingInvoiceRow,
+    stripe_event_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let body = BillingInvoiceNotification {
+        kind: event_type,
+        timestamp: now,
+        stripe_event_id: stripe_event_id.map(str::to_string),
+        data: BillingInvoiceNotificationData {
+            billing_invoice: crate::billing::views::BillingInvoiceOut::new(invoice)?,
+        },
+    };
+    let body = serde_json::to_string(&body).map_err(Error::internal)?;
+    conn.enqueue_notification(&invoice.account(), event_type, &body, now)
+        .await?;
+    Ok(())
 }
 
 /// A `sync_job.*` notification's body.

@@ -9,6 +9,7 @@
 //! so a read-then-write transaction never fails to upgrade its lock.
 
 pub mod api_keys;
+pub mod billing;
 pub mod catalog;
 pub mod charge_runs;
 pub mod connect_links;

@@ -42,6 +42,9 @@ pub trait StripeApi: Send + Sync {
         params: &'a Params,
         key: &'a IdempotencyKey,
     ) -> BoxFuture<'a, Result<Value, StripeError>>;
+
+    /// A DELETE (Stripe's cancel of a subscription); naturally idempotent.
+    fn delete_json<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Result<Value, StripeError>>;
 }
 
 impl StripeApi for StripeClient {
@@ -60,6 +63,10 @@ impl StripeApi for StripeClient {
         key: &'a IdempotencyKey,
     ) -> BoxFuture<'a, Result<Value, StripeError>> {
         Box::pin(self.post(path, params, key))
+    }
+
+    fn delete_json<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Result<Value, StripeError>> {
+        Box::pin(self.delete(path))
     }
 }
 
