@@ -218,6 +218,7 @@ rule_codes! {
     ConnectStateUsed => ("connect_state_used", 410),
     ConnectStateExpired => ("connect_state_expired", 410),
     StripeAccountInUse => ("stripe_account_in_use", 409),
+    PayoutTransactionsNotReady => ("payout_transactions_not_ready", 409),
 }
 
 /// The kinds of object a caller can ask for; used in `*_not_found` codes.
@@ -243,6 +244,7 @@ pub enum Resource {
     PaymentAction,
     Organization,
     ConnectLink,
+    Payout,
 }
 
 impl Resource {
@@ -268,6 +270,7 @@ impl Resource {
             Resource::PaymentAction => "payment action link",
             Resource::Organization => "organisation",
             Resource::ConnectLink => "connect link",
+            Resource::Payout => "payout",
         }
     }
 }
@@ -334,6 +337,7 @@ impl Error {
             Error::NotFound(Resource::PaymentAction) => "payment_action_not_found",
             Error::NotFound(Resource::Organization) => "organization_not_found",
             Error::NotFound(Resource::ConnectLink) => "connect_link_not_found",
+            Error::NotFound(Resource::Payout) => "payout_not_found",
             Error::RouteNotFound { .. } => "route_not_found",
             Error::HostNotAllowed { .. } => "host_not_allowed",
             Error::MethodNotAllowed => "method_not_allowed",
@@ -534,6 +538,7 @@ pub fn catalogue() -> Vec<(StatusCode, &'static str)> {
         Error::NotFound(Resource::PaymentAction),
         Error::NotFound(Resource::Organization),
         Error::NotFound(Resource::ConnectLink),
+        Error::NotFound(Resource::Payout),
         Error::RouteNotFound {
             method: "GET".into(),
             path: "/x".into(),

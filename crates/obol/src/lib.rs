@@ -30,6 +30,7 @@ pub mod outbound;
 pub mod outbox;
 pub mod pages;
 pub mod payments;
+pub mod payouts;
 pub mod saved_cards;
 pub mod secrets;
 pub mod storage;

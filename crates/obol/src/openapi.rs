@@ -28,7 +28,7 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 use crate::error::{catalogue, ErrorBody};
 use crate::outbox::{
     self, ChargeRunItemNotification, ChargeRunNotification, InvoiceNotification, OrderNotification,
-    OrganizationNotification, PaymentNotification, SyncJobNotification,
+    OrganizationNotification, PaymentNotification, PayoutNotification, SyncJobNotification,
 };
 
 /// The names of the three credential schemes, as operations cite them.
@@ -66,6 +66,7 @@ pub const GUEST_TOKEN: &str = "guest_token";
         (name = "payment_links", description = "Links to a hosted payment page an agent hands a customer."),
         (name = "invoices", description = "Invoices paid through a public link, their fee passthrough and their accounting syncs."),
         (name = "charge_runs", description = "Off-session charges of many members' saved cards, each at most once."),
+        (name = "payouts", description = "Payouts mirrored from Stripe and the balance transactions each one settles."),
         (name = "mcp", description = "obol's tools for AI agents (Model Context Protocol, streamable HTTP)."),
     )
 )]
@@ -335,6 +336,7 @@ fn add_schemas(doc: &mut Value) {
     ChargeRunItemNotification::schemas(&mut more);
     ChargeRunNotification::schemas(&mut more);
     OrganizationNotification::schemas(&mut more);
+    PayoutNotification::schemas(&mut more);
     more.push((
         ChargeRunItemNotification::name().into_owned(),
         ChargeRunItemNotification::schema(),
@@ -363,6 +365,10 @@ fn add_schemas(doc: &mut Value) {
         OrganizationNotification::name().into_owned(),
         OrganizationNotification::schema(),
     ));
+    more.push((
+        PayoutNotification::name().into_owned(),
+        PayoutNotification::schema(),
+    ));
     let Some(schemas) = doc
         .pointer_mut("/components/schemas")
         .and_then(Value::as_object_mut)
@@ -388,6 +394,7 @@ fn webhooks() -> Value {
             Some("charge_run_item") => "ChargeRunItemNotification",
             Some("charge_run") => "ChargeRunNotification",
             Some("organization") => "OrganizationNotification",
+            Some("payout") => "PayoutNotification",
             _ => "PaymentNotification",
         };
         hooks.insert(
@@ -458,6 +465,7 @@ pub mod pages {
         SyncJobPage => crate::ops::sync_jobs::SyncJobOut,
         EmailPage => crate::ops::emails::EmailOut,
         OrganizationPage => crate::ops::organizations::OrganizationOut,
+        PayoutPage => crate::outbox::PayoutSnapshot,
     }
 }
 

@@ -28,6 +28,7 @@ pub mod payment_actions;
 pub mod payment_intents;
 pub mod payment_links;
 pub mod payments;
+pub mod payouts;
 pub mod throttle;
 pub mod webhooks;
 
@@ -146,6 +147,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(emails::router())
         .merge(invoices::router())
         .merge(charge_runs::router())
+        .merge(payouts::router())
         .merge(mcp::router())
 }
 

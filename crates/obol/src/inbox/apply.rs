@@ -76,6 +76,13 @@ pub const HANDLED_EVENT_TYPES: &[&str] = &[
     "customer.updated",
     "setup_intent.succeeded",
     "account.application.deauthorized",
+    // Payouts (`crate::payouts`).
+    "payout.created",
+    "payout.updated",
+    "payout.paid",
+    "payout.failed",
+    "payout.canceled",
+    "payout.reconciliation_completed",
 ];
 
 /// Types only a Connect endpoint receives for obol: on the platform's own
@@ -122,6 +129,7 @@ enum Kind {
     CustomerUpdated,
     SetupSucceeded,
     Deauthorized,
+    Payout,
 }
 
 fn kind_of(event_type: &str) -> Option<Kind> {
@@ -145,6 +153,12 @@ fn kind_of(event_type: &str) -> Option<Kind> {
         "customer.updated" => Kind::CustomerUpdated,
         "setup_intent.succeeded" => Kind::SetupSucceeded,
         "account.application.deauthorized" => Kind::Deauthorized,
+        "payout.created"
+        | "payout.updated"
+        | "payout.paid"
+        | "payout.failed"
+        | "payout.canceled"
+        | "payout.reconciliation_completed" => Kind::Payout,
         _ => return None,
     })
 }
@@ -202,6 +216,7 @@ pub async fn apply(conn: &mut Conn<'_>, event: &WebhookEventRow, live: bool) -> 
         Kind::CustomerUpdated => customer_updated(conn, event, object).await?,
         Kind::SetupSucceeded => setup_succeeded(conn, event, object).await?,
         Kind::Deauthorized => deauthorized(conn, event, &account, connected).await?,
+        Kind::Payout => payout_changed(conn, event, &account, object).await?,
     };
     Ok(outcome.unwrap_or_else(unreadable))
 }
@@ -782,6 +797,29 @@ async fn deauthorized(
     Ok(Ok(Outcome::Applied))
 }
 
+/// Any `payout.*` event: the payout's view as of the event, through the
+/// payout writer (ordering rule in `ledger::payout`).
+async fn payout_changed(
+    conn: &mut Conn<'_>,
+    event: &WebhookEventRow,
+    account: &AccountId,
+    object: &Value,
+) -> Handled {
+    let seen = match crate::payouts::read_payout(object) {
+        Ok(p) => p,
+        Err(why) => return Ok(Err(why)),
+    };
+    crate::payouts::observe_payout(
+        conn,
+        account,
+        &seen,
+        event.stripe_created,
+        Some(&event.stripe_event_id),
+    )
+    .await
+    .map(Ok)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -815,6 +853,7 @@ mod tests {
             "customer.created",
             "charge.succeeded",
             "payout.paid",
+            "payout.failed",
             "invoice.paid",
         ] {
             assert!(

@@ -26,6 +26,7 @@ pub mod charge_run;
 pub mod charge_run_notice;
 pub mod email;
 pub mod invoice_sweep;
+pub mod payout_transactions;
 pub mod reconcile;
 pub mod refund_resubmit;
 pub mod release;
@@ -81,10 +82,12 @@ pub enum JobKind {
     SendEmail,
     /// Ask a member whose charge failed (or who has no card) to update it.
     ChargeRunNotice,
+    /// Fetch and store the balance transactions a paid payout settles.
+    PayoutTransactions,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 9] = [
+    pub const ALL: [JobKind; 10] = [
         JobKind::ReleaseAuthorization,
         JobKind::ResubmitRefund,
         JobKind::Reconcile,
@@ -94,6 +97,7 @@ impl JobKind {
         JobKind::ChargeRun,
         JobKind::SendEmail,
         JobKind::ChargeRunNotice,
+        JobKind::PayoutTransactions,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -107,6 +111,7 @@ impl JobKind {
             JobKind::ChargeRun => "charge_run",
             JobKind::SendEmail => "send_email",
             JobKind::ChargeRunNotice => "charge_run_notice",
+            JobKind::PayoutTransactions => "payout_transactions",
         }
     }
 
@@ -148,6 +153,12 @@ impl JobKind {
             // Stripe (the member's Stripe customer, the link) and the
             // database: like an e-mail, about a day.
             JobKind::ChargeRunNotice => &[30, 120, 600, 1800, 3600, 10800, 21600, 43200],
+            // 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, 3 h, 6 h, 12 h, 24 h:
+            // Stripe's outage, or a payout it is still reconciling, for
+            // about two days; then an operator retries the dead job.
+            JobKind::PayoutTransactions => {
+                &[5, 30, 120, 600, 1800, 3600, 10800, 21600, 43200, 86400]
+            }
         }
     }
 
@@ -458,6 +469,7 @@ async fn dispatch(kind: JobKind, ctx: &JobCtx, job: &JobRow) -> std::result::Res
         JobKind::ChargeRun => charge_run::run(ctx, job).await,
         JobKind::SendEmail => email::run(ctx, job).await,
         JobKind::ChargeRunNotice => charge_run_notice::run(ctx, job).await,
+        JobKind::PayoutTransactions => payout_transactions::run(ctx, job).await,
     }
 }
 
@@ -479,7 +491,8 @@ async fn schedule_successor(
         | JobKind::InvoicePaid
         | JobKind::AccountingSync
         | JobKind::SendEmail
-        | JobKind::ChargeRunNotice => Ok(()),
+        | JobKind::ChargeRunNotice
+        | JobKind::PayoutTransactions => Ok(()),
     }
 }
 

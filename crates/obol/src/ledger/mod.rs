@@ -19,6 +19,7 @@ pub mod job;
 pub mod order;
 pub mod payment;
 pub mod payment_method;
+pub mod payout;
 pub mod refund;
 
 pub use payment::{

@@ -35,6 +35,7 @@ pub mod payment_actions;
 pub mod payment_links;
 pub mod payment_methods;
 pub mod payments;
+pub mod payouts;
 pub mod reconciliation;
 pub mod refunds;
 pub mod sync_jobs;
