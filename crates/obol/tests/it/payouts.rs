@@ -300,6 +300,13 @@ async fn a_payout_after_a_day_of_payments_adds_up_and_links_every_object(backend
     assert_eq!(paid["data"]["payout"]["id"], id.as_str());
     assert_eq!(paid["data"]["payout"]["status"], "paid");
 
+    // Reconciliation retrieves the paid payout (a bank may still return
+    // it) and finds nothing to change.
+    let (status, report) = obol.post("/v1/reconciliations", json!({})).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["payouts_checked"], 1, "{report}");
+    assert_eq!(report["payouts_moved"], 0, "{report}");
+
     // The bank returns it: failed, with Stripe's code, and the host is told.
     let failed = reqwest::Client::new()
         .post(format!("{base}/_sandbox/payouts/{po}/fail"))
