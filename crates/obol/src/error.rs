@@ -221,6 +221,7 @@ rule_codes! {
     NoDefaultCard => ("no_default_card", 422),
     DateNotInFuture => ("date_not_in_future", 422),
     SubscriptionNotCancelable => ("subscription_not_cancelable", 409),
+    PayoutTransactionsNotReady => ("payout_transactions_not_ready", 409),
 }
 
 /// The kinds of object a caller can ask for; used in `*_not_found` codes.
@@ -249,6 +250,7 @@ pub enum Resource {
     Subscription,
     BillingInvoice,
     ScheduledPayment,
+    Payout,
 }
 
 impl Resource {
@@ -277,6 +279,7 @@ impl Resource {
             Resource::Subscription => "subscription",
             Resource::BillingInvoice => "billing invoice",
             Resource::ScheduledPayment => "scheduled payment",
+            Resource::Payout => "payout",
         }
     }
 }
@@ -346,6 +349,7 @@ impl Error {
             Error::NotFound(Resource::Subscription) => "subscription_not_found",
             Error::NotFound(Resource::BillingInvoice) => "billing_invoice_not_found",
             Error::NotFound(Resource::ScheduledPayment) => "scheduled_payment_not_found",
+            Error::NotFound(Resource::Payout) => "payout_not_found",
             Error::RouteNotFound { .. } => "route_not_found",
             Error::HostNotAllowed { .. } => "host_not_allowed",
             Error::MethodNotAllowed => "method_not_allowed",
@@ -549,6 +553,7 @@ pub fn catalogue() -> Vec<(StatusCode, &'static str)> {
         Error::NotFound(Resource::Subscription),
         Error::NotFound(Resource::BillingInvoice),
         Error::NotFound(Resource::ScheduledPayment),
+        Error::NotFound(Resource::Payout),
         Error::RouteNotFound {
             method: "GET".into(),
             path: "/x".into(),

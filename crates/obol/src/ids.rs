@@ -118,6 +118,11 @@ prefixed_id!(
     "cus_"
 );
 prefixed_id!(
+    /// A payout obol mirrors from Stripe (Stripe's `po_` id is `stripe_payout_id`).
+    PayoutId,
+    "pout_"
+);
+prefixed_id!(
     /// A customer token's public handle, used to revoke it.
     CustomerTokenId,
     "ctok_"
@@ -387,6 +392,7 @@ mod tests {
             ChargeRunId::PREFIX,
             ChargeRunItemId::PREFIX,
             EmailId::PREFIX,
+            PayoutId::PREFIX,
         ];
         for (i, a) in prefixes.iter().enumerate() {
             for b in &prefixes[i + 1..] {

@@ -31,6 +31,7 @@ pub mod outbound;
 pub mod outbox;
 pub mod pages;
 pub mod payments;
+pub mod payouts;
 pub mod saved_cards;
 pub mod secrets;
 pub mod storage;

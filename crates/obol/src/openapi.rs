@@ -29,7 +29,7 @@ use crate::error::{catalogue, ErrorBody};
 use crate::outbox::{
     self, BillingInvoiceNotification, ChargeRunItemNotification, ChargeRunNotification,
     InvoiceNotification, OrderNotification, OrganizationNotification, PaymentNotification,
-    SubscriptionNotification, SyncJobNotification,
+    PayoutNotification, SubscriptionNotification, SyncJobNotification,
 };
 
 /// The names of the three credential schemes, as operations cite them.
@@ -68,6 +68,7 @@ pub const GUEST_TOKEN: &str = "guest_token";
         (name = "invoices", description = "Invoices paid through a public link, their fee passthrough and their accounting syncs."),
         (name = "charge_runs", description = "Off-session charges of many members' saved cards, each at most once."),
         (name = "billing", description = "Subscriptions (recurring gifts and plans), scheduled payments and the Stripe invoices obol mirrors."),
+        (name = "payouts", description = "Payouts mirrored from Stripe and the balance transactions each one settles."),
         (name = "mcp", description = "obol's tools for AI agents (Model Context Protocol, streamable HTTP)."),
     )
 )]
@@ -347,6 +348,7 @@ fn add_schemas(doc: &mut Value) {
         BillingInvoiceNotification::name().into_owned(),
         BillingInvoiceNotification::schema(),
     ));
+    PayoutNotification::schemas(&mut more);
     more.push((
         ChargeRunItemNotification::name().into_owned(),
         ChargeRunItemNotification::schema(),
@@ -374,6 +376,10 @@ fn add_schemas(doc: &mut Value) {
     more.push((
         OrganizationNotification::name().into_owned(),
         OrganizationNotification::schema(),
+    ));
+    more.push((
+        PayoutNotification::name().into_owned(),
+        PayoutNotification::schema(),
     ));
     let Some(schemas) = doc
         .pointer_mut("/components/schemas")
@@ -404,6 +410,7 @@ fn webhooks() -> Value {
             Some("charge_run_item") => "ChargeRunItemNotification",
             Some("charge_run") => "ChargeRunNotification",
             Some("organization") => "OrganizationNotification",
+            Some("payout") => "PayoutNotification",
             _ => "PaymentNotification",
         };
         let body = if schema == "invoice.paid" {
@@ -485,6 +492,7 @@ pub mod pages {
         SubscriptionPage => crate::billing::views::SubscriptionOut,
         BillingInvoicePage => crate::billing::views::BillingInvoiceOut,
         ScheduledPaymentPage => crate::ops::scheduled_payments::ScheduledPaymentOut,
+        PayoutPage => crate::outbox::PayoutSnapshot,
     }
 }
 

@@ -9,6 +9,12 @@
 //! called: for each day that funds became available, one payout per
 //! currency of everything available and not yet paid out, `pending` →
 //! `in_transit` at once → `paid` on `arrival_date` (the next day).
+//! A payout fails with `POST /_sandbox/payouts/{id}/fail` (`failure_code`,
+//! default `account_closed`; the bank returning it, in transit or paid) and
+//! a pending one is canceled with `POST /v1/payouts/{id}/cancel`: either
+//! books a `payout_failure` / `payout_cancel` transaction returning the
+//! amount to the balance (paid out again by the next payout), and emits
+//! `payout.updated` then `payout.failed` / `payout.canceled`, as Stripe does.
 //! `GET /v1/balance_transactions?payout=po_…` lists what a payout settles
 //! plus the payout's own `payout` transaction, as Stripe does; the settled
 //! ones sum to the payout's amount.
@@ -446,6 +452,109 @@ pub async fn run_job(ctx: &mut Ctx<'_>, kind: &str, id: &str) -> Result<(), ApiE
         ctx.emit("payout.paid", &po, None).await?;
     }
     Ok(())
+}
+
+/// Stripe's message for a payout failure code (its documented codes).
+fn failure_message(code: &str) -> &'static str {
+    match code {
+        "account_closed" => "The bank account has been closed.",
+        "account_frozen" => "The bank account has been frozen.",
+        "bank_account_restricted" => "The bank account has restrictions on either the type, or the number, of payouts allowed.",
+        "could_not_process" => "The bank could not process this payout.",
+        "insufficient_funds" => "Your Stripe account has insufficient funds to cover the payout.",
+        "invalid_account_number" => "The routing number seems correct, but the account number is invalid.",
+        "no_account" => "The bank account details on file are probably incorrect. No bank account could be located with those details.",
+        _ => "The payout failed.",
+    }
+}
+
+/// Returns a failed or canceled payout's amount to the balance.
+async fn reverse_payout(
+    ctx: &mut Ctx<'_>,
+    po: &mut Value,
+    status: &str,
+    kind: &str,
+) -> Result<(), ApiError> {
+    let before = po.clone();
+    let now = ctx.now;
+    let t = txn(
+        ctx,
+        i(po, "amount"),
+        0,
+        &s(po, "currency"),
+        kind,
+        kind,
+        &s(po, "id"),
+        "",
+        day_start(now),
+    );
+    ctx.put(&t).await?;
+    po["status"] = json!(status);
+    po["failure_balance_transaction"] = t["id"].clone();
+    ctx.put(po).await?;
+    ctx.emit("payout.updated", po, Some(diff(&before, po)))
+        .await?;
+    let event = if status == "failed" {
+        "payout.failed"
+    } else {
+        "payout.canceled"
+    };
+    ctx.emit(event, po, None).await?;
+    Ok(())
+}
+
+/// `POST /v1/payouts/{id}/cancel`: only a pending payout.
+pub async fn cancel_payout(ctx: &mut Ctx<'_>, id: &str, p: &Params) -> Result<Value, ApiError> {
+    p.allow(&[])?;
+    let mut po = ctx.load("payout", id, Some("payout")).await?;
+    if s(&po, "status") != "pending" {
+        return Err(ApiError::invalid(format!(
+            "Payouts can only be canceled while they are pending. This payout has a status of {}.",
+            s(&po, "status")
+        )));
+    }
+    reverse_payout(ctx, &mut po, "canceled", "payout_cancel").await?;
+    Ok(po)
+}
+
+/// `POST /_sandbox/payouts/{id}/fail` (`failure_code`, `account`): the
+/// bank returns an in-transit or paid payout.
+pub async fn fail_payout_route(
+    State(app): State<Arc<App>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    body: Bytes,
+) -> Response {
+    let form = crate::form::parse(&body).unwrap_or_default();
+    let p = Params(form);
+    let result = async {
+        let code = p
+            .nonempty("failure_code")?
+            .unwrap_or("account_closed")
+            .to_string();
+        let account = p.nonempty("account")?.map(str::to_string);
+        let _guard = app.write_lock.lock().await;
+        let mut ctx = Ctx::begin_write(&app, None, None, DEFAULT_API_VERSION.into()).await?;
+        ctx.act_as(account);
+        let mut po = ctx.load("payout", &id, Some("payout")).await?;
+        if !matches!(s(&po, "status").as_str(), "in_transit" | "paid") {
+            return Err(ApiError::invalid(format!(
+                "Only an in-transit or paid payout can fail; this one is {}.",
+                s(&po, "status")
+            )));
+        }
+        po["failure_code"] = json!(code);
+        po["failure_message"] = json!(failure_message(&code));
+        reverse_payout(&mut ctx, &mut po, "failed", "payout_failure").await?;
+        if ctx.commit().await? > 0 {
+            app.notify.notify_one();
+        }
+        Ok::<_, ApiError>(crate::ctx::render(&po))
+    }
+    .await;
+    match result {
+        Ok(v) => super::json_response(axum::http::StatusCode::OK, v.to_string()),
+        Err(e) => super::error_response(&e),
+    }
 }
 
 pub async fn list_payouts(ctx: &mut Ctx<'_>, p: &Params) -> Result<Value, ApiError> {

@@ -58,6 +58,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/_sandbox/stats", get(pages::stats))
         .route("/_sandbox/payouts/run", post(balance::run_payouts_route))
         .route(
+            "/_sandbox/payouts/{id}/fail",
+            post(balance::fail_payout_route),
+        )
+        .route(
             "/oauth/authorize",
             get(connect::authorize_page).post(connect::authorize_decide),
         )
@@ -609,6 +613,7 @@ async fn route(
         ["payouts"] if post => balance::create_payout(ctx, p).await,
         ["payouts"] if get => balance::list_payouts(ctx, p).await,
         ["payouts", id] if get => ctx.load("payout", id, None).await,
+        ["payouts", id, "cancel"] if post => balance::cancel_payout(ctx, id, p).await,
         ["events"] if get => events::list(ctx, p).await,
         ["events", id] if get => ctx.load("event", id, None).await,
         ["webhook_endpoints"] if post => webhook_endpoints::create(ctx, p).await,

@@ -29,6 +29,7 @@ pub mod payment_actions;
 pub mod payment_intents;
 pub mod payment_links;
 pub mod payments;
+pub mod payouts;
 pub mod throttle;
 pub mod webhooks;
 
@@ -148,6 +149,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(invoices::router())
         .merge(charge_runs::router())
         .merge(billing::router())
+        .merge(payouts::router())
         .merge(mcp::router())
 }
 

@@ -91,6 +91,13 @@ pub const HANDLED_EVENT_TYPES: &[&str] = &[
     "invoice.voided",
     "invoice.marked_uncollectible",
     "invoice.updated",
+    // Payouts (`crate::payouts`).
+    "payout.created",
+    "payout.updated",
+    "payout.paid",
+    "payout.failed",
+    "payout.canceled",
+    "payout.reconciliation_completed",
 ];
 
 /// Types only a Connect endpoint receives for obol: on the platform's own
@@ -139,6 +146,7 @@ enum Kind {
     Deauthorized,
     Subscription,
     BillingInvoice,
+    Payout,
 }
 
 fn kind_of(event_type: &str) -> Option<Kind> {
@@ -177,6 +185,12 @@ fn kind_of(event_type: &str) -> Option<Kind> {
         | "invoice.voided"
         | "invoice.marked_uncollectible"
         | "invoice.updated" => Kind::BillingInvoice,
+        "payout.created"
+        | "payout.updated"
+        | "payout.paid"
+        | "payout.failed"
+        | "payout.canceled"
+        | "payout.reconciliation_completed" => Kind::Payout,
         _ => return None,
     })
 }
@@ -236,6 +250,7 @@ pub async fn apply(conn: &mut Conn<'_>, event: &WebhookEventRow, live: bool) -> 
         Kind::Deauthorized => deauthorized(conn, event, &account, connected).await?,
         Kind::Subscription => subscription_changed(conn, event, &account, object).await?,
         Kind::BillingInvoice => invoice_changed(conn, event, &account, object).await?,
+        Kind::Payout => payout_changed(conn, event, &account, object).await?,
     };
     Ok(outcome.unwrap_or_else(unreadable))
 }
@@ -867,6 +882,29 @@ async fn deauthorized(
     Ok(Ok(Outcome::Applied))
 }
 
+/// Any `payout.*` event: the payout's view as of the event, through the
+/// payout writer (ordering rule in `ledger::payout`).
+async fn payout_changed(
+    conn: &mut Conn<'_>,
+    event: &WebhookEventRow,
+    account: &AccountId,
+    object: &Value,
+) -> Handled {
+    let seen = match crate::payouts::read_payout(object) {
+        Ok(p) => p,
+        Err(why) => return Ok(Err(why)),
+    };
+    crate::payouts::observe_payout(
+        conn,
+        account,
+        &seen,
+        event.stripe_created,
+        Some(&event.stripe_event_id),
+    )
+    .await
+    .map(Ok)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -896,7 +934,13 @@ mod tests {
         assert!(CONNECT_ONLY_EVENT_TYPES
             .iter()
             .all(|t| HANDLED_EVENT_TYPES.contains(t)));
-        for t in ["customer.created", "charge.succeeded", "payout.paid"] {
+        for t in [
+            "customer.created",
+            "charge.succeeded",
+            "payout.paid",
+            "payout.failed",
+            "invoice.paid",
+        ] {
             assert!(
                 kind_of(t).is_none() || HANDLED_EVENT_TYPES.contains(&t),
                 "{t}"

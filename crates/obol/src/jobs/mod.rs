@@ -27,6 +27,7 @@ pub mod charge_run;
 pub mod charge_run_notice;
 pub mod email;
 pub mod invoice_sweep;
+pub mod payout_transactions;
 pub mod reconcile;
 pub mod refund_resubmit;
 pub mod release;
@@ -85,10 +86,12 @@ pub enum JobKind {
     /// Ask a member whose Stripe invoice (a renewal, a scheduled payment)
     /// failed to update their card.
     BillingInvoiceNotice,
+    /// Fetch and store the balance transactions a paid payout settles.
+    PayoutTransactions,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 10] = [
+    pub const ALL: [JobKind; 11] = [
         JobKind::ReleaseAuthorization,
         JobKind::ResubmitRefund,
         JobKind::Reconcile,
@@ -99,6 +102,7 @@ impl JobKind {
         JobKind::SendEmail,
         JobKind::ChargeRunNotice,
         JobKind::BillingInvoiceNotice,
+        JobKind::PayoutTransactions,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -113,6 +117,7 @@ impl JobKind {
             JobKind::SendEmail => "send_email",
             JobKind::ChargeRunNotice => "charge_run_notice",
             JobKind::BillingInvoiceNotice => "billing_invoice_notice",
+            JobKind::PayoutTransactions => "payout_transactions",
         }
     }
 
@@ -156,6 +161,12 @@ impl JobKind {
             JobKind::ChargeRunNotice => &[30, 120, 600, 1800, 3600, 10800, 21600, 43200],
             // The same calls as a charge run's notice.
             JobKind::BillingInvoiceNotice => &[30, 120, 600, 1800, 3600, 10800, 21600, 43200],
+            // 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, 3 h, 6 h, 12 h, 24 h:
+            // Stripe's outage, or a payout it is still reconciling, for
+            // about two days; then an operator retries the dead job.
+            JobKind::PayoutTransactions => {
+                &[5, 30, 120, 600, 1800, 3600, 10800, 21600, 43200, 86400]
+            }
         }
     }
 
@@ -467,6 +478,7 @@ async fn dispatch(kind: JobKind, ctx: &JobCtx, job: &JobRow) -> std::result::Res
         JobKind::SendEmail => email::run(ctx, job).await,
         JobKind::ChargeRunNotice => charge_run_notice::run(ctx, job).await,
         JobKind::BillingInvoiceNotice => billing_notice::run(ctx, job).await,
+        JobKind::PayoutTransactions => payout_transactions::run(ctx, job).await,
     }
 }
 
@@ -489,7 +501,8 @@ async fn schedule_successor(
         | JobKind::AccountingSync
         | JobKind::SendEmail
         | JobKind::ChargeRunNotice
-        | JobKind::BillingInvoiceNotice => Ok(()),
+        | JobKind::BillingInvoiceNotice
+        | JobKind::PayoutTransactions => Ok(()),
     }
 }
 

@@ -20,6 +20,7 @@ pub mod job;
 pub mod order;
 pub mod payment;
 pub mod payment_method;
+pub mod payout;
 pub mod refund;
 
 pub use payment::{

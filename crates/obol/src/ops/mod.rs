@@ -36,6 +36,7 @@ pub mod payment_actions;
 pub mod payment_links;
 pub mod payment_methods;
 pub mod payments;
+pub mod payouts;
 pub mod reconciliation;
 pub mod refunds;
 pub mod scheduled_payments;

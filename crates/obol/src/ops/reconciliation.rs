@@ -8,6 +8,9 @@
 //!    each as an observation made *now*, newer than every event, so the
 //!    payment converges to Stripe's state even if events were lost for
 //!    good;
+//!    likewise the payouts Stripe may still move (pending, in transit,
+//!    or paid within `PAYOUT_RECHECK_DAYS`: a bank may still return one),
+//!    through the payout writer;
 //! 3. make queued release and refund jobs due now (the job runner in
 //!    `jobs/` performs them);
 //! 4. retrieve the mirrored subscriptions and Stripe invoices Stripe may
@@ -46,6 +49,10 @@ const OVERLAP_SECONDS: i64 = 300;
 const FIRST_LOOKBACK_SECONDS: i64 = 3 * 24 * 3600;
 const PAYMENTS_PER_RUN: i64 = 200;
 const ORGANIZATIONS_PER_PAGE: i64 = 100;
+const PAYOUTS_PER_RUN: i64 = 100;
+/// A paid payout is retrieved again for this long after its arrival
+/// date: banks return failed payouts within a few business days.
+const PAYOUT_RECHECK_DAYS: i64 = 10;
 
 /// What one reconciliation pass found and recovered.
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -58,6 +65,10 @@ pub struct Report {
     pub payments_checked: usize,
     /// Payments whose state moved to match Stripe.
     pub payments_moved: usize,
+    /// Mirrored payouts Stripe may still move, retrieved.
+    pub payouts_checked: usize,
+    /// Of those, payouts whose mirror changed to match Stripe.
+    pub payouts_moved: usize,
     /// `resubmit_refund` jobs this pass made due now (queuing one for a
     /// refund left unsubmitted without one); the job runner sends them.
     pub refunds_resubmitted: usize,
@@ -95,6 +106,7 @@ pub async fn run_once(ctx: &Ctx) -> Result<Report> {
         tracing::warn!(error = %e, "could not check Stripe's webhook endpoints");
     }
     recheck_payments(ctx, &mut report).await?;
+    recheck_payouts(ctx, &mut report).await?;
     report.refunds_resubmitted = super::refunds::resubmit_stale(ctx).await?;
     report.releases_retried = super::checkout::retry_releases(ctx).await?;
     recheck_billing(ctx, &mut report).await?;
@@ -249,6 +261,63 @@ async fn recheck_payments(ctx: &Ctx, report: &mut Report) -> Result<()> {
             Err(e) => return Err(e),
         };
         recheck_payments_of(ctx, &account, stripe.as_ref(), report).await?;
+    }
+    Ok(())
+}
+
+/// Retrieves the payouts of the platform and of every active organisation
+/// that Stripe may still move, each in its own account, and applies each
+/// as a view made now (newer than any event), so a lost `payout.paid` or
+/// `payout.failed` heals.
+async fn recheck_payouts(ctx: &Ctx, report: &mut Report) -> Result<()> {
+    for (account, _) in accounts(ctx).await? {
+        let stripe = match ctx.stripe_of(&account).await {
+            Ok(stripe) => stripe,
+            Err(e) if !account.is_platform() => {
+                tracing::warn!(organization_id = %account, error = %e, "could not recheck an organisation's payouts; skipped in this pass");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let store = ctx.store();
+        let since = ctx.now().timestamp() - PAYOUT_RECHECK_DAYS * 86_400;
+        let open = {
+            let mut h = store.acquire().await?;
+            h.conn()
+                .list_unsettled_payouts(&account, since, PAYOUTS_PER_RUN)
+                .await?
+        };
+        for payout in open {
+            let path = format!("/v1/payouts/{}", payout.stripe_payout_id);
+            let object: Value = match stripe.get(&path, &Params::new()).await {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(payout = %payout.id, error = %e, "could not retrieve a payout to reconcile");
+                    continue;
+                }
+            };
+            let seen = match crate::payouts::read_payout(&object) {
+                Ok(seen) => seen,
+                Err(why) => {
+                    tracing::warn!(payout = %payout.id, reason = %why, "Stripe's payout cannot be applied; skipped");
+                    continue;
+                }
+            };
+            report.payouts_checked += 1;
+            let mut tx = store.begin().await?;
+            let outcome = crate::payouts::observe_payout(
+                &mut tx.conn(),
+                &account,
+                &seen,
+                ctx.now().timestamp(),
+                None,
+            )
+            .await?;
+            tx.commit().await?;
+            if outcome == Outcome::Applied && seen.status != payout.status {
+                report.payouts_moved += 1;
+            }
+        }
     }
     Ok(())
 }

@@ -53,6 +53,10 @@ pub const EVENT_TYPES: &[&str] = &[
     "invoice.payment_action_required",
     "invoice.voided",
     "invoice.marked_uncollectible",
+    "payout.created",
+    "payout.paid",
+    "payout.failed",
+    "payout.canceled",
 ];
 
 /// The host event for a payment entering `state`, if any.
@@ -115,6 +119,14 @@ pub fn summary(event_type: &str) -> &'static str {
         "organization.disconnected" => {
             "An organisation's Stripe account was disconnected: obol makes no more Stripe calls for it and stopped its running charge runs."
         }
+        "payout.created" => "Stripe created a payout (obol mirrored it for the first time).",
+        "payout.paid" => {
+            "A payout arrived in the bank account; its transactions are fetched for reconciliation."
+        }
+        "payout.failed" => {
+            "A payout failed (the bank returned it); `failure_code` says why and the funds are back in the balance."
+        }
+        "payout.canceled" => "A pending payout was canceled before it was sent.",
         _ => "A notification.",
     }
 }
@@ -471,6 +483,106 @@ pub struct OrganizationSnapshot {
     pub account_name: Option<String>,
     pub connected_at: Option<DateTime<Utc>>,
     pub disconnected_at: Option<DateTime<Utc>>,
+}
+
+/// A `payout.*` notification's body: the envelope every notification of
+/// a mirrored Stripe object shares (`stripe_event_id` lets the host
+/// deduplicate across obol's retries and Stripe's duplicates).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PayoutNotification {
+    /// A `payout.*` type (the webhook's name).
+    #[serde(rename = "type")]
+    #[schema(value_type = String, example = "payout.paid", pattern = "^payout\\.")]
+    pub kind: &'static str,
+    pub timestamp: DateTime<Utc>,
+    /// The Stripe event that made the change; null when reconciliation
+    /// found it by retrieving the payout.
+    #[schema(example = "evt_1PayoutPaid")]
+    pub stripe_event_id: Option<String>,
+    pub data: PayoutNotificationData,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PayoutNotificationData {
+    /// The payout as it is after the change (as `GET /v1/payouts/{id}`).
+    pub payout: PayoutSnapshot,
+}
+
+/// A payout mirrored from Stripe, as the API and notifications show it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PayoutSnapshot {
+    #[schema(value_type = crate::ids::PayoutId)]
+    pub id: String,
+    /// Stripe's `po_…`.
+    pub stripe_payout_id: String,
+    pub status: crate::ledger::payout::PayoutStatus,
+    pub amount: Money,
+    /// When the payout is (or was) expected in the bank, a UTC date.
+    #[schema(value_type = String, format = Date, example = "2026-12-09")]
+    pub arrival_date: chrono::NaiveDate,
+    /// Made by the automatic payout schedule (false: requested manually).
+    pub automatic: bool,
+    /// `standard` or `instant`.
+    pub method: String,
+    pub description: Option<String>,
+    /// Stripe's failure code of a failed payout (`account_closed`, `no_account`, …).
+    pub failure_code: Option<String>,
+    pub failure_message: Option<String>,
+    /// `none` (not paid yet), `fetching` (obol is fetching the balance
+    /// transactions it settles) or `fetched` (`GET /v1/payouts/{id}/transactions`).
+    pub transactions_status: String,
+    /// Stripe's `created`.
+    pub created: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<&crate::storage::payouts::PayoutRow> for PayoutSnapshot {
+    type Error = Error;
+
+    fn try_from(p: &crate::storage::payouts::PayoutRow) -> Result<Self> {
+        let at = |t: i64| {
+            DateTime::<Utc>::from_timestamp(t, 0)
+                .ok_or_else(|| Error::internal(format!("a stored time {t} is out of range")))
+        };
+        Ok(PayoutSnapshot {
+            id: p.id.clone(),
+            stripe_payout_id: p.stripe_payout_id.clone(),
+            status: p.status,
+            amount: Money::balance(p.amount, Currency::parse(&p.currency)?)?,
+            arrival_date: at(p.arrival_date)?.date_naive(),
+            automatic: p.automatic,
+            method: p.method.clone(),
+            description: p.description.clone(),
+            failure_code: p.failure_code.clone(),
+            failure_message: p.failure_message.clone(),
+            transactions_status: p.transactions_status.clone(),
+            created: at(p.stripe_created)?,
+            updated_at: p.updated_at,
+        })
+    }
+}
+
+/// Queues `payout.<kind>` about `payout` as it is now, inside the
+/// transaction that mirrored the change.
+pub async fn notify_payout(
+    conn: &mut Conn<'_>,
+    event_type: &'static str,
+    payout: &crate::storage::payouts::PayoutRow,
+    stripe_event_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let body = PayoutNotification {
+        kind: event_type,
+        timestamp: now,
+        stripe_event_id: stripe_event_id.map(str::to_string),
+        data: PayoutNotificationData {
+            payout: PayoutSnapshot::try_from(payout)?,
+        },
+    };
+    let body = serde_json::to_string(&body).map_err(Error::internal)?;
+    conn.enqueue_notification(&payout.account(), event_type, &body, now)
+        .await?;
+    Ok(())
 }
 
 /// Queues `organization.<kind>` for the organisation's own endpoints and

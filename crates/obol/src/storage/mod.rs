@@ -26,6 +26,7 @@ pub mod organizations;
 pub mod payment_actions;
 pub mod payment_methods;
 pub mod payments;
+pub mod payouts;
 pub mod refunds;
 pub mod stripe_webhook_endpoints;
 pub mod sync_state;

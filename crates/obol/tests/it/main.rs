@@ -40,6 +40,7 @@ mod organizations;
 mod pages;
 mod payment_actions;
 mod payment_links;
+mod payouts;
 mod refunds;
 mod saved_cards;
 mod scheduled_payments;
