@@ -28,7 +28,8 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 use crate::error::{catalogue, ErrorBody};
 use crate::outbox::{
     self, ChargeRunItemNotification, ChargeRunNotification, InvoiceNotification, OrderNotification,
-    OrganizationNotification, PaymentNotification, SyncJobNotification,
+    CustomerNotification, OrganizationNotification, PaymentMethodNotification, PaymentNotification,
+    SyncJobNotification,
 };
 
 /// The names of the three credential schemes, as operations cite them.
@@ -335,6 +336,16 @@ fn add_schemas(doc: &mut Value) {
     ChargeRunItemNotification::schemas(&mut more);
     ChargeRunNotification::schemas(&mut more);
     OrganizationNotification::schemas(&mut more);
+    CustomerNotification::schemas(&mut more);
+    PaymentMethodNotification::schemas(&mut more);
+    more.push((
+        CustomerNotification::name().into_owned(),
+        CustomerNotification::schema(),
+    ));
+    more.push((
+        PaymentMethodNotification::name().into_owned(),
+        PaymentMethodNotification::schema(),
+    ));
     more.push((
         ChargeRunItemNotification::name().into_owned(),
         ChargeRunItemNotification::schema(),
@@ -388,6 +399,8 @@ fn webhooks() -> Value {
             Some("charge_run_item") => "ChargeRunItemNotification",
             Some("charge_run") => "ChargeRunNotification",
             Some("organization") => "OrganizationNotification",
+            Some("customer") => "CustomerNotification",
+            Some("payment_method") => "PaymentMethodNotification",
             _ => "PaymentNotification",
         };
         hooks.insert(

@@ -58,6 +58,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/_sandbox/stats", get(pages::stats))
         .route("/_sandbox/payouts/run", post(balance::run_payouts_route))
         .route(
+            "/_sandbox/payment_methods/{id}/network_update",
+            post(payment_methods::network_update_route),
+        )
+        .route(
             "/oauth/authorize",
             get(connect::authorize_page).post(connect::authorize_decide),
         )
