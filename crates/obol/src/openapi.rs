@@ -27,9 +27,9 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use crate::error::{catalogue, ErrorBody};
 use crate::outbox::{
-    self, ChargeRunItemNotification, ChargeRunNotification, InvoiceNotification, OrderNotification,
-    CustomerNotification, OrganizationNotification, PaymentMethodNotification, PaymentNotification,
-    SyncJobNotification,
+    self, ChargeRunItemNotification, ChargeRunNotification, CustomerNotification,
+    InvoiceNotification, OrderNotification, OrganizationNotification, PaymentMethodNotification,
+    PaymentNotification, SyncJobNotification,
 };
 
 /// The names of the three credential schemes, as operations cite them.

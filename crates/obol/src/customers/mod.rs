@@ -196,7 +196,9 @@ pub async fn observe(
         )
         .await?;
     if !written {
-        return Err(Error::internal("the customer changed concurrently; retrying"));
+        return Err(Error::internal(
+            "the customer changed concurrently; retrying",
+        ));
     }
     let row = conn
         .get_customer(account, &CustomerId::from_db(read.id.clone()))

@@ -468,7 +468,12 @@ pub fn read_charge_event(
     let failed = d.status == "failed";
     let card = d.payment_method_details.and_then(|p| p.card);
     let short = |s: Option<String>| s.map(|s| s.chars().take(255).collect::<String>());
-    let text = |k: &str| d.metadata.get(k).and_then(Value::as_str).map(str::to_string);
+    let text = |k: &str| {
+        d.metadata
+            .get(k)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
     let (order_id, customer_hint) = (text("obol_order_id"), text("obol_customer_id"));
     Ok(ChargeEventSeen {
         order_id,

@@ -9,8 +9,9 @@ use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
 use crate::connecting::{
-    assert_back, browser, browser_of, connect, connect_journey, connect_link, hidden_fields, journey, last4,
-    location, org_of, organization, query_of, sandbox_base, until_callback, ORG, RETURN,
+    assert_back, browser, browser_of, connect, connect_journey, connect_link, hidden_fields,
+    journey, last4, location, org_of, organization, query_of, sandbox_base, until_callback, ORG,
+    RETURN,
 };
 use crate::helpers::{status_json, Backend, Obol};
 use crate::on_both_backends;

@@ -152,7 +152,10 @@ async fn a_dashboard_customer_is_adopted_once_in_any_order(backend: Backend) {
     let created = about(&got, &cus);
     assert_eq!(created.len(), 1, "{created:?}");
     let n = &created[0];
-    assert!(n["stripe_event_id"].as_str().unwrap().starts_with("evt_"), "{n}");
+    assert!(
+        n["stripe_event_id"].as_str().unwrap().starts_with("evt_"),
+        "{n}"
+    );
     let id = n["data"]["customer"]["id"].as_str().unwrap().to_string();
     let (status, c) = obol.get(&format!("/v1/customers/{id}")).await;
     assert_eq!(status, 200, "{c}");
@@ -232,9 +235,15 @@ async fn a_dashboard_customer_is_adopted_once_in_any_order(backend: Backend) {
     assert_eq!(notes.len(), 1, "adopted once, no rollback: {notes:?}");
     assert_eq!(notes[0]["type"], "customer.created");
     assert_eq!(notes[0]["stripe_event_id"], format!("evt_u{s}"));
-    let id = notes[0]["data"]["customer"]["id"].as_str().unwrap().to_string();
+    let id = notes[0]["data"]["customer"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (_, c) = obol.get(&format!("/v1/customers/{id}")).await;
-    assert_eq!((c["email"].as_str(), c["source"].as_str()), (Some("bea@new.example"), Some("stripe")));
+    assert_eq!(
+        (c["email"].as_str(), c["source"].as_str()),
+        (Some("bea@new.example"), Some("stripe"))
+    );
 
     // Deleted: final, shown, notified once; a later update changes nothing.
     let statuses = deliver_in_order(
@@ -264,7 +273,10 @@ async fn a_dashboard_customer_is_adopted_once_in_any_order(backend: Backend) {
         .iter()
         .map(|n| n["type"].clone())
         .collect();
-    assert_eq!(kinds, [json!("customer.created"), json!("customer.deleted")]);
+    assert_eq!(
+        kinds,
+        [json!("customer.created"), json!("customer.deleted")]
+    );
 }
 
 async fn obol_created_stripe_customers_are_never_adopted(backend: Backend) {
@@ -288,7 +300,10 @@ async fn obol_created_stripe_customers_are_never_adopted(backend: Backend) {
     .await;
     assert_eq!(customers_of(&obol, backend, &cus).await, 1);
     let (_, c) = obol.get(&format!("/v1/customers/{id}")).await;
-    assert_eq!((c["source"].as_str(), c["stripe_customer_id"].as_str()), (Some("obol"), Some(cus.as_str())));
+    assert_eq!(
+        (c["source"].as_str(), c["stripe_customer_id"].as_str()),
+        (Some("obol"), Some(cus.as_str()))
+    );
 
     // Its customer.created arriving before obol stored the cus_…: linked by
     // metadata[obol_customer_id], not adopted.
@@ -309,7 +324,10 @@ async fn obol_created_stripe_customers_are_never_adopted(backend: Backend) {
     .await;
     assert_eq!(statuses, ["applied"]);
     let (_, c) = obol.get(&format!("/v1/customers/{other_id}")).await;
-    assert_eq!((c["source"].as_str(), c["stripe_customer_id"].as_str()), (Some("obol"), Some(early.as_str())));
+    assert_eq!(
+        (c["source"].as_str(), c["stripe_customer_id"].as_str()),
+        (Some("obol"), Some(early.as_str()))
+    );
     assert_eq!(customers_of(&obol, backend, &early).await, 1);
     settle_outbox().await;
     let adopted: Vec<Value> = hooks
@@ -402,7 +420,10 @@ async fn a_network_card_update_shows_the_new_expiry_and_notifies_once(backend: B
     // The same event again (a redelivery with a new id, as reconciliation
     // might list it): nothing changes, nobody is told twice.
     let pm_now: Value = reqwest::Client::new()
-        .get(format!("{}/v1/payment_methods/{pm_id}", base.trim_end_matches('/')))
+        .get(format!(
+            "{}/v1/payment_methods/{pm_id}",
+            base.trim_end_matches('/')
+        ))
         .bearer_auth("sk_test_obol_tests")
         .send()
         .await
@@ -433,9 +454,10 @@ async fn a_network_card_update_shows_the_new_expiry_and_notifies_once(backend: B
 /// obol's payment of intent `pi`, once `done` holds for it.
 async fn payment_of(obol: &Obol, pi: &str, done: impl Fn(&Value) -> bool) -> Value {
     let list = eventually(obol, "/v1/payments?limit=100", |b| {
-        b["data"]
-            .as_array()
-            .is_some_and(|d| d.iter().any(|p| p["stripe_payment_intent_id"] == pi && done(p)))
+        b["data"].as_array().is_some_and(|d| {
+            d.iter()
+                .any(|p| p["stripe_payment_intent_id"] == pi && done(p))
+        })
     })
     .await;
     list["data"]
@@ -468,7 +490,10 @@ async fn charge_events_show_the_decline_and_survive_duplicates_and_reordering(ba
         &[
             ("amount", "2500"),
             ("currency", "eur"),
-            ("payment_method", "pm_card_visa_chargeDeclinedInsufficientFunds"),
+            (
+                "payment_method",
+                "pm_card_visa_chargeDeclinedInsufficientFunds",
+            ),
             ("confirm", "true"),
             ("payment_method_types[]", "card"),
         ],
@@ -518,8 +543,18 @@ async fn charge_events_show_the_decline_and_survive_duplicates_and_reordering(ba
     let statuses = deliver_in_order(
         &obol,
         &[
-            event(&format!("evt_g{s}"), "charge.succeeded", t_good, good.clone()),
-            event(&format!("evt_g2{s}"), "charge.succeeded", t_good, good.clone()),
+            event(
+                &format!("evt_g{s}"),
+                "charge.succeeded",
+                t_good,
+                good.clone(),
+            ),
+            event(
+                &format!("evt_g2{s}"),
+                "charge.succeeded",
+                t_good,
+                good.clone(),
+            ),
             event(&format!("evt_b{s}"), "charge.failed", t_bad, bad.clone()),
             event(&format!("evt_b2{s}"), "charge.failed", t_good, bad.clone()),
         ],
@@ -642,7 +677,11 @@ async fn storage_adopts_once_and_guards_mirror_writes(backend: Backend) {
         .await
         .unwrap());
     let again = conn.get_customer(&platform, &first).await.unwrap().unwrap();
-    assert_eq!(again.stripe_deleted_at, Some(at), "the first deletion time stays");
+    assert_eq!(
+        again.stripe_deleted_at,
+        Some(at),
+        "the first deletion time stays"
+    );
 }
 
 /// `AdoptedCustomer` borrows its id; the test's ids live to its end.
