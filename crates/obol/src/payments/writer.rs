@@ -416,6 +416,9 @@ fn guarded(written: bool) -> Result<()> {
     }
 }
 
+/// How long a charge of an intent obol has not recorded is retried.
+const CHARGE_WAITS_FOR_INTENT_SECS: i64 = 3600;
+
 /// What a `charge.*` event says of a payment's charge.
 #[derive(Debug, Clone)]
 pub struct ChargeEventSeen {
@@ -425,6 +428,8 @@ pub struct ChargeEventSeen {
     /// intent's metadata to its charges), for a payment adopted from it.
     pub order_id: Option<String>,
     pub customer_hint: Option<String>,
+    /// `metadata[obol_invoice_id]`: the charge pays an invoice.
+    pub invoice_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -475,9 +480,11 @@ pub fn read_charge_event(
             .map(str::to_string)
     };
     let (order_id, customer_hint) = (text("obol_order_id"), text("obol_customer_id"));
+    let invoice_id = text("obol_invoice_id");
     Ok(ChargeEventSeen {
         order_id,
         customer_hint,
+        invoice_id,
         charge,
         details: crate::storage::payments::ChargeDetails {
             stripe_charge_id: Some(d.id),
@@ -518,14 +525,12 @@ pub fn charge_applies(
         || seen.charge_status.as_deref() != Some("failed")
 }
 
-/// Applies a `charge.*` event at `at`: a captured charge moves the
-/// payment as `charge.refunded` does (succeeded, with what was captured
-/// and refunded: the ledger's ordering rule keeps it from racing the
-/// intent's own events, and an intent obol has not seen becomes its one
-/// payment, keyed by the intent); then the charge's details (id, card,
-/// receipt, decline) are written under `charge_applies`. An uncaptured or
-/// failed charge of an intent obol has not recorded yet is retried: the
-/// intent's own event creates the payment.
+/// Applies a `charge.*` event at `at`: the charge's details (id, card,
+/// receipt, decline) are written under `charge_applies`. The payment's
+/// state and money stay the intent events' (and `charge.refunded`'s), so
+/// charge events never race them; a charge of an intent obol has not
+/// recorded yet is retried (for an hour): the intent's own event creates
+/// the one payment.
 pub async fn observe_charge(
     conn: &mut Conn<'_>,
     cause: &Cause<'_>,
@@ -535,31 +540,29 @@ pub async fn observe_charge(
     let Some(intent_id) = seen.charge.payment_intent.as_deref() else {
         return Ok(Outcome::Ignored("the charge has no payment intent".into()));
     };
-    let mut outcome = Outcome::Ignored("not newer than the payment's recorded charge".into());
-    let amounts = seen.charge.amounts;
-    if amounts.captured && seen.details.charge_status.as_deref() == Some("succeeded") {
-        let observation = Observation {
-            status: IntentStatus::Succeeded,
-            failed_attempt: false,
-            amount_received: amounts.captured_amount(),
-            charge: Some(amounts),
-            at,
-        };
-        let adopt = Adopt {
-            intent_id,
-            amount: seen.charge.money.minor(),
-            currency: seen.charge.money.currency().as_str(),
-            order_id: seen.order_id.as_deref(),
-            customer_hint: seen.customer_hint.as_deref(),
-        };
-        if observe(conn, cause, &adopt, &observation).await? == Outcome::Applied {
-            outcome = Outcome::Applied;
+    // A charge for an invoice obol does not know is not attributed, as its
+    // intent's events are not.
+    if let Some(invoice_id) = &seen.invoice_id {
+        if let Some(reason) = crate::invoices::unknown(conn, cause.account_id, invoice_id).await? {
+            return Ok(Outcome::Ignored(reason));
         }
     }
-    let payment = conn
+    let mut outcome = Outcome::Ignored("not newer than the payment's recorded charge".into());
+    let Some(payment) = conn
         .get_payment_by_intent(cause.account_id, intent_id)
         .await?
-        .ok_or_else(|| Error::internal(format!("no payment for {intent_id} yet; retrying")))?;
+    else {
+        // The intent's own event creates the payment: wait for it an hour
+        // (a reordered delivery, or reconciliation), not for ever.
+        if storage::now().timestamp() - at < CHARGE_WAITS_FOR_INTENT_SECS {
+            return Err(Error::internal(format!(
+                "no payment for {intent_id} yet; retrying"
+            )));
+        }
+        return Ok(Outcome::Ignored(format!(
+            "no payment for {intent_id}, whose events never arrived"
+        )));
+    };
     conn.lock_payment(&payment.id).await?;
     let payment = conn
         .get_payment(&payment.account(), &payment.id)

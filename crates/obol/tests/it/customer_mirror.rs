@@ -575,15 +575,25 @@ async fn charge_events_show_the_decline_and_survive_duplicates_and_reordering(ba
     charge["payment_intent"] = json!(pi_new);
     let intent = json!({"id": pi_new, "object": "payment_intent", "amount": 2500, "currency": "eur",
         "status": "succeeded", "amount_received": 2500, "last_payment_error": null, "metadata": {}});
-    let statuses = deliver_in_order(
+    // The charge waits (retried) for the intent's payment.
+    deliver(
         &obol,
-        &[
-            event(&format!("evt_n1{s}"), "charge.succeeded", t, charge),
-            event(&format!("evt_n2{s}"), "payment_intent.succeeded", t, intent),
-        ],
+        &event(&format!("evt_n1{s}"), "charge.succeeded", t, charge),
     )
     .await;
-    assert_eq!(statuses[0], "applied");
+    deliver(
+        &obol,
+        &event(&format!("evt_n2{s}"), "payment_intent.succeeded", t, intent),
+    )
+    .await;
+    assert_eq!(
+        settled(&obol, &format!("evt_n1{s}")).await["status"],
+        "applied"
+    );
+    assert_eq!(
+        settled(&obol, &format!("evt_n2{s}")).await["status"],
+        "applied"
+    );
     let (_, list) = obol.get("/v1/payments?limit=100").await;
     let of_new: Vec<&Value> = list["data"]
         .as_array()
