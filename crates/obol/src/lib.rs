@@ -13,6 +13,7 @@ pub mod charge_runs;
 pub mod cli;
 pub mod config;
 pub mod context;
+pub mod customers;
 pub mod email;
 pub mod error;
 pub mod http_server;

@@ -28,8 +28,9 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 use crate::error::{catalogue, ErrorBody};
 use crate::outbox::{
     self, BillingInvoiceNotification, ChargeRunItemNotification, ChargeRunNotification,
-    InvoiceNotification, OrderNotification, OrganizationNotification, PaymentNotification,
-    PayoutNotification, SubscriptionNotification, SyncJobNotification,
+    CustomerNotification, InvoiceNotification, OrderNotification, OrganizationNotification,
+    PaymentMethodNotification, PaymentNotification, PayoutNotification, SubscriptionNotification,
+    SyncJobNotification,
 };
 
 /// The names of the three credential schemes, as operations cite them.
@@ -349,6 +350,16 @@ fn add_schemas(doc: &mut Value) {
         BillingInvoiceNotification::schema(),
     ));
     PayoutNotification::schemas(&mut more);
+    CustomerNotification::schemas(&mut more);
+    PaymentMethodNotification::schemas(&mut more);
+    more.push((
+        CustomerNotification::name().into_owned(),
+        CustomerNotification::schema(),
+    ));
+    more.push((
+        PaymentMethodNotification::name().into_owned(),
+        PaymentMethodNotification::schema(),
+    ));
     more.push((
         ChargeRunItemNotification::name().into_owned(),
         ChargeRunItemNotification::schema(),
@@ -411,6 +422,8 @@ fn webhooks() -> Value {
             Some("charge_run") => "ChargeRunNotification",
             Some("organization") => "OrganizationNotification",
             Some("payout") => "PayoutNotification",
+            Some("customer") => "CustomerNotification",
+            Some("payment_method") => "PaymentMethodNotification",
             _ => "PaymentNotification",
         };
         let body = if schema == "invoice.paid" {

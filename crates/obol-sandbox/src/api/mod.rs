@@ -62,6 +62,10 @@ pub fn router(app: Arc<App>) -> Router {
             post(balance::fail_payout_route),
         )
         .route(
+            "/_sandbox/payment_methods/{id}/network_update",
+            post(payment_methods::network_update_route),
+        )
+        .route(
             "/oauth/authorize",
             get(connect::authorize_page).post(connect::authorize_decide),
         )

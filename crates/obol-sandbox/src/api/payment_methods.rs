@@ -379,3 +379,62 @@ pub async fn list_for_customer(
     )
     .await
 }
+
+/// `POST /_sandbox/payment_methods/{id}/network_update` (`exp_month`,
+/// `exp_year`, optional `last4`; `account`: a connected account, default
+/// the platform): what Stripe's card account updater does when the network
+/// reissues a saved card. The card's expiry (and number) change and
+/// `payment_method.automatically_updated` is emitted, as at Stripe.
+pub async fn network_update_route(
+    axum::extract::State(app): axum::extract::State<std::sync::Arc<crate::ctx::App>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    let form = crate::form::parse(&body).unwrap_or_default();
+    let p = Params(form);
+    let result = async {
+        let account = p.nonempty("account")?.map(str::to_string);
+        let _guard = app.write_lock.lock().await;
+        let mut ctx =
+            Ctx::begin_write(&app, None, None, crate::ctx::DEFAULT_API_VERSION.into()).await?;
+        ctx.act_as(account);
+        let mut pm = ctx.load("payment_method", &id, None).await?;
+        if pm["type"] != "card" {
+            return Err(ApiError::invalid("payment_method is not a card"));
+        }
+        let before = pm.clone();
+        if let Some(m) = p.int("exp_month")? {
+            if !(1..=12).contains(&m) {
+                return Err(ApiError::invalid("exp_month must be 1 to 12"));
+            }
+            pm["card"]["exp_month"] = json!(m);
+        }
+        if let Some(y) = p.int("exp_year")? {
+            pm["card"]["exp_year"] = json!(y);
+        }
+        if let Some(l) = p.nonempty("last4")? {
+            if l.len() != 4 || !l.chars().all(|c| c.is_ascii_digit()) {
+                return Err(ApiError::invalid("last4 must be 4 digits"));
+            }
+            pm["card"]["last4"] = json!(l);
+        }
+        if pm != before {
+            ctx.put(&pm).await?;
+            ctx.emit(
+                "payment_method.automatically_updated",
+                &pm,
+                Some(diff(&before, &pm)),
+            )
+            .await?;
+        }
+        if ctx.commit().await? > 0 {
+            app.notify.notify_one();
+        }
+        Ok::<_, ApiError>(pm)
+    }
+    .await;
+    match result {
+        Ok(v) => super::json_response(axum::http::StatusCode::OK, v.to_string()),
+        Err(e) => super::error_response(&e),
+    }
+}

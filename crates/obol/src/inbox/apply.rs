@@ -62,6 +62,11 @@ pub const HANDLED_EVENT_TYPES: &[&str] = &[
     "payment_intent.succeeded",
     "payment_intent.payment_failed",
     "payment_intent.canceled",
+    "charge.succeeded",
+    "charge.failed",
+    "charge.captured",
+    "charge.updated",
+    "charge.expired",
     "charge.refunded",
     "charge.refund.updated",
     "refund.created",
@@ -73,7 +78,9 @@ pub const HANDLED_EVENT_TYPES: &[&str] = &[
     "payment_method.updated",
     "payment_method.automatically_updated",
     "payment_method.detached",
+    "customer.created",
     "customer.updated",
+    "customer.deleted",
     "setup_intent.succeeded",
     "account.application.deauthorized",
     "customer.subscription.created",
@@ -137,11 +144,12 @@ pub fn type_chunks(types: &[&'static str]) -> Vec<Vec<&'static str>> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Intent,
+    Charge,
     ChargeRefunded,
     Refund,
     Dispute,
     PaymentMethod,
-    CustomerUpdated,
+    Customer,
     SetupSucceeded,
     Deauthorized,
     Subscription,
@@ -158,6 +166,8 @@ fn kind_of(event_type: &str) -> Option<Kind> {
         | "payment_intent.succeeded"
         | "payment_intent.payment_failed"
         | "payment_intent.canceled" => Kind::Intent,
+        "charge.succeeded" | "charge.failed" | "charge.captured" | "charge.updated"
+        | "charge.expired" => Kind::Charge,
         "charge.refunded" => Kind::ChargeRefunded,
         "charge.refund.updated" | "refund.created" | "refund.updated" => Kind::Refund,
         "charge.dispute.created" | "charge.dispute.updated" | "charge.dispute.closed" => {
@@ -167,7 +177,7 @@ fn kind_of(event_type: &str) -> Option<Kind> {
         | "payment_method.updated"
         | "payment_method.automatically_updated"
         | "payment_method.detached" => Kind::PaymentMethod,
-        "customer.updated" => Kind::CustomerUpdated,
+        "customer.created" | "customer.updated" | "customer.deleted" => Kind::Customer,
         "setup_intent.succeeded" => Kind::SetupSucceeded,
         "account.application.deauthorized" => Kind::Deauthorized,
         "customer.subscription.created"
@@ -241,11 +251,12 @@ pub async fn apply(conn: &mut Conn<'_>, event: &WebhookEventRow, live: bool) -> 
     let object = &payload["data"]["object"];
     let outcome = match kind {
         Kind::Intent => intent_changed(conn, event, object).await?,
+        Kind::Charge => charge_changed(conn, event, object).await?,
         Kind::ChargeRefunded => charge_refunded(conn, event, object).await?,
         Kind::Refund => refund_changed(conn, event, object).await?,
         Kind::Dispute => dispute_changed(conn, event, object).await?,
         Kind::PaymentMethod => payment_method_changed(conn, event, &payload).await?,
-        Kind::CustomerUpdated => customer_updated(conn, event, object).await?,
+        Kind::Customer => customer_changed(conn, event, object).await?,
         Kind::SetupSucceeded => setup_succeeded(conn, event, object).await?,
         Kind::Deauthorized => deauthorized(conn, event, &account, connected).await?,
         Kind::Subscription => subscription_changed(conn, event, &account, object).await?,
@@ -349,6 +360,20 @@ async fn invoice_changed(
         Err(why) => return Ok(Err(why)),
     };
     crate::billing::observe_invoice(conn, account, &state, seen_of(event))
+        .await
+        .map(Ok)
+}
+
+/// `charge.succeeded|failed|captured|updated|expired`: the payment's
+/// charge (id, card, receipt, decline) through the payment writer, and a
+/// captured charge's money as `charge.refunded` applies it.
+async fn charge_changed(conn: &mut Conn<'_>, event: &WebhookEventRow, object: &Value) -> Handled {
+    let seen =
+        match crate::payments::read_charge_event(object, event.event_type == "charge.expired") {
+            Ok(c) => c,
+            Err(why) => return Ok(Err(why)),
+        };
+    crate::payments::observe_charge(conn, &cause_of(event), &seen, event.stripe_created)
         .await
         .map(Ok)
 }
@@ -716,6 +741,11 @@ async fn payment_method_changed(
         Err(ignored) => return Ok(Ok(ignored)),
     };
     let stripe_customer = stripe_customer.unwrap_or_default();
+    let before = conn
+        .get_payment_method(&account, &pm.id)
+        .await?
+        .filter(|r| !r.detached)
+        .and_then(|r| r.details());
     let seen = if event.event_type == "payment_method.detached" {
         CardSeen::Detached { stripe_customer }
     } else {
@@ -724,7 +754,7 @@ async fn payment_method_changed(
             details,
         }
     };
-    saved_cards::observe_card(
+    let outcome = saved_cards::observe_card(
         conn,
         &account,
         &customer,
@@ -732,8 +762,27 @@ async fn payment_method_changed(
         &seen,
         event.stripe_created,
     )
-    .await
-    .map(Ok)
+    .await?;
+    // A saved card's new expiry or number (the holder's, or the network's
+    // `automatically_updated`) is news to a CRM: once per change, not for
+    // an attach, a detach or an event that changed nothing.
+    if let (Outcome::Applied, Some(before)) = (&outcome, before) {
+        if let Some(row) = conn.get_payment_method(&account, &pm.id).await? {
+            if let Some(now) = row.details().filter(|d| !row.detached && *d != before) {
+                let card = outbox::CardSnapshot {
+                    id: row.stripe_payment_method_id.clone(),
+                    brand: now.brand,
+                    last4: now.last4,
+                    exp_month: now.exp_month,
+                    exp_year: now.exp_year,
+                    default: row.is_default,
+                };
+                outbox::notify_payment_method(conn, &customer, card, &event.stripe_event_id)
+                    .await?;
+            }
+        }
+    }
+    Ok(Ok(outcome))
 }
 
 #[derive(Debug, Deserialize)]
@@ -747,32 +796,58 @@ struct InvoiceSettings {
     default_payment_method: Option<Value>,
 }
 
-/// A Stripe customer changed: its `invoice_settings.default_payment_method`
-/// is the default card (none when null); every other card is not.
-async fn customer_updated(conn: &mut Conn<'_>, event: &WebhookEventRow, object: &Value) -> Handled {
+/// A Stripe customer created, changed or deleted: the customer mirror
+/// (`crate::customers`: linked if obol made it, else adopted; e-mail and
+/// name by the ordering rule; deleted is final). A `customer.updated`'s
+/// `invoice_settings.default_payment_method` is then the default card
+/// (none when null); every other card is not.
+async fn customer_changed(conn: &mut Conn<'_>, event: &WebhookEventRow, object: &Value) -> Handled {
+    let Some(kind) = crate::customers::CustomerEvent::parse(&event.event_type) else {
+        return Ok(Err(Unreadable(format!(
+            "{} is not a customer event",
+            event.event_type
+        ))));
+    };
+    let seen = match crate::customers::read_customer(object) {
+        Ok(s) => s,
+        Err(why) => return Ok(Err(why)),
+    };
     let c: CustomerObject = match parse(object, "customer") {
         Ok(c) => c,
         Err(why) => return Ok(Err(why)),
     };
     let account = AccountId::from_db(event.account_id.clone());
-    let customer = match card_owner(conn, &account, Some(&c.id)).await? {
-        Ok(c) => c,
-        Err(ignored) => return Ok(Ok(ignored)),
-    };
+    let observed = crate::customers::observe(
+        conn,
+        &account,
+        &seen,
+        kind,
+        event.stripe_created,
+        &event.stripe_event_id,
+    )
+    .await?;
+    if kind != crate::customers::CustomerEvent::Updated
+        || observed.customer.stripe_deleted_at.is_some()
+    {
+        return Ok(Ok(observed.outcome));
+    }
     let default = c
         .invoice_settings
         .and_then(|s| id_of(s.default_payment_method.as_ref()));
-    saved_cards::observe_default(
+    let cards = saved_cards::observe_default(
         conn,
         &account,
-        &customer,
+        &observed.customer,
         &c.id,
         default.as_deref(),
         event.stripe_created,
         DefaultSource::Event,
     )
-    .await
-    .map(Ok)
+    .await?;
+    Ok(Ok(match (observed.outcome, cards) {
+        (Outcome::Applied, _) | (_, Outcome::Applied) => Outcome::Applied,
+        (ignored, _) => ignored,
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -945,6 +1020,46 @@ mod tests {
                 kind_of(t).is_none() || HANDLED_EVENT_TYPES.contains(&t),
                 "{t}"
             );
+        }
+    }
+
+    /// The event types of the README's table (the first column's
+    /// backticked names, in the "Stripe webhook inbox" section).
+    fn readme_event_types() -> Vec<String> {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+                .expect("README.md at the workspace root");
+        let start = readme
+            .find("| Stripe event | What it changes |")
+            .expect("the README's event table");
+        let mut types = Vec::new();
+        for line in readme[start..].lines().skip(2) {
+            let Some(row) = line.strip_prefix('|') else {
+                break;
+            };
+            let first = row.split('|').next().unwrap_or("");
+            for (i, part) in first.split('`').enumerate() {
+                if i % 2 == 1 {
+                    types.push(part.to_string());
+                }
+            }
+        }
+        types
+    }
+
+    #[test]
+    fn the_readme_table_lists_exactly_the_handled_types() {
+        let listed = readme_event_types();
+        let mut seen = std::collections::BTreeSet::new();
+        for t in &listed {
+            assert!(seen.insert(t.as_str()), "{t} is listed twice");
+            assert!(
+                HANDLED_EVENT_TYPES.contains(&t.as_str()),
+                "the README lists {t}, which obol does not handle"
+            );
+        }
+        for t in HANDLED_EVENT_TYPES {
+            assert!(seen.contains(t), "the README's event table misses {t}");
         }
     }
 }

@@ -636,6 +636,7 @@ mod tests {
             observed_at: 0,
             created_at: created,
             updated_at: created,
+            charge: Default::default(),
         };
         assert!(authorization_expires_at(&payment).unwrap() < chrono::Utc::now());
         let ctx = Ctx::new(

@@ -28,8 +28,19 @@ pub struct CustomerOut {
     pub external_id: Option<String>,
     pub email: Option<String>,
     pub name: Option<String>,
-    /// Stripe's `cus_…`, created the first time a payment needs it.
+    /// Stripe's `cus_…`, created the first time a payment needs it (or
+    /// the Stripe customer this one was adopted from).
     pub stripe_customer_id: Option<String>,
+    /// `obol`: created through obol's API; `stripe`: a Stripe customer obol
+    /// did not create (made in Stripe's dashboard, say), adopted from its
+    /// `customer.*` events. Either way the e-mail and name follow Stripe's
+    /// `customer.updated`.
+    #[schema(example = "obol")]
+    pub source: String,
+    /// When the Stripe customer was deleted (`customer.deleted`): its saved
+    /// cards are gone and it cannot be charged; its payments stay. Null
+    /// while it exists.
+    pub stripe_customer_deleted_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -41,6 +52,8 @@ impl From<CustomerRow> for CustomerOut {
             email: r.email,
             name: r.name,
             stripe_customer_id: r.stripe_customer_id,
+            source: r.source,
+            stripe_customer_deleted_at: r.stripe_deleted_at,
             created_at: r.created_at,
         }
     }

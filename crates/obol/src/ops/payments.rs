@@ -46,8 +46,50 @@ pub struct PaymentOut {
     pub billing_invoice_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The latest charge, from Stripe's `charge.*` events; null until one
+    /// was applied.
+    pub charge: Option<ChargeOut>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeline: Option<Vec<TimelineEntryOut>>,
+}
+
+/// A payment's latest charge (a declined one shows why).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ChargeOut {
+    /// Stripe's `ch_…`.
+    pub id: String,
+    /// Stripe's charge status: `succeeded`, `pending` or `failed`;
+    /// `expired` once an uncaptured authorization lapsed.
+    #[schema(example = "failed")]
+    pub status: String,
+    #[schema(example = "visa")]
+    pub card_brand: Option<String>,
+    #[schema(example = "4242")]
+    pub card_last4: Option<String>,
+    /// Stripe's receipt page for a successful charge.
+    pub receipt_url: Option<String>,
+    /// Stripe's error code of a failed charge, e.g. `card_declined`.
+    #[schema(example = "card_declined")]
+    pub failure_code: Option<String>,
+    /// The issuer's reason, e.g. `insufficient_funds`.
+    #[schema(example = "insufficient_funds")]
+    pub decline_code: Option<String>,
+    pub failure_message: Option<String>,
+}
+
+impl ChargeOut {
+    fn of(c: crate::storage::payments::ChargeDetails) -> Option<Self> {
+        Some(ChargeOut {
+            id: c.stripe_charge_id?,
+            status: c.charge_status.unwrap_or_default(),
+            card_brand: c.card_brand,
+            card_last4: c.card_last4,
+            receipt_url: c.receipt_url,
+            failure_code: c.failure_code,
+            decline_code: c.decline_code,
+            failure_message: c.failure_message,
+        })
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -102,6 +144,7 @@ impl From<PaymentRow> for PaymentOut {
             billing_invoice_id: None,
             created_at: r.created_at,
             updated_at: r.updated_at,
+            charge: ChargeOut::of(r.charge),
             timeline: None,
         }
     }

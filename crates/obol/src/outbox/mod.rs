@@ -57,6 +57,10 @@ pub const EVENT_TYPES: &[&str] = &[
     "payout.paid",
     "payout.failed",
     "payout.canceled",
+    "customer.created",
+    "customer.updated",
+    "customer.deleted",
+    "payment_method.updated",
 ];
 
 /// The host event for a payment entering `state`, if any.
@@ -127,6 +131,16 @@ pub fn summary(event_type: &str) -> &'static str {
             "A payout failed (the bank returned it); `failure_code` says why and the funds are back in the balance."
         }
         "payout.canceled" => "A pending payout was canceled before it was sent.",
+        "customer.created" => {
+            "A Stripe customer obol did not create was adopted as an obol customer (`source: stripe`)."
+        }
+        "customer.updated" => "A customer's e-mail or name changed at Stripe.",
+        "customer.deleted" => {
+            "A customer's Stripe customer was deleted: its saved cards are gone; its payments stay."
+        }
+        "payment_method.updated" => {
+            "A saved card's details changed (a new expiry or number, by the holder or the card network)."
+        }
         _ => "A notification.",
     }
 }
@@ -625,6 +639,140 @@ pub async fn notify_organization(
         conn.enqueue_notification(&account, event_type, &body, now)
             .await?;
     }
+    Ok(())
+}
+
+/// A `customer.*` notification's body: a change mirrored from Stripe.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CustomerNotification {
+    /// A `customer.*` type (the webhook's name).
+    #[serde(rename = "type")]
+    #[schema(value_type = String, example = "customer.updated", pattern = "^customer\\.")]
+    pub kind: &'static str,
+    pub timestamp: DateTime<Utc>,
+    /// The Stripe event (`evt_…`) that made the change: every notification
+    /// mirrored from Stripe carries it, so the host can deduplicate.
+    pub stripe_event_id: String,
+    pub data: CustomerNotificationData,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CustomerNotificationData {
+    /// The customer as it is after the change.
+    pub customer: CustomerSnapshot,
+}
+
+/// A customer as a notification carries it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CustomerSnapshot {
+    #[schema(value_type = crate::ids::CustomerId)]
+    pub id: String,
+    pub external_id: Option<String>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    /// `obol` (created through obol's API) or `stripe` (adopted).
+    #[schema(example = "stripe")]
+    pub source: String,
+    pub stripe_customer_id: Option<String>,
+    /// When Stripe's customer was deleted; null while it exists.
+    pub stripe_customer_deleted_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&crate::storage::customers::CustomerRow> for CustomerSnapshot {
+    fn from(r: &crate::storage::customers::CustomerRow) -> Self {
+        CustomerSnapshot {
+            id: r.id.clone(),
+            external_id: r.external_id.clone(),
+            email: r.email.clone(),
+            name: r.name.clone(),
+            source: r.source.clone(),
+            stripe_customer_id: r.stripe_customer_id.clone(),
+            stripe_customer_deleted_at: r.stripe_deleted_at,
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// A `payment_method.updated` notification's body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentMethodNotification {
+    /// `payment_method.updated`.
+    #[serde(rename = "type")]
+    #[schema(value_type = String, example = "payment_method.updated", pattern = "^payment_method\\.")]
+    pub kind: &'static str,
+    pub timestamp: DateTime<Utc>,
+    /// The Stripe event (`evt_…`) that made the change.
+    pub stripe_event_id: String,
+    pub data: PaymentMethodNotificationData,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentMethodNotificationData {
+    /// The card's customer.
+    pub customer: CustomerSnapshot,
+    /// The card as it is after the change.
+    pub payment_method: CardSnapshot,
+}
+
+/// A saved card as a notification carries it (as in
+/// `GET /v1/customers/{id}/payment-methods`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CardSnapshot {
+    /// Stripe's `pm_…`.
+    pub id: String,
+    pub brand: String,
+    pub last4: String,
+    pub exp_month: i64,
+    pub exp_year: i64,
+    /// The customer's default card, which obol charges.
+    pub default: bool,
+}
+
+/// Queues `customer.<kind>` about `customer` (as it is now) from the
+/// Stripe event `stripe_event_id`, inside the transaction that changed it.
+pub async fn notify_customer(
+    conn: &mut Conn<'_>,
+    event_type: &'static str,
+    customer: &crate::storage::customers::CustomerRow,
+    stripe_event_id: &str,
+) -> Result<()> {
+    let now = storage::now();
+    let body = CustomerNotification {
+        kind: event_type,
+        timestamp: now,
+        stripe_event_id: stripe_event_id.to_string(),
+        data: CustomerNotificationData {
+            customer: CustomerSnapshot::from(customer),
+        },
+    };
+    let body = serde_json::to_string(&body).map_err(Error::internal)?;
+    conn.enqueue_notification(&customer.account(), event_type, &body, now)
+        .await?;
+    Ok(())
+}
+
+/// Queues `payment_method.updated` about one card of `customer`.
+pub async fn notify_payment_method(
+    conn: &mut Conn<'_>,
+    customer: &crate::storage::customers::CustomerRow,
+    card: CardSnapshot,
+    stripe_event_id: &str,
+) -> Result<()> {
+    let now = storage::now();
+    let kind = "payment_method.updated";
+    let body = PaymentMethodNotification {
+        kind,
+        timestamp: now,
+        stripe_event_id: stripe_event_id.to_string(),
+        data: PaymentMethodNotificationData {
+            customer: CustomerSnapshot::from(customer),
+            payment_method: card,
+        },
+    };
+    let body = serde_json::to_string(&body).map_err(Error::internal)?;
+    conn.enqueue_notification(&customer.account(), kind, &body, now)
+        .await?;
     Ok(())
 }
 

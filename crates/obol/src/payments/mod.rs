@@ -16,6 +16,7 @@
 pub mod writer;
 
 pub use writer::{
-    charge_money, confirm_paid_order, id_of, observe, observe_intent, parse, read_charge,
-    read_intent, Adopt, Cause, ChargeSeen, IntentSeen, Outcome, Unreadable,
+    charge_applies, charge_money, confirm_paid_order, id_of, observe, observe_charge,
+    observe_intent, parse, read_charge, read_charge_event, read_intent, Adopt, Cause,
+    ChargeEventSeen, ChargeSeen, IntentSeen, Outcome, Unreadable,
 };

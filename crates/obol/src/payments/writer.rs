@@ -415,3 +415,176 @@ fn guarded(written: bool) -> Result<()> {
         ))
     }
 }
+
+/// How long a charge of an intent obol has not recorded is retried.
+const CHARGE_WAITS_FOR_INTENT_SECS: i64 = 3600;
+
+/// What a `charge.*` event says of a payment's charge.
+#[derive(Debug, Clone)]
+pub struct ChargeEventSeen {
+    pub charge: ChargeSeen,
+    pub details: crate::storage::payments::ChargeDetails,
+    /// `metadata[obol_order_id]` / `[obol_customer_id]` (Stripe copies the
+    /// intent's metadata to its charges), for a payment adopted from it.
+    pub order_id: Option<String>,
+    pub customer_hint: Option<String>,
+    /// `metadata[obol_invoice_id]`: the charge pays an invoice.
+    pub invoice_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChargeDetailObject {
+    id: String,
+    status: String,
+    receipt_url: Option<String>,
+    failure_code: Option<String>,
+    failure_message: Option<String>,
+    outcome: Option<ChargeOutcomeObject>,
+    payment_method_details: Option<PaymentMethodDetailsObject>,
+    #[serde(default)]
+    metadata: serde_json::Map<String, Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChargeOutcomeObject {
+    reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PaymentMethodDetailsObject {
+    card: Option<ChargeCardObject>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChargeCardObject {
+    brand: Option<String>,
+    last4: Option<String>,
+}
+
+/// Reads a charge object (a `charge.*` event's) with its details.
+/// `expired`: a `charge.expired` event (an uncaptured authorization
+/// lapsed; Stripe's status stays what it was, obol shows `expired`).
+pub fn read_charge_event(
+    object: &Value,
+    expired: bool,
+) -> std::result::Result<ChargeEventSeen, Unreadable> {
+    let charge = read_charge(object)?;
+    let d: ChargeDetailObject = parse(object, "charge")?;
+    let failed = d.status == "failed";
+    let card = d.payment_method_details.and_then(|p| p.card);
+    let short = |s: Option<String>| s.map(|s| s.chars().take(255).collect::<String>());
+    let text = |k: &str| {
+        d.metadata
+            .get(k)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let (order_id, customer_hint) = (text("obol_order_id"), text("obol_customer_id"));
+    let invoice_id = text("obol_invoice_id");
+    Ok(ChargeEventSeen {
+        order_id,
+        customer_hint,
+        invoice_id,
+        charge,
+        details: crate::storage::payments::ChargeDetails {
+            stripe_charge_id: Some(d.id),
+            charge_status: Some(if expired { "expired".into() } else { d.status }),
+            card_brand: short(card.as_ref().and_then(|c| c.brand.clone())),
+            card_last4: card
+                .and_then(|c| c.last4)
+                .map(|l| l.chars().take(4).collect()),
+            receipt_url: short(d.receipt_url),
+            failure_code: short(d.failure_code.filter(|_| failed)),
+            decline_code: short(d.outcome.and_then(|o| o.reason).filter(|_| failed)),
+            failure_message: d
+                .failure_message
+                .filter(|_| failed)
+                .map(|m| m.chars().take(1000).collect()),
+            charge_observed: 0,
+        },
+    })
+}
+
+/// Whether a charge observation at `at` replaces the payment's recorded
+/// one. A payment may have several charges (a declined card, then one
+/// that works): the newest observation wins; within one second the same
+/// charge's later arrival wins, and another charge wins unless it failed
+/// (a failed attempt never hides the charge that went through).
+pub fn charge_applies(
+    recorded: &crate::storage::payments::ChargeDetails,
+    seen: &crate::storage::payments::ChargeDetails,
+    at: i64,
+) -> bool {
+    if recorded.stripe_charge_id.is_none() || at > recorded.charge_observed {
+        return true;
+    }
+    if at < recorded.charge_observed {
+        return false;
+    }
+    recorded.stripe_charge_id == seen.stripe_charge_id
+        || seen.charge_status.as_deref() != Some("failed")
+}
+
+/// Applies a `charge.*` event at `at`: the charge's details (id, card,
+/// receipt, decline) are written under `charge_applies`. The payment's
+/// state and money stay the intent events' (and `charge.refunded`'s), so
+/// charge events never race them; a charge of an intent obol has not
+/// recorded yet is retried (for an hour): the intent's own event creates
+/// the one payment.
+pub async fn observe_charge(
+    conn: &mut Conn<'_>,
+    cause: &Cause<'_>,
+    seen: &ChargeEventSeen,
+    at: i64,
+) -> Result<Outcome> {
+    let Some(intent_id) = seen.charge.payment_intent.as_deref() else {
+        return Ok(Outcome::Ignored("the charge has no payment intent".into()));
+    };
+    // A charge for an invoice obol does not know is not attributed, as its
+    // intent's events are not.
+    if let Some(invoice_id) = &seen.invoice_id {
+        if let Some(reason) = crate::invoices::unknown(conn, cause.account_id, invoice_id).await? {
+            return Ok(Outcome::Ignored(reason));
+        }
+    }
+    let mut outcome = Outcome::Ignored("not newer than the payment's recorded charge".into());
+    let Some(payment) = conn
+        .get_payment_by_intent(cause.account_id, intent_id)
+        .await?
+    else {
+        // The intent's own event creates the payment: wait for it an hour
+        // (a reordered delivery, or reconciliation), not for ever.
+        if storage::now().timestamp() - at < CHARGE_WAITS_FOR_INTENT_SECS {
+            return Err(Error::internal(format!(
+                "no payment for {intent_id} yet; retrying"
+            )));
+        }
+        return Ok(Outcome::Ignored(format!(
+            "no payment for {intent_id}, whose events never arrived"
+        )));
+    };
+    conn.lock_payment(&payment.id).await?;
+    let payment = conn
+        .get_payment(&payment.account(), &payment.id)
+        .await?
+        .unwrap_or(payment);
+    if charge_applies(&payment.charge, &seen.details, at) {
+        let next = crate::storage::payments::ChargeDetails {
+            charge_observed: at.max(payment.charge.charge_observed),
+            ..seen.details.clone()
+        };
+        if next != payment.charge {
+            guarded(
+                conn.write_payment_charge(
+                    &payment.id,
+                    payment.charge.charge_observed,
+                    &next,
+                    storage::now(),
+                )
+                .await?,
+            )?;
+            outcome = Outcome::Applied;
+        }
+    }
+    Ok(outcome)
+}

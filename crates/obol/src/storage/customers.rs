@@ -15,6 +15,13 @@ pub struct CustomerRow {
     pub email: Option<String>,
     pub name: Option<String>,
     pub stripe_customer_id: Option<String>,
+    /// `obol` (created through obol's API) or `stripe` (adopted).
+    pub source: String,
+    /// Event time (unix seconds) of the newest Stripe observation of the
+    /// e-mail and name applied; 0: none yet.
+    pub stripe_observed: i64,
+    /// When Stripe's `customer.deleted` was applied.
+    pub stripe_deleted_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -34,8 +41,31 @@ pub struct NewCustomer<'a> {
     pub now: DateTime<Utc>,
 }
 
-const COLUMNS: &str =
-    "id, account_id, external_id, email, name, stripe_customer_id, created_at, updated_at";
+/// A Stripe customer obol did not create, adopted from its events.
+pub struct AdoptedCustomer<'a> {
+    pub id: &'a CustomerId,
+    pub account_id: &'a str,
+    pub stripe_customer_id: &'a str,
+    pub email: Option<&'a str>,
+    pub name: Option<&'a str>,
+    /// The observation's event time.
+    pub observed: i64,
+    /// Adopted from its `customer.deleted` (it arrived first).
+    pub deleted: bool,
+    pub now: DateTime<Utc>,
+}
+
+/// What a newer Stripe observation makes of a customer's mirrored fields.
+pub struct MirroredCustomer<'a> {
+    pub email: Option<&'a str>,
+    pub name: Option<&'a str>,
+    pub observed: i64,
+    pub deleted: bool,
+    pub now: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, account_id, external_id, email, name, stripe_customer_id, source, \
+     stripe_observed, stripe_deleted_at, created_at, updated_at";
 
 impl Conn<'_> {
     /// Inserts a customer; `Ok(None)` when the external id is taken.
@@ -131,6 +161,68 @@ impl Conn<'_> {
             .bind(id.as_str())
             .bind(stripe_customer_id)
             .bind(now)
+            .execute(&mut **conn)
+            .await?
+            .rows_affected()
+        });
+        Ok(done == 1)
+    }
+
+    /// Adopts a Stripe customer as an obol customer (`source = stripe`);
+    /// `Ok(None)` when one of this account already holds that Stripe
+    /// customer (a concurrent adoption or link won: read it). ON CONFLICT,
+    /// not a caught violation: on PostgreSQL a failed statement would abort
+    /// the caller's transaction.
+    pub async fn adopt_stripe_customer(
+        &mut self,
+        c: &AdoptedCustomer<'_>,
+    ) -> Result<Option<CustomerRow>> {
+        let sql = format!(
+            "INSERT INTO customers (id, account_id, external_id, email, name, stripe_customer_id, \
+             source, stripe_observed, stripe_deleted_at, created_at, updated_at) \
+             VALUES ($1, $2, NULL, $3, $4, $5, 'stripe', $6, $7, $8, $8) \
+             ON CONFLICT (account_id, stripe_customer_id) DO NOTHING RETURNING {COLUMNS}"
+        );
+        let deleted_at = c.deleted.then_some(c.now);
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, CustomerRow>(&sql)
+                .bind(c.id.as_str())
+                .bind(c.account_id)
+                .bind(c.email)
+                .bind(c.name)
+                .bind(c.stripe_customer_id)
+                .bind(c.observed)
+                .bind(deleted_at)
+                .bind(c.now)
+                .fetch_optional(&mut **conn)
+                .await?
+        }))
+    }
+
+    /// Writes a Stripe observation of the customer `read` (e-mail, name,
+    /// deleted), guarded by the observation time read: `false` when the
+    /// row changed since (the caller retries from a fresh read). Deleted is
+    /// final: a later write keeps the first deletion time.
+    pub async fn write_customer_mirror(
+        &mut self,
+        read: &CustomerRow,
+        m: &MirroredCustomer<'_>,
+    ) -> Result<bool> {
+        let deleted_at = m.deleted.then_some(m.now);
+        let done = on_conn!(self, |conn| {
+            sqlx::query(
+                "UPDATE customers SET email = $3, name = $4, stripe_observed = $5, \
+                 stripe_deleted_at = COALESCE(stripe_deleted_at, $6), updated_at = $7 \
+                 WHERE account_id = $1 AND id = $2 AND stripe_observed = $8",
+            )
+            .bind(&read.account_id)
+            .bind(&read.id)
+            .bind(m.email)
+            .bind(m.name)
+            .bind(m.observed)
+            .bind(deleted_at)
+            .bind(m.now)
+            .bind(read.stripe_observed)
             .execute(&mut **conn)
             .await?
             .rows_affected()

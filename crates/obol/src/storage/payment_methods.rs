@@ -213,6 +213,29 @@ impl Conn<'_> {
         Ok(())
     }
 
+    /// Every card of a deleted Stripe customer: Stripe deleted them with it,
+    /// so they are detached (final) and none is the default. Returns how
+    /// many cards were still attached.
+    pub async fn detach_payment_methods_of_stripe_customer(
+        &mut self,
+        account: &AccountId,
+        stripe_customer_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        Ok(on_conn!(self, |conn| {
+            sqlx::query(
+                "UPDATE payment_methods SET detached = TRUE, is_default = FALSE, updated_at = $3 \
+                 WHERE account_id = $1 AND stripe_customer_id = $2 AND detached = FALSE",
+            )
+            .bind(account.as_str())
+            .bind(stripe_customer_id)
+            .bind(now)
+            .execute(&mut **conn)
+            .await?
+            .rows_affected()
+        }))
+    }
+
     /// When the customer's default was last observed (`None`: never).
     pub async fn get_default_observed(
         &mut self,

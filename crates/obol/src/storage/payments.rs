@@ -26,6 +26,26 @@ pub struct PaymentRow {
     pub observed_at: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The latest charge, as Stripe's `charge.*` events showed it.
+    #[sqlx(flatten)]
+    pub charge: ChargeDetails,
+}
+
+/// A payment's latest charge (all `None` until a `charge.*` event).
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct ChargeDetails {
+    pub stripe_charge_id: Option<String>,
+    /// Stripe's charge status: `succeeded`, `pending`, `failed`; `expired`
+    /// once an uncaptured authorization lapsed.
+    pub charge_status: Option<String>,
+    pub card_brand: Option<String>,
+    pub card_last4: Option<String>,
+    pub receipt_url: Option<String>,
+    pub failure_code: Option<String>,
+    pub decline_code: Option<String>,
+    pub failure_message: Option<String>,
+    /// The event time of the newest charge observation applied.
+    pub charge_observed: i64,
 }
 
 impl PaymentRow {
@@ -91,7 +111,9 @@ pub struct NewTimelineEntry<'a> {
 }
 
 const COLUMNS: &str = "id, account_id, customer_id, order_id, stripe_payment_intent_id, amount, \
-    currency, amount_refunded, amount_captured, status, disputed, observed_at, created_at, updated_at";
+    currency, amount_refunded, amount_captured, status, disputed, observed_at, created_at, updated_at, \
+    stripe_charge_id, charge_status, card_brand, card_last4, receipt_url, failure_code, decline_code, \
+    failure_message, charge_observed";
 
 /// Filters of `GET /v1/payments`.
 #[derive(Debug, Default)]
@@ -210,6 +232,41 @@ impl Conn<'_> {
             .bind(read.observed_at)
             .bind(next.amount_captured)
             .bind(read.amount_captured)
+            .execute(&mut **conn)
+            .await?
+            .rows_affected()
+        });
+        Ok(done == 1)
+    }
+
+    /// Writes the payment's latest charge, guarded by the charge
+    /// observation read: `false` when it changed since (retry).
+    pub async fn write_payment_charge(
+        &mut self,
+        id: &str,
+        read_observed: i64,
+        c: &ChargeDetails,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let done = on_conn!(self, |conn| {
+            sqlx::query(
+                "UPDATE payments SET stripe_charge_id = $1, charge_status = $2, card_brand = $3, \
+                 card_last4 = $4, receipt_url = $5, failure_code = $6, decline_code = $7, \
+                 failure_message = $8, charge_observed = $9, updated_at = $10 \
+                 WHERE id = $11 AND charge_observed = $12",
+            )
+            .bind(&c.stripe_charge_id)
+            .bind(&c.charge_status)
+            .bind(&c.card_brand)
+            .bind(&c.card_last4)
+            .bind(&c.receipt_url)
+            .bind(&c.failure_code)
+            .bind(&c.decline_code)
+            .bind(&c.failure_message)
+            .bind(c.charge_observed)
+            .bind(now)
+            .bind(id)
+            .bind(read_observed)
             .execute(&mut **conn)
             .await?
             .rows_affected()

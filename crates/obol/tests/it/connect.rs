@@ -9,8 +9,9 @@ use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
 use crate::connecting::{
-    assert_back, browser, connect, connect_journey, connect_link, hidden_fields, journey, last4,
-    location, org_of, organization, query_of, sandbox_base, until_callback, ORG, RETURN,
+    assert_back, browser, browser_of, connect, connect_journey, connect_link, hidden_fields,
+    journey, last4, location, org_of, organization, query_of, sandbox_base, until_callback, ORG,
+    RETURN,
 };
 use crate::helpers::{status_json, Backend, Obol};
 use crate::on_both_backends;
@@ -92,7 +93,7 @@ async fn two_organisations_connect_through_the_real_redirect_chain(backend: Back
 
 async fn denied_forged_replayed_and_expired_steps_change_nothing(backend: Backend) {
     let obol = Obol::start(backend).await;
-    let http = browser();
+    let http = browser_of(&obol);
     let org = organization(&obol, "Weingut Ana").await;
     let pending = org_of(&obol, &org).await;
     assert_eq!(pending["stripe"]["status"], "pending");
@@ -524,7 +525,7 @@ async fn with_real_keys_connect_needs_a_client_id_and_goes_to_connect_base(backe
         .await;
     let org = organization(&obol, "Weingut Ana").await;
     let link = connect_link(&obol, &org).await;
-    let authorize = location(&browser().get(&link).send().await.unwrap());
+    let authorize = location(&browser_of(&obol).get(&link).send().await.unwrap());
     assert_eq!(query_of(&authorize)["client_id"], "ca_obolplatform42");
     // The whole way, with the configured client id and base.
     let link = connect_link(&obol, &org).await;

@@ -21,6 +21,12 @@ pub fn browser() -> reqwest::Client {
         .unwrap()
 }
 
+/// `browser()` with every response from `obol` checked against its
+/// OpenAPI document (the connect pages and callback included).
+pub fn browser_of(obol: &Obol) -> reqwest_middleware::ClientWithMiddleware {
+    crate::openapi_check::checked(browser(), &obol.base_url)
+}
+
 pub async fn sandbox_base(obol: &Obol) -> String {
     let (_, health) = obol.get("/health").await;
     health["stripe"]["api_base"]
@@ -113,7 +119,7 @@ pub struct Journey {
 /// From a connect link to the consent form, submitted with `decision`
 /// (a new account named `account_name`); then the callback.
 pub async fn journey(obol: &Obol, link: &str, decision: &str, account_name: &str) -> Journey {
-    let http = browser();
+    let http = browser_of(obol);
     let sandbox = sandbox_base(obol).await;
     let r = http.get(link).send().await.unwrap();
     let authorize = location(&r);
@@ -161,7 +167,7 @@ pub async fn journey(obol: &Obol, link: &str, decision: &str, account_name: &str
 /// The part of `journey` up to the sandbox's redirect to the callback,
 /// without following it.
 pub async fn until_callback(obol: &Obol, link: &str, decision: &str) -> String {
-    let http = browser();
+    let http = browser_of(obol);
     let sandbox = sandbox_base(obol).await;
     let authorize = location(&http.get(link).send().await.unwrap());
     let html = http

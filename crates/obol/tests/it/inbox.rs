@@ -340,7 +340,7 @@ async fn events_obol_cannot_apply_are_kept_as_ignored_with_a_reason(backend: Bac
         "status": "succeeded", "amount_received": 100, "last_payment_error": null, "metadata": {}});
     let cases = [
         (
-            json!({"id": "evt_unhandled", "type": "customer.created", "data": {"object": {"id": "cus_x", "object": "customer"}}}),
+            json!({"id": "evt_unhandled", "type": "product.created", "data": {"object": {"id": "prod_x", "object": "product"}}}),
             "does not handle",
         ),
         (

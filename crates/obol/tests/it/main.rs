@@ -17,6 +17,7 @@ mod connect_e2e;
 mod connect_events;
 mod connecting;
 mod crash;
+mod customer_mirror;
 mod disputes;
 mod emails;
 mod event_payloads;
