@@ -10,16 +10,14 @@
 
 use serde::Deserialize;
 
+use super::card_update_notice::CardUpdateNotice;
 use super::{JobCtx, JobError, JobKind, NewJob};
-use crate::context::{AccountId, Actor};
+use crate::context::AccountId;
 use crate::error::Result;
 use crate::ids::CustomerId;
 use crate::storage::billing::BillingInvoiceRow;
 use crate::storage::jobs::JobRow;
 use crate::storage::{self, Conn};
-
-/// How long the e-mailed card-update link works: a week.
-const LINK_TTL_SECONDS: u64 = 7 * 24 * 3600;
 
 #[derive(Debug, Deserialize)]
 struct Payload {
@@ -91,46 +89,24 @@ pub async fn run(ctx: &JobCtx, job: &JobRow) -> std::result::Result<(), JobError
         tracing::warn!(invoice = %invoice.id, "a member to tell about their card has no e-mail address");
         return Ok(());
     };
-    let actor = Actor::Secret {
-        account: account.clone(),
-    };
-    let link = crate::ops::card_updates::create_card_update_link(
-        &ctx.ctx,
-        &actor,
-        &customer.id,
-        Some(LINK_TTL_SECONDS),
-    )
-    .await
-    .map_err(retry)?;
     let description = if invoice.subscription_id.is_some() {
         "your recurring payment"
     } else {
         "your scheduled payment"
     };
-    let template = crate::email::Template::CardUpdateRequested {
-        business: ctx.ctx.settings().email_business_name.clone(),
-        reason: "your card was declined".to_string(),
-        amount: Some((invoice.amount_due, invoice.currency.clone())),
-        description: description.to_string(),
-        update_url: link.url,
-        expires_at: link.expires_at,
-    };
-    let mut tx = ctx.ctx.store().begin().await.map_err(retry)?;
-    crate::email::enqueue(
-        &mut tx.conn(),
-        &account,
-        Some(&customer.id),
-        &email,
-        &template,
-        &format!("billing_invoice:{}:card_update", invoice.id),
-        storage::now(),
+    super::card_update_notice::send(
+        ctx,
+        CardUpdateNotice {
+            account: &account,
+            customer_id: &customer.id,
+            email: &email,
+            reason: "your card was declined",
+            amount: (invoice.amount_due, invoice.currency.clone()),
+            description: description.to_string(),
+            name: format!("billing_invoice:{}:card_update", invoice.id),
+        },
     )
-    .await
-    .map_err(|e| match e {
-        crate::error::Error::InvalidBody(m) => JobError::Permanent(m),
-        e => retry(e),
-    })?;
-    tx.commit().await.map_err(retry)?;
+    .await?;
     tracing::info!(invoice = %invoice.id, customer = %customer.id, "member asked to update their card");
     Ok(())
 }

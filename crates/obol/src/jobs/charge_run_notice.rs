@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{JobCtx, JobError, JobKind, NewJob};
-use crate::context::{AccountId, Actor};
+use crate::context::AccountId;
 use crate::error::Result;
 use crate::ids::CustomerId;
 use crate::ledger::charge_run::Outcome;
@@ -24,9 +24,6 @@ use crate::storage::charge_runs::{ChargeRunRow, ItemRow};
 use crate::storage::customers::CustomerRow;
 use crate::storage::jobs::JobRow;
 use crate::storage::{self, Conn};
-
-/// How long the e-mailed card-update link works: a week.
-const LINK_TTL_SECONDS: u64 = 7 * 24 * 3600;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Payload {
@@ -139,37 +136,17 @@ pub async fn run(ctx: &JobCtx, job: &JobRow) -> std::result::Result<(), JobError
         tracing::warn!(item = %item.id, "a member to tell about their card has no e-mail address");
         return Ok(());
     };
-    let actor = Actor::Secret {
-        account: account.clone(),
-    };
-    let link = crate::ops::card_updates::create_card_update_link(
-        &ctx.ctx,
-        &actor,
-        &item.customer_id,
-        Some(LINK_TTL_SECONDS),
+    super::card_update_notice::send(
+        ctx,
+        super::card_update_notice::CardUpdateNotice {
+            account: &account,
+            customer_id: &item.customer_id,
+            email: &email,
+            reason,
+            amount: (item.amount, run.currency.clone()),
+            description: run.description.clone().unwrap_or_else(|| run.name.clone()),
+            name: format!("charge_run_item:{}:card_update", item.id),
+        },
     )
     .await
-    .map_err(retry)?;
-    let template = crate::email::Template::CardUpdateRequested {
-        business: ctx.ctx.settings().email_business_name.clone(),
-        reason: reason.to_string(),
-        amount: Some((item.amount, run.currency.clone())),
-        description: run.description.clone().unwrap_or_else(|| run.name.clone()),
-        update_url: link.url,
-        expires_at: link.expires_at,
-    };
-    let mut tx = ctx.ctx.store().begin().await.map_err(retry)?;
-    crate::email::enqueue(
-        &mut tx.conn(),
-        &account,
-        Some(&item.customer_id),
-        &email,
-        &template,
-        &format!("charge_run_item:{}:card_update", item.id),
-        storage::now(),
-    )
-    .await
-    .map_err(enqueue_failed)?;
-    tx.commit().await.map_err(retry)?;
-    Ok(())
 }

@@ -23,6 +23,7 @@
 
 pub mod accounting;
 pub mod billing_notice;
+pub mod card_update_notice;
 pub mod charge_run;
 pub mod charge_run_notice;
 pub mod email;

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::context::{AccountId, Actor, Ctx};
-use crate::error::{Error, Resource, Result};
+use crate::error::{Error, Resource, Result, RuleCode};
 use crate::ids::CustomerId;
 use crate::storage::customers::{CustomerRow, NewCustomer};
 use crate::stripe::{IdempotencyKey, Params};
@@ -129,10 +129,12 @@ pub async fn get(ctx: &Ctx, actor: &Actor, id: &str) -> Result<CustomerOut> {
 /// the e-mail and the name. Exactly one per customer: the create carries a
 /// key derived from obol's id, so concurrent calls and retries get the same
 /// Stripe customer, and the first write of it wins (`… WHERE
-/// stripe_customer_id IS NULL`, then read back). Unknown or another
-/// account's customer: `customer_not_found`. Stripe is called with the
-/// secret key's budget; a use case acting for someone else charges its
-/// own budget first.
+/// stripe_customer_id IS NULL`, then read back). A Stripe customer deleted
+/// at Stripe (its `customer.deleted` applied) cannot be charged or given a
+/// card again, so it is replaced the same way, with a key derived from the
+/// deleted one too. Unknown or another account's customer:
+/// `customer_not_found`. Stripe is called with the secret key's budget; a
+/// use case acting for someone else charges its own budget first.
 pub async fn ensure_stripe_customer(
     ctx: &Ctx,
     account: &AccountId,
@@ -146,9 +148,15 @@ pub async fn ensure_stripe_customer(
             .await?
             .ok_or(Error::NotFound(Resource::Customer))?
     };
-    if let Some(cus) = row.stripe_customer_id {
-        return Ok(cus);
-    }
+    let deleted = match (row.stripe_customer_id, row.stripe_deleted_at) {
+        (Some(cus), None) => return Ok(cus),
+        (Some(cus), Some(_)) => Some(cus),
+        (None, _) => None,
+    };
+    let key = match &deleted {
+        Some(old) => IdempotencyKey::for_op("stripe-customer", &[id.as_str(), old]),
+        None => IdempotencyKey::for_op("stripe-customer", &[id.as_str()]),
+    };
     let params = Params::new()
         .set("metadata[obol_customer_id]", id.as_str())
         .set_opt("email", row.email.as_deref())
@@ -156,11 +164,7 @@ pub async fn ensure_stripe_customer(
     let created: serde_json::Value = ctx
         .stripe_of(account)
         .await?
-        .post(
-            "/v1/customers",
-            &params,
-            &IdempotencyKey::for_op("stripe-customer", &[id.as_str()]),
-        )
+        .post("/v1/customers", &params, &key)
         .await?;
     let cus = created["id"]
         .as_str()
@@ -168,14 +172,53 @@ pub async fn ensure_stripe_customer(
         .ok_or_else(|| Error::internal("Stripe answered a customer without an id"))?;
     let mut h = ctx.store().acquire().await?;
     let mut conn = h.conn();
-    if conn
-        .set_stripe_customer_id(account, &id, cus, ctx.now())
-        .await?
-    {
-        tracing::info!(customer_id = %id, stripe_customer = %cus, "Stripe customer created");
+    let won = match &deleted {
+        Some(old) => {
+            conn.replace_deleted_stripe_customer(account, &id, old, cus, ctx.now())
+                .await?
+        }
+        None => {
+            conn.set_stripe_customer_id(account, &id, cus, ctx.now())
+                .await?
+        }
+    };
+    if won {
+        tracing::info!(customer_id = %id, stripe_customer = %cus, replaced = deleted.as_deref(), "Stripe customer created");
     }
     conn.get_customer(account, &id)
         .await?
         .and_then(|r| r.stripe_customer_id)
         .ok_or_else(|| Error::internal("the customer's Stripe customer was not recorded"))
+}
+
+/// The Stripe customer to bill obol's customer `customer` on its saved
+/// default card (subscriptions, scheduled payments): the customer must be
+/// this account's (`customer_not_found`) and have a default card
+/// (`no_default_card`, before anything is created at Stripe).
+pub async fn billable_stripe_customer(
+    ctx: &Ctx,
+    account: &AccountId,
+    customer: &str,
+) -> Result<(CustomerId, String)> {
+    let customer_id =
+        CustomerId::parse(customer).map_err(|_| Error::NotFound(Resource::Customer))?;
+    {
+        let mut h = ctx.store().acquire().await?;
+        let mut conn = h.conn();
+        conn.get_customer(account, &customer_id)
+            .await?
+            .ok_or(Error::NotFound(Resource::Customer))?;
+        if conn
+            .get_default_payment_method(account, customer_id.as_str())
+            .await?
+            .is_none()
+        {
+            return Err(Error::rule(
+                RuleCode::NoDefaultCard,
+                "the customer has no default card; send them a card-update link first",
+            ));
+        }
+    }
+    let stripe_customer = ensure_stripe_customer(ctx, account, customer_id.as_str()).await?;
+    Ok((customer_id, stripe_customer))
 }

@@ -16,11 +16,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::customers::ensure_stripe_customer;
+use super::customers::billable_stripe_customer;
 use super::pagination::{self, Cursor, Page};
 use crate::context::{Actor, Ctx};
 use crate::error::{Error, Resource, Result, RuleCode};
-use crate::ids::{CustomerId, ScheduledPaymentId};
+use crate::ids::ScheduledPaymentId;
 use crate::money::{Currency, Money};
 use crate::storage::billing::ScheduledPaymentRow;
 use crate::stripe::{IdempotencyKey, Params};
@@ -118,26 +118,8 @@ pub async fn create(
             ));
         }
     }
-    let customer_id =
-        CustomerId::parse(&body.customer).map_err(|_| Error::NotFound(Resource::Customer))?;
-    {
-        let mut h = ctx.store().acquire().await?;
-        let mut conn = h.conn();
-        conn.get_customer(&account, &customer_id)
-            .await?
-            .ok_or(Error::NotFound(Resource::Customer))?;
-        if conn
-            .get_default_payment_method(&account, customer_id.as_str())
-            .await?
-            .is_none()
-        {
-            return Err(Error::rule(
-                RuleCode::NoDefaultCard,
-                "the customer has no default card; send them a card-update link first",
-            ));
-        }
-    }
-    let stripe_customer = ensure_stripe_customer(ctx, &account, customer_id.as_str()).await?;
+    let (customer_id, stripe_customer) =
+        billable_stripe_customer(ctx, &account, &body.customer).await?;
     let now = ctx.now();
     let row = ScheduledPaymentRow {
         id: String::from(ScheduledPaymentId::generate()),

@@ -25,13 +25,13 @@ use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::customers::ensure_stripe_customer;
+use super::customers::billable_stripe_customer;
 use super::pagination::{self, Cursor, Page};
 use crate::billing::views::SubscriptionOut;
 use crate::billing::{self, Seen};
 use crate::context::{AccountId, Actor, Ctx};
 use crate::error::{Error, Resource, Result, RuleCode};
-use crate::ids::{CustomerId, SubscriptionId};
+use crate::ids::SubscriptionId;
 use crate::money::{Currency, Money};
 use crate::storage::billing::{NewSubscription, SubscriptionFilter, SubscriptionRow};
 use crate::stripe::{IdempotencyKey, Params, StripeError};
@@ -146,26 +146,8 @@ pub async fn create(ctx: &Ctx, actor: &Actor, body: SubscriptionIn) -> Result<Su
             return Err(invalid("description is at most 500 characters"));
         }
     }
-    let customer_id =
-        CustomerId::parse(&body.customer).map_err(|_| Error::NotFound(Resource::Customer))?;
-    {
-        let mut h = ctx.store().acquire().await?;
-        let mut conn = h.conn();
-        conn.get_customer(&account, &customer_id)
-            .await?
-            .ok_or(Error::NotFound(Resource::Customer))?;
-        if conn
-            .get_default_payment_method(&account, customer_id.as_str())
-            .await?
-            .is_none()
-        {
-            return Err(Error::rule(
-                RuleCode::NoDefaultCard,
-                "the customer has no default card; send them a card-update link first",
-            ));
-        }
-    }
-    let stripe_customer = ensure_stripe_customer(ctx, &account, customer_id.as_str()).await?;
+    let (customer_id, stripe_customer) =
+        billable_stripe_customer(ctx, &account, &body.customer).await?;
     ensure_product(ctx, &account).await?;
     let id = String::from(SubscriptionId::generate());
     {

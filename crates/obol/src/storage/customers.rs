@@ -168,6 +168,37 @@ impl Conn<'_> {
         Ok(done == 1)
     }
 
+    /// Replaces a Stripe customer that Stripe has deleted (`customer.deleted`
+    /// applied) with a new one, clearing the deletion and the observation
+    /// time (they were the old customer's); `false` when the row no longer
+    /// holds the deleted `old` (a concurrent replacement won: read it).
+    pub async fn replace_deleted_stripe_customer(
+        &mut self,
+        account: &AccountId,
+        id: &CustomerId,
+        old: &str,
+        new: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let done = on_conn!(self, |conn| {
+            sqlx::query(
+                "UPDATE customers SET stripe_customer_id = $4, stripe_deleted_at = NULL, \
+                 stripe_observed = 0, updated_at = $5 \
+                 WHERE account_id = $1 AND id = $2 AND stripe_customer_id = $3 \
+                 AND stripe_deleted_at IS NOT NULL",
+            )
+            .bind(account.as_str())
+            .bind(id.as_str())
+            .bind(old)
+            .bind(new)
+            .bind(now)
+            .execute(&mut **conn)
+            .await?
+            .rows_affected()
+        });
+        Ok(done == 1)
+    }
+
     /// Adopts a Stripe customer as an obol customer (`source = stripe`);
     /// `Ok(None)` when one of this account already holds that Stripe
     /// customer (a concurrent adoption or link won: read it). ON CONFLICT,

@@ -13,6 +13,7 @@ use crate::on_both_backends;
 on_both_backends!(
     a_dashboard_customer_is_adopted_once_in_any_order,
     obol_created_stripe_customers_are_never_adopted,
+    a_stripe_customer_deleted_at_stripe_is_replaced_when_next_needed,
     a_network_card_update_shows_the_new_expiry_and_notifies_once,
     charge_events_show_the_decline_and_survive_duplicates_and_reordering,
     storage_adopts_once_and_guards_mirror_writes,
@@ -337,6 +338,62 @@ async fn obol_created_stripe_customers_are_never_adopted(backend: Backend) {
         .filter(|n| n["type"] == "customer.created")
         .collect();
     assert!(adopted.is_empty(), "nothing adopted: {adopted:?}");
+}
+
+/// The Stripe customer a new card-update link for `id` was made for.
+async fn card_update_customer(obol: &Obol, id: &str) -> String {
+    let (status, link) = obol
+        .post(&format!("/v1/customers/{id}/card-update-links"), json!({}))
+        .await;
+    assert_eq!(status, 201, "{link}");
+    link["stripe_customer_id"].as_str().unwrap().to_string()
+}
+
+async fn a_stripe_customer_deleted_at_stripe_is_replaced_when_next_needed(backend: Backend) {
+    let (obol, _hooks) = start(backend).await;
+    let base = sandbox(&obol).await;
+    let member = obol.create_customer("member-deleted").await;
+    let id = member["id"].as_str().unwrap();
+    let old = card_update_customer(&obol, id).await;
+    // Someone deletes the customer in Stripe's dashboard.
+    let gone: Value = reqwest::Client::new()
+        .delete(format!("{base}/v1/customers/{old}"))
+        .bearer_auth("sk_test_obol_tests")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(gone["deleted"], true, "{gone}");
+    let c = eventually(&obol, &format!("/v1/customers/{id}"), |c| {
+        c["stripe_customer_deleted_at"].is_string()
+    })
+    .await;
+    assert_eq!(c["stripe_customer_id"], old.as_str());
+
+    // The next card-update link cannot use it: a new Stripe customer, once.
+    let new = card_update_customer(&obol, id).await;
+    assert_ne!(new, old, "a deleted Stripe customer is not reused");
+    assert_eq!(
+        card_update_customer(&obol, id).await,
+        new,
+        "and replaced only once"
+    );
+    let (_, c) = obol.get(&format!("/v1/customers/{id}")).await;
+    assert_eq!(c["stripe_customer_id"], new.as_str(), "{c}");
+    assert_eq!(c["stripe_customer_deleted_at"], Value::Null, "{c}");
+    let at_stripe: Value = reqwest::Client::new()
+        .get(format!("{base}/v1/customers/{new}"))
+        .bearer_auth("sk_test_obol_tests")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(at_stripe["metadata"]["obol_customer_id"], id, "{at_stripe}");
+    assert_ne!(at_stripe["deleted"], true, "{at_stripe}");
 }
 
 async fn a_network_card_update_shows_the_new_expiry_and_notifies_once(backend: Backend) {
