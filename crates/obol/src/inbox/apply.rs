@@ -409,6 +409,7 @@ async fn charge_refunded(conn: &mut Conn<'_>, event: &WebhookEventRow, object: &
         currency: charge.money.currency().as_str(),
         order_id: None,
         customer_hint: None,
+        stripe_customer: None,
     };
     observe(conn, &cause_of(event), &adopt, &observation)
         .await

@@ -51,6 +51,8 @@ struct IntentObject {
     #[serde(default)]
     cancellation_reason: Option<String>,
     #[serde(default)]
+    customer: Option<Value>,
+    #[serde(default)]
     metadata: serde_json::Map<String, Value>,
 }
 
@@ -155,6 +157,9 @@ pub struct IntentSeen {
     pub charge: Option<ChargeAmounts>,
     pub order_id: Option<String>,
     pub customer_hint: Option<String>,
+    /// The intent's Stripe customer (`cus_…`), for an intent obol did not
+    /// create (a subscription's renewal, a dashboard charge).
+    pub stripe_customer: Option<String>,
     /// `metadata[obol_mode]=pre_order`: the checkout confirmed the order.
     pub pre_order: bool,
     /// `metadata[obol_invoice_id]`: the intent pays an invoice.
@@ -183,6 +188,7 @@ pub fn read_intent(object: &Value) -> std::result::Result<IntentSeen, Unreadable
         failed_attempt: pi.last_payment_error.as_ref().is_some_and(|v| !v.is_null()),
         order_id: text("obol_order_id"),
         customer_hint: text("obol_customer_id"),
+        stripe_customer: id_of(pi.customer.as_ref()),
         pre_order: text("obol_mode").as_deref() == Some("pre_order"),
         invoice_id: text("obol_invoice_id"),
         charge_run_item_id: text("obol_charge_run_item_id"),
@@ -215,6 +221,7 @@ pub async fn observe_intent(
         currency: pi.money.currency().as_str(),
         order_id: pi.order_id.as_deref(),
         customer_hint: pi.customer_hint.as_deref(),
+        stripe_customer: pi.stripe_customer.as_deref(),
     };
     // An intent for an invoice obol does not know is not attributed: the
     // event is kept as ignored with the reason, nothing is written.
@@ -280,6 +287,9 @@ pub struct Adopt<'a> {
     pub currency: &'a str,
     pub order_id: Option<&'a str>,
     pub customer_hint: Option<&'a str>,
+    /// The intent's Stripe customer: the payment is that customer's when
+    /// no hint names one (obol's customer holding that `cus_…`).
+    pub stripe_customer: Option<&'a str>,
 }
 
 /// Moves the payment of an intent by one observation, creating the payment
@@ -305,16 +315,20 @@ pub async fn observe(
             conn.get_payment(&p.account(), &p.id).await?.unwrap_or(p)
         }
         None => {
-            let customer_id = match adopt.customer_hint {
+            let account = crate::context::AccountId::from_db(cause.account_id.to_string());
+            let mut customer_id = match adopt.customer_hint {
                 Some(id) => conn
-                    .get_customer(
-                        &crate::context::AccountId::from_db(cause.account_id.to_string()),
-                        &crate::ids::CustomerId::from_db(id.to_string()),
-                    )
+                    .get_customer(&account, &crate::ids::CustomerId::from_db(id.to_string()))
                     .await?
                     .map(|c| c.id),
                 None => None,
             };
+            if let (None, Some(cus)) = (&customer_id, adopt.stripe_customer) {
+                customer_id = conn
+                    .get_customer_by_stripe_id(&account, cus)
+                    .await?
+                    .map(|c| c.id);
+            }
             let start = Ledger {
                 state: PaymentState::Pending,
                 amount_refunded: 0,

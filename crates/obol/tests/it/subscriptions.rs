@@ -204,6 +204,11 @@ async fn a_monthly_gift_renews_three_times_then_goes_past_due_and_emails_once(ba
         .await;
         assert_eq!(p["subscription_id"], id.as_str());
         assert_eq!(p["billing_invoice_id"], inv["id"]);
+        assert_eq!(
+            p["customer_id"],
+            member.as_str(),
+            "the renewal is the member's"
+        );
         let (_, one) = obol
             .get(&format!(
                 "/v1/billing/invoices/{}",
