@@ -487,6 +487,9 @@ pub async fn observe_invoice(
             .await?
     {
         kinds.push("invoice.payment_action_required");
+        // The member must confirm the payment with their bank: asked once
+        // per attempt that needs it, on Stripe's hosted invoice page.
+        crate::jobs::billing_notice::enqueue_action(conn, &after).await?;
     }
     if after.status != old_status {
         match after.status.as_str() {
@@ -530,6 +533,12 @@ pub async fn link_intent(
 /// job agree).
 pub fn notice_payload(invoice: &BillingInvoiceRow) -> Value {
     json!({"billing_invoice_id": invoice.id})
+}
+
+/// The payload of the notice asking the member to confirm attempt
+/// `attempt` of `invoice` with their bank.
+pub fn action_notice_payload(invoice: &BillingInvoiceRow, attempt: i64) -> Value {
+    json!({"billing_invoice_id": invoice.id, "action_attempt": attempt})
 }
 
 pub mod views;

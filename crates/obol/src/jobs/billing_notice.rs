@@ -7,6 +7,11 @@
 //! make) and queues the `card_update_requested` e-mail, named by the
 //! invoice (`billing_invoice:{id}:card_update`): one e-mail per failed
 //! invoice, however often the job or the events run.
+//!
+//! An attempt the member's bank wants confirmed (3-D Secure,
+//! `invoice.payment_action_required`) needs no new card: the member is
+//! e-mailed the invoice's Stripe-hosted page, where they confirm it, once
+//! per such attempt (`billing_invoice:{id}:action:{attempt}`).
 
 use serde::Deserialize;
 
@@ -22,7 +27,14 @@ use crate::storage::{self, Conn};
 #[derive(Debug, Deserialize)]
 struct Payload {
     billing_invoice_id: String,
+    /// Set: ask the member to confirm this attempt with their bank.
+    #[serde(default)]
+    action_attempt: Option<i64>,
 }
+
+/// How long the e-mail says the invoice page can be used: a week, within
+/// what Stripe keeps an open invoice's page working.
+const ACTION_DAYS: i64 = 7;
 
 /// Queues the notice of `invoice`, inside the transaction that mirrored
 /// its failure.
@@ -33,6 +45,25 @@ pub async fn enqueue(conn: &mut Conn<'_>, invoice: &BillingInvoiceRow) -> Result
         account_id: invoice.account(),
         dedupe_key: Some(format!(
             "{}:{}",
+            JobKind::BillingInvoiceNotice.as_str(),
+            invoice.id
+        )),
+        run_at: storage::now(),
+    };
+    super::enqueue(conn, &job).await?;
+    Ok(())
+}
+
+/// Queues the request to confirm `invoice`'s latest attempt, inside the
+/// transaction that mirrored `invoice.payment_action_required`.
+pub async fn enqueue_action(conn: &mut Conn<'_>, invoice: &BillingInvoiceRow) -> Result<()> {
+    let attempt = invoice.attempt_count.max(1);
+    let job = NewJob {
+        kind: JobKind::BillingInvoiceNotice,
+        payload: crate::billing::action_notice_payload(invoice, attempt),
+        account_id: invoice.account(),
+        dedupe_key: Some(format!(
+            "{}:{}:action:{attempt}",
             JobKind::BillingInvoiceNotice.as_str(),
             invoice.id
         )),
@@ -78,7 +109,7 @@ pub async fn run(ctx: &JobCtx, job: &JobRow) -> std::result::Result<(), JobError
         };
         (invoice, customer, waiting)
     };
-    if invoice.status != "open" || waiting_for_action {
+    if invoice.status != "open" || (waiting_for_action && p.action_attempt.is_none()) {
         return Ok(());
     }
     let Some(customer) = customer else {
@@ -94,6 +125,18 @@ pub async fn run(ctx: &JobCtx, job: &JobRow) -> std::result::Result<(), JobError
     } else {
         "your scheduled payment"
     };
+    if let Some(attempt) = p.action_attempt {
+        return ask_to_confirm(
+            ctx,
+            &account,
+            &invoice,
+            &customer.id,
+            &email,
+            description,
+            attempt,
+        )
+        .await;
+    }
     super::card_update_notice::send(
         ctx,
         CardUpdateNotice {
@@ -108,5 +151,49 @@ pub async fn run(ctx: &JobCtx, job: &JobRow) -> std::result::Result<(), JobError
     )
     .await?;
     tracing::info!(invoice = %invoice.id, customer = %customer.id, "member asked to update their card");
+    Ok(())
+}
+
+/// E-mails the invoice's Stripe-hosted page, where the member confirms
+/// the payment their bank asks about.
+async fn ask_to_confirm(
+    ctx: &JobCtx,
+    account: &AccountId,
+    invoice: &BillingInvoiceRow,
+    customer_id: &str,
+    email: &str,
+    description: &str,
+    attempt: i64,
+) -> std::result::Result<(), JobError> {
+    let Some(url) = invoice.hosted_invoice_url.clone() else {
+        tracing::warn!(invoice = %invoice.id, "an invoice to confirm has no hosted page");
+        return Ok(());
+    };
+    let now = storage::now();
+    let template = crate::email::Template::PaymentActionRequired {
+        business: ctx.ctx.settings().email_business_name.clone(),
+        amount: invoice.amount_remaining,
+        currency: invoice.currency.clone(),
+        description: description.to_string(),
+        action_url: url,
+        expires_at: now + chrono::Duration::days(ACTION_DAYS),
+    };
+    let mut tx = ctx.ctx.store().begin().await.map_err(retry)?;
+    crate::email::enqueue(
+        &mut tx.conn(),
+        account,
+        Some(customer_id),
+        email,
+        &template,
+        &format!("billing_invoice:{}:action:{attempt}", invoice.id),
+        now,
+    )
+    .await
+    .map_err(|e| match e {
+        crate::error::Error::InvalidBody(m) => JobError::Permanent(m),
+        e => retry(e),
+    })?;
+    tx.commit().await.map_err(retry)?;
+    tracing::info!(invoice = %invoice.id, customer = %customer_id, attempt, "member asked to confirm a payment");
     Ok(())
 }

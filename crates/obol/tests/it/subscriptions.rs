@@ -18,6 +18,7 @@ use crate::on_both_backends;
 on_both_backends!(
     a_monthly_gift_renews_three_times_then_goes_past_due_and_emails_once,
     cancel_now_and_at_period_end_behave_as_stripe_does,
+    a_renewal_the_bank_wants_confirmed_emails_the_invoice_page_once,
     creating_refuses_a_member_without_a_card_and_bad_input,
     the_billing_tables_store_and_filter_per_account,
     the_mirror_equals_stripe_after_chaos_and_reconciliation,
@@ -324,6 +325,84 @@ async fn a_monthly_gift_renews_three_times_then_goes_past_due_and_emails_once(ba
     assert!(updates
         .iter()
         .any(|u| u["data"]["subscription"]["status"] == "past_due"));
+}
+
+async fn a_renewal_the_bank_wants_confirmed_emails_the_invoice_page_once(backend: Backend) {
+    let port = free_port();
+    let sink = SmtpSink::start(port, &[]);
+    let obol = Obol::builder(backend)
+        .env("OBOL_NOTIFICATIONS__RETRY_UNIT_MS", "20")
+        .env("OBOL_JOBS__POLL_INTERVAL_MS", "50")
+        .env("OBOL_EMAIL__SMTP_URL", &format!("smtp://127.0.0.1:{port}"))
+        .env("OBOL_EMAIL__FROM", "Club <club@club.example>")
+        .start()
+        .await;
+    let host = subscribe_endpoint(&obol).await;
+    let (member, clock, _) = member_on_clock(&obol, "confirm-member", "pm_card_visa").await;
+    let (s, sub) = obol
+        .post(
+            "/v1/subscriptions",
+            json!({"customer": member, "amount": 1800, "currency": "eur", "interval": "month"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{sub}");
+    let id = sub["id"].as_str().unwrap().to_string();
+
+    // The member's bank starts asking for 3-D Secure on every payment.
+    let (_, m) = obol.get(&format!("/v1/customers/{member}")).await;
+    let cus = m["stripe_customer_id"].as_str().unwrap().to_string();
+    let base = sandbox(&obol).await;
+    let card = stripe_post(
+        &base,
+        "/v1/payment_methods/pm_card_authenticationRequired/attach",
+        &[("customer", &cus)],
+    )
+    .await;
+    stripe_post(
+        &base,
+        &format!("/v1/customers/{cus}"),
+        &[(
+            "invoice_settings[default_payment_method]",
+            card["id"].as_str().unwrap(),
+        )],
+    )
+    .await;
+    advance(&obol, &clock, ts(&sub["current_period_end"]) + 60).await;
+    let open = within(
+        &obol,
+        &format!("/v1/billing/invoices?subscription={id}&status=open"),
+        20,
+        |b| b["data"].as_array().unwrap().len() == 1,
+    )
+    .await;
+    let page = open["data"][0]["hosted_invoice_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    host.until("the host told the bank asks", |r| {
+        !of_type(r, "invoice.payment_action_required").is_empty()
+    })
+    .await;
+
+    // One e-mail, with the invoice's page, not a card-update link; a
+    // reconciliation pass adds none.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sink.messages().is_empty() {
+        assert!(Instant::now() < deadline, "no e-mail");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (s, r) = obol.post("/v1/reconciliations", json!({})).await;
+    assert_eq!(s, 200, "{r}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mails = sink.messages();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    let text = mails[0].to_string();
+    assert!(text.contains("confirm-member@club.example"), "{text}");
+    assert!(text.contains("confirm your payment"), "{text}");
+    assert!(text.contains(&page), "the invoice's page: {text}");
+    assert!(!text.contains("/pay/cards/"), "no card-update link: {text}");
+    let got = host.received();
+    assert_eq!(of_type(&got, "invoice.payment_action_required").len(), 1);
 }
 
 async fn cancel_now_and_at_period_end_behave_as_stripe_does(backend: Backend) {
