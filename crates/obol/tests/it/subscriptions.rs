@@ -99,6 +99,42 @@ fn ts(v: &Value) -> i64 {
         .timestamp()
 }
 
+/// obol with quick jobs and notifications, e-mailing through a local
+/// SMTP catcher.
+async fn start_with_mail(backend: Backend) -> (Obol, SmtpSink) {
+    let port = free_port();
+    let sink = SmtpSink::start(port, &[]);
+    let obol = Obol::builder(backend)
+        .env("OBOL_NOTIFICATIONS__RETRY_UNIT_MS", "20")
+        .env("OBOL_JOBS__POLL_INTERVAL_MS", "50")
+        .env("OBOL_EMAIL__SMTP_URL", &format!("smtp://127.0.0.1:{port}"))
+        .env("OBOL_EMAIL__FROM", "Club <club@club.example>")
+        .start()
+        .await;
+    (obol, sink)
+}
+
+/// Gives the member a new default card at Stripe (as a dashboard would):
+/// Stripe charges its own default, whenever obol hears of it.
+async fn set_default_at_stripe(obol: &Obol, member: &str, card: &str) {
+    let (_, m) = obol.get(&format!("/v1/customers/{member}")).await;
+    let cus = m["stripe_customer_id"].as_str().unwrap().to_string();
+    let base = sandbox(obol).await;
+    let pm = stripe_post(
+        &base,
+        &format!("/v1/payment_methods/{card}/attach"),
+        &[("customer", &cus)],
+    )
+    .await;
+    let pm = pm["id"].as_str().unwrap_or_else(|| panic!("{pm}"));
+    stripe_post(
+        &base,
+        &format!("/v1/customers/{cus}"),
+        &[("invoice_settings[default_payment_method]", pm)],
+    )
+    .await;
+}
+
 async fn subscribe_endpoint(obol: &Obol) -> TestReceiver {
     let host = TestReceiver::start(0).await;
     let (s, e) = obol
@@ -119,15 +155,7 @@ fn of_type(got: &[crate::helpers::Received], t: &str) -> Vec<Value> {
 }
 
 async fn a_monthly_gift_renews_three_times_then_goes_past_due_and_emails_once(backend: Backend) {
-    let port = free_port();
-    let sink = SmtpSink::start(port, &[]);
-    let obol = Obol::builder(backend)
-        .env("OBOL_NOTIFICATIONS__RETRY_UNIT_MS", "20")
-        .env("OBOL_JOBS__POLL_INTERVAL_MS", "50")
-        .env("OBOL_EMAIL__SMTP_URL", &format!("smtp://127.0.0.1:{port}"))
-        .env("OBOL_EMAIL__FROM", "Club <club@club.example>")
-        .start()
-        .await;
+    let (obol, sink) = start_with_mail(backend).await;
     let host = subscribe_endpoint(&obol).await;
     let (member, clock, _t0) = member_on_clock(&obol, "gift-member", "pm_card_visa").await;
 
@@ -230,24 +258,7 @@ async fn a_monthly_gift_renews_three_times_then_goes_past_due_and_emails_once(ba
 
     // The card starts declining: the next renewal fails.
     // (Set at Stripe: Stripe charges its own default, whenever obol hears of it.)
-    let (_, m) = obol.get(&format!("/v1/customers/{member}")).await;
-    let cus = m["stripe_customer_id"].as_str().unwrap().to_string();
-    let base = sandbox(&obol).await;
-    let declining = stripe_post(
-        &base,
-        "/v1/payment_methods/pm_card_chargeCustomerFail/attach",
-        &[("customer", &cus)],
-    )
-    .await;
-    stripe_post(
-        &base,
-        &format!("/v1/customers/{cus}"),
-        &[(
-            "invoice_settings[default_payment_method]",
-            declining["id"].as_str().unwrap(),
-        )],
-    )
-    .await;
+    set_default_at_stripe(&obol, &member, "pm_card_chargeCustomerFail").await;
     advance(&obol, &clock, period_end + 60).await;
     let past_due = within(&obol, &format!("/v1/subscriptions/{id}"), 20, |b| {
         b["status"] == "past_due"
@@ -328,15 +339,7 @@ async fn a_monthly_gift_renews_three_times_then_goes_past_due_and_emails_once(ba
 }
 
 async fn a_renewal_the_bank_wants_confirmed_emails_the_invoice_page_once(backend: Backend) {
-    let port = free_port();
-    let sink = SmtpSink::start(port, &[]);
-    let obol = Obol::builder(backend)
-        .env("OBOL_NOTIFICATIONS__RETRY_UNIT_MS", "20")
-        .env("OBOL_JOBS__POLL_INTERVAL_MS", "50")
-        .env("OBOL_EMAIL__SMTP_URL", &format!("smtp://127.0.0.1:{port}"))
-        .env("OBOL_EMAIL__FROM", "Club <club@club.example>")
-        .start()
-        .await;
+    let (obol, sink) = start_with_mail(backend).await;
     let host = subscribe_endpoint(&obol).await;
     let (member, clock, _) = member_on_clock(&obol, "confirm-member", "pm_card_visa").await;
     let (s, sub) = obol
@@ -349,24 +352,7 @@ async fn a_renewal_the_bank_wants_confirmed_emails_the_invoice_page_once(backend
     let id = sub["id"].as_str().unwrap().to_string();
 
     // The member's bank starts asking for 3-D Secure on every payment.
-    let (_, m) = obol.get(&format!("/v1/customers/{member}")).await;
-    let cus = m["stripe_customer_id"].as_str().unwrap().to_string();
-    let base = sandbox(&obol).await;
-    let card = stripe_post(
-        &base,
-        "/v1/payment_methods/pm_card_authenticationRequired/attach",
-        &[("customer", &cus)],
-    )
-    .await;
-    stripe_post(
-        &base,
-        &format!("/v1/customers/{cus}"),
-        &[(
-            "invoice_settings[default_payment_method]",
-            card["id"].as_str().unwrap(),
-        )],
-    )
-    .await;
+    set_default_at_stripe(&obol, &member, "pm_card_authenticationRequired").await;
     advance(&obol, &clock, ts(&sub["current_period_end"]) + 60).await;
     let open = within(
         &obol,
