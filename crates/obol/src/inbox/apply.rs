@@ -686,12 +686,20 @@ async fn update_dispute(
     }
 }
 
+/// How long a card event of a Stripe customer obol has not recorded is
+/// retried: its `customer.created` (which adopts it) may come later.
+const CARD_WAITS_FOR_CUSTOMER_SECS: i64 = 3600;
+
 /// obol's customer for Stripe's `stripe_customer`, its row held for the
 /// transaction; `Err(outcome)`: one obol does not know (ignored, with why).
+/// A customer not known yet is waited for an hour after the event (a
+/// reordered delivery, or reconciliation bringing its `customer.created`),
+/// not for ever.
 async fn card_owner(
     conn: &mut Conn<'_>,
     account: &AccountId,
     stripe_customer: Option<&str>,
+    event_at: i64,
 ) -> Result<std::result::Result<CustomerRow, Outcome>> {
     let Some(cus) = stripe_customer else {
         return Ok(Err(Outcome::Ignored(
@@ -702,6 +710,11 @@ async fn card_owner(
         Some(c) => {
             conn.lock_customer(&c.id).await?;
             Ok(Ok(c))
+        }
+        None if storage::now().timestamp() - event_at < CARD_WAITS_FOR_CUSTOMER_SECS => {
+            Err(Error::internal(format!(
+                "Stripe customer {cus} is not one of obol's customers yet; retrying"
+            )))
         }
         None => Ok(Err(Outcome::Ignored(format!(
             "Stripe customer {cus} is not one of obol's customers"
@@ -737,7 +750,14 @@ async fn payment_method_changed(
             .await?
             .map(|r| r.stripe_customer_id);
     }
-    let customer = match card_owner(conn, &account, stripe_customer.as_deref()).await? {
+    let customer = match card_owner(
+        conn,
+        &account,
+        stripe_customer.as_deref(),
+        event.stripe_created,
+    )
+    .await?
+    {
         Ok(c) => c,
         Err(ignored) => return Ok(Ok(ignored)),
     };
@@ -881,7 +901,14 @@ async fn setup_succeeded(conn: &mut Conn<'_>, event: &WebhookEventRow, object: &
     }
     let account = AccountId::from_db(event.account_id.clone());
     let stripe_customer = id_of(si.customer.as_ref());
-    let customer = match card_owner(conn, &account, stripe_customer.as_deref()).await? {
+    let customer = match card_owner(
+        conn,
+        &account,
+        stripe_customer.as_deref(),
+        event.stripe_created,
+    )
+    .await?
+    {
         Ok(c) => c,
         Err(ignored) => return Ok(Ok(ignored)),
     };

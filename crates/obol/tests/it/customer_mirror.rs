@@ -14,6 +14,7 @@ on_both_backends!(
     a_dashboard_customer_is_adopted_once_in_any_order,
     obol_created_stripe_customers_are_never_adopted,
     a_stripe_customer_deleted_at_stripe_is_replaced_when_next_needed,
+    a_card_that_arrives_before_its_customer_waits_for_it,
     a_network_card_update_shows_the_new_expiry_and_notifies_once,
     charge_events_show_the_decline_and_survive_duplicates_and_reordering,
     storage_adopts_once_and_guards_mirror_writes,
@@ -338,6 +339,67 @@ async fn obol_created_stripe_customers_are_never_adopted(backend: Backend) {
         .filter(|n| n["type"] == "customer.created")
         .collect();
     assert!(adopted.is_empty(), "nothing adopted: {adopted:?}");
+}
+
+async fn a_card_that_arrives_before_its_customer_waits_for_it(backend: Backend) {
+    let (obol, hooks) = start(backend).await;
+    let s = suffix();
+    let cus = format!("cus_late{s}");
+    let pm = format!("pm_early{s}");
+    let t = chrono::Utc::now().timestamp();
+    let card = json!({"id": pm, "object": "payment_method", "type": "card", "customer": cus,
+        "card": {"brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2031}});
+    // The card's event first: its customer is not obol's yet, so it waits.
+    deliver(
+        &obol,
+        &event(&format!("evt_pm{s}"), "payment_method.attached", t, card),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, list) = obol.get("/v1/webhook-events?limit=100").await;
+    let row = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["stripe_event_id"] == format!("evt_pm{s}"))
+        .cloned()
+        .unwrap();
+    assert_ne!(row["status"], "ignored", "{row}");
+    // Then the customer, adopted; the card's retry finds it.
+    let customer = json!({"id": cus, "object": "customer", "email": "late@example.com",
+        "name": null, "metadata": {}});
+    deliver(
+        &obol,
+        &event(&format!("evt_c{s}"), "customer.created", t, customer),
+    )
+    .await;
+    assert_eq!(
+        settled(&obol, &format!("evt_c{s}")).await["status"],
+        "applied"
+    );
+    assert_eq!(
+        settled(&obol, &format!("evt_pm{s}")).await["status"],
+        "applied"
+    );
+    let got = hooks
+        .until("the adoption", |g| !about(g, &cus).is_empty())
+        .await;
+    let id = about(&got, &cus)[0]["data"]["customer"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, cards) = obol
+        .get(&format!("/v1/customers/{id}/payment-methods"))
+        .await;
+    assert_eq!(status, 200, "{cards}");
+    let ids: Vec<&Value> = cards["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["id"])
+        .collect();
+    assert_eq!(ids, [&json!(pm)], "{cards}");
+    assert_eq!(cards["data"][0]["last4"], "4242");
 }
 
 /// The Stripe customer a new card-update link for `id` was made for.
