@@ -6,6 +6,7 @@
 //! requests finish.
 
 pub mod accounting;
+pub mod admin;
 pub mod address;
 pub mod api;
 pub mod billing;

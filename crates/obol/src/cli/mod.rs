@@ -6,6 +6,7 @@ mod mcp;
 mod migrate;
 mod reconcile;
 mod sandbox;
+mod admin;
 mod secrets;
 mod serve;
 mod stripe;
@@ -65,6 +66,11 @@ pub enum Command {
         #[command(subcommand)]
         command: secrets::SecretsCommand,
     },
+    /// The admin dashboard (`/admin`).
+    Admin {
+        #[command(subcommand)]
+        command: admin::AdminCommand,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -89,6 +95,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stripe { command } => stripe::run(load(&cli.config)?, command).await,
         Command::ChargeRuns { command } => charge_runs::run(load(&cli.config)?, command).await,
         Command::Secrets { command } => secrets::run(load(&cli.config)?, command).await,
+        Command::Admin { command } => admin::run(command),
         Command::Openapi => {
             println!(
                 "{}",

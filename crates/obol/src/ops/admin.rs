@@ -417,6 +417,26 @@ pub async fn payments_per_day(ctx: &Ctx, actor: &Actor, days: i64) -> Result<Vec
     h.conn().count_payments_per_day(actor.account(), since).await
 }
 
+/// The stored event as Stripe sent it (pretty-printed JSON), with the same
+/// scope as `ops::webhook_events::get`: the platform sees every account's
+/// events, an organisation its own.
+pub async fn raw_webhook_event(ctx: &Ctx, actor: &Actor, id: &str) -> Result<String> {
+    let not_found = || Error::NotFound(crate::error::Resource::WebhookEvent);
+    let id = crate::ids::WebhookEventId::parse(id).map_err(|_| not_found())?;
+    actor.require_secret()?;
+    let scope = (!actor.account().is_platform()).then(|| actor.account());
+    let mut h = ctx.store().acquire().await?;
+    let row = h
+        .conn()
+        .get_webhook_event(scope, id.as_str())
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(serde_json::from_str::<serde_json::Value>(&row.payload)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or(row.payload))
+}
+
 /// Page sizes of the dashboard's other lists.
 pub const LIST_LIMIT: i64 = pagination::MAX_LIMIT;
 
