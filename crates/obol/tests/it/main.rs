@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod accounting_standin;
+mod admin;
 mod api_customers;
 mod api_errors;
 mod auth_throttle;
