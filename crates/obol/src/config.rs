@@ -911,7 +911,9 @@ impl Config {
             argon2::PasswordHash::new(hash.expose_secret().trim()).map_err(|e| {
                 ConfigError::new(
                     "admin.password_hash",
-                    format!("is not an argon2 PHC string (obol admin set-password prints one): {e}"),
+                    format!(
+                        "is not an argon2 PHC string (obol admin set-password prints one): {e}"
+                    ),
                 )
             })?;
         }

@@ -6,8 +6,8 @@
 //! requests finish.
 
 pub mod accounting;
-pub mod admin;
 pub mod address;
+pub mod admin;
 pub mod api;
 pub mod billing;
 pub mod charge_runs;

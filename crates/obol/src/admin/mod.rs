@@ -183,7 +183,11 @@ pub struct Notice {
     pub notice: Option<String>,
 }
 
-fn client_ip(parts_headers: &HeaderMap, peer: Option<SocketAddr>, state: &AppState) -> Option<IpAddr> {
+fn client_ip(
+    parts_headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    state: &AppState,
+) -> Option<IpAddr> {
     peer.map(|p| state.auth_throttle().client_ip(p.ip(), parts_headers))
 }
 
@@ -246,7 +250,8 @@ async fn login(
     let ip = client_ip(&headers, peer.map(|c| c.0 .0), &state);
     let admin = state.admin();
     let throttle = state.auth_throttle();
-    let is_key = ops::credentials::secret_key(state.api_key_hashes(), form.password.trim()).is_some();
+    let is_key =
+        ops::credentials::secret_key(state.api_key_hashes(), form.password.trim()).is_some();
     if !is_key {
         if let Some(retry) = ip.and_then(|ip| throttle.blocked(ip, CredentialKind::SecretKey)) {
             let e = Error::RateLimited {
@@ -306,7 +311,12 @@ pub struct CsrfForm {
     ),
     extensions(("x-error-codes" = json!(["csrf_token_invalid"]))),
 )]
-async fn logout(State(state): State<AppState>, admin: Admin, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
+async fn logout(
+    State(state): State<AppState>,
+    admin: Admin,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
     if let Err(e) = post_allowed(&admin, &headers, form.csrf.as_deref()) {
         return error_page(&e);
     }
@@ -358,7 +368,14 @@ async fn switch_organization(
     if let Err(e) = post_allowed(&admin, &headers, form.csrf.as_deref()) {
         return error_page(&e);
     }
-    match ops::admin::switch_organization(state.ctx(), &admin.session, &admin.cookie, &form.organization).await {
+    match ops::admin::switch_organization(
+        state.ctx(),
+        &admin.session,
+        &admin.cookie,
+        &form.organization,
+    )
+    .await
+    {
         Ok(_) => done("/admin"),
         Err(e) => error_page(&e),
     }
@@ -564,7 +581,12 @@ async fn refund(
     }
     let result = async {
         let p = ops::payments::get(state.ctx(), admin.actor(), &id).await?;
-        let amount = match form.amount.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+        let amount = match form
+            .amount
+            .as_deref()
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+        {
             None => None,
             Some(a) => {
                 let currency = crate::money::Currency::parse(&p.currency)?;
@@ -577,7 +599,13 @@ async fn refund(
             .map(str::trim)
             .filter(|r| !r.is_empty())
             .map(str::to_string);
-        ops::refunds::create(state.ctx(), admin.actor(), &id, ops::refunds::RefundIn { amount, reason }).await
+        ops::refunds::create(
+            state.ctx(),
+            admin.actor(),
+            &id,
+            ops::refunds::RefundIn { amount, reason },
+        )
+        .await
     }
     .await;
     match result {
@@ -614,7 +642,11 @@ fn status_filter(s: &Option<String>) -> Option<String> {
     ),
     extensions(("x-error-codes" = json!(["invalid_query"]))),
 )]
-async fn webhook_events(State(state): State<AppState>, admin: Admin, Query(q): Query<StatusQuery>) -> Response {
+async fn webhook_events(
+    State(state): State<AppState>,
+    admin: Admin,
+    Query(q): Query<StatusQuery>,
+) -> Response {
     let f = frame(&state, &admin).await;
     let list = ops::webhook_events::list(
         state.ctx(),
@@ -643,7 +675,12 @@ async fn webhook_events(State(state): State<AppState>, admin: Admin, Query(q): Q
     ),
     extensions(("x-error-codes" = json!(["webhook_event_not_found"]))),
 )]
-async fn webhook_event(State(state): State<AppState>, admin: Admin, Path(id): Path<String>, Query(n): Query<Notice>) -> Response {
+async fn webhook_event(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    Query(n): Query<Notice>,
+) -> Response {
     let f = frame(&state, &admin).await;
     let event = match ops::webhook_events::get(state.ctx(), admin.actor(), &id).await {
         Ok(e) => e,
@@ -652,7 +689,10 @@ async fn webhook_event(State(state): State<AppState>, admin: Admin, Path(id): Pa
     let raw = ops::admin::raw_webhook_event(state.ctx(), admin.actor(), &id)
         .await
         .unwrap_or_default();
-    page(StatusCode::OK, views::webhook_event(&f, &event, &raw, n.notice.as_deref()))
+    page(
+        StatusCode::OK,
+        views::webhook_event(&f, &event, &raw, n.notice.as_deref()),
+    )
 }
 
 /// Replays an inbox event (form post; `ops::webhook_events::replay`).
@@ -694,7 +734,11 @@ async fn replay_webhook_event(
     ),
     extensions(("x-error-codes" = json!(["invalid_query"]))),
 )]
-async fn jobs(State(state): State<AppState>, admin: Admin, Query(q): Query<StatusQuery>) -> Response {
+async fn jobs(
+    State(state): State<AppState>,
+    admin: Admin,
+    Query(q): Query<StatusQuery>,
+) -> Response {
     let f = frame(&state, &admin).await;
     let list = ops::jobs::list(
         state.ctx(),
@@ -754,7 +798,11 @@ async fn retry_job(
     ),
     extensions(("x-error-codes" = json!(["invalid_query", "webhook_endpoint_not_found"]))),
 )]
-async fn notifications(State(state): State<AppState>, admin: Admin, Query(q): Query<StatusQuery>) -> Response {
+async fn notifications(
+    State(state): State<AppState>,
+    admin: Admin,
+    Query(q): Query<StatusQuery>,
+) -> Response {
     let f = frame(&state, &admin).await;
     let endpoints = match ops::endpoints::list(state.ctx(), admin.actor()).await {
         Ok(e) => e.data,
@@ -816,7 +864,9 @@ async fn redrive_delivery(
     match ops::endpoints::replay_delivery(state.ctx(), admin.actor(), &id).await {
         Ok(d) => done(&format!(
             "/admin/notifications?endpoint={}&notice=redriven",
-            form.endpoint.filter(|e| e.starts_with("we_") && e.len() < 64).unwrap_or(d.endpoint_id)
+            form.endpoint
+                .filter(|e| e.starts_with("we_") && e.len() < 64)
+                .unwrap_or(d.endpoint_id)
         )),
         Err(e) => error_page(&e),
     }
@@ -832,9 +882,20 @@ async fn redrive_delivery(
     ),
     extensions(("x-error-codes" = json!(["invalid_query"]))),
 )]
-async fn charge_runs(State(state): State<AppState>, admin: Admin, Query(q): Query<StatusQuery>) -> Response {
+async fn charge_runs(
+    State(state): State<AppState>,
+    admin: Admin,
+    Query(q): Query<StatusQuery>,
+) -> Response {
     let f = frame(&state, &admin).await;
-    match ops::charge_runs::list(state.ctx(), admin.actor(), q.cursor.as_deref(), Some(ops::admin::LIST_LIMIT)).await {
+    match ops::charge_runs::list(
+        state.ctx(),
+        admin.actor(),
+        q.cursor.as_deref(),
+        Some(ops::admin::LIST_LIMIT),
+    )
+    .await
+    {
         Ok(list) => page(StatusCode::OK, views::charge_runs(&f, &list)),
         Err(e) => error_page(&e),
     }
@@ -851,7 +912,11 @@ async fn charge_runs(State(state): State<AppState>, admin: Admin, Query(q): Quer
     ),
     extensions(("x-error-codes" = json!(["charge_run_not_found"]))),
 )]
-async fn charge_run(State(state): State<AppState>, admin: Admin, Path(id): Path<String>) -> Response {
+async fn charge_run(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Response {
     let f = frame(&state, &admin).await;
     match ops::charge_runs::get(state.ctx(), admin.actor(), &id).await {
         Ok(run) => page(StatusCode::OK, views::charge_run(&f, &run)),
@@ -870,7 +935,11 @@ async fn charge_run(State(state): State<AppState>, admin: Admin, Path(id): Path<
     ),
     extensions(("x-error-codes" = json!(["charge_run_not_found"]))),
 )]
-async fn charge_run_progress(State(state): State<AppState>, admin: Admin, Path(id): Path<String>) -> Response {
+async fn charge_run_progress(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Response {
     match ops::charge_runs::get(state.ctx(), admin.actor(), &id).await {
         Ok(run) => Json(run).into_response(),
         Err(e) => e.into_response(),

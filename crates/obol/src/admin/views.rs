@@ -205,15 +205,30 @@ fn json_str<T: serde::Serialize>(v: &T) -> String {
 
 /// Server-rendered SVG: payments per day, stacked by outcome.
 pub fn payments_plot(days: &[DailyPayments], now: DateTime<Utc>) -> Markup {
-    let outcomes = ["completed", "authorized", "refunded", "partially_refunded", "failed", "canceled", "pending", "requires_action"];
+    let outcomes = [
+        "completed",
+        "authorized",
+        "refunded",
+        "partially_refunded",
+        "failed",
+        "canceled",
+        "pending",
+        "requires_action",
+    ];
     let mut per_day: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
     for n in 0..30 {
-        let d = (now - chrono::Duration::days(29 - n)).format("%Y-%m-%d").to_string();
+        let d = (now - chrono::Duration::days(29 - n))
+            .format("%Y-%m-%d")
+            .to_string();
         per_day.entry(d).or_default();
     }
     let mut amounts: BTreeMap<String, i64> = BTreeMap::new();
     for d in days {
-        *per_day.entry(d.day.clone()).or_default().entry(d.status.clone()).or_default() += d.payments;
+        *per_day
+            .entry(d.day.clone())
+            .or_default()
+            .entry(d.status.clone())
+            .or_default() += d.payments;
         *amounts.entry(d.currency.clone()).or_default() += d.amount;
     }
     let max = per_day
@@ -267,7 +282,13 @@ pub fn payments_plot(days: &[DailyPayments], now: DateTime<Utc>) -> Markup {
     }
 }
 
-pub fn overview(f: &Frame, days: &[DailyPayments], failed: usize, dead: usize, now: DateTime<Utc>) -> Markup {
+pub fn overview(
+    f: &Frame,
+    days: &[DailyPayments],
+    failed: usize,
+    dead: usize,
+    now: DateTime<Utc>,
+) -> Markup {
     layout(
         f,
         "Overview",
@@ -331,7 +352,14 @@ fn next_link(base: &str, cursor: &Option<String>) -> Markup {
 
 fn payment_query_string(q: &PaymentQuery) -> String {
     let mut s = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in [("q", &q.q), ("status", &q.status), ("disputed", &q.disputed), ("currency", &q.currency), ("from", &q.from), ("to", &q.to)] {
+    for (k, v) in [
+        ("q", &q.q),
+        ("status", &q.status),
+        ("disputed", &q.disputed),
+        ("currency", &q.currency),
+        ("from", &q.from),
+        ("to", &q.to),
+    ] {
         if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
             s.append_pair(k, v);
         }
@@ -387,13 +415,27 @@ struct Entry {
     cause: String,
 }
 
-pub fn payment(f: &Frame, p: &PaymentOut, refunds: &[RefundOut], disputes: &[DisputeOut], n: Option<&str>) -> Markup {
+pub fn payment(
+    f: &Frame,
+    p: &PaymentOut,
+    refunds: &[RefundOut],
+    disputes: &[DisputeOut],
+    n: Option<&str>,
+) -> Markup {
     let mut entries: Vec<Entry> = Vec::new();
     for t in p.timeline.iter().flatten() {
         entries.push(Entry {
             at: t.at,
             what: html! { (t.from.as_deref().unwrap_or("·")) " → " strong { (t.to) } },
-            cause: format!("{}{}", t.cause.kind, t.cause.reference.as_deref().map(|r| format!(" {r}")).unwrap_or_default()),
+            cause: format!(
+                "{}{}",
+                t.cause.kind,
+                t.cause
+                    .reference
+                    .as_deref()
+                    .map(|r| format!(" {r}"))
+                    .unwrap_or_default()
+            ),
         });
     }
     for r in refunds {
@@ -505,7 +547,11 @@ pub fn webhook_events(f: &Frame, q: &StatusQuery, list: &Page<WebhookEventOut>) 
 /// Seconds from Stripe creating an event to obol applying it.
 fn lag(created: i64, applied: DateTime<Utc>) -> String {
     let s = applied.timestamp() - created;
-    if s < 120 { format!("{s} s") } else { format!("{} min", s / 60) }
+    if s < 120 {
+        format!("{s} s")
+    } else {
+        format!("{} min", s / 60)
+    }
 }
 
 pub fn webhook_event(f: &Frame, e: &WebhookEventOut, raw: &str, n: Option<&str>) -> Markup {

@@ -53,7 +53,9 @@ fn set_password() -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(2));
     }
     if password.starts_with(crate::ops::credentials::API_KEY_PREFIX) {
-        eprintln!("the password must not look like an API key (obol_sk_…): the sign-in field takes both");
+        eprintln!(
+            "the password must not look like an API key (obol_sk_…): the sign-in field takes both"
+        );
         return Ok(ExitCode::from(2));
     }
     let hash = crate::ops::admin::hash_password(&password)?;

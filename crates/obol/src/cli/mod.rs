@@ -1,12 +1,12 @@
 //! The `obol` command line. Doc comments here are the `--help` text.
 
+mod admin;
 mod charge_runs;
 mod config_check;
 mod mcp;
 mod migrate;
 mod reconcile;
 mod sandbox;
-mod admin;
 mod secrets;
 mod serve;
 mod stripe;

@@ -301,7 +301,9 @@ fn non_empty(s: &Option<String>) -> Option<&str> {
 /// The (amount, currency exponent) pairs a typed amount stands for.
 fn amount_candidates(q: &str, currency: Option<Currency>) -> Option<Vec<(i64, Option<u32>)>> {
     let q = q.replace(',', ".");
-    if !q.chars().all(|c| c.is_ascii_digit() || c == '.') || !q.starts_with(|c: char| c.is_ascii_digit()) {
+    if !q.chars().all(|c| c.is_ascii_digit() || c == '.')
+        || !q.starts_with(|c: char| c.is_ascii_digit())
+    {
         return None;
     }
     if !q.contains('.') {
@@ -324,7 +326,11 @@ fn amount_candidates(q: &str, currency: Option<Currency>) -> Option<Vec<(i64, Op
 
 /// Payments of the session's account matching `q`, newest first, 50 a
 /// page.
-pub async fn search_payments(ctx: &Ctx, actor: &Actor, q: &PaymentQuery) -> Result<Page<PaymentOut>> {
+pub async fn search_payments(
+    ctx: &Ctx,
+    actor: &Actor,
+    q: &PaymentQuery,
+) -> Result<Page<PaymentOut>> {
     actor.require_secret()?;
     let limit = 50;
     let mut search = PaymentSearch {
@@ -370,19 +376,19 @@ pub async fn search_payments(ctx: &Ctx, actor: &Actor, q: &PaymentQuery) -> Resu
         Some(_) if upper.as_deref().is_some_and(|u| u.starts_with("ORD-")) => {
             search.order_number = upper.as_deref();
         }
-        Some(t) => match amount_candidates(t, currency) {
-            Some(found) if !found.is_empty() => {
-                search.amounts = found.iter().map(|(a, _)| *a).take(3).collect();
-                exponents = found;
-            }
-            _ => {
-                return Err(Error::InvalidQuery(
+        Some(t) => {
+            match amount_candidates(t, currency) {
+                Some(found) if !found.is_empty() => {
+                    search.amounts = found.iter().map(|(a, _)| *a).take(3).collect();
+                    exponents = found;
+                }
+                _ => return Err(Error::InvalidQuery(
                     "search for a payment id (pay_…), an intent id (pi_…), an e-mail, an order \
                      number (ORD-…) or an amount"
                         .into(),
-                ))
+                )),
             }
-        },
+        }
     }
     let mut h = ctx.store().acquire().await?;
     let mut conn = h.conn();
@@ -414,7 +420,9 @@ pub async fn payments_per_day(ctx: &Ctx, actor: &Actor, days: i64) -> Result<Vec
         .map(|d| d.and_utc())
         .unwrap_or_else(|| ctx.now());
     let mut h = ctx.store().acquire().await?;
-    h.conn().count_payments_per_day(actor.account(), since).await
+    h.conn()
+        .count_payments_per_day(actor.account(), since)
+        .await
 }
 
 /// The stored event as Stripe sent it (pretty-printed JSON), with the same

@@ -5,11 +5,11 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{on_conn, Conn};
-use crate::error::Result;
 use super::charge_runs::{ChargeRunRow, RUN_COLUMNS};
 use super::payments::{PaymentRow, COLUMNS as PAYMENT_COLUMNS};
+use super::{on_conn, Conn};
 use crate::context::AccountId;
+use crate::error::Result;
 use crate::ids::TokenHash;
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -55,7 +55,11 @@ impl Conn<'_> {
     }
 
     /// Marks the session seen at `now`.
-    pub async fn touch_admin_session(&mut self, hash: &TokenHash, now: DateTime<Utc>) -> Result<()> {
+    pub async fn touch_admin_session(
+        &mut self,
+        hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         on_conn!(self, |conn| {
             sqlx::query("UPDATE admin_sessions SET last_seen_at = $2 WHERE id_hash = $1")
                 .bind(hash.as_str())

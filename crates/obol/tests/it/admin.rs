@@ -31,7 +31,11 @@ pub fn password_hash(password: &str) -> String {
         .unwrap();
     writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let hash = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert!(hash.starts_with("$argon2id$"), "{hash}");
     assert!(
@@ -104,7 +108,12 @@ impl Browser {
         self.post_from(path, form, None).await
     }
 
-    pub async fn post_from(&self, path: &str, form: &[(&str, &str)], origin: Option<&str>) -> Answer {
+    pub async fn post_from(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+        origin: Option<&str>,
+    ) -> Answer {
         let mut req = self.http.post(format!("{}{path}", self.base)).form(form);
         if let Some(c) = &self.cookie {
             req = req.header("cookie", format!("obol_admin={c}"));
@@ -123,7 +132,12 @@ impl Browser {
                 &[("password", password), ("organization", organization)],
             )
             .await;
-        assert_eq!((a.status, a.location.as_deref()), (303, Some("/admin")), "{}", a.body);
+        assert_eq!(
+            (a.status, a.location.as_deref()),
+            (303, Some("/admin")),
+            "{}",
+            a.body
+        );
         let cookie = a.set_cookie.expect("a session cookie");
         for attribute in ["HttpOnly", "SameSite=Strict", "Path=/admin"] {
             assert!(cookie.contains(attribute), "{cookie}");
@@ -140,7 +154,9 @@ impl Browser {
 
     /// The CSRF token the page's forms carry.
     pub fn csrf(page: &str) -> String {
-        let at = page.find("name=\"csrf\" value=\"").expect("a form with a CSRF token")
+        let at = page
+            .find("name=\"csrf\" value=\"")
+            .expect("a form with a CSRF token")
             + "name=\"csrf\" value=\"".len();
         page[at..].split('"').next().unwrap().to_string()
     }
@@ -184,11 +200,21 @@ async fn an_operator_finds_a_payment_by_email_and_refunds_part_of_it(backend: Ba
 
     // Without a session every page sends the browser to sign in.
     let a = browser.get("/admin/payments").await;
-    assert_eq!((a.status, a.location.as_deref()), (303, Some("/admin/login?ended=1")));
+    assert_eq!(
+        (a.status, a.location.as_deref()),
+        (303, Some("/admin/login?ended=1"))
+    );
 
     // A wrong password is refused and says so.
-    let a = browser.post("/admin/login", &[("password", "wrong password!")]).await;
-    assert_eq!((a.status, a.code()), (401, Some("admin_sign_in_failed")), "{}", a.body);
+    let a = browser
+        .post("/admin/login", &[("password", "wrong password!")])
+        .await;
+    assert_eq!(
+        (a.status, a.code()),
+        (401, Some("admin_sign_in_failed")),
+        "{}",
+        a.body
+    );
     assert!(a.set_cookie.is_none());
 
     browser.sign_in(PASSWORD, "").await;
@@ -198,8 +224,16 @@ async fn an_operator_finds_a_payment_by_email_and_refunds_part_of_it(backend: Ba
 
     // Found by the customer's e-mail, whatever its case; by the order
     // number; by the amount typed as a decimal.
-    for q in ["ana.lopez@example.com", number.as_str(), "49.99", "4999", payment_id.as_str()] {
-        let a = browser.get(&format!("/admin/payments?q={}", urlencode(q))).await;
+    for q in [
+        "ana.lopez@example.com",
+        number.as_str(),
+        "49.99",
+        "4999",
+        payment_id.as_str(),
+    ] {
+        let a = browser
+            .get(&format!("/admin/payments?q={}", urlencode(q)))
+            .await;
         assert_eq!(a.status, 200, "{q}: {}", a.body);
         assert!(a.body.contains(&payment_id), "{q} finds the payment");
         assert!(a.body.contains("49.99 EUR"), "{q}: amount formatted");
@@ -215,34 +249,67 @@ async fn an_operator_finds_a_payment_by_email_and_refunds_part_of_it(backend: Ba
     // Its page: the timeline and a refund form.
     let page = browser.get(&format!("/admin/payments/{payment_id}")).await;
     assert_eq!(page.status, 200);
-    assert!(page.body.contains("→ <strong>completed</strong>"), "{}", page.body);
+    assert!(
+        page.body.contains("→ <strong>completed</strong>"),
+        "{}",
+        page.body
+    );
     let timeline_len = page.body.matches("<li><time").count();
     let csrf = Browser::csrf(&page.body);
     let refund = format!("/admin/payments/{payment_id}/refunds");
 
     // A form posted without its token, with another session's, or from
     // another origin is refused, and refunds nothing.
-    for form in [vec![("amount", "10.00")], vec![("amount", "10.00"), ("csrf", "forged")]] {
+    for form in [
+        vec![("amount", "10.00")],
+        vec![("amount", "10.00"), ("csrf", "forged")],
+    ] {
         let a = browser.post(&refund, &form).await;
-        assert_eq!((a.status, a.code()), (403, Some("csrf_token_invalid")), "{}", a.body);
+        assert_eq!(
+            (a.status, a.code()),
+            (403, Some("csrf_token_invalid")),
+            "{}",
+            a.body
+        );
     }
     let a = browser
-        .post_from(&refund, &[("amount", "10.00"), ("csrf", &csrf)], Some("https://evil.example"))
+        .post_from(
+            &refund,
+            &[("amount", "10.00"), ("csrf", &csrf)],
+            Some("https://evil.example"),
+        )
         .await;
     assert_eq!((a.status, a.code()), (403, Some("csrf_token_invalid")));
     let (_, p) = obol.get(&format!("/v1/payments/{payment_id}")).await;
     assert_eq!(p["amount_refunded"], 0);
 
     // Too much is the refund rule's error, on a page.
-    let a = browser.post(&refund, &[("amount", "60.00"), ("csrf", &csrf)]).await;
-    assert_eq!((a.status, a.code()), (422, Some("refund_exceeds_remaining")), "{}", a.body);
+    let a = browser
+        .post(&refund, &[("amount", "60.00"), ("csrf", &csrf)])
+        .await;
+    assert_eq!(
+        (a.status, a.code()),
+        (422, Some("refund_exceeds_remaining")),
+        "{}",
+        a.body
+    );
 
     let a = browser
-        .post(&refund, &[("amount", "10.00"), ("reason", "requested_by_customer"), ("csrf", &csrf)])
+        .post(
+            &refund,
+            &[
+                ("amount", "10.00"),
+                ("reason", "requested_by_customer"),
+                ("csrf", &csrf),
+            ],
+        )
         .await;
     assert_eq!(a.status, 303, "{}", a.body);
     let back = a.location.unwrap();
-    assert_eq!(back, format!("/admin/payments/{payment_id}?notice=refunded"));
+    assert_eq!(
+        back,
+        format!("/admin/payments/{payment_id}?notice=refunded")
+    );
     eventually(&obol, &format!("/v1/payments/{payment_id}"), |b| {
         b["status"] == "partially_refunded"
     })
@@ -255,7 +322,9 @@ async fn an_operator_finds_a_payment_by_email_and_refunds_part_of_it(backend: Ba
         "the timeline grew"
     );
     // The API sees the same refund: one ops function behind both.
-    let (_, refunds) = obol.get(&format!("/v1/payments/{payment_id}/refunds")).await;
+    let (_, refunds) = obol
+        .get(&format!("/v1/payments/{payment_id}/refunds"))
+        .await;
     assert_eq!(refunds["data"][0]["amount"], 1000);
 
     // Signing out ends the session for good.
@@ -284,7 +353,10 @@ async fn an_idle_session_is_sent_back_to_sign_in(backend: Backend) {
         .await
         .unwrap();
     let a = browser.get("/admin/payments").await;
-    assert_eq!((a.status, a.location.as_deref()), (303, Some("/admin/login?ended=1")));
+    assert_eq!(
+        (a.status, a.location.as_deref()),
+        (303, Some("/admin/login?ended=1"))
+    );
     // And it stays ended: the row is gone.
     assert!(h.conn().get_admin_session(&hash).await.unwrap().is_none());
     let a = browser.get("/admin/login?ended=1").await;
@@ -303,15 +375,30 @@ async fn a_key_session_sees_only_its_organisation(backend: Backend) {
     let mut bob = Browser::new(&obol);
     bob.sign_in(&obol.api_key, org_id).await;
     let a = bob.get(&format!("/admin/payments/{payment_id}")).await;
-    assert_eq!((a.status, a.code()), (404, Some("payment_not_found")), "{}", a.body);
+    assert_eq!(
+        (a.status, a.code()),
+        (404, Some("payment_not_found")),
+        "{}",
+        a.body
+    );
     let a = bob.get("/admin/payments").await;
     assert!(!a.body.contains(&payment_id));
     assert!(a.body.contains(org_id), "the page says where it is");
     // It cannot switch to the platform.
     let csrf = Browser::csrf(&a.body);
-    let a = bob.post("/admin/organization", &[("csrf", &csrf), ("organization", "default")]).await;
+    let a = bob
+        .post(
+            "/admin/organization",
+            &[("csrf", &csrf), ("organization", "default")],
+        )
+        .await;
     assert_eq!((a.status, a.code()), (404, Some("organization_not_found")));
-    assert_eq!(bob.get(&format!("/admin/payments/{payment_id}")).await.status, 404);
+    assert_eq!(
+        bob.get(&format!("/admin/payments/{payment_id}"))
+            .await
+            .status,
+        404
+    );
 
     // The password admin sees the platform's, and switches organisations.
     let mut admin = Browser::new(&obol);
@@ -319,34 +406,57 @@ async fn a_key_session_sees_only_its_organisation(backend: Backend) {
     let a = admin.get(&format!("/admin/payments/{payment_id}")).await;
     assert_eq!(a.status, 200);
     assert!(
-        a.body.contains("https://dashboard.stripe.com/test/payments/pi_"),
+        a.body
+            .contains("https://dashboard.stripe.com/test/payments/pi_"),
         "a test-mode Stripe link"
     );
     let csrf = Browser::csrf(&a.body);
-    let a = admin.post("/admin/organization", &[("csrf", &csrf), ("organization", org_id)]).await;
+    let a = admin
+        .post(
+            "/admin/organization",
+            &[("csrf", &csrf), ("organization", org_id)],
+        )
+        .await;
     assert_eq!(a.status, 303);
-    assert_eq!(admin.get(&format!("/admin/payments/{payment_id}")).await.status, 404);
+    assert_eq!(
+        admin
+            .get(&format!("/admin/payments/{payment_id}"))
+            .await
+            .status,
+        404
+    );
 
     // A key with an unknown organisation does not sign in at all.
     let a = Browser::new(&obol)
-        .post("/admin/login", &[("password", &obol.api_key), ("organization", "org_nope")])
+        .post(
+            "/admin/login",
+            &[("password", &obol.api_key), ("organization", "org_nope")],
+        )
         .await;
     assert_eq!((a.status, a.code()), (404, Some("organization_not_found")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_sign_ins_are_throttled_but_a_right_key_still_works() {
-    let obol = start_with_password(Backend::Sqlite, &[("OBOL_HTTP__AUTH_FAILURES_PER_MINUTE", "3")]).await;
+    let obol = start_with_password(
+        Backend::Sqlite,
+        &[("OBOL_HTTP__AUTH_FAILURES_PER_MINUTE", "3")],
+    )
+    .await;
     let browser = Browser::new(&obol);
     let mut codes = Vec::new();
     for _ in 0..6 {
-        let a = browser.post("/admin/login", &[("password", "guess guess guess")]).await;
+        let a = browser
+            .post("/admin/login", &[("password", "guess guess guess")])
+            .await;
         codes.push(a.status);
     }
     assert_eq!(&codes[..3], &[401, 401, 401], "{codes:?}");
     assert_eq!(codes[5], 429, "{codes:?}");
     // Throttled, even the right password is not checked from here...
-    let a = browser.post("/admin/login", &[("password", PASSWORD)]).await;
+    let a = browser
+        .post("/admin/login", &[("password", PASSWORD)])
+        .await;
     assert_eq!((a.status, a.code()), (429, Some("rate_limited")));
     // ...but a valid secret key is never refused for others' failures.
     let mut b = Browser::new(&obol);
@@ -362,13 +472,19 @@ async fn pages_carry_the_security_headers() {
     let r = b
         .http
         .get(format!("{}/admin/payments", b.base))
-        .header("cookie", format!("obol_admin={}", b.cookie.as_deref().unwrap()))
+        .header(
+            "cookie",
+            format!("obol_admin={}", b.cookie.as_deref().unwrap()),
+        )
         .send()
         .await
         .unwrap();
     let h = |n: &str| r.headers().get(n).unwrap().to_str().unwrap().to_string();
     let csp = h("content-security-policy");
-    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     assert_eq!(h("x-frame-options"), "DENY");
     assert_eq!(h("cache-control"), "no-store");
