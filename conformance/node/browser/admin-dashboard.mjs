@@ -86,11 +86,11 @@ await step('refund', async () => {
   return { before, after, notice: (await text('#notice')).trim(), refunded: (await text('#refunded')).trim() };
 });
 
-await step('replay_failed_event', async () => {
+await step('replay_event', async () => {
   await page.click('nav >> text=Webhook inbox');
-  await page.click('#filter-failed');
+  await page.click(`#filter-${input.event_status}`);
   await page.waitForSelector(`tr[data-id="${input.event_id}"]`);
-  await shot('webhook-inbox-failed.png');
+  await shot('webhook-inbox.png');
   await page.click(`tr[data-id="${input.event_id}"] a`);
   await page.waitForSelector('#raw');
   const reason = (await text('#reason')).trim();

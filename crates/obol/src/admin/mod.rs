@@ -77,9 +77,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(refund))
         .routes(routes!(webhook_events))
         .routes(routes!(webhook_event))
-        .routes(routes!(replay_webhook_event))
+        .routes(routes!(admin_replay_webhook_event))
         .routes(routes!(jobs))
-        .routes(routes!(retry_job))
+        .routes(routes!(admin_retry_job))
         .routes(routes!(notifications))
         .routes(routes!(redrive_delivery))
         .routes(routes!(charge_runs))
@@ -706,7 +706,7 @@ async fn webhook_event(
     ),
     extensions(("x-error-codes" = json!(["csrf_token_invalid", "webhook_event_not_found"]))),
 )]
-async fn replay_webhook_event(
+async fn admin_replay_webhook_event(
     State(state): State<AppState>,
     admin: Admin,
     headers: HeaderMap,
@@ -768,7 +768,7 @@ async fn jobs(
     ),
     extensions(("x-error-codes" = json!(["csrf_token_invalid", "job_not_found", "job_not_dead"]))),
 )]
-async fn retry_job(
+async fn admin_retry_job(
     State(state): State<AppState>,
     admin: Admin,
     headers: HeaderMap,

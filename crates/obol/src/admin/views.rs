@@ -12,7 +12,7 @@ use maud::{html, Markup, DOCTYPE};
 use super::StatusQuery;
 use crate::error::Error;
 use crate::money::{Currency, Money};
-use crate::ops::admin::PaymentQuery;
+use crate::ops::admin::{DailyPayments, PaymentQuery};
 use crate::ops::charge_runs::ChargeRunOut;
 use crate::ops::disputes::DisputeOut;
 use crate::ops::endpoints::{DeliveryOut, EndpointOut};
@@ -21,7 +21,6 @@ use crate::ops::pagination::Page;
 use crate::ops::payments::PaymentOut;
 use crate::ops::refunds::RefundOut;
 use crate::ops::webhook_events::WebhookEventOut;
-use crate::storage::admin::DailyPayments;
 
 /// What every signed-in page's frame shows.
 pub struct Frame {

@@ -34,7 +34,8 @@ use crate::error::{Error, Result};
 use crate::ids::{SecretToken, TokenHash};
 use crate::ledger::PaymentState;
 use crate::money::{Currency, Money};
-use crate::storage::admin::{AdminSessionRow, DailyPayments, PaymentSearch};
+pub use crate::storage::admin::DailyPayments;
+use crate::storage::admin::{AdminSessionRow, PaymentSearch};
 
 /// The dashboard's session cookie.
 pub const COOKIE: &str = "obol_admin";
