@@ -214,6 +214,8 @@ pub fn payments_plot(days: &[DailyPayments], now: DateTime<Utc>) -> Markup {
         "pending",
         "requires_action",
     ];
+    /// One day's bar: (day, total, [(outcome, x, y, height)]).
+    type PlotBar<'a> = (String, i64, Vec<(&'a str, i64, i64, i64)>);
     let mut per_day: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
     for n in 0..30 {
         let d = (now - chrono::Duration::days(29 - n))
@@ -238,7 +240,7 @@ pub fn payments_plot(days: &[DailyPayments], now: DateTime<Utc>) -> Markup {
         .max(1);
     let (w, h, bar) = (620i64, 160i64, 20i64);
     // (day, total, [(outcome, x, y, height)]) per bar, stacked bottom up.
-    let bars: Vec<(String, i64, Vec<(&str, i64, i64, i64)>)> = per_day
+    let bars: Vec<PlotBar> = per_day
         .iter()
         .enumerate()
         .map(|(i, (day, by))| {
