@@ -3,7 +3,7 @@
 //
 //   node browser/admin-dashboard.mjs < input.json
 // input.json: {"screenshots", "base", "password", "email", "payment_id",
-// "event_id", "run_id"}. Prints one JSON line per step:
+// "event_id", "event_status", "run_id", "refunded"}. Prints one JSON line per step:
 // {"name", "ok", ...facts} and exits non-zero when a step failed.
 import { readFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -44,6 +44,11 @@ await step('wrong_password', async () => {
   await page.click('#sign-in');
   await page.waitForSelector('#error');
   await shot('login-refused.png');
+  // The refused sign-in is a 401 page, which Chromium logs as a failed
+  // resource load: expected here, an error anywhere else.
+  const expected = pageErrors.filter((e) => e.includes('status of 401'));
+  if (expected.length !== 1) { throw new Error(`expected one 401, saw: ${pageErrors.join('\n')}`); }
+  pageErrors.length = 0;
   return { code: await page.getAttribute('#error', 'data-code'), url: page.url() };
 });
 
@@ -82,8 +87,18 @@ await step('refund', async () => {
   await page.click('#refund');
   await page.waitForSelector('#notice');
   const after = await page.locator('#timeline li').count();
+  const notice = (await text('#notice')).trim();
+  // The payment's refunded amount is what Stripe reports (charge.refunded
+  // arrives by webhook): reload, as an operator would, until it shows.
+  const deadline = Date.now() + 20000;
+  let refunded = (await text('#refunded')).trim();
+  while (refunded !== input.refunded && Date.now() < deadline) {
+    await page.waitForTimeout(250);
+    await page.reload();
+    refunded = (await text('#refunded')).trim();
+  }
   await shot('payment-refunded.png');
-  return { before, after, notice: (await text('#notice')).trim(), refunded: (await text('#refunded')).trim() };
+  return { before, after, notice, refunded };
 });
 
 await step('replay_event', async () => {
@@ -115,7 +130,8 @@ await step('retry_dead_job', async () => {
 
 await step('notifications', async () => {
   await page.click('nav >> text=Notifications');
-  await page.waitForSelector('#endpoints');
+  // The list is in the page even when empty (then zero-height, "hidden").
+  await page.waitForSelector('#endpoints', { state: 'attached' });
   await shot('notifications.png');
   return {};
 });

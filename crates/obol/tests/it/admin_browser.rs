@@ -3,8 +3,8 @@
 //! sign in (a wrong password first), find a payment by its customer's
 //! e-mail, read its timeline, refund part of it and see the timeline
 //! grow, replay a failed webhook event, retry a dead job, watch a charge
-//! run reach 100 %. Screenshots of each page go to
-//! `target/browser-screenshots/admin/`.
+//! run reach 100 %, on both backends. Screenshots of each page go to
+//! `target/browser-screenshots/admin/{sqlite,postgres}/`.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -14,13 +14,15 @@ use serde_json::{json, Value};
 use crate::admin::{paid_order, start_with_password, PASSWORD};
 use crate::helpers::Backend;
 use crate::jobs::{chaos, release_while_stripe_is_down, wait_for};
+use crate::on_both_backends;
+
+on_both_backends!(an_operator_works_the_dashboard_in_a_real_browser);
 
 const SECRET: &str = "whsec_obol_test_admin_browser";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_operator_works_the_dashboard_in_a_real_browser() {
+async fn an_operator_works_the_dashboard_in_a_real_browser(backend: Backend) {
     let obol = start_with_password(
-        Backend::Sqlite,
+        backend,
         &[
             ("OBOL_STRIPE__WEBHOOK_SECRETS", SECRET),
             ("OBOL_STRIPE__MAX_ATTEMPTS", "1"),
@@ -96,8 +98,13 @@ async fn an_operator_works_the_dashboard_in_a_real_browser() {
         .await;
     assert_eq!(s, 200, "{started}");
 
+    // One folder per backend: both runs go at once.
     let screenshots = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/browser-screenshots/admin");
+        .join("../../target/browser-screenshots/admin")
+        .join(match backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        });
     let node_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../conformance/node");
     let mut child = Command::new("node")
         .arg("browser/admin-dashboard.mjs")
@@ -110,6 +117,7 @@ async fn an_operator_works_the_dashboard_in_a_real_browser() {
     let input = json!({
         "screenshots": screenshots, "base": obol.base_url, "password": PASSWORD,
         "email": email, "payment_id": payment_id, "event_id": event_id, "event_status": event_status, "run_id": run_id,
+        "refunded": "10.00 EUR",
     });
     child
         .stdin
@@ -153,7 +161,10 @@ async fn an_operator_works_the_dashboard_in_a_real_browser() {
     assert_eq!(step("charge_run")["status"], "completed");
 
     // What the browser did, as the API sees it.
-    let (_, p) = obol.get(&format!("/v1/payments/{payment_id}")).await;
+    let p = wait_for(&obol, &format!("/v1/payments/{payment_id}"), 20, |p| {
+        p["amount_refunded"] == 1000
+    })
+    .await;
     assert_eq!(p["amount_refunded"], 1000);
     let done = wait_for(&obol, &format!("/v1/jobs/{job_id}"), 30, |j| {
         j["status"] == "succeeded"
