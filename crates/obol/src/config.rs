@@ -71,6 +71,43 @@ pub struct Config {
     pub email: EmailSettings,
     #[serde(default)]
     pub secrets: SecretsSettings,
+    #[serde(default)]
+    pub admin: AdminSettings,
+}
+
+/// `admin.*`: the dashboard at `/admin` (`crate::admin`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    /// The admin password's argon2 hash (a PHC string, `$argon2id$…`), as
+    /// `obol admin set-password` prints it. None: only a secret API key
+    /// signs in.
+    #[serde(default)]
+    pub password_hash: Option<SecretString>,
+    /// Minutes without a request after which a session ends (1–1440).
+    #[serde(default = "default_admin_idle")]
+    pub session_idle_minutes: u64,
+    /// Hours after sign-in after which a session ends however busy (1–168).
+    #[serde(default = "default_admin_lifetime")]
+    pub session_max_hours: u64,
+}
+
+fn default_admin_idle() -> u64 {
+    30
+}
+
+fn default_admin_lifetime() -> u64 {
+    12
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self {
+            password_hash: None,
+            session_idle_minutes: default_admin_idle(),
+            session_max_hours: default_admin_lifetime(),
+        }
+    }
 }
 
 /// `secrets.*`: the keys values obol must read back (connected accounts'
@@ -868,6 +905,33 @@ impl Config {
         Ok(config)
     }
 
+    fn validate_admin(&self) -> Result<(), ConfigError> {
+        let admin = &self.admin;
+        if let Some(hash) = &admin.password_hash {
+            argon2::PasswordHash::new(hash.expose_secret().trim()).map_err(|e| {
+                ConfigError::new(
+                    "admin.password_hash",
+                    format!(
+                        "is not an argon2 PHC string (obol admin set-password prints one): {e}"
+                    ),
+                )
+            })?;
+        }
+        if !(1..=1440).contains(&admin.session_idle_minutes) {
+            return Err(ConfigError::new(
+                "admin.session_idle_minutes",
+                "must be between 1 and 1440",
+            ));
+        }
+        if !(1..=168).contains(&admin.session_max_hours) {
+            return Err(ConfigError::new(
+                "admin.session_max_hours",
+                "must be between 1 and 168",
+            ));
+        }
+        Ok(())
+    }
+
     fn validate_fees(&self) -> Result<(), ConfigError> {
         let rate = &self.fees.default;
         if rate.percent_bps > crate::money::FeeSchedule::MAX_GROSS_UP_BPS {
@@ -921,6 +985,7 @@ impl Config {
         self.listen_addr()?;
         self.backend()?;
         self.validate_fees()?;
+        self.validate_admin()?;
         if let Some(url) = &self.public_url {
             let parsed = url::Url::parse(url)
                 .map_err(|e| ConfigError::new("public_url", format!("not a URL: {e}")))?;

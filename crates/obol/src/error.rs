@@ -37,6 +37,12 @@ pub enum Error {
     SecretKeyRequired,
     #[error("Stripe-Signature check failed: {0}")]
     InvalidSignature(crate::stripe::signature::SignatureError),
+    /// The dashboard's sign-in: neither the admin password nor a secret key.
+    #[error("wrong password or API key")]
+    AdminSignInFailed,
+    /// The dashboard's session cookie is missing, unknown or timed out.
+    #[error("the admin session has ended: sign in again")]
+    AdminSessionExpired,
 
     // 404
     #[error("no {0} with that id")]
@@ -50,6 +56,10 @@ pub enum Error {
         "the {header} header names a host obol does not serve this endpoint at (see public_url)"
     )]
     HostNotAllowed { header: &'static str },
+    /// A dashboard form came without its session's CSRF token, or from
+    /// another origin.
+    #[error("the form's CSRF token is missing or wrong: reload the page and try again")]
+    CsrfTokenInvalid,
 
     // 405 / 406 / 413 / 415
     #[error("method not allowed on this route")]
@@ -326,6 +336,9 @@ impl Error {
             Error::InvalidCustomerToken => "invalid_customer_token",
             Error::SecretKeyRequired => "secret_key_required",
             Error::InvalidSignature(_) => "invalid_signature",
+            Error::AdminSignInFailed => "admin_sign_in_failed",
+            Error::AdminSessionExpired => "admin_session_expired",
+            Error::CsrfTokenInvalid => "csrf_token_invalid",
             Error::NotFound(Resource::Customer) => "customer_not_found",
             Error::NotFound(Resource::CustomerToken) => "customer_token_not_found",
             Error::NotFound(Resource::Payment) => "payment_not_found",
@@ -379,9 +392,11 @@ impl Error {
             | Error::InvalidApiKey
             | Error::InvalidCustomerToken
             | Error::SecretKeyRequired
-            | Error::InvalidSignature(_) => StatusCode::UNAUTHORIZED,
+            | Error::InvalidSignature(_)
+            | Error::AdminSignInFailed
+            | Error::AdminSessionExpired => StatusCode::UNAUTHORIZED,
             Error::NotFound(_) | Error::RouteNotFound { .. } => StatusCode::NOT_FOUND,
-            Error::HostNotAllowed { .. } => StatusCode::FORBIDDEN,
+            Error::HostNotAllowed { .. } | Error::CsrfTokenInvalid => StatusCode::FORBIDDEN,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
             Error::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -530,6 +545,9 @@ pub fn catalogue() -> Vec<(StatusCode, &'static str)> {
         Error::InvalidCustomerToken,
         Error::SecretKeyRequired,
         Error::InvalidSignature(crate::stripe::signature::SignatureError::Mismatch),
+        Error::AdminSignInFailed,
+        Error::AdminSessionExpired,
+        Error::CsrfTokenInvalid,
         Error::NotFound(Resource::Customer),
         Error::NotFound(Resource::CustomerToken),
         Error::NotFound(Resource::Payment),

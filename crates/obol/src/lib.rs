@@ -7,6 +7,7 @@
 
 pub mod accounting;
 pub mod address;
+pub mod admin;
 pub mod api;
 pub mod billing;
 pub mod charge_runs;

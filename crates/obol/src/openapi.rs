@@ -37,6 +37,7 @@ use crate::outbox::{
 pub const SECRET_KEY: &str = "secret_key";
 pub const CUSTOMER_TOKEN: &str = "customer_token";
 pub const GUEST_TOKEN: &str = "guest_token";
+pub const ADMIN_SESSION: &str = "admin_session";
 
 #[derive(OpenApi)]
 #[openapi(
@@ -71,6 +72,7 @@ pub const GUEST_TOKEN: &str = "guest_token";
         (name = "billing", description = "Subscriptions (recurring gifts and plans), scheduled payments and the Stripe invoices obol mirrors."),
         (name = "payouts", description = "Payouts mirrored from Stripe and the balance transactions each one settles."),
         (name = "mcp", description = "obol's tools for AI agents (Model Context Protocol, streamable HTTP)."),
+        (name = "admin", description = "The admin dashboard (HTML for operators in a browser; a session cookie and a CSRF token on every form)."),
     )
 )]
 struct ApiDoc;
@@ -107,6 +109,13 @@ impl Modify for Credentials {
                     ))
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            ADMIN_SESSION,
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "obol_admin",
+                "The admin dashboard's session cookie, set by `POST /admin/login`.",
+            ))),
         );
         components.add_security_scheme(
             GUEST_TOKEN,

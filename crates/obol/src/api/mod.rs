@@ -70,6 +70,7 @@ struct Inner {
     webhook_secrets: std::sync::RwLock<Vec<SecretString>>,
     cors_origins: Vec<String>,
     mcp: mcp::McpEndpoint,
+    admin: crate::admin::AdminConfig,
 }
 
 impl AppState {
@@ -85,6 +86,7 @@ impl AppState {
             ),
             webhook_secrets: std::sync::RwLock::new(config.stripe.webhook_secrets.clone()),
             cors_origins: config.http.cors_allowed_origins.clone(),
+            admin: crate::admin::AdminConfig::of(config),
         }))
     }
 
@@ -115,6 +117,11 @@ impl AppState {
 
     pub fn auth_throttle(&self) -> &throttle::AuthThrottle {
         &self.0.auth_throttle
+    }
+
+    /// The admin dashboard's configuration.
+    pub fn admin(&self) -> &crate::admin::AdminConfig {
+        &self.0.admin
     }
 
     /// The MCP server behind `POST /mcp`.
@@ -151,6 +158,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(billing::router())
         .merge(payouts::router())
         .merge(mcp::router())
+        .merge(crate::admin::router())
 }
 
 /// CORS for the origins in `http.cors_allowed_origins` (storefronts that

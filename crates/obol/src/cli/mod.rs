@@ -1,5 +1,6 @@
 //! The `obol` command line. Doc comments here are the `--help` text.
 
+mod admin;
 mod charge_runs;
 mod config_check;
 mod mcp;
@@ -65,6 +66,11 @@ pub enum Command {
         #[command(subcommand)]
         command: secrets::SecretsCommand,
     },
+    /// The admin dashboard (`/admin`).
+    Admin {
+        #[command(subcommand)]
+        command: admin::AdminCommand,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -89,6 +95,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stripe { command } => stripe::run(load(&cli.config)?, command).await,
         Command::ChargeRuns { command } => charge_runs::run(load(&cli.config)?, command).await,
         Command::Secrets { command } => secrets::run(load(&cli.config)?, command).await,
+        Command::Admin { command } => admin::run(command),
         Command::Openapi => {
             println!(
                 "{}",

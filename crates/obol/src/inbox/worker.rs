@@ -102,6 +102,9 @@ fn may_heal(e: &Error) -> bool {
         | Error::InvalidCustomerToken
         | Error::SecretKeyRequired
         | Error::InvalidSignature(_)
+        | Error::AdminSignInFailed
+        | Error::AdminSessionExpired
+        | Error::CsrfTokenInvalid
         | Error::RouteNotFound { .. }
         | Error::HostNotAllowed { .. }
         | Error::MethodNotAllowed

@@ -810,3 +810,39 @@ async fn record(
     }
     Ok(true)
 }
+
+/// The account's runs, newest first, with their progress (the admin
+/// dashboard's list).
+pub async fn list(
+    ctx: &Ctx,
+    actor: &Actor,
+    cursor: Option<&str>,
+    limit: Option<i64>,
+) -> Result<super::pagination::Page<ChargeRunOut>> {
+    actor.require_secret()?;
+    let limit = super::pagination::limit(limit)?;
+    let before = cursor
+        .filter(|c| !c.is_empty())
+        .map(super::pagination::Cursor::decode)
+        .transpose()?
+        .map(|c| (c.at, c.id));
+    let rows = {
+        let mut h = ctx.store().acquire().await?;
+        h.conn()
+            .list_charge_runs(actor.account(), before, limit + 1)
+            .await?
+    };
+    let page = super::pagination::Page::from_rows(rows, limit, |r| super::pagination::Cursor {
+        at: r.created_at,
+        id: r.id.clone(),
+    });
+    let mut data = Vec::with_capacity(page.data.len());
+    for run in page.data {
+        data.push(view(ctx, run).await?);
+    }
+    Ok(super::pagination::Page {
+        data,
+        has_more: page.has_more,
+        next_cursor: page.next_cursor,
+    })
+}

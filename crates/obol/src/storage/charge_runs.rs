@@ -29,7 +29,8 @@ impl ChargeRunRow {
     }
 }
 
-const RUN_COLUMNS: &str = "id, account_id, name, currency, description, status, created_at, \
+pub(super) const RUN_COLUMNS: &str =
+    "id, account_id, name, currency, description, status, created_at, \
     updated_at, started_at, completed_at, canceled_at";
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]

@@ -110,7 +110,7 @@ pub struct NewTimelineEntry<'a> {
     pub cause_ref: Option<&'a str>,
 }
 
-const COLUMNS: &str = "id, account_id, customer_id, order_id, stripe_payment_intent_id, amount, \
+pub(super) const COLUMNS: &str = "id, account_id, customer_id, order_id, stripe_payment_intent_id, amount, \
     currency, amount_refunded, amount_captured, status, disputed, observed_at, created_at, updated_at, \
     stripe_charge_id, charge_status, card_brand, card_last4, receipt_url, failure_code, decline_code, \
     failure_message, charge_observed";

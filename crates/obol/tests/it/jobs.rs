@@ -485,7 +485,7 @@ async fn concurrent_claimants_never_take_one_job_twice(backend: Backend) {
     );
 }
 
-async fn chaos(obol: &Obol, api_5xx: f64) {
+pub async fn chaos(obol: &Obol, api_5xx: f64) {
     let base = sandbox(obol).await;
     let r = reqwest::Client::new()
         .post(format!("{base}/_sandbox/chaos"))
@@ -497,7 +497,7 @@ async fn chaos(obol: &Obol, api_5xx: f64) {
 }
 
 /// Polls `GET path` until `done` holds, for at most `secs` seconds.
-async fn wait_for(obol: &Obol, path: &str, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
+pub async fn wait_for(obol: &Obol, path: &str, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         let (_, body) = obol.get(path).await;
@@ -514,7 +514,7 @@ async fn wait_for(obol: &Obol, path: &str, secs: u64, done: impl Fn(&Value) -> b
 
 /// Releases `pi` while the sandbox refuses every request; returns the
 /// release job's id.
-async fn release_while_stripe_is_down(obol: &Obol, pi: &str) -> (String, String) {
+pub async fn release_while_stripe_is_down(obol: &Obol, pi: &str) -> (String, String) {
     chaos(obol, 1.0).await;
     let (status, body) = obol
         .post(

@@ -1,0 +1,189 @@
+//! The admin dashboard in real headless Chromium (Debian's `chromium`,
+//! driven by playwright-core: conformance/node/browser/admin-dashboard.mjs):
+//! sign in (a wrong password first), find a payment by its customer's
+//! e-mail, read its timeline, refund part of it and see the timeline
+//! grow, replay a failed webhook event, retry a dead job, watch a charge
+//! run reach 100 %, on both backends. Screenshots of each page go to
+//! `target/browser-screenshots/admin/{sqlite,postgres}/`.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use serde_json::{json, Value};
+
+use crate::admin::{paid_order, start_with_password, PASSWORD};
+use crate::helpers::Backend;
+use crate::jobs::{chaos, release_while_stripe_is_down, wait_for};
+use crate::on_both_backends;
+
+on_both_backends!(an_operator_works_the_dashboard_in_a_real_browser);
+
+const SECRET: &str = "whsec_obol_test_admin_browser";
+
+async fn an_operator_works_the_dashboard_in_a_real_browser(backend: Backend) {
+    let obol = start_with_password(
+        backend,
+        &[
+            ("OBOL_STRIPE__WEBHOOK_SECRETS", SECRET),
+            ("OBOL_STRIPE__MAX_ATTEMPTS", "1"),
+            ("OBOL_RECONCILE__INTERVAL_SECONDS", "0"),
+            ("OBOL_JOBS__RETRY_UNIT_MS", "0"),
+        ],
+    )
+    .await;
+    let email = "ana.admin@example.com";
+    let (payment_id, _) = paid_order(&obol, email).await;
+
+    // A failed event: Stripe's delivery of an intent whose amount is not
+    // money (the ledger refuses it, and would every time).
+    let event = json!({
+        "id": "evt_admin_broken", "object": "event", "type": "payment_intent.succeeded",
+        "created": chrono::Utc::now().timestamp(), "livemode": false, "api_version": "2024-06-20",
+        "data": {"object": {"id": "pi_admin_broken", "object": "payment_intent", "amount": -5,
+            "amount_received": -5, "currency": "eur", "status": "succeeded", "capture_method": "automatic",
+            "metadata": {}, "created": chrono::Utc::now().timestamp()}}
+    });
+    let body = event.to_string();
+    let sig = obol::stripe::signature::sign(
+        body.as_bytes(),
+        &SECRET.to_string().into(),
+        chrono::Utc::now().timestamp(),
+    );
+    let r = reqwest::Client::new()
+        .post(obol.url("/webhooks/stripe"))
+        .header("stripe-signature", sig)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let settled = wait_for(&obol, "/v1/webhook-events?limit=100", 20, |p| {
+        p["data"].as_array().is_some_and(|d| {
+            d.iter()
+                .any(|e| e["stripe_event_id"] == "evt_admin_broken" && e["status"] != "received")
+        })
+    })
+    .await;
+    let broken = settled["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["stripe_event_id"] == "evt_admin_broken")
+        .unwrap()
+        .clone();
+    let event_id = broken["id"].as_str().unwrap().to_string();
+    let event_status = broken["status"].as_str().unwrap().to_string();
+
+    // A dead job: a release Stripe could not take, every attempt.
+    let pi = crate::checkout::authorize(&obol, 3000).await;
+    let (job_id, _) = release_while_stripe_is_down(&obol, &pi).await;
+    wait_for(&obol, "/v1/jobs?status=dead", 30, |p| {
+        p["data"].as_array().is_some_and(|d| d.len() == 1)
+    })
+    .await;
+    chaos(&obol, 0.0).await;
+
+    // A charge run of members without saved cards: each item ends
+    // no_payment_method, and the run completes.
+    let members = crate::charge_runs::members(&obol, 20).await;
+    let run_id = crate::charge_runs::run(&obol, "Autumn release").await;
+    let items: Vec<Value> = members
+        .iter()
+        .map(|c| json!({"customer_id": c, "amount": 4500}))
+        .collect();
+    crate::charge_runs::add(&obol, &run_id, items).await;
+    let (s, started) = obol
+        .post(&format!("/v1/charge-runs/{run_id}/start"), json!({}))
+        .await;
+    assert_eq!(s, 200, "{started}");
+
+    // One folder per backend: both runs go at once.
+    let screenshots = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/browser-screenshots/admin")
+        .join(match backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        });
+    let node_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../conformance/node");
+    let mut child = Command::new("node")
+        .arg("browser/admin-dashboard.mjs")
+        .current_dir(node_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node (scripts/test.sh installs it, with chromium and playwright-core)");
+    let input = json!({
+        "screenshots": screenshots, "base": obol.base_url, "password": PASSWORD,
+        "email": email, "payment_id": payment_id, "event_id": event_id, "event_status": event_status, "run_id": run_id,
+        "refunded": "10.00 EUR",
+    });
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let steps: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let step = |name: &str| {
+        steps
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("no step {name}: {stdout}"))
+            .clone()
+    };
+    assert!(
+        out.status.success(),
+        "the browser run failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    assert_eq!(step("wrong_password")["code"], "admin_sign_in_failed");
+    assert_eq!(step("find_by_email")["rows"], 1);
+    assert_eq!(step("find_by_email")["local_time"], true);
+    let timeline = step("timeline");
+    assert!(timeline["entries"].as_i64().unwrap() >= 2, "{timeline}");
+    let refund = step("refund");
+    assert!(
+        refund["after"].as_i64() > refund["before"].as_i64(),
+        "{refund}"
+    );
+    assert_eq!(refund["refunded"], "10.00 EUR");
+    let replay = step("replay_event");
+    assert_eq!(replay["raw_type"], "payment_intent.succeeded");
+    assert_eq!(step("retry_dead_job")["notice"], "Job queued again.");
+    assert_eq!(step("charge_run")["status"], "completed");
+
+    // What the browser did, as the API sees it.
+    let p = wait_for(&obol, &format!("/v1/payments/{payment_id}"), 20, |p| {
+        p["amount_refunded"] == 1000
+    })
+    .await;
+    assert_eq!(p["amount_refunded"], 1000);
+    let done = wait_for(&obol, &format!("/v1/jobs/{job_id}"), 30, |j| {
+        j["status"] == "succeeded"
+    })
+    .await;
+    assert_eq!(done["status"], "succeeded");
+    let (_, e) = obol.get(&format!("/v1/webhook-events/{event_id}")).await;
+    assert!(e["attempts"].as_i64().unwrap() >= 1, "{e}");
+    for file in [
+        "login-refused.png",
+        "overview.png",
+        "payments-search.png",
+        "payment.png",
+        "payment-refunded.png",
+        "webhook-event.png",
+        "jobs-dead.png",
+        "notifications.png",
+        "charge-run.png",
+    ] {
+        assert!(screenshots.join(file).exists(), "{file}");
+    }
+}
