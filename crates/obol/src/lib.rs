@@ -23,6 +23,7 @@ pub mod invoices;
 pub mod jobs;
 pub mod ledger;
 pub mod mcp;
+pub mod metrics;
 pub mod money;
 pub mod openapi;
 pub mod ops;

@@ -37,6 +37,8 @@ use crate::outbox::{
 pub const SECRET_KEY: &str = "secret_key";
 pub const CUSTOMER_TOKEN: &str = "customer_token";
 pub const GUEST_TOKEN: &str = "guest_token";
+/// `GET /metrics`'s credential, when `metrics.token` is configured.
+pub const METRICS_TOKEN: &str = "metrics_token";
 
 #[derive(OpenApi)]
 #[openapi(
@@ -104,6 +106,17 @@ impl Modify for Credentials {
                     .description(Some(
                         "A customer token (`obol_ct_…`) the host backend minted with \
                          `POST /v1/customer-tokens`: acts for that one customer, sees only what is theirs.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            METRICS_TOKEN,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "`metrics.token` (`OBOL_METRICS__TOKEN`), required by `GET /metrics` when it is configured.",
                     ))
                     .build(),
             ),

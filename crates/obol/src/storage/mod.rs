@@ -20,6 +20,7 @@ pub mod emails;
 pub mod instances;
 pub mod invoices;
 pub mod jobs;
+pub mod metrics;
 pub mod notifications;
 pub mod orders;
 pub mod organizations;
