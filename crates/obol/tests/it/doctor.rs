@@ -75,7 +75,7 @@ fn a_bad_configuration_fails_with_exit_2() {
     assert!(out.contains("inbox.lag_warning_seconds"), "{out}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_public_url_answers_as_this_obol() {
     let obol = Obol::start(Backend::Sqlite).await;
     let dir = tempfile::tempdir().unwrap();
@@ -90,7 +90,8 @@ async fn the_public_url_answers_as_this_obol() {
     assert_eq!(level(&out, "database"), "ok", "obol serve migrated:\n{out}");
 }
 
-#[tokio::test]
+// Several threads: the sandbox serves while the doctor process runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_endpoints_and_smtp_are_checked_and_what_to_fix_is_said() {
     let sandbox = obol_sandbox::Sandbox::bind(
         "127.0.0.1:0".parse().unwrap(),

@@ -78,12 +78,16 @@ async fn a_full_flow_logs_ids_and_no_secret() {
     secrets.push((secret_part, "a client secret"));
     let pi_id = pi["id"].as_str().unwrap().to_string();
     let base = crate::inbox::sandbox(&obol).await;
-    crate::inbox::stripe_post(
+    let confirmed = crate::inbox::stripe_post(
         &base,
         &format!("/v1/payment_intents/{pi_id}/confirm"),
-        &[("payment_method", "pm_card_visa")],
+        &[
+            ("payment_method", "pm_card_visa"),
+            ("return_url", "https://shop.example.com/return"),
+        ],
     )
     .await;
+    assert_eq!(confirmed["status"], "requires_capture", "{confirmed}");
     let (status, order) = obol
         .post(
             "/v1/orders",
@@ -176,6 +180,39 @@ async fn a_full_flow_logs_ids_and_no_secret() {
     }
     secrets.push((invoice_token, "an invoice token"));
 
+    // A background job: an e-mail, queued as a use case queues one (no
+    // SMTP configured: the job logs it).
+    let email_id = {
+        let store = obol.db.store().await;
+        let mut tx = store.begin().await.unwrap();
+        let row = obol::email::enqueue(
+            &mut tx.conn(),
+            &obol::context::AccountId::platform(),
+            Some(&cus),
+            "ana@example.com",
+            &obol::email::Template::PaymentActionRequired {
+                business: "Weingut Ana".into(),
+                amount: 4999,
+                currency: "eur".into(),
+                description: "Wine club".into(),
+                action_url: "https://club.example/pay/3ds/x".into(),
+                expires_at: "2026-12-03T14:00:00Z".parse().unwrap(),
+            },
+            "logs-flow",
+            obol::storage::now(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        tx.commit().await.unwrap();
+        store.close().await;
+        row.id
+    };
+    eventually(&obol, &format!("/v1/emails/{email_id}"), |e| {
+        e["status"] == "logged"
+    })
+    .await;
+
     // Wrong credentials are logged as refusals, never echoed.
     obol.get_as(
         "/v1/customers",
@@ -247,7 +284,10 @@ async fn a_full_flow_logs_ids_and_no_secret() {
         lines.iter().any(|l| l["span"]["name"] == "job"
             && l["span"]["job_id"]
                 .as_str()
-                .is_some_and(|j| j.starts_with("job_"))),
+                .is_some_and(|j| j.starts_with("job_"))
+            && l["span"]["job_kind"] == "send_email"
+            && l["span"]["email_id"] == email_id.as_str()
+            && l["span"]["account_id"] == "default"),
         "no job line:\n{output}"
     );
 }
