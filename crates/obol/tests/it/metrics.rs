@@ -308,9 +308,7 @@ async fn a_scripted_flow_moves_the_counters_by_the_expected_amounts(backend: Bac
         // (the capture's response and its event race): once, either way.
         let processed: Vec<_> = after
             .iter()
-            .filter(|s| {
-                s.name == "obol_webhook_events_processed_total" && s.labels["type"] == t
-            })
+            .filter(|s| s.name == "obol_webhook_events_processed_total" && s.labels["type"] == t)
             .collect();
         assert_eq!(
             d.of("obol_webhook_events_processed_total", &[("type", t)]),
