@@ -73,6 +73,10 @@ pub struct Config {
     pub secrets: SecretsSettings,
     #[serde(default)]
     pub admin: AdminSettings,
+    #[serde(default)]
+    pub metrics: MetricsSettings,
+    #[serde(default)]
+    pub inbox: InboxSettings,
 }
 
 /// `admin.*`: the dashboard at `/admin` (`crate::admin`).
@@ -108,6 +112,39 @@ impl Default for AdminSettings {
             session_max_hours: default_admin_lifetime(),
         }
     }
+}
+
+/// `metrics.*`: who may read `GET /metrics`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// A bearer token `GET /metrics` requires (`Authorization: Bearer …`);
+    /// unset: `/metrics` is open (it carries counts and route templates,
+    /// no ids, amounts or secrets). 16 characters or more.
+    #[serde(default)]
+    pub token: Option<SecretString>,
+}
+
+/// `inbox.*`: the Stripe webhook inbox's alarm.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboxSettings {
+    /// `/health` reports the inbox `degraded` when the oldest event waiting
+    /// for the applier was stored longer ago than this (seconds, >= 1).
+    #[serde(default = "default_lag_warning")]
+    pub lag_warning_seconds: u64,
+}
+
+impl Default for InboxSettings {
+    fn default() -> Self {
+        Self {
+            lag_warning_seconds: default_lag_warning(),
+        }
+    }
+}
+
+fn default_lag_warning() -> u64 {
+    60
 }
 
 /// `secrets.*`: the keys values obol must read back (connected accounts'
@@ -983,6 +1020,20 @@ impl Config {
     /// Every rule a value must meet, checked once at start.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
+        if let Some(t) = &self.metrics.token {
+            if t.expose_secret().trim().len() < 16 {
+                return Err(ConfigError::new(
+                    "metrics.token",
+                    "must have at least 16 characters",
+                ));
+            }
+        }
+        if self.inbox.lag_warning_seconds == 0 {
+            return Err(ConfigError::new(
+                "inbox.lag_warning_seconds",
+                "must be at least 1",
+            ));
+        }
         self.backend()?;
         self.validate_fees()?;
         self.validate_admin()?;

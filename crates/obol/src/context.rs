@@ -220,6 +220,8 @@ pub struct Settings {
     /// The signing secret of a Connect webhook endpoint made outside obol
     /// (`stripe.connect.webhook_secret`; `Debug` shows `[REDACTED]`).
     pub connect_webhook_secret: Option<secrecy::SecretString>,
+    /// `/health` reports the inbox degraded past this backlog age, seconds.
+    pub inbox_lag_warning_seconds: u64,
 }
 
 impl Settings {
@@ -281,6 +283,7 @@ impl Settings {
                 .to_string(),
             require_https_return: config.stripe_mode() == StripeMode::Live,
             connect_webhook_secret: config.stripe.connect.webhook_secret.clone(),
+            inbox_lag_warning_seconds: config.inbox.lag_warning_seconds,
         })
     }
 }

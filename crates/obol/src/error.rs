@@ -33,6 +33,8 @@ pub enum Error {
     InvalidApiKey,
     #[error("the customer token is not valid, has expired or was revoked")]
     InvalidCustomerToken,
+    #[error("GET /metrics needs `Authorization: Bearer` with the configured metrics.token")]
+    InvalidMetricsToken,
     #[error("this endpoint takes the secret API key, not a customer token")]
     SecretKeyRequired,
     #[error("Stripe-Signature check failed: {0}")]
@@ -334,6 +336,7 @@ impl Error {
             Error::Unauthenticated => "unauthenticated",
             Error::InvalidApiKey => "invalid_api_key",
             Error::InvalidCustomerToken => "invalid_customer_token",
+            Error::InvalidMetricsToken => "invalid_metrics_token",
             Error::SecretKeyRequired => "secret_key_required",
             Error::InvalidSignature(_) => "invalid_signature",
             Error::AdminSignInFailed => "admin_sign_in_failed",
@@ -391,6 +394,7 @@ impl Error {
             Error::Unauthenticated
             | Error::InvalidApiKey
             | Error::InvalidCustomerToken
+            | Error::InvalidMetricsToken
             | Error::SecretKeyRequired
             | Error::InvalidSignature(_)
             | Error::AdminSignInFailed
@@ -543,6 +547,7 @@ pub fn catalogue() -> Vec<(StatusCode, &'static str)> {
         Error::Unauthenticated,
         Error::InvalidApiKey,
         Error::InvalidCustomerToken,
+        Error::InvalidMetricsToken,
         Error::SecretKeyRequired,
         Error::InvalidSignature(crate::stripe::signature::SignatureError::Mismatch),
         Error::AdminSignInFailed,

@@ -24,6 +24,7 @@ pub mod invoices;
 pub mod jobs;
 pub mod ledger;
 pub mod mcp;
+pub mod metrics;
 pub mod money;
 pub mod openapi;
 pub mod ops;
@@ -98,6 +99,12 @@ impl Application {
         let api_key_hashes = api_key_hashes(&config, &store).await?;
 
         let addr = config.listen_addr()?;
+        if config.metrics.token.is_none() && !addr.ip().is_loopback() {
+            // Not refused: the series carry counts and route templates, no
+            // ids or amounts, and many deployments scrape on a private
+            // network; but whoever reaches the port reads them.
+            tracing::warn!(listen = %addr, "GET /metrics is open on a non-loopback address; set metrics.token (OBOL_METRICS__TOKEN) to require a bearer token");
+        }
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding {addr}"))?;

@@ -38,6 +38,8 @@ pub const SECRET_KEY: &str = "secret_key";
 pub const CUSTOMER_TOKEN: &str = "customer_token";
 pub const GUEST_TOKEN: &str = "guest_token";
 pub const ADMIN_SESSION: &str = "admin_session";
+/// `GET /metrics`'s credential, when `metrics.token` is configured.
+pub const METRICS_TOKEN: &str = "metrics_token";
 
 #[derive(OpenApi)]
 #[openapi(
@@ -116,6 +118,17 @@ impl Modify for Credentials {
                 "obol_admin",
                 "The admin dashboard's session cookie, set by `POST /admin/login`.",
             ))),
+        );
+        components.add_security_scheme(
+            METRICS_TOKEN,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "`metrics.token` (`OBOL_METRICS__TOKEN`), required by `GET /metrics` when it is configured.",
+                    ))
+                    .build(),
+            ),
         );
         components.add_security_scheme(
             GUEST_TOKEN,

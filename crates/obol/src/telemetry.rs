@@ -50,6 +50,27 @@ pub fn init(format: LogFormat, filter: &str) {
     // A subscriber may already be installed (several commands in one test
     // process); keeping the first one is right.
     let _ = result;
+    install_panic_hook();
+}
+
+/// A panic becomes one error line in the log's format, carrying the span
+/// it happened in (a handler's `request` span: its `request_id` and
+/// `account_id`), instead of Rust's default print to stderr. The HTTP
+/// layer's panic catcher answers 500 without logging it again.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".to_string());
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(panic = %message, %location, "a panic; a handler's request is answered 500");
+    }));
 }
 
 /// Request ids `req_<ulid>`: sortable, and distinct from Stripe's `req_` ids

@@ -105,27 +105,38 @@ impl FromRequestParts<AppState> for Actor {
             }
             Err(e) => return Err(e),
         };
-        if token.starts_with(CUSTOMER_TOKEN_PREFIX) {
+        let actor = if token.starts_with(CUSTOMER_TOKEN_PREFIX) {
             let actor = customer_token(state, ip, token).await?;
-            return in_organization(parts, state, actor).await;
-        }
-        // Anything else is a secret key, right or wrong: cheap to check
-        // (a hash and constant-time comparisons), so checked first.
-        match secret_key(state, token) {
-            Some(actor) => in_organization(parts, state, actor).await,
-            None => Err(refuse(
-                state,
-                ip,
-                CredentialKind::SecretKey,
-                Error::InvalidApiKey,
-            )),
-        }
+            in_organization(parts, state, actor).await?
+        } else {
+            // Anything else is a secret key, right or wrong: cheap to check
+            // (a hash and constant-time comparisons), so checked first.
+            match secret_key(state, token) {
+                Some(actor) => in_organization(parts, state, actor).await?,
+                None => {
+                    return Err(refuse(
+                        state,
+                        ip,
+                        CredentialKind::SecretKey,
+                        Error::InvalidApiKey,
+                    ))
+                }
+            }
+        };
+        // The organisation every later line of this request is about.
+        tracing::Span::current().record("account_id", actor.account().as_str());
+        Ok(actor)
     }
 }
 
 /// A failed attempt: 429 while `(ip, kind)` is over budget, else counted
 /// and answered with `error`.
-fn refuse(state: &AppState, ip: Option<IpAddr>, kind: CredentialKind, error: Error) -> Error {
+pub(crate) fn refuse(
+    state: &AppState,
+    ip: Option<IpAddr>,
+    kind: CredentialKind,
+    error: Error,
+) -> Error {
     let Some(ip) = ip else {
         return error;
     };

@@ -14,6 +14,7 @@ pub mod charge_runs;
 pub mod connect;
 pub mod customer_tokens;
 pub mod customers;
+pub mod diagnostics;
 pub mod disputes;
 pub mod emails;
 pub mod endpoints;
@@ -43,7 +44,7 @@ use axum::http::{header, HeaderValue, Method, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -71,6 +72,7 @@ struct Inner {
     cors_origins: Vec<String>,
     mcp: mcp::McpEndpoint,
     admin: crate::admin::AdminConfig,
+    metrics_token: Option<TokenHash>,
 }
 
 impl AppState {
@@ -87,6 +89,11 @@ impl AppState {
             webhook_secrets: std::sync::RwLock::new(config.stripe.webhook_secrets.clone()),
             cors_origins: config.http.cors_allowed_origins.clone(),
             admin: crate::admin::AdminConfig::of(config),
+            metrics_token: config
+                .metrics
+                .token
+                .as_ref()
+                .map(|t| TokenHash::of(t.expose_secret().trim())),
         }))
     }
 
@@ -124,6 +131,11 @@ impl AppState {
         &self.0.admin
     }
 
+    /// The hash of `metrics.token`, when `/metrics` requires one.
+    pub fn metrics_token(&self) -> Option<&TokenHash> {
+        self.0.metrics_token.as_ref()
+    }
+
     /// The MCP server behind `POST /mcp`.
     pub fn mcp(&self) -> &mcp::McpEndpoint {
         &self.0.mcp
@@ -136,6 +148,7 @@ impl AppState {
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(crate::openapi::base())
         .merge(health::router())
+        .merge(diagnostics::router())
         .merge(organizations::router())
         .merge(connect::router())
         .merge(customers::router())
@@ -200,7 +213,7 @@ pub fn router(state: AppState, body_limit: usize, body_timeout: Duration) -> Rou
                     .get(REQUEST_ID_HEADER)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("-");
-                let span = tracing::info_span!("request", method = %req.method(), path = %logged_path(req), request_id = %id, client_request_id = tracing::field::Empty);
+                let span = tracing::info_span!("request", method = %req.method(), path = %logged_path(req), request_id = %id, client_request_id = tracing::field::Empty, account_id = tracing::field::Empty);
                 if let Some(ClientRequestId(theirs)) = req.extensions().get::<ClientRequestId>() {
                     span.record("client_request_id", theirs.as_str());
                 }
@@ -228,9 +241,15 @@ pub fn router(state: AppState, body_limit: usize, body_timeout: Duration) -> Rou
         .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .layer(middleware::from_fn(errors_as_json))
         .layer(middleware::from_fn(request_head_limits))
+        // The panic itself is logged once, by the panic hook
+        // (`telemetry::init`), inside this request's span; the answer is
+        // built without logging again.
         .layer(CatchPanicLayer::custom(|_| {
-            Error::internal("a handler panicked").into_response()
+            let error = Error::internal("a handler panicked");
+            (error.status(), axum::Json(error.body())).into_response()
         }))
+        // Outside the panic catcher, so a panic counts as the 500 it is.
+        .layer(middleware::from_fn(http_metrics))
         .layer(request_id)
         .layer(tower::util::option_layer(cors(&state.0.cors_origins)))
         // On every response, errors from the layers included; each only
@@ -293,6 +312,22 @@ fn redact_by_template(template: &str, path: &str) -> String {
         .map(|(t, p)| if *t == "{token}" { *t } else { *p })
         .collect::<Vec<_>>()
         .join("/")
+}
+
+/// Counts the request in `obol_http_requests_total` and its latency (to
+/// the response head) under its route template, `unmatched` when no route
+/// matched: never the path itself, whose ids and tokens are unbounded.
+async fn http_metrics(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let method = req.method().clone();
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16();
+    crate::metrics::record(|m| m.http_request(method.as_str(), &route, status, started.elapsed()));
+    response
 }
 
 async fn route_not_found(method: Method, uri: Uri) -> Error {

@@ -3,6 +3,7 @@
 mod admin;
 mod charge_runs;
 mod config_check;
+mod doctor;
 mod mcp;
 mod migrate;
 mod reconcile;
@@ -76,6 +77,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Check the configuration, the database, the Stripe account and its
+    /// webhook endpoints, the public URL and SMTP; print one line per
+    /// check (`ok|warn|fail  name: …`) with what to fix. Exit 0 when
+    /// nothing failed, 1 when a check failed, 2 on a bad configuration.
+    Doctor,
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,6 +112,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config {
             command: ConfigCommand::Check,
         } => config_check::run(load(&cli.config)?),
+        Command::Doctor => doctor::run(cli.config.as_deref()).await,
     }
 }
 

@@ -240,6 +240,19 @@ impl Mailer {
         }
     }
 
+    /// Connects to the SMTP server, greets it (EHLO) and sends NOOP, for
+    /// `obol doctor`: `None` when no server is configured, else the server
+    /// (`host:port`) and whether it answered.
+    pub async fn probe(&self) -> Option<(String, std::result::Result<(), String>)> {
+        let smtp = self.smtp.as_ref()?;
+        let outcome = match smtp.transport.test_connection().await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err("the server did not answer NOOP".to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        Some((smtp.server.clone(), outcome))
+    }
+
     pub fn is_configured(&self) -> bool {
         self.smtp.is_some()
     }

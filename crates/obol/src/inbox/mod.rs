@@ -170,5 +170,7 @@ async fn store_event_as(
             now: storage::now(),
         })
         .await?;
+    crate::metrics::record(|m| m.webhook_received(&envelope.event_type, source, stored));
+    tracing::debug!(event_id = %envelope.id, event_type = %envelope.event_type, %account_id, source, stored, "Stripe event stored");
     Ok(Receipt { stored })
 }

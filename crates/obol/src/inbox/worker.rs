@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::apply::{self, Outcome};
 use crate::error::{Error, Result};
@@ -68,7 +69,16 @@ pub async fn run_once(store: &Store, live: bool) -> Result<usize> {
     };
     let n = events.len();
     for event in events {
-        apply_one(store, &event, live).await;
+        // Every line about this event carries its ids and organisation.
+        let span = tracing::info_span!(
+            "inbox_event",
+            event_id = %event.stripe_event_id,
+            inbox_id = %event.id,
+            event_type = %event.event_type,
+            account_id = %event.account_id,
+            attempt = event.attempts,
+        );
+        apply_one(store, &event, live).instrument(span).await;
     }
     Ok(n)
 }
@@ -100,6 +110,7 @@ fn may_heal(e: &Error) -> bool {
         Error::Unauthenticated
         | Error::InvalidApiKey
         | Error::InvalidCustomerToken
+        | Error::InvalidMetricsToken
         | Error::SecretKeyRequired
         | Error::InvalidSignature(_)
         | Error::AdminSignInFailed
@@ -150,15 +161,18 @@ async fn apply_one(store: &Store, event: &WebhookEventRow, live: bool) {
             tracing::info!(event = %event.stripe_event_id, kind = %event.event_type, "claim lapsed while applying; another worker owns the event")
         }
         Ok(Some(Outcome::Applied)) => {
+            crate::metrics::record(|m| m.webhook_processed(&event.event_type, "applied"));
             tracing::debug!(event = %event.stripe_event_id, kind = %event.event_type, "event applied")
         }
         Ok(Some(Outcome::Ignored(reason))) => {
+            crate::metrics::record(|m| m.webhook_processed(&event.event_type, "ignored"));
             tracing::debug!(event = %event.stripe_event_id, kind = %event.event_type, %reason, "event ignored")
         }
         Err(e) if !may_heal(&e) => {
             // Retrying the same stored bytes cannot help: recorded as
             // ignored with the reason, like an unreadable payload.
             let reason = format!("never applicable: {e}");
+            crate::metrics::record(|m| m.webhook_processed(&event.event_type, "ignored"));
             tracing::warn!(event = %event.stripe_event_id, kind = %event.event_type, %reason, "event can never apply; ignored");
             // The machine decides, as for any outcome; the write is
             // guarded by the status and attempt claimed.
@@ -181,6 +195,7 @@ async fn apply_one(store: &Store, event: &WebhookEventRow, live: bool) {
                 .and_then(|i| RETRY_SCHEDULE.get(i))
                 .copied()
                 .unwrap_or(RETRY_SCHEDULE[RETRY_SCHEDULE.len() - 1]);
+            crate::metrics::record(|m| m.webhook_processed(&event.event_type, "failed"));
             tracing::warn!(event = %event.stripe_event_id, kind = %event.event_type, attempts = event.attempts, error = %e, retry_in_s = retry.as_secs(), "event application failed");
             let next = storage::now() + chrono::Duration::from_std(retry).unwrap_or_default();
             let reason = match &e {

@@ -112,6 +112,17 @@ pub async fn run(ctx: &JobCtx, job: &JobRow) -> std::result::Result<(), JobError
     if invoice.status != "open" || (waiting_for_action && p.action_attempt.is_none()) {
         return Ok(());
     }
+    // Stripe sends `invoice.payment_failed` before
+    // `invoice.payment_action_required`, and this job may run between the
+    // two: whether the attempt waits for the member's bank is asked of
+    // Stripe, so a member asked to confirm is not also asked for a card.
+    if p.action_attempt.is_none()
+        && (invoice.action_required_attempt >= invoice.attempt_count.max(1)
+            || intent_waits_for_action(ctx, &account, &invoice).await?)
+    {
+        tracing::info!(invoice = %invoice.id, "the failed attempt waits for the member's bank: no card-update e-mail");
+        return Ok(());
+    }
     let Some(customer) = customer else {
         tracing::warn!(invoice = %invoice.id, "a failed invoice's member is not one of obol's customers");
         return Ok(());
@@ -196,4 +207,25 @@ async fn ask_to_confirm(
     tx.commit().await.map_err(retry)?;
     tracing::info!(invoice = %invoice.id, customer = %customer_id, attempt, "member asked to confirm a payment");
     Ok(())
+}
+
+/// Whether Stripe's PaymentIntent of `invoice` waits for the member to
+/// authenticate (`requires_action`).
+async fn intent_waits_for_action(
+    ctx: &JobCtx,
+    account: &AccountId,
+    invoice: &BillingInvoiceRow,
+) -> std::result::Result<bool, JobError> {
+    let Some(pi) = &invoice.stripe_payment_intent_id else {
+        return Ok(false);
+    };
+    let stripe = ctx.ctx.stripe_of(account).await.map_err(retry)?;
+    let intent: serde_json::Value = stripe
+        .get(
+            &format!("/v1/payment_intents/{pi}"),
+            &crate::stripe::Params::new(),
+        )
+        .await
+        .map_err(|e| JobError::Retry(e.to_string()))?;
+    Ok(intent["status"] == "requires_action")
 }

@@ -51,19 +51,25 @@ pub async fn run(ctx: &JobCtx, job: &JobRow) -> std::result::Result<(), JobError
     match outcome {
         Ok(Delivery::Sent) => {
             conn.mark_email_sent(&email.id, now).await.map_err(retry)?;
+            crate::metrics::record(|m| m.email("sent"));
+            tracing::debug!(email_id = %email.id, "e-mail sent");
             Ok(())
         }
         Ok(Delivery::Logged) => {
             conn.mark_email_logged(&email.id, now)
                 .await
                 .map_err(retry)?;
+            crate::metrics::record(|m| m.email("logged"));
             Ok(())
         }
         Err(e) => {
             let last_attempt = job.attempts >= job.max_attempts;
-            conn.record_email_failure(&email.id, &e.message, e.permanent || last_attempt, now)
+            let failed = e.permanent || last_attempt;
+            conn.record_email_failure(&email.id, &e.message, failed, now)
                 .await
                 .map_err(retry)?;
+            crate::metrics::record(|m| m.email(if failed { "failed" } else { "retrying" }));
+            tracing::warn!(email_id = %email.id, failed, reason = %e.message, "e-mail not sent");
             Err(if e.permanent {
                 JobError::Permanent(e.message)
             } else {

@@ -34,6 +34,7 @@ pub mod refund_resubmit;
 pub mod release;
 
 use std::time::Duration;
+use tracing::Instrument;
 
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -347,7 +348,10 @@ impl Runner {
         };
         let n = claimed.len();
         tracing::trace!(worker = %self.worker, claimed = n, "claimed jobs");
-        let runs = claimed.into_iter().map(|job| self.run_job(job));
+        let runs = claimed.into_iter().map(|job| {
+            let span = job_span(&job);
+            self.run_job(job).instrument(span)
+        });
         for result in futures::future::join_all(runs).await {
             if let Err(e) = result {
                 tracing::error!(error = %e, "could not record a job attempt");
@@ -465,6 +469,31 @@ impl Runner {
         }
         Ok(())
     }
+}
+
+/// The span every line of one job attempt is logged in: the job, its
+/// organisation, and the objects its payload names.
+fn job_span(job: &JobRow) -> tracing::Span {
+    let span = tracing::info_span!(
+        "job",
+        job_id = %job.id,
+        job_kind = %job.kind,
+        account_id = %job.account_id,
+        attempt = job.attempts,
+        payment_id = tracing::field::Empty,
+        refund_id = tracing::field::Empty,
+        email_id = tracing::field::Empty,
+        run_id = tracing::field::Empty,
+        payout_id = tracing::field::Empty,
+    );
+    if let Ok(serde_json::Value::Object(p)) = serde_json::from_str(&job.payload) {
+        for field in ["payment_id", "refund_id", "email_id", "run_id", "payout_id"] {
+            if let Some(id) = p.get(field).and_then(serde_json::Value::as_str) {
+                span.record(field, id);
+            }
+        }
+    }
+    span
 }
 
 async fn dispatch(kind: JobKind, ctx: &JobCtx, job: &JobRow) -> std::result::Result<(), JobError> {

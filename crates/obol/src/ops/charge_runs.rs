@@ -805,6 +805,9 @@ async fn record(
         crate::jobs::charge_run_notice::enqueue(&mut conn, &after).await?;
     }
     tx.commit().await?;
+    let outcome = after.outcome.as_str();
+    crate::metrics::record(|m| m.charge_run_item(outcome));
+    tracing::debug!(run_id = %run.id, item_id = %item.id, outcome, "charge run item finished");
     if notice {
         crate::jobs::wake();
     }

@@ -30,6 +30,7 @@ pub mod fees;
 pub mod health;
 pub mod invoices;
 pub mod jobs;
+pub mod metrics;
 pub mod orders;
 pub mod organizations;
 pub mod pagination;

@@ -224,7 +224,15 @@ impl Dispatcher {
                 storage::now(),
             )
             .await?;
-        if !recorded {
+        if recorded {
+            let outcome = match status {
+                DeliveryStatus::Succeeded => "succeeded",
+                DeliveryStatus::Pending => "retrying",
+                DeliveryStatus::Failed => "failed",
+                DeliveryStatus::Canceled => "canceled",
+            };
+            crate::metrics::record(|m| m.notification_delivery(outcome));
+        } else {
             tracing::info!(delivery = %d.id, outcome = status.as_str(), "notification attempt not recorded: the delivery changed while it was in flight");
         }
         Ok(())

@@ -21,6 +21,7 @@ pub mod emails;
 pub mod instances;
 pub mod invoices;
 pub mod jobs;
+pub mod metrics;
 pub mod notifications;
 pub mod orders;
 pub mod organizations;
@@ -116,6 +117,16 @@ impl Tx {
     }
 }
 
+/// What `Store::migration_status` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationStatus {
+    pub applied: usize,
+    /// Versions not applied yet (`obol migrate` or `obol serve` applies them).
+    pub pending: Vec<i64>,
+    /// Versions applied that this binary does not know.
+    pub unknown: Vec<i64>,
+}
+
 /// KiB of page cache per SQLite connection (negative `cache_size`).
 const SQLITE_CACHE_KIB: u32 = 512;
 
@@ -190,6 +201,39 @@ impl Store {
             }
         };
         Ok(applied)
+    }
+
+    /// Migrations this binary knows and the database has applied, those
+    /// it has not applied yet, and versions the database has that this
+    /// binary does not know (a newer obol ran on it), for `obol doctor`.
+    /// Reads only: nothing is applied.
+    pub async fn migration_status(&self) -> Result<MigrationStatus> {
+        let (known, applied): (Vec<i64>, Vec<(i64, bool)>) = match &self.pool {
+            Pool::Sqlite(p) => (
+                SQLITE_MIGRATIONS.iter().map(|m| m.version).collect(),
+                sqlx::query_as("SELECT version, success FROM _sqlx_migrations")
+                    .fetch_all(p)
+                    .await
+                    .unwrap_or_default(),
+            ),
+            Pool::Postgres(p) => (
+                POSTGRES_MIGRATIONS.iter().map(|m| m.version).collect(),
+                sqlx::query_as("SELECT version, success FROM _sqlx_migrations")
+                    .fetch_all(p)
+                    .await
+                    .unwrap_or_default(),
+            ),
+        };
+        let done = |v: i64| applied.iter().any(|(a, ok)| *a == v && *ok);
+        Ok(MigrationStatus {
+            applied: known.iter().filter(|v| done(**v)).count(),
+            pending: known.iter().filter(|v| !done(**v)).copied().collect(),
+            unknown: applied
+                .iter()
+                .filter(|(v, _)| !known.contains(v))
+                .map(|(v, _)| *v)
+                .collect(),
+        })
     }
 
     pub fn backend(&self) -> Backend {

@@ -394,7 +394,11 @@ impl StripeClient {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
+            let waiting = std::time::Instant::now();
             self.limit.wait().await;
+            let waited = waiting.elapsed();
+            crate::metrics::record(|m| m.stripe_wait(self.stripe_account.is_some(), waited));
+            let started = std::time::Instant::now();
             let mut req = self
                 .http
                 .request(method.clone(), &url)
@@ -418,6 +422,18 @@ impl StripeClient {
             let outcome = match req.send().await {
                 Ok(response) => {
                     let status = response.status();
+                    let elapsed = started.elapsed();
+                    crate::metrics::record(|m| {
+                        m.stripe_request(
+                            method.as_str(),
+                            path,
+                            crate::metrics::stripe_outcome(status.as_u16()),
+                            elapsed,
+                        )
+                    });
+                    // The path's ids (pi_…, cus_…) say what the call is
+                    // about; the query, the form and the key stay out.
+                    tracing::debug!(stripe_method = %method, stripe_path = %path.split('?').next().unwrap_or_default(), stripe_account = self.stripe_account.as_deref().unwrap_or("platform"), status = status.as_u16(), attempt, elapsed_ms = elapsed.as_millis() as u64, waited_ms = waited.as_millis() as u64, "Stripe call");
                     let should_retry = response
                         .headers()
                         .get("stripe-should-retry")
@@ -469,8 +485,18 @@ impl StripeClient {
                         Err(e) => format!("reading the response: {e}"),
                     }
                 }
-                Err(e) if e.is_timeout() => "timed out".to_string(),
-                Err(e) => format!("network error: {}", e.without_url()),
+                Err(e) => {
+                    let elapsed = started.elapsed();
+                    crate::metrics::record(|m| {
+                        m.stripe_request(method.as_str(), path, "network", elapsed)
+                    });
+                    tracing::debug!(stripe_method = %method, stripe_path = %path.split('?').next().unwrap_or_default(), attempt, elapsed_ms = elapsed.as_millis() as u64, timed_out = e.is_timeout(), "Stripe call failed without an answer");
+                    if e.is_timeout() {
+                        "timed out".to_string()
+                    } else {
+                        format!("network error: {}", e.without_url())
+                    }
+                }
             };
             if attempt >= self.retry.max_attempts {
                 return Err(StripeError::Unavailable {
