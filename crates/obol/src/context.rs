@@ -220,6 +220,8 @@ pub struct Settings {
     /// The signing secret of a Connect webhook endpoint made outside obol
     /// (`stripe.connect.webhook_secret`; `Debug` shows `[REDACTED]`).
     pub connect_webhook_secret: Option<secrecy::SecretString>,
+    /// `acp.*`: the Agentic Commerce Protocol endpoint's settings.
+    pub acp: crate::acp::AcpSettings,
 }
 
 impl Settings {
@@ -281,6 +283,15 @@ impl Settings {
                 .to_string(),
             require_https_return: config.stripe_mode() == StripeMode::Live,
             connect_webhook_secret: config.stripe.connect.webhook_secret.clone(),
+            acp: crate::acp::AcpSettings::from_config(
+                config,
+                config
+                    .public_url
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{}", config.listen))
+                    .trim_end_matches('/'),
+                &crate::email::business_name(config),
+            ),
         })
     }
 }

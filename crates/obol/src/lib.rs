@@ -6,6 +6,7 @@
 //! requests finish.
 
 pub mod accounting;
+pub mod acp;
 pub mod address;
 pub mod api;
 pub mod billing;
@@ -163,6 +164,9 @@ impl Application {
         jobs::invoice_sweep::schedule_first(ctx.store(), &job_ctx.settings)
             .await
             .context("scheduling the invoice sweep")?;
+        jobs::acp::schedule_first_sweep(ctx.store())
+            .await
+            .context("scheduling the ACP idempotency sweep")?;
         for _ in 0..job_ctx.settings.workers {
             let runner = jobs::Runner::new(job_ctx.clone(), jobs::Runner::worker_id());
             background.push(tokio::spawn(runner.run(stop_background.clone())));
