@@ -908,8 +908,8 @@ impl Config {
         let acp = &self.acp;
         for (i, key) in acp.api_keys.iter().enumerate() {
             let k = key.expose_secret();
-            let obol_key = k.starts_with("obol_")
-                || self.api_keys.iter().any(|s| s.expose_secret() == k);
+            let obol_key =
+                k.starts_with("obol_") || self.api_keys.iter().any(|s| s.expose_secret() == k);
             if k.len() < 32 || obol_key || k.chars().any(char::is_whitespace) {
                 return Err(ConfigError::new(
                     &format!("acp.api_keys[{i}]"),

@@ -107,6 +107,9 @@ impl Application {
         if config.public_url.is_none() {
             // Port 0 picks a free port: links name the one bound.
             settings.public_base = format!("http://{local}");
+            if config.acp.order_url.is_none() {
+                settings.acp.order_url = format!("http://{local}/orders/{{id}}");
+            }
         }
         if stripe.mode == StripeMode::Sandbox && config.stripe.connect.base.is_none() {
             // The sandbox serves Connect's OAuth endpoints beside its API.

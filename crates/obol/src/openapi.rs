@@ -322,7 +322,11 @@ fn add_acp(op: &mut Map<String, Value>) {
     let mut codes: Vec<String> = op
         .get("x-error-codes")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     if secured {
         let mut also: Vec<&str> = ACP_EVERY_ROUTE.to_vec();
@@ -394,49 +398,58 @@ fn acp_schemas() -> Vec<(String, Value)> {
     let total = json!({"type": "object", "required": ["type", "display_text", "amount"], "properties": {
         "type": {"type": "string"}, "display_text": {"type": "string"}, "amount": {"type": "integer"}}});
     vec![
-        ("AcpError".into(), json!({
-            "type": "object", "additionalProperties": false,
-            "description": "ACP's flat error. `param` is an RFC 9535 JSONPath into the request.",
-            "required": ["type", "code", "message"],
-            "properties": {
-                "type": {"type": "string", "enum": ["invalid_request", "processing_error", "service_unavailable"]},
-                "code": {"type": "string"},
-                "message": {"type": "string"},
-                "param": {"type": "string", "pattern": "^\\$"},
-                "supported_versions": {"type": "array", "items": {"type": "string"}}
-            }
-        })),
-        ("AcpCheckoutSession".into(), json!({
-            "type": "object",
-            "description": "An ACP CheckoutSession (or CheckoutSessionWithOrder once completed). Amounts are integer minor units.",
-            "required": ["id", "status", "currency", "line_items", "totals", "fulfillment_options", "messages", "links", "capabilities"],
-            "properties": {
-                "id": {"type": "string", "pattern": "^acs_"},
-                "status": {"type": "string", "enum": ["not_ready_for_payment", "ready_for_payment", "authentication_required", "complete_in_progress", "completed", "canceled"]},
-                "currency": {"type": "string", "pattern": "^[a-z]{3}$"},
-                "line_items": {"type": "array", "items": {"type": "object", "required": ["id", "item", "quantity", "totals"],
-                    "properties": {"quantity": {"type": "integer", "minimum": 1}, "unit_amount": {"type": "integer"}, "totals": {"type": "array", "items": total}}}},
-                "totals": {"type": "array", "items": total},
-                "fulfillment_options": {"type": "array", "items": {"type": "object", "required": ["type", "id", "title", "totals"]}},
-                "messages": {"type": "array", "items": {"type": "object", "required": ["type", "content_type", "content"]}},
-                "links": {"type": "array"},
-                "capabilities": {"type": "object"},
-                "authentication_metadata": {"type": "object", "required": ["acquirer_details", "directory_server"]},
-                "order": {"type": "object", "required": ["id", "checkout_session_id", "permalink_url"],
-                    "properties": {"id": {"type": "string"}, "checkout_session_id": {"type": "string"}, "permalink_url": {"type": "string", "format": "uri"}}}
-            }
-        })),
-        ("AcpDiscovery".into(), json!({
-            "type": "object",
-            "description": "The ACP discovery document (`/.well-known/acp.json`).",
-            "required": ["protocol", "api_base_url", "transports", "capabilities"],
-            "properties": {
-                "protocol": {"type": "object", "required": ["name", "version", "supported_versions"]},
-                "api_base_url": {"type": "string", "format": "uri"},
-                "transports": {"type": "array", "items": {"type": "string", "enum": ["rest", "mcp"]}},
-                "capabilities": {"type": "object", "required": ["services"]}
-            }
-        })),
+        (
+            "AcpError".into(),
+            json!({
+                "type": "object", "additionalProperties": false,
+                "description": "ACP's flat error. `param` is an RFC 9535 JSONPath into the request.",
+                "required": ["type", "code", "message"],
+                "properties": {
+                    "type": {"type": "string", "enum": ["invalid_request", "processing_error", "service_unavailable"]},
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "param": {"type": "string", "pattern": "^\\$"},
+                    "supported_versions": {"type": "array", "items": {"type": "string"}}
+                }
+            }),
+        ),
+        (
+            "AcpCheckoutSession".into(),
+            json!({
+                "type": "object",
+                "description": "An ACP CheckoutSession (or CheckoutSessionWithOrder once completed). Amounts are integer minor units.",
+                "required": ["id", "status", "currency", "line_items", "totals", "fulfillment_options", "messages", "links", "capabilities"],
+                "properties": {
+                    "id": {"type": "string", "pattern": "^acs_"},
+                    "status": {"type": "string", "enum": ["not_ready_for_payment", "ready_for_payment", "authentication_required", "complete_in_progress", "completed", "canceled"]},
+                    "currency": {"type": "string", "pattern": "^[a-z]{3}$"},
+                    "line_items": {"type": "array", "items": {"type": "object", "required": ["id", "item", "quantity", "totals"],
+                        "properties": {"quantity": {"type": "integer", "minimum": 1}, "unit_amount": {"type": "integer"}, "totals": {"type": "array", "items": total}}}},
+                    "totals": {"type": "array", "items": total},
+                    "fulfillment_options": {"type": "array", "items": {"type": "object", "required": ["type", "id", "title", "totals"]}},
+                    "messages": {"type": "array", "items": {"type": "object", "required": ["type", "content_type", "content"]}},
+                    "links": {"type": "array"},
+                    "capabilities": {"type": "object"},
+                    "authentication_metadata": {"type": "object", "required": ["acquirer_details", "directory_server"]},
+                    "order": {"type": "object", "required": ["id", "checkout_session_id", "permalink_url"],
+                        "properties": {"id": {"type": "string"}, "checkout_session_id": {"type": "string"}, "permalink_url": {"type": "string", "format": "uri"}}}
+                }
+            }),
+        ),
+        (
+            "AcpDiscovery".into(),
+            json!({
+                "type": "object",
+                "description": "The ACP discovery document (`/.well-known/acp.json`).",
+                "required": ["protocol", "api_base_url", "transports", "capabilities"],
+                "properties": {
+                    "protocol": {"type": "object", "required": ["name", "version", "supported_versions"]},
+                    "api_base_url": {"type": "string", "format": "uri"},
+                    "transports": {"type": "array", "items": {"type": "string", "enum": ["rest", "mcp"]}},
+                    "capabilities": {"type": "object", "required": ["services"]}
+                }
+            }),
+        ),
     ]
 }
 

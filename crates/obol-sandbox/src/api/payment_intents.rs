@@ -206,9 +206,12 @@ async fn confirm_args(ctx: &mut Ctx<'_>, p: &Params) -> Result<ConfirmArgs, ApiE
     let payment_method = match (p.nonempty("payment_method")?, p.obj("payment_method_data")?) {
         (Some(id), _) => Some(payment_methods::resolve(ctx, id, "payment_method").await?),
         (None, Some(data)) if data.contains_key("shared_payment_granted_token") => {
-            let id = str_at(data.get("shared_payment_granted_token"), shared_payment::PARAM)?
-                .filter(|s| !s.is_empty())
-                .ok_or_else(|| ApiError::missing_param(shared_payment::PARAM))?;
+            let id = str_at(
+                data.get("shared_payment_granted_token"),
+                shared_payment::PARAM,
+            )?
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ApiError::missing_param(shared_payment::PARAM))?;
             let (token, pm) = shared_payment::resolve(ctx, id).await?;
             spt = Some(token);
             Some(pm)
@@ -517,9 +520,7 @@ async fn confirm_inner(
     let spt = match &args.spt {
         Some(t) => Some(t.clone()),
         None => match pi.get("_spt").and_then(Value::as_str) {
-            Some(id) if !new_payment_method => {
-                Some(shared_payment::resolve(ctx, id).await?.0)
-            }
+            Some(id) if !new_payment_method => Some(shared_payment::resolve(ctx, id).await?.0),
             _ => None,
         },
     };

@@ -162,9 +162,8 @@ pub async fn resolve(ctx: &mut Ctx<'_>, id: &str) -> Result<(Value, Value), ApiE
 /// cover. Checked before any charge attempt, so a refusal charges nothing.
 /// The codes are unconfirmed (Stripe's reference shows none).
 pub fn check_use(token: &Value, amount: i64, currency: &str) -> Result<(), ApiError> {
-    let refuse = |code: &str, message: String| {
-        Err(ApiError::invalid(message).param(PARAM).code(code))
-    };
+    let refuse =
+        |code: &str, message: String| Err(ApiError::invalid(message).param(PARAM).code(code));
     match token["deactivated_reason"].as_str() {
         None => {}
         Some("expired") => {
@@ -217,7 +216,11 @@ pub async fn record_authorization(ctx: &mut Ctx<'_>, token_id: &str) -> Result<(
 }
 
 /// `amount` was captured from an intent confirmed with the token.
-pub async fn record_capture(ctx: &mut Ctx<'_>, token_id: &str, amount: i64) -> Result<(), ApiError> {
+pub async fn record_capture(
+    ctx: &mut Ctx<'_>,
+    token_id: &str,
+    amount: i64,
+) -> Result<(), ApiError> {
     let mut token = ctx.load(OBJECT, token_id, None).await?;
     let used = i(&token["usage_details"]["amount_captured"], "value");
     token["usage_details"]["amount_captured"]["value"] = json!(used + amount);

@@ -40,7 +40,10 @@ async fn a_granted_token_charges_its_card_once_within_its_limits() {
     assert_eq!(spt["usage_limits"]["currency"], "usd");
     assert_eq!(spt["deactivated_reason"], serde_json::Value::Null);
     assert_eq!(spt["payment_method_details"]["card"]["last4"], "4242");
-    assert!(spt.get("_payment_method").is_none(), "private fields stay private");
+    assert!(
+        spt.get("_payment_method").is_none(),
+        "private fields stay private"
+    );
 
     let pi = charge(&sb, id, "4200", "usd").await.ok();
     assert_eq!(pi["status"], "requires_capture");
@@ -94,9 +97,14 @@ async fn uses_beyond_the_grant_are_refused_before_any_charge() {
         "no charge was attempted"
     );
 
-    let expired = grant(&sb, "pm_card_visa", "1000", &[("usage_limits[expires_at]", "1")])
-        .await
-        .ok();
+    let expired = grant(
+        &sb,
+        "pm_card_visa",
+        "1000",
+        &[("usage_limits[expires_at]", "1")],
+    )
+    .await
+    .ok();
     let eid = expired["id"].as_str().unwrap();
     let r = charge(&sb, eid, "500", "usd").await;
     assert_eq!(r.err()["code"], "shared_payment_granted_token_expired");
@@ -125,9 +133,7 @@ async fn uses_beyond_the_grant_are_refused_before_any_charge() {
         .await;
     assert_eq!(twice.status, 400);
 
-    let missing = sb
-        .get("/v1/shared_payment/granted_tokens/spt_nope")
-        .await;
+    let missing = sb.get("/v1/shared_payment/granted_tokens/spt_nope").await;
     assert_eq!(missing.status, 404);
     assert_eq!(missing.err()["code"], "resource_missing");
 }
@@ -135,7 +141,9 @@ async fn uses_beyond_the_grant_are_refused_before_any_charge() {
 #[tokio::test]
 async fn a_declined_card_leaves_the_token_usable() {
     let sb = spawn().await;
-    let spt = grant(&sb, "pm_card_visa_chargeDeclined", "1000", &[]).await.ok();
+    let spt = grant(&sb, "pm_card_visa_chargeDeclined", "1000", &[])
+        .await
+        .ok();
     let id = spt["id"].as_str().unwrap();
     let r = charge(&sb, id, "500", "usd").await;
     assert_eq!(r.status, 402);
@@ -161,9 +169,18 @@ async fn three_d_secure_done_elsewhere_is_imported_on_confirm() {
     let confirm = |status: &'static str| {
         vec![
             (format!("{key}[ares_trans_status]"), status.to_string()),
-            (format!("{key}[cryptogram]"), "AbCdEfGhIjKlMnOpQrStUvWxY0=".to_string()),
-            (format!("{key}[electronic_commerce_indicator]"), "05".to_string()),
-            (format!("{key}[transaction_id]"), "dsTransId_abc123".to_string()),
+            (
+                format!("{key}[cryptogram]"),
+                "AbCdEfGhIjKlMnOpQrStUvWxY0=".to_string(),
+            ),
+            (
+                format!("{key}[electronic_commerce_indicator]"),
+                "05".to_string(),
+            ),
+            (
+                format!("{key}[transaction_id]"),
+                "dsTransId_abc123".to_string(),
+            ),
             (format!("{key}[version]"), "2.2.0".to_string()),
         ]
     };

@@ -61,10 +61,7 @@ impl AcpSettings {
                 .clone()
                 .unwrap_or_else(|| format!("{public_base}/orders/{{id}}")),
             acquirer_bin: acp.acquirer_bin.clone().unwrap_or_else(|| "000000".into()),
-            acquirer_country: acp
-                .acquirer_country
-                .clone()
-                .unwrap_or_else(|| "US".into()),
+            acquirer_country: acp.acquirer_country.clone().unwrap_or_else(|| "US".into()),
             acquirer_merchant_id: acp
                 .acquirer_merchant_id
                 .clone()
@@ -280,8 +277,8 @@ mod tests {
     #[test]
     fn equivalent_bodies_share_a_fingerprint() {
         let a = json!({"b": 1, "a": {"y": [1, 2], "x": null}});
-        let b: Value = serde_json::from_str(r#"{"a": {"x": null, "y": [1.0, 2]}, "b": 1.0}"#)
-            .unwrap();
+        let b: Value =
+            serde_json::from_str(r#"{"a": {"x": null, "y": [1.0, 2]}, "b": 1.0}"#).unwrap();
         assert_eq!(body_fingerprint(&a), body_fingerprint(&b));
         // null differs from absent, and arrays are ordered.
         assert_ne!(

@@ -25,7 +25,11 @@ use crate::storage::Conn;
 /// An order changed (created, or moved): queue its ACP event if it was
 /// checked out through ACP. The first event of an order completes its
 /// session (found by the PaymentIntent the order was created with).
-pub async fn order_changed(conn: &mut Conn<'_>, order: &OrderRow, now: DateTime<Utc>) -> Result<()> {
+pub async fn order_changed(
+    conn: &mut Conn<'_>,
+    order: &OrderRow,
+    now: DateTime<Utc>,
+) -> Result<()> {
     let account = AccountId::from_db(order.account_id.clone());
     let Some(found) = conn
         .find_acp_session_for_order(&account, &order.id, order.payment_reference.as_deref())

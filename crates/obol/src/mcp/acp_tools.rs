@@ -116,7 +116,13 @@ impl ObolMcp {
 impl ObolMcp {
     #[tool(
         description = "ACP: create a checkout session from catalog products (payload.line_items: [{id: prod_…}], payload.currency). Answers the authoritative CheckoutSession: obol's prices and totals (integer minor units), fulfillment_options, and messages saying what is missing.",
-        annotations(title = "Create checkout session", read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
+        annotations(
+            title = "Create checkout session",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
     )]
     async fn create_checkout_session(
         &self,
@@ -133,7 +139,11 @@ impl ObolMcp {
 
     #[tool(
         description = "ACP: the current state of a checkout session (id: acs_…), priced from the catalog now: status, line items, totals in integer minor units, and messages.",
-        annotations(title = "Get checkout session", read_only_hint = true, open_world_hint = false)
+        annotations(
+            title = "Get checkout session",
+            read_only_hint = true,
+            open_world_hint = false
+        )
     )]
     async fn get_checkout_session(
         &self,
@@ -148,7 +158,13 @@ impl ObolMcp {
 
     #[tool(
         description = "ACP: update a checkout session's line_items, buyer, fulfillment_details or selected_fulfillment_options (absent keeps a field, null clears it).",
-        annotations(title = "Update checkout session", read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
+        annotations(
+            title = "Update checkout session",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
     )]
     async fn update_checkout_session(
         &self,
@@ -166,7 +182,13 @@ impl ObolMcp {
 
     #[tool(
         description = "ACP: complete a checkout session with a Stripe shared payment token (payload.payment_data: {handler_id: card_tokenized, instrument: {type: card, credential: {type: spt, token: spt_…}}}). Charges once; answers status completed with the order, a payment_declined message, or authentication_required (then complete again with authentication_result).",
-        annotations(title = "Complete checkout session", read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = true)
+        annotations(
+            title = "Complete checkout session",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = true
+        )
     )]
     async fn complete_checkout_session(
         &self,
@@ -184,7 +206,13 @@ impl ObolMcp {
 
     #[tool(
         description = "ACP: cancel a checkout session that is neither completed nor canceled (else the ACP error session_not_cancelable); payload.intent_trace may say why.",
-        annotations(title = "Cancel checkout session", read_only_hint = false, destructive_hint = true, idempotent_hint = true, open_world_hint = false)
+        annotations(
+            title = "Cancel checkout session",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
     )]
     async fn cancel_checkout_session(
         &self,

@@ -441,8 +441,12 @@ fn parse_buyer(v: &Value) -> std::result::Result<Value, AcpError> {
     let o = object(v, "$.buyer")?;
     let email = string(o, "email", "$.buyer", 320)?
         .ok_or_else(|| missing("$.buyer.email", "the buyer's email is required"))?;
-    let email = crate::validate::email(email)
-        .map_err(|_| invalid("$.buyer.email", "the buyer's email is not an e-mail address"))?;
+    let email = crate::validate::email(email).map_err(|_| {
+        invalid(
+            "$.buyer.email",
+            "the buyer's email is not an e-mail address",
+        )
+    })?;
     let mut out = Map::new();
     for key in ["first_name", "last_name", "full_name", "phone_number"] {
         if let Some(s) = string(o, key, "$.buyer", 200)? {
@@ -472,7 +476,10 @@ fn parse_address(v: &Value, at: &str) -> std::result::Result<Value, AcpError> {
                 out.insert(key.into(), json!(s));
             }
             _ if required => {
-                return Err(missing(format!("{at}.{key}"), format!("{at}.{key} is required")))
+                return Err(missing(
+                    format!("{at}.{key}"),
+                    format!("{at}.{key} is required"),
+                ))
             }
             _ => {}
         }
@@ -837,8 +844,10 @@ fn render(
         messages.extend(priced.errors.iter().cloned());
     }
     if let Some(d) = &row.decline_message {
-        messages.push(json!({"type": "error", "code": "payment_declined", "param": "$.payment_data",
-            "content_type": "plain", "content": d}));
+        messages.push(
+            json!({"type": "error", "code": "payment_declined", "param": "$.payment_data",
+            "content_type": "plain", "content": d}),
+        );
     }
     if status == "canceled" {
         messages.push(json!({"type": "info", "content_type": "plain",
@@ -962,7 +971,10 @@ async fn create(
                 }
             }
             let c = found.ok_or_else(|| {
-                missing("$.currency", "currency is required (no item is a known product)")
+                missing(
+                    "$.currency",
+                    "currency is required (no item is a known product)",
+                )
             })?;
             Currency::parse(&c).map_err(|e| obol(e.into()))?
         }
@@ -1058,13 +1070,19 @@ async fn cancel(
     let refused = |row: &AcpSessionRow| {
         AcpError::new(
             "session_not_cancelable",
-            format!("the checkout session is {} and cannot be canceled", row.status),
+            format!(
+                "the checkout session is {} and cannot be canceled",
+                row.status
+            ),
         )
     };
     if matches!(row.status.as_str(), "completed" | "canceled") {
         return Err(refused(&row));
     }
-    if let Some(reason) = body.pointer("/intent_trace/reason_code").and_then(Value::as_str) {
+    if let Some(reason) = body
+        .pointer("/intent_trace/reason_code")
+        .and_then(Value::as_str)
+    {
         tracing::info!(session = %id, reason = %reason.chars().take(40).collect::<String>(), "ACP checkout abandoned");
     }
     let canceled = {
@@ -1076,11 +1094,13 @@ async fn cancel(
     };
     let now_row = load(ctx, account, id).await?;
     if !canceled {
-        return Err(if matches!(now_row.status.as_str(), "completed" | "canceled") {
-            refused(&now_row)
-        } else {
-            busy()
-        });
+        return Err(
+            if matches!(now_row.status.as_str(), "completed" | "canceled") {
+                refused(&now_row)
+            } else {
+                busy()
+            },
+        );
     }
     // An intent waiting for 3-D Secure holds nothing yet; cancel it so it
     // can never be confirmed.
@@ -1461,7 +1481,10 @@ async fn charge(
                 .set("capture_method", "manual")
                 .set("confirm", "true")
                 .set("payment_method_types[]", "card")
-                .set("payment_method_data[shared_payment_granted_token]", &payment.token)
+                .set(
+                    "payment_method_data[shared_payment_granted_token]",
+                    &payment.token,
+                )
                 .set("description", format!("Agentic checkout {}", row.id))
                 .set("metadata[obol_mode]", "pre_order")
                 .set("metadata[obol_acp_session]", &row.id);

@@ -35,7 +35,8 @@ pub struct AcpIdempotencyRow {
     pub expires_at: DateTime<Utc>,
 }
 
-const SESSION_COLUMNS: &str = "id, account_id, status, currency, cart, payment_intent_id, attempts, \
+const SESSION_COLUMNS: &str =
+    "id, account_id, status, currency, cart, payment_intent_id, attempts, \
     authentication_metadata, decline_message, order_id, completing_until, created_at, updated_at";
 
 /// What a finished completion attempt leaves on the session.
@@ -171,19 +172,26 @@ impl Conn<'_> {
     /// Replaces the input of a session whose completion this caller holds.
     pub async fn set_acp_cart(&mut self, id: &str, cart: &str, now: DateTime<Utc>) -> Result<()> {
         on_conn!(self, |conn| {
-            sqlx::query("UPDATE acp_checkout_sessions SET cart = $2, updated_at = $3 WHERE id = $1")
-                .bind(id)
-                .bind(cart)
-                .bind(now)
-                .execute(&mut **conn)
-                .await?;
+            sqlx::query(
+                "UPDATE acp_checkout_sessions SET cart = $2, updated_at = $3 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(cart)
+            .bind(now)
+            .execute(&mut **conn)
+            .await?;
         });
         Ok(())
     }
 
     /// Records the PaymentIntent of the attempt under way (before the
     /// order is created from it, so the order finds its session).
-    pub async fn set_acp_intent(&mut self, id: &str, intent: &str, now: DateTime<Utc>) -> Result<()> {
+    pub async fn set_acp_intent(
+        &mut self,
+        id: &str,
+        intent: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         on_conn!(self, |conn| {
             sqlx::query(
                 "UPDATE acp_checkout_sessions SET payment_intent_id = $2, updated_at = $3 WHERE id = $1",

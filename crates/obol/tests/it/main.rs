@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod accounting_standin;
+mod acp;
+mod acp_mcp;
 mod api_customers;
 mod api_errors;
 mod auth_throttle;
