@@ -494,6 +494,20 @@ async fn confirm_inner(
             }
         },
     };
+    // A shared payment token's limits are checked before the attempt: a
+    // use it does not cover is refused with nothing charged. An intent
+    // confirmed again (after 3-D Secure) is held to its token again.
+    let spt = match &args.spt {
+        Some(t) => Some(t.clone()),
+        None => match pi.get("_spt").and_then(Value::as_str) {
+            Some(id) if !new_payment_method => Some(shared_payment::resolve(ctx, id).await?.0),
+            _ => None,
+        },
+    };
+    if let Some(token) = &spt {
+        shared_payment::check_use(token, i(&pi, "amount"), &s(&pi, "currency"))?;
+        pi["_spt"] = token["id"].clone();
+    }
     let apm_redirects = pi["automatic_payment_methods"]["enabled"].as_bool() == Some(true)
         && pi["automatic_payment_methods"]["allow_redirects"].as_str() != Some("never");
     if apm_redirects && args.return_url.is_none() && !args.use_stripe_sdk {
@@ -513,20 +527,6 @@ async fn confirm_inner(
     }
     if pm.get("_used").and_then(Value::as_bool) == Some(true) && pm_customer.is_none() {
         return Err(ApiError::invalid(format!("The provided PaymentMethod was previously used with a PaymentIntent without Customer attachment, shared with a connected account without Customer attachment, or was detached from a Customer. It may not be used again. To use a PaymentMethod multiple times, you must attach it to a Customer first. ({})", s(&pm, "id"))).param("payment_method"));
-    }
-    // A shared payment token's limits are checked before the attempt: a
-    // use it does not cover is refused with nothing charged. An intent
-    // confirmed again (after 3-D Secure) is held to its token again.
-    let spt = match &args.spt {
-        Some(t) => Some(t.clone()),
-        None => match pi.get("_spt").and_then(Value::as_str) {
-            Some(id) if !new_payment_method => Some(shared_payment::resolve(ctx, id).await?.0),
-            _ => None,
-        },
-    };
-    if let Some(token) = &spt {
-        shared_payment::check_use(token, i(&pi, "amount"), &s(&pi, "currency"))?;
-        pi["_spt"] = token["id"].clone();
     }
     pi["payment_method"] = pm["id"].clone();
     pi["last_payment_error"] = Value::Null;
