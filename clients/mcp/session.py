@@ -58,7 +58,14 @@ async def run_steps(session: ClientSession, steps: list) -> list:
             else:
                 raise ValueError(f"unknown step {step['op']!r}")
         except MCPError as e:
-            results.append({"protocol_error": str(e)})
+            error = getattr(e, "error", None)
+            results.append(
+                {
+                    "protocol_error": str(e),
+                    "code": getattr(error, "code", None),
+                    "data": getattr(error, "data", None),
+                }
+            )
     return results
 
 

@@ -77,6 +77,8 @@ pub struct Config {
     pub metrics: MetricsSettings,
     #[serde(default)]
     pub inbox: InboxSettings,
+    #[serde(default)]
+    pub acp: AcpConfig,
 }
 
 /// `admin.*`: the dashboard at `/admin` (`crate::admin`).
@@ -145,6 +147,40 @@ impl Default for InboxSettings {
 
 fn default_lag_warning() -> u64 {
     60
+}
+
+/// `acp.*`: the Agentic Commerce Protocol merchant endpoint (`/acp`,
+/// `crate::acp`). Without `api_keys` the endpoint answers 401 to everyone.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcpConfig {
+    /// The agent platforms' credentials (`Authorization: Bearer …` on
+    /// `/acp`), a list or one comma-separated string; at least 32
+    /// characters each, and never an `obol_` key.
+    #[serde(default, deserialize_with = "secret_list")]
+    pub api_keys: Vec<SecretString>,
+    /// The organisation (`org_…`) ACP sessions and their orders belong
+    /// to; absent: the platform's own account.
+    #[serde(default)]
+    pub organization: Option<String>,
+    /// Where `order_create` / `order_update` events are POSTed.
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+    /// The HMAC key of `Merchant-Signature`; required with `webhook_url`.
+    #[serde(default)]
+    pub webhook_secret: Option<SecretString>,
+    /// The buyer's order page, `{id}` and `{number}` replaced (default
+    /// `{public_url}/orders/{id}`): the order's `permalink_url`.
+    #[serde(default)]
+    pub order_url: Option<String>,
+    /// The 3-D Secure acquirer details sent in `authentication_metadata`
+    /// (your acquirer's BIN, country and merchant id); placeholders by default.
+    #[serde(default)]
+    pub acquirer_bin: Option<String>,
+    #[serde(default)]
+    pub acquirer_country: Option<String>,
+    #[serde(default)]
+    pub acquirer_merchant_id: Option<String>,
 }
 
 /// `secrets.*`: the keys values obol must read back (connected accounts'
@@ -969,6 +1005,31 @@ impl Config {
         Ok(())
     }
 
+    fn validate_acp(&self) -> Result<(), ConfigError> {
+        let acp = &self.acp;
+        for (i, key) in acp.api_keys.iter().enumerate() {
+            let k = key.expose_secret();
+            let obol_key =
+                k.starts_with("obol_") || self.api_keys.iter().any(|s| s.expose_secret() == k);
+            if k.len() < 32 || obol_key || k.chars().any(char::is_whitespace) {
+                return Err(ConfigError::new(
+                    &format!("acp.api_keys[{i}]"),
+                    "an ACP key has at least 32 characters, no spaces, and is none of obol's own keys (obol_…)",
+                ));
+            }
+        }
+        if let Some(url) = &acp.webhook_url {
+            http_url("acp.webhook_url", url)?;
+            required_secret("acp.webhook_secret", &acp.webhook_secret)?;
+        }
+        if let Some(org) = &acp.organization {
+            if !org.starts_with("org_") {
+                return Err(ConfigError::new("acp.organization", "must be an org_… id"));
+            }
+        }
+        Ok(())
+    }
+
     fn validate_fees(&self) -> Result<(), ConfigError> {
         let rate = &self.fees.default;
         if rate.percent_bps > crate::money::FeeSchedule::MAX_GROSS_UP_BPS {
@@ -1037,6 +1098,7 @@ impl Config {
         self.backend()?;
         self.validate_fees()?;
         self.validate_admin()?;
+        self.validate_acp()?;
         if let Some(url) = &self.public_url {
             let parsed = url::Url::parse(url)
                 .map_err(|e| ConfigError::new("public_url", format!("not a URL: {e}")))?;

@@ -222,6 +222,8 @@ pub struct Settings {
     pub connect_webhook_secret: Option<secrecy::SecretString>,
     /// `/health` reports the inbox degraded past this backlog age, seconds.
     pub inbox_lag_warning_seconds: u64,
+    /// `acp.*`: the Agentic Commerce Protocol endpoint's settings.
+    pub acp: crate::acp::AcpSettings,
 }
 
 impl Settings {
@@ -284,6 +286,15 @@ impl Settings {
             require_https_return: config.stripe_mode() == StripeMode::Live,
             connect_webhook_secret: config.stripe.connect.webhook_secret.clone(),
             inbox_lag_warning_seconds: config.inbox.lag_warning_seconds,
+            acp: crate::acp::AcpSettings::from_config(
+                config,
+                config
+                    .public_url
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{}", config.listen))
+                    .trim_end_matches('/'),
+                &crate::email::business_name(config),
+            ),
         })
     }
 }

@@ -6,6 +6,7 @@
 //! requests finish.
 
 pub mod accounting;
+pub mod acp;
 pub mod address;
 pub mod admin;
 pub mod api;
@@ -114,6 +115,9 @@ impl Application {
         if config.public_url.is_none() {
             // Port 0 picks a free port: links name the one bound.
             settings.public_base = format!("http://{local}");
+            if config.acp.order_url.is_none() {
+                settings.acp.order_url = format!("http://{local}/orders/{{id}}");
+            }
         }
         if stripe.mode == StripeMode::Sandbox && config.stripe.connect.base.is_none() {
             // The sandbox serves Connect's OAuth endpoints beside its API.
@@ -171,6 +175,9 @@ impl Application {
         jobs::invoice_sweep::schedule_first(ctx.store(), &job_ctx.settings)
             .await
             .context("scheduling the invoice sweep")?;
+        jobs::acp::schedule_first_sweep(ctx.store())
+            .await
+            .context("scheduling the ACP idempotency sweep")?;
         for _ in 0..job_ctx.settings.workers {
             let runner = jobs::Runner::new(job_ctx.clone(), jobs::Runner::worker_id());
             background.push(tokio::spawn(runner.run(stop_background.clone())));

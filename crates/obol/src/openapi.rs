@@ -40,6 +40,8 @@ pub const GUEST_TOKEN: &str = "guest_token";
 pub const ADMIN_SESSION: &str = "admin_session";
 /// `GET /metrics`'s credential, when `metrics.token` is configured.
 pub const METRICS_TOKEN: &str = "metrics_token";
+/// The Agentic Commerce Protocol credential (`acp.api_keys`).
+pub const ACP_KEY: &str = "acp_key";
 
 #[derive(OpenApi)]
 #[openapi(
@@ -75,6 +77,7 @@ pub const METRICS_TOKEN: &str = "metrics_token";
         (name = "payouts", description = "Payouts mirrored from Stripe and the balance transactions each one settles."),
         (name = "mcp", description = "obol's tools for AI agents (Model Context Protocol, streamable HTTP)."),
         (name = "admin", description = "The admin dashboard (HTML for operators in a browser; a session cookie and a CSRF token on every form)."),
+        (name = "acp", description = "The Agentic Commerce Protocol (2026-04-17) merchant endpoint agent platforms check out against; its errors are ACP's flat `{type, code, message, param}`."),
     )
 )]
 struct ApiDoc;
@@ -126,6 +129,17 @@ impl Modify for Credentials {
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
                         "`metrics.token` (`OBOL_METRICS__TOKEN`), required by `GET /metrics` when it is configured.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            ACP_KEY,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An agent platform's credential, one of `acp.api_keys`: `/acp` routes only.",
                     ))
                     .build(),
             ),
@@ -186,7 +200,11 @@ pub fn finish(api: utoipa::openapi::OpenApi) -> Value {
             };
             for op in item.values_mut() {
                 if let Some(op) = op.as_object_mut() {
-                    add_errors(op, &statuses);
+                    if is_acp(op) {
+                        add_acp(op);
+                    } else {
+                        add_errors(op, &statuses);
+                    }
                     add_headers(op);
                 }
             }
@@ -284,6 +302,177 @@ fn add_errors(op: &mut Map<String, Value>, statuses: &BTreeMap<&str, u16>) {
             }),
         );
     }
+}
+
+/// An operation of the Agentic Commerce Protocol (tag `acp`).
+pub fn is_acp(op: &Map<String, Value>) -> bool {
+    op.get("tags")
+        .and_then(Value::as_array)
+        .is_some_and(|t| t.iter().any(|x| x == "acp"))
+}
+
+/// Codes every `/acp/checkout_sessions…` route can answer.
+const ACP_EVERY_ROUTE: &[&str] = &[
+    "unauthorized",
+    "missing_api_version",
+    "unsupported_api_version",
+    "internal_error",
+];
+/// Codes of an `/acp` POST.
+const ACP_POST: &[&str] = &[
+    "idempotency_key_required",
+    "idempotency_key_invalid",
+    "idempotency_conflict",
+    "idempotency_in_flight",
+    "invalid_json",
+];
+
+/// An ACP operation's documented answers: the success body (`x-acp-response`
+/// names its schema), ACP's error shape per status with the codes from
+/// `acp::ERROR_CODES`, and the protocol's headers.
+fn add_acp(op: &mut Map<String, Value>) {
+    let schema = op
+        .get("x-acp-response")
+        .and_then(Value::as_str)
+        .unwrap_or("AcpCheckoutSession")
+        .to_string();
+    let secured = op
+        .get("security")
+        .and_then(Value::as_array)
+        .is_some_and(|s| s.iter().any(|r| r.get(ACP_KEY).is_some()));
+    let post = op.contains_key("requestBody");
+    let mut codes: Vec<String> = op
+        .get("x-error-codes")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    if secured {
+        let mut also: Vec<&str> = ACP_EVERY_ROUTE.to_vec();
+        if post {
+            also.extend(ACP_POST);
+        }
+        for c in also {
+            if !codes.iter().any(|have| have == c) {
+                codes.push(c.to_string());
+            }
+        }
+    }
+    let mut by_status: BTreeMap<u16, Vec<String>> = BTreeMap::new();
+    for code in &codes {
+        if let Some((_, status, _)) = crate::acp::ERROR_CODES.iter().find(|(c, _, _)| c == code) {
+            by_status.entry(*status).or_default().push(code.clone());
+        }
+    }
+    op.insert("x-error-codes".into(), json!(codes));
+    if secured {
+        let params = op.entry("parameters").or_insert_with(|| json!([]));
+        if let Some(params) = params.as_array_mut() {
+            params.push(json!({"name": "API-Version", "in": "header", "required": true,
+                "description": "The ACP version, `2026-04-17`; missing or another answers 400 with `supported_versions`.",
+                "schema": {"type": "string", "enum": crate::acp::SUPPORTED_VERSIONS}}));
+            params.push(json!({"name": "Request-Id", "in": "header", "required": false,
+                "description": "The caller's id of this request; echoed.", "schema": {"type": "string", "maxLength": 255}}));
+            if post {
+                params.push(json!({"name": "Idempotency-Key", "in": "header", "required": true,
+                    "description": "Required on every POST (RFC §6): the same key and body replay the stored answer (`Idempotent-Replayed: true`), another body answers 422 `idempotency_conflict`, a request still in flight 409 `idempotency_in_flight` with `Retry-After`. 5xx answers are not stored; keys are kept 24 hours.",
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255}}));
+            }
+        }
+    }
+    let Some(responses) = op
+        .entry("responses")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+    else {
+        return;
+    };
+    for (_, r) in responses.iter_mut() {
+        r["content"] = json!({"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}});
+        if post {
+            r["headers"] = json!({
+                "idempotency-key": {"description": "The request's Idempotency-Key, echoed.", "required": false, "schema": {"type": "string"}},
+                "idempotent-replayed": {"description": "`true` when this is the stored answer of an earlier request with this key.", "required": false, "schema": {"type": "string", "enum": ["true"]}}
+            });
+        }
+    }
+    for (status, mut codes) in by_status {
+        codes.sort();
+        let mut response = json!({
+            "description": format!("ACP error; `code` is one of: {}.", codes.join(", ")),
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AcpError"}}},
+            "x-error-codes": codes,
+        });
+        if status == 409 || status == 503 {
+            response["headers"] = json!({"retry-after": {"description": "Seconds to wait before trying again.", "required": false, "schema": {"type": "integer", "minimum": 1}}});
+        }
+        responses.insert(status.to_string(), response);
+    }
+}
+
+/// The schemas of ACP's answers as obol's document describes them: the
+/// protocol's required fields; the copied ACP JSON schemas
+/// (`spec/acp/2026-04-17/`) are the full contract the tests check too.
+fn acp_schemas() -> Vec<(String, Value)> {
+    let total = json!({"type": "object", "required": ["type", "display_text", "amount"], "properties": {
+        "type": {"type": "string"}, "display_text": {"type": "string"}, "amount": {"type": "integer"}}});
+    vec![
+        (
+            "AcpError".into(),
+            json!({
+                "type": "object", "additionalProperties": false,
+                "description": "ACP's flat error. `param` is an RFC 9535 JSONPath into the request.",
+                "required": ["type", "code", "message"],
+                "properties": {
+                    "type": {"type": "string", "enum": ["invalid_request", "processing_error", "service_unavailable"]},
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "param": {"type": "string", "pattern": "^\\$"},
+                    "supported_versions": {"type": "array", "items": {"type": "string"}}
+                }
+            }),
+        ),
+        (
+            "AcpCheckoutSession".into(),
+            json!({
+                "type": "object",
+                "description": "An ACP CheckoutSession (or CheckoutSessionWithOrder once completed). Amounts are integer minor units.",
+                "required": ["id", "status", "currency", "line_items", "totals", "fulfillment_options", "messages", "links", "capabilities"],
+                "properties": {
+                    "id": {"type": "string", "pattern": "^acs_"},
+                    "status": {"type": "string", "enum": ["not_ready_for_payment", "ready_for_payment", "authentication_required", "complete_in_progress", "completed", "canceled"]},
+                    "currency": {"type": "string", "pattern": "^[a-z]{3}$"},
+                    "line_items": {"type": "array", "items": {"type": "object", "required": ["id", "item", "quantity", "totals"],
+                        "properties": {"quantity": {"type": "integer", "minimum": 1}, "unit_amount": {"type": "integer"}, "totals": {"type": "array", "items": total}}}},
+                    "totals": {"type": "array", "items": total},
+                    "fulfillment_options": {"type": "array", "items": {"type": "object", "required": ["type", "id", "title", "totals"]}},
+                    "messages": {"type": "array", "items": {"type": "object", "required": ["type", "content_type", "content"]}},
+                    "links": {"type": "array"},
+                    "capabilities": {"type": "object"},
+                    "authentication_metadata": {"type": "object", "required": ["acquirer_details", "directory_server"]},
+                    "order": {"type": "object", "required": ["id", "checkout_session_id", "permalink_url"],
+                        "properties": {"id": {"type": "string"}, "checkout_session_id": {"type": "string"}, "permalink_url": {"type": "string", "format": "uri"}}}
+                }
+            }),
+        ),
+        (
+            "AcpDiscovery".into(),
+            json!({
+                "type": "object",
+                "description": "The ACP discovery document (`/.well-known/acp.json`).",
+                "required": ["protocol", "api_base_url", "transports", "capabilities"],
+                "properties": {
+                    "protocol": {"type": "object", "required": ["name", "version", "supported_versions"]},
+                    "api_base_url": {"type": "string", "format": "uri"},
+                    "transports": {"type": "array", "items": {"type": "string", "enum": ["rest", "mcp"]}},
+                    "capabilities": {"type": "object", "required": ["services"]}
+                }
+            }),
+        ),
+    ]
 }
 
 /// The optional `Obol-Organization` header of a route that takes a credential.
@@ -425,6 +614,9 @@ fn add_schemas(doc: &mut Value) {
             schemas.insert(name, serde_json::to_value(schema).unwrap_or(Value::Null));
         }
     }
+    for (name, schema) in acp_schemas() {
+        schemas.entry(name).or_insert(schema);
+    }
 }
 
 /// One OpenAPI 3.1 webhook per notification type obol sends: a POST to
@@ -480,6 +672,39 @@ fn webhooks() -> Value {
                 "responses": {
                     "2XX": {"description": "Received; obol stops retrying."},
                     "default": {"description": "Anything else (or no answer within the timeout): obol retries later."}
+                }
+            }}),
+        );
+    }
+    for kind in ["order_create", "order_update"] {
+        hooks.insert(
+            kind.to_string(),
+            json!({"post": {
+                "operationId": format!("acp_{kind}"),
+                "summary": if kind == "order_create" {
+                    "ACP: an order was created from a checkout session."
+                } else {
+                    "ACP: an ACP order changed (confirmed, shipped, delivered, canceled, refunded)."
+                },
+                "description": "Sent to `acp.webhook_url` (the agent platform), never to obol's notification endpoints:                     the ACP `WebhookEvent` `{type, data}`, `data` the full ACP `Order` (line items, fulfillments,                     refunds as `adjustments`, totals) as it was at the change. Queued in the transaction of the change                     and retried by the job runner until the receiver answers 2xx.",
+                "tags": ["acp"],
+                "parameters": [
+                    {"name": "Merchant-Signature", "in": "header", "required": true,
+                     "description": "`t=<unix seconds>,v1=<hex HMAC-SHA256(acp.webhook_secret, \"{t}.{body}\")>`, signed afresh at each attempt.",
+                     "schema": {"type": "string", "pattern": "^t=\\d+,v1=[a-f0-9]{64}$"}}
+                ],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["type", "data"],
+                    "properties": {
+                        "type": {"const": kind},
+                        "data": {"type": "object", "required": ["type", "id", "checkout_session_id", "permalink_url", "status"],
+                            "properties": {"type": {"const": "order"}, "status": {"type": "string"},
+                                "line_items": {"type": "array"}, "adjustments": {"type": "array"}, "totals": {"type": "array"}}}
+                    }
+                }}}},
+                "responses": {
+                    "2XX": {"description": "Received; obol stops retrying."},
+                    "default": {"description": "Anything else (or no answer within 10 s): retried later."}
                 }
             }}),
         );
@@ -544,6 +769,17 @@ mod tests {
         for (path, item) in raw["paths"].as_object().into_iter().flatten() {
             for (method, op) in item.as_object().into_iter().flatten() {
                 let codes = op["x-error-codes"].as_array();
+                if op.as_object().is_some_and(is_acp) {
+                    // ACP's own codes, in their own catalogue.
+                    for c in codes.into_iter().flatten() {
+                        let c = c.as_str().unwrap_or_default();
+                        assert!(
+                            crate::acp::ERROR_CODES.iter().any(|(k, _, _)| *k == c),
+                            "{method} {path} lists {c:?}, which obol's ACP endpoint never answers"
+                        );
+                    }
+                    continue;
+                }
                 assert!(
                     codes.is_some(),
                     "{method} {path} lists no x-error-codes (an empty list says it has none of its own)"

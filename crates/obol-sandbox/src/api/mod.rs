@@ -16,6 +16,7 @@ mod payment_methods;
 mod products;
 mod refunds;
 pub(crate) mod setup_intents;
+mod shared_payment;
 mod webhook_endpoints;
 
 use std::sync::Arc;
@@ -618,6 +619,13 @@ async fn route(
         ["payouts"] if get => balance::list_payouts(ctx, p).await,
         ["payouts", id] if get => ctx.load("payout", id, None).await,
         ["payouts", id, "cancel"] if post => balance::cancel_payout(ctx, id, p).await,
+        ["test_helpers", "shared_payment", "granted_tokens"] if post => {
+            shared_payment::create(ctx, p).await
+        }
+        ["test_helpers", "shared_payment", "granted_tokens", id, "revoke"] if post => {
+            shared_payment::revoke(ctx, id, p).await
+        }
+        ["shared_payment", "granted_tokens", id] if get => shared_payment::retrieve(ctx, id).await,
         ["events"] if get => events::list(ctx, p).await,
         ["events", id] if get => ctx.load("event", id, None).await,
         ["webhook_endpoints"] if post => webhook_endpoints::create(ctx, p).await,

@@ -9,7 +9,7 @@
 
 use serde_json::{json, Value};
 
-use super::{disputes, payment_methods};
+use super::{disputes, payment_methods, shared_payment};
 use crate::cards::{self, Behaviour};
 use crate::ctx::{i, render, s, Ctx};
 use crate::error::ApiError;
@@ -151,11 +151,71 @@ struct ConfirmArgs {
     return_url: Option<String>,
     error_on_requires_action: bool,
     use_stripe_sdk: bool,
+    /// The shared payment token the card comes from, if any.
+    spt: Option<Value>,
+    /// 3-D Secure performed outside Stripe and imported with
+    /// `payment_method_options[card][three_d_secure]`: `Some(true)` when
+    /// its `ares_trans_status` is `Y` (authenticated) or `A` (attempted)
+    /// and it carries a cryptogram, `Some(false)` otherwise.
+    imported_3ds: Option<bool>,
+}
+
+/// Reads `payment_method_options[card][three_d_secure]` (Stripe's import
+/// of an authentication done elsewhere, as an agent platform does for
+/// Agentic Commerce). The sandbox trusts a well-formed result the way
+/// Stripe trusts the directory server's: the issuer (the test card) still
+/// decides whether the authenticated charge succeeds.
+fn imported_three_d_secure(p: &Params) -> Result<Option<bool>, ApiError> {
+    let Some(tds) = p
+        .obj("payment_method_options")?
+        .and_then(|o| o.get("card"))
+        .and_then(Value::as_object)
+        .and_then(|c| c.get("three_d_secure"))
+        .and_then(Value::as_object)
+    else {
+        return Ok(None);
+    };
+    const KEY: &str = "payment_method_options[card][three_d_secure]";
+    let status = choice_at(
+        tds.get("ares_trans_status"),
+        &format!("{KEY}[ares_trans_status]"),
+        &["A", "C", "I", "N", "R", "U", "Y"],
+    )?;
+    let cryptogram = str_at(tds.get("cryptogram"), &format!("{KEY}[cryptogram]"))?.unwrap_or("");
+    choice_at(
+        tds.get("electronic_commerce_indicator"),
+        &format!("{KEY}[electronic_commerce_indicator]"),
+        &["01", "02", "05", "06", "07"],
+    )?;
+    if str_at(tds.get("transaction_id"), &format!("{KEY}[transaction_id]"))?.is_none() {
+        return Err(ApiError::missing_param(&format!("{KEY}[transaction_id]")));
+    }
+    choice_at(
+        tds.get("version"),
+        &format!("{KEY}[version]"),
+        &["1.0.2", "2.1.0", "2.2.0"],
+    )?
+    .ok_or_else(|| ApiError::missing_param(&format!("{KEY}[version]")))?;
+    Ok(Some(
+        matches!(status.as_deref(), Some("Y" | "A")) && !cryptogram.is_empty(),
+    ))
 }
 
 async fn confirm_args(ctx: &mut Ctx<'_>, p: &Params) -> Result<ConfirmArgs, ApiError> {
+    let mut spt = None;
     let payment_method = match (p.nonempty("payment_method")?, p.obj("payment_method_data")?) {
         (Some(id), _) => Some(payment_methods::resolve(ctx, id, "payment_method").await?),
+        (None, Some(data)) if data.contains_key("shared_payment_granted_token") => {
+            let id = str_at(
+                data.get("shared_payment_granted_token"),
+                shared_payment::PARAM,
+            )?
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ApiError::missing_param(shared_payment::PARAM))?;
+            let (token, pm) = shared_payment::resolve(ctx, id).await?;
+            spt = Some(token);
+            Some(pm)
+        }
         (None, Some(data)) => {
             let kind = str_at(data.get("type"), "payment_method_data[type]")?.unwrap_or_default();
             if kind != "card" {
@@ -194,6 +254,8 @@ async fn confirm_args(ctx: &mut Ctx<'_>, p: &Params) -> Result<ConfirmArgs, ApiE
         return_url: p.nonempty("return_url")?.map(str::to_string),
         error_on_requires_action: p.bool("error_on_requires_action")?.unwrap_or(false),
         use_stripe_sdk: p.bool("use_stripe_sdk")?.unwrap_or(false),
+        spt,
+        imported_3ds: imported_three_d_secure(p)?,
     })
 }
 
@@ -416,6 +478,7 @@ async fn confirm_inner(
             render(&pi),
         ));
     }
+    let new_payment_method = args.payment_method.is_some();
     let pm = match args.payment_method {
         Some(pm) => pm,
         None => match pi.get("payment_method").and_then(Value::as_str) {
@@ -431,6 +494,20 @@ async fn confirm_inner(
             }
         },
     };
+    // A shared payment token's limits are checked before the attempt: a
+    // use it does not cover is refused with nothing charged. An intent
+    // confirmed again (after 3-D Secure) is held to its token again.
+    let spt = match &args.spt {
+        Some(t) => Some(t.clone()),
+        None => match pi.get("_spt").and_then(Value::as_str) {
+            Some(id) if !new_payment_method => Some(shared_payment::resolve(ctx, id).await?.0),
+            _ => None,
+        },
+    };
+    if let Some(token) = &spt {
+        shared_payment::check_use(token, i(&pi, "amount"), &s(&pi, "currency"))?;
+        pi["_spt"] = token["id"].clone();
+    }
     let apm_redirects = pi["automatic_payment_methods"]["enabled"].as_bool() == Some(true)
         && pi["automatic_payment_methods"]["allow_redirects"].as_str() != Some("never");
     if apm_redirects && args.return_url.is_none() && !args.use_stripe_sdk {
@@ -458,8 +535,20 @@ async fn confirm_inner(
     pi["_off_session"] = json!(args.off_session);
     pi["_use_stripe_sdk"] = json!(args.use_stripe_sdk);
     // Authenticated earlier with confirmation_method=manual: no second challenge.
-    let authenticated = pi.get("_authenticated").and_then(Value::as_bool) == Some(true);
+    let authenticated = pi.get("_authenticated").and_then(Value::as_bool) == Some(true)
+        || args.imported_3ds == Some(true);
     pi["_authenticated"] = Value::Null;
+    if args.imported_3ds == Some(false) {
+        // The imported authentication failed: like a failed challenge.
+        return attempt(
+            ctx,
+            pi,
+            pm,
+            Outcome::Decline("authentication_required", Some("authentication_required")),
+            false,
+        )
+        .await;
+    }
     let outcome = decide(
         behaviour_of(&pm),
         args.off_session,
@@ -745,6 +834,12 @@ pub async fn attempt(
                 }
             }
             ctx.put(&pi).await?;
+            if let Some(spt) = pi.get("_spt").and_then(Value::as_str).map(str::to_string) {
+                shared_payment::record_authorization(ctx, &spt).await?;
+                if !manual {
+                    shared_payment::record_capture(ctx, &spt, amount).await?;
+                }
+            }
             ctx.emit("charge.succeeded", &ch, None).await?;
             if manual {
                 ctx.emit("payment_intent.amount_capturable_updated", &pi, None)
@@ -850,6 +945,9 @@ pub async fn capture(ctx: &mut Ctx<'_>, id: &str, p: &Params) -> Result<Value, A
     pi["amount_received"] = json!(amount);
     pi["amount_capturable"] = json!(0);
     ctx.put(&pi).await?;
+    if let Some(spt) = pi.get("_spt").and_then(Value::as_str).map(str::to_string) {
+        shared_payment::record_capture(ctx, &spt, amount).await?;
+    }
     ctx.emit("charge.captured", &ch, None).await?;
     ctx.emit("payment_intent.succeeded", &pi, None).await?;
     let pm = ctx

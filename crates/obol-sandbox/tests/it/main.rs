@@ -13,6 +13,7 @@ mod payment_intents;
 mod rate_limit;
 mod refunds_disputes;
 mod setup_intents;
+mod shared_payment;
 mod three_ds;
 mod trigger;
 mod webhooks;

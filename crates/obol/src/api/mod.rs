@@ -6,6 +6,7 @@
 //! storage or the Stripe client: `tests/it/layering.rs` fails the build if
 //! a file here names them.
 
+pub mod acp;
 pub mod auth;
 pub mod billing;
 pub mod card_updates;
@@ -172,6 +173,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(payouts::router())
         .merge(mcp::router())
         .merge(crate::admin::router())
+        .merge(acp::router())
 }
 
 /// CORS for the origins in `http.cors_allowed_origins` (storefronts that

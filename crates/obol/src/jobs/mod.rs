@@ -22,6 +22,7 @@
 //! at once.
 
 pub mod accounting;
+pub mod acp;
 pub mod billing_notice;
 pub mod card_update_notice;
 pub mod charge_run;
@@ -90,10 +91,14 @@ pub enum JobKind {
     BillingInvoiceNotice,
     /// Fetch and store the balance transactions a paid payout settles.
     PayoutTransactions,
+    /// Send one ACP order event to the agent platform (`acp.webhook_url`).
+    AcpOrderEvent,
+    /// Delete ACP Idempotency-Key records past their 24 hours; recurring.
+    AcpIdempotencySweep,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 11] = [
+    pub const ALL: [JobKind; 13] = [
         JobKind::ReleaseAuthorization,
         JobKind::ResubmitRefund,
         JobKind::Reconcile,
@@ -105,6 +110,8 @@ impl JobKind {
         JobKind::ChargeRunNotice,
         JobKind::BillingInvoiceNotice,
         JobKind::PayoutTransactions,
+        JobKind::AcpOrderEvent,
+        JobKind::AcpIdempotencySweep,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -120,6 +127,8 @@ impl JobKind {
             JobKind::ChargeRunNotice => "charge_run_notice",
             JobKind::BillingInvoiceNotice => "billing_invoice_notice",
             JobKind::PayoutTransactions => "payout_transactions",
+            JobKind::AcpOrderEvent => "acp_order_event",
+            JobKind::AcpIdempotencySweep => "acp_idempotency_sweep",
         }
     }
 
@@ -169,6 +178,14 @@ impl JobKind {
             JobKind::PayoutTransactions => {
                 &[5, 30, 120, 600, 1800, 3600, 10800, 21600, 43200, 86400]
             }
+            // The notification outbox's schedule, shortened: 5 s, 30 s,
+            // 2 min, 10 min, 30 min, 1 h, 2 h, 4 h, 8 h, 12 h, 12 h, 12 h:
+            // about two days of an agent platform's outage.
+            JobKind::AcpOrderEvent => &[
+                5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 43200, 43200, 43200,
+            ],
+            // Like reconcile: the next scheduled sweep takes over.
+            JobKind::AcpIdempotencySweep => &[30, 60, 120],
         }
     }
 
@@ -509,6 +526,8 @@ async fn dispatch(kind: JobKind, ctx: &JobCtx, job: &JobRow) -> std::result::Res
         JobKind::ChargeRunNotice => charge_run_notice::run(ctx, job).await,
         JobKind::BillingInvoiceNotice => billing_notice::run(ctx, job).await,
         JobKind::PayoutTransactions => payout_transactions::run(ctx, job).await,
+        JobKind::AcpOrderEvent => acp::send_order_event(ctx, job).await,
+        JobKind::AcpIdempotencySweep => acp::sweep(ctx, job).await,
     }
 }
 
@@ -525,6 +544,7 @@ async fn schedule_successor(
         JobKind::Reconcile => reconcile::schedule_next(conn, settings, account, now).await,
         JobKind::InvoiceSweep => invoice_sweep::schedule_next(conn, settings, account, now).await,
         JobKind::ChargeRun => charge_run::schedule_next(conn, finished, now).await,
+        JobKind::AcpIdempotencySweep => acp::schedule_next_sweep(conn, now).await,
         JobKind::ReleaseAuthorization
         | JobKind::ResubmitRefund
         | JobKind::InvoicePaid
@@ -532,7 +552,8 @@ async fn schedule_successor(
         | JobKind::SendEmail
         | JobKind::ChargeRunNotice
         | JobKind::BillingInvoiceNotice
-        | JobKind::PayoutTransactions => Ok(()),
+        | JobKind::PayoutTransactions
+        | JobKind::AcpOrderEvent => Ok(()),
     }
 }
 

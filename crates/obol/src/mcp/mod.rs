@@ -17,6 +17,7 @@
 //! `secret_key_required`). What must not live here: SQL, Stripe calls,
 //! ownership checks, HTTP.
 
+pub mod acp_tools;
 pub mod catalog_tools;
 pub mod tools;
 
@@ -98,7 +99,7 @@ impl ObolMcp {
             routers: Arc::new(Routers {
                 // More groups of tools join here with `+` (see `tools.rs`).
                 shared: Self::shared_tools() + Self::catalog_tools(),
-                secret_key: Self::secret_key_tools(),
+                secret_key: Self::secret_key_tools() + Self::acp_tools(),
             }),
         }
     }

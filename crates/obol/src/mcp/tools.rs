@@ -56,6 +56,11 @@ impl<T> Args<T> {
     pub(super) fn get(self) -> Result<T> {
         self.0.map_err(Error::InvalidBody)
     }
+
+    /// The arguments, or why they do not fit the schema.
+    pub(super) fn into_inner(self) -> std::result::Result<T, String> {
+        self.0
+    }
 }
 
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Args<T> {

@@ -12,6 +12,7 @@
 //! writer), never through `inbox`: ops and the inbox are two front ends
 //! of one core and must not import each other.
 
+pub mod acp;
 pub mod admin;
 pub mod billing_invoices;
 pub mod card_updates;

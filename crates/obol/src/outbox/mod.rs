@@ -920,6 +920,9 @@ pub async fn notify_payment(
     let body = serde_json::to_string(&body).map_err(Error::internal)?;
     conn.enqueue_notification(&payment.account(), event_type, &body, now)
         .await?;
+    if event_type == "payment.refunded" {
+        crate::acp::webhook::payment_changed(conn, payment).await?;
+    }
     Ok(())
 }
 
@@ -953,6 +956,7 @@ pub async fn notify_order(
         now,
     )
     .await?;
+    crate::acp::webhook::order_changed(conn, order, now).await?;
     Ok(())
 }
 

@@ -8,6 +8,7 @@
 //! it rolls back. On SQLite, write transactions start with `BEGIN IMMEDIATE`
 //! so a read-then-write transaction never fails to upgrade its lock.
 
+pub mod acp;
 pub mod admin;
 pub mod api_keys;
 pub mod billing;

@@ -742,14 +742,18 @@ async fn jobs_api_refuses_unknown_ids_live_jobs_and_bad_statuses(backend: Backen
         code(&obol.get("/v1/jobs?limit=0").await),
         (400, Some("invalid_query".to_string()))
     );
-    // The recurring passes (reconciliation, the invoice sweep) are queued
-    // at start, once each.
+    // The recurring passes (reconciliation, the invoice sweep, the ACP
+    // idempotency-key sweep) are queued at start, once each.
     let (status, queued) = obol.get("/v1/jobs?status=queued").await;
     assert_eq!(status, 200, "{queued}");
     let data = queued["data"].as_array().unwrap();
     let mut kinds: Vec<&str> = data.iter().map(|j| j["kind"].as_str().unwrap()).collect();
     kinds.sort_unstable();
-    assert_eq!(kinds, ["invoice_sweep", "reconcile"], "{queued}");
+    assert_eq!(
+        kinds,
+        ["acp_idempotency_sweep", "invoice_sweep", "reconcile"],
+        "{queued}"
+    );
     assert_eq!(queued["has_more"], false);
     let reconcile = data.iter().find(|j| j["kind"] == "reconcile").unwrap();
     let id = reconcile["id"].as_str().unwrap();

@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod accounting_standin;
+mod acp;
+mod acp_mcp;
 mod admin;
 mod admin_browser;
 mod api_customers;

@@ -23,20 +23,25 @@ on_both_backends!(
     an_organisations_agent_sees_only_its_own_over_stdio,
 );
 
-const TOOLS: [&str; 9] = [
+const TOOLS: [&str; 14] = [
+    "cancel_checkout_session",
     "check_payment_status",
+    "complete_checkout_session",
+    "create_checkout_session",
     "create_payment_intent",
     "create_payment_link",
     "create_preorder_payment_intent",
+    "get_checkout_session",
     "get_order",
     "list_payments",
     "list_products",
     "list_shipping_methods",
     "refund_payment",
+    "update_checkout_session",
 ];
 
 /// How the session reaches obol.
-enum Transport<'a> {
+pub(crate) enum Transport<'a> {
     Http,
     /// `/mcp` with these extra headers on every request of the session.
     HttpWith(&'a [(&'a str, &'a str)]),
@@ -45,7 +50,12 @@ enum Transport<'a> {
 }
 
 /// Runs `steps` in one MCP session with `token`; returns one result per step.
-async fn session(obol: &Obol, transport: &Transport<'_>, token: &str, steps: Value) -> Vec<Value> {
+pub(crate) async fn session(
+    obol: &Obol,
+    transport: &Transport<'_>,
+    token: &str,
+    steps: Value,
+) -> Vec<Value> {
     let plan = match transport {
         Transport::Http => json!({
             "transport": "http", "url": obol.url("/mcp"), "token": token, "steps": steps,
@@ -117,7 +127,7 @@ fn run_client(plan: &Value) -> Value {
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"))
 }
 
-fn call(name: &str, arguments: Value) -> Value {
+pub(crate) fn call(name: &str, arguments: Value) -> Value {
     json!({"op": "call", "name": name, "arguments": arguments})
 }
 

@@ -44,7 +44,8 @@ async fn the_served_document_is_the_one_obol_openapi_prints() {
     }
     assert_eq!(
         served["webhooks"].as_object().unwrap().len(),
-        obol::outbox::EVENT_TYPES.len()
+        // and the two ACP order events sent to the agent platform
+        obol::outbox::EVENT_TYPES.len() + 2
     );
     assert_eq!(
         served["components"]["schemas"]["OrderId"]["pattern"],

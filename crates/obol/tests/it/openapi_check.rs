@@ -218,7 +218,12 @@ pub fn check_response(
                 format!("{what}: body does not match the document: {e}; body {value}")
             })?;
             if let Some(codes) = response["x-error-codes"].as_array() {
-                let code = &value["error"]["code"];
+                // obol's `{"error": {"code"}}`, or ACP's flat `{"code"}` (/acp).
+                let code = if value["error"].is_object() {
+                    &value["error"]["code"]
+                } else {
+                    &value["code"]
+                };
                 if !codes.contains(code) {
                     return Err(format!(
                         "{what}: error code {code} is not among the codes documented for {status}: {codes:?}"
