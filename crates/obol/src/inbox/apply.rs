@@ -459,63 +459,71 @@ async fn refund_changed(conn: &mut Conn<'_>, event: &WebhookEventRow, object: &V
         local = conn.get_refund_by_stripe_id(&account, &refund.id).await?;
     }
     let now = storage::now();
-    match local {
-        Some(r) => {
-            let seen = RefundEvent::Observed {
-                status,
-                at: event.stripe_created,
-            };
-            let next = match refund::transition(r.ledger(), seen) {
-                RefundDecision::Move { next } => next,
-                RefundDecision::Ignore => {
-                    return Ok(Ok(Outcome::Ignored(
-                        "older than the refund's recorded state".into(),
-                    )))
-                }
-            };
-            if !conn
-                .update_refund_from_stripe(
-                    &r,
-                    &refund.id,
-                    next.status,
-                    refund.failure_reason.as_deref(),
-                    next.observed_at,
-                    now,
-                )
-                .await?
-            {
-                return Err(Error::internal("the refund changed concurrently; retrying"));
-            }
-            Ok(Ok(Outcome::Applied))
-        }
-        None => {
-            let Some(intent) = id_of(refund.payment_intent.as_ref()) else {
+    // obol's own refund call records Stripe's answer on the same row while
+    // this event applies (the sandbox, like Stripe, may deliver
+    // `refund.created` before the API call has returned): the guarded
+    // update then matches nothing. Read the row again and decide anew, a
+    // few times, rather than fail the event and wait for its retry.
+    let mut tries = 0;
+    while let Some(r) = local {
+        let seen = RefundEvent::Observed {
+            status,
+            at: event.stripe_created,
+        };
+        let next = match refund::transition(r.ledger(), seen) {
+            RefundDecision::Move { next } => next,
+            RefundDecision::Ignore => {
                 return Ok(Ok(Outcome::Ignored(
-                    "the refund has no payment intent".into(),
-                )));
-            };
-            let Some(payment) = conn
-                .get_payment_by_intent(&event.account_id, &intent)
-                .await?
-            else {
-                return Ok(Ok(Outcome::Ignored(format!("no payment for {intent}"))));
-            };
-            let id = String::from(crate::ids::RefundId::generate());
-            conn.insert_refund(&NewRefund {
-                id: &id,
-                payment_id: &payment.id,
-                stripe_refund_id: Some(&refund.id),
-                amount: money.minor(),
-                currency: money.currency().as_str(),
-                reason: None,
-                status,
-                observed_at: event.stripe_created,
+                    "older than the refund's recorded state".into(),
+                )))
+            }
+        };
+        if conn
+            .update_refund_from_stripe(
+                &r,
+                &refund.id,
+                next.status,
+                refund.failure_reason.as_deref(),
+                next.observed_at,
                 now,
-            })
-            .await?;
-            Ok(Ok(Outcome::Applied))
+            )
+            .await?
+        {
+            return Ok(Ok(Outcome::Applied));
         }
+        tries += 1;
+        if tries == 3 {
+            return Err(Error::internal("the refund changed concurrently; retrying"));
+        }
+        local = conn.get_refund(&account, &r.id).await?;
     }
+    // Not known to obol: a refund made outside it (the Dashboard, another
+    // integration).
+    let Some(intent) = id_of(refund.payment_intent.as_ref()) else {
+        return Ok(Ok(Outcome::Ignored(
+            "the refund has no payment intent".into(),
+        )));
+    };
+    let Some(payment) = conn
+        .get_payment_by_intent(&event.account_id, &intent)
+        .await?
+    else {
+        return Ok(Ok(Outcome::Ignored(format!("no payment for {intent}"))));
+    };
+    let id = String::from(crate::ids::RefundId::generate());
+    conn.insert_refund(&NewRefund {
+        id: &id,
+        payment_id: &payment.id,
+        stripe_refund_id: Some(&refund.id),
+        amount: money.minor(),
+        currency: money.currency().as_str(),
+        reason: None,
+        status,
+        observed_at: event.stripe_created,
+        now,
+    })
+    .await?;
+    Ok(Ok(Outcome::Applied))
 }
 
 #[derive(Debug, Deserialize)]

@@ -607,7 +607,7 @@ pub async fn void(ctx: &Ctx, actor: &Actor, id: &str) -> Result<InvoiceOut> {
         h.conn().get_open_attempt(&row.id).await?
     };
     if let Some(a) = open {
-        cancel_attempt(ctx, actor, &a, "invoice voided").await?;
+        cancel_attempt(ctx, actor, &a, "invoice voided", None).await?;
     }
     let now = ctx.now();
     let mut tx = ctx.store().begin().await?;
@@ -652,7 +652,16 @@ pub async fn void(ctx: &Ctx, actor: &Actor, id: &str) -> Result<InvoiceOut> {
 /// Cancels an attempt's intent at Stripe and records what Stripe says.
 /// An intent that succeeded or is processing cannot be canceled: it is
 /// recorded, and the caller is told the invoice is not payable.
-async fn cancel_attempt(ctx: &Ctx, actor: &Actor, a: &AttemptRow, why: &str) -> Result<()> {
+/// Cancels an attempt's intent at Stripe and voids the attempt with `why`;
+/// `note`, when given, lands on the invoice's timeline in the same
+/// transaction as the void, so nobody reads the one without the other.
+async fn cancel_attempt(
+    ctx: &Ctx,
+    actor: &Actor,
+    a: &AttemptRow,
+    why: &str,
+    note: Option<(&Cause<'_>, &str)>,
+) -> Result<()> {
     let account = AccountId::from_db(a.account_id.clone());
     let result = ctx
         .stripe_for(actor)
@@ -682,8 +691,16 @@ async fn cancel_attempt(ctx: &Ctx, actor: &Actor, a: &AttemptRow, why: &str) -> 
         Some("canceled") => {
             // The writer voided the attempt with Stripe's reason; obol's
             // own says more.
-            let mut h = ctx.store().acquire().await?;
-            h.conn().void_invoice_attempt(&a.id, why, ctx.now()).await?;
+            let mut tx = ctx.store().begin().await?;
+            tx.conn()
+                .void_invoice_attempt(&a.id, why, ctx.now())
+                .await?;
+            if let Some((cause, note)) = note {
+                if let Some(inv) = tx.conn().get_invoice(&account, &a.invoice_id).await? {
+                    crate::invoices::note_on(&mut tx.conn(), cause, &inv, note).await?;
+                }
+            }
+            tx.commit().await?;
             tracing::info!(intent = %a.stripe_payment_intent_id, %why, "invoice payment intent canceled");
             Ok(())
         }
@@ -791,7 +808,7 @@ pub async fn pay(ctx: &Ctx, token: &str, credential: Option<Actor>) -> Result<In
             }
             // requires_action: a bank challenge a new visit cannot finish.
             _ => {
-                cancel_attempt(ctx, &actor, &a, "replaced").await?;
+                cancel_attempt(ctx, &actor, &a, "replaced", None).await?;
                 let mut tx = ctx.store().begin().await?;
                 let note = format!(
                     "replaced payment intent {} ({status}): canceled at Stripe, a new one is made",
@@ -1056,18 +1073,32 @@ pub async fn sweep_stale(ctx: &Ctx, account: &AccountId) -> Result<SweepReport> 
             )
             .await?;
         let status = intent["status"].as_str().unwrap_or_default().to_string();
-        let note = match status.as_str() {
+        let cause = Cause {
+            kind: "job",
+            reference: Some("invoice_sweep"),
+            account_id: &a.account_id,
+        };
+        match status.as_str() {
             "succeeded" | "canceled" => {
                 checkout::observe(ctx, account, &intent, "invoice sweep").await?;
                 report.reconciled += 1;
-                format!(
+                let note = format!(
                     "payment intent {} found {status} at Stripe by the stale-intent sweep (its webhook was not applied)",
                     a.stripe_payment_intent_id
-                )
+                );
+                let mut tx = ctx.store().begin().await?;
+                if let Some(inv) = tx.conn().get_invoice(account, &a.invoice_id).await? {
+                    crate::invoices::note_on(&mut tx.conn(), &cause, &inv, &note).await?;
+                }
+                tx.commit().await?;
             }
             "processing" => continue,
             _ => {
-                match cancel_attempt(ctx, &actor, &a, "stale").await {
+                let note = format!(
+                    "payment intent {} was {status} for more than {age} s: canceled by the stale-intent sweep; the invoice can be paid again",
+                    a.stripe_payment_intent_id
+                );
+                match cancel_attempt(ctx, &actor, &a, "stale", Some((&cause, &note))).await {
                     Ok(()) => {}
                     Err(Error::Rule { .. }) => {
                         report.reconciled += 1;
@@ -1076,22 +1107,8 @@ pub async fn sweep_stale(ctx: &Ctx, account: &AccountId) -> Result<SweepReport> 
                     Err(e) => return Err(e),
                 }
                 report.canceled += 1;
-                format!(
-                    "payment intent {} was {status} for more than {age} s: canceled by the stale-intent sweep; the invoice can be paid again",
-                    a.stripe_payment_intent_id
-                )
             }
-        };
-        let mut tx = ctx.store().begin().await?;
-        if let Some(inv) = tx.conn().get_invoice(account, &a.invoice_id).await? {
-            let cause = Cause {
-                kind: "job",
-                reference: Some("invoice_sweep"),
-                account_id: &inv.account_id,
-            };
-            crate::invoices::note_on(&mut tx.conn(), &cause, &inv, &note).await?;
         }
-        tx.commit().await?;
         tracing::info!(intent = %a.stripe_payment_intent_id, invoice = %a.invoice_id, %status, "stale invoice intent settled");
     }
     Ok(report)

@@ -329,7 +329,13 @@ async fn a_scripted_flow_moves_the_counters_by_the_expected_amounts(backend: Bac
             "obol_webhook_events_processed_total",
             &[("outcome", "failed")]
         ),
-        0.0
+        0.0,
+        "an event failed to apply:\n{}",
+        obol.output()
+            .lines()
+            .filter(|l| l.contains("event application failed"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     // obol's Stripe calls, by endpoint template (no ids).
     let stripe = "obol_stripe_requests_total";
