@@ -19,7 +19,11 @@
 # warn,obol::ops::charge_runs=trace for per-item timings), BENCH_OBOL_RATE
 # (obol's limiter apart from the sandbox's R), BENCH_NO_WEBHOOKS=1 (no
 # webhooks to obol during the runs), BENCH_SANDBOX_DB=memory (only with
-# --rates 1000: the sandbox then is never restarted).
+# --rates 1000: the sandbox then is never restarted), BENCH_OBOL_BIN (an
+# obol binary to measure instead of a fresh release build, e.g. one with
+# symbols), BENCH_OBOL_WRAP (a command obol serve runs under, e.g.
+# "heaptrack -o /tmp/obol-heap": then the figures are the wrapped
+# process's, for diagnosis only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,9 +67,13 @@ items_for() {
 for tool in curl jq python3; do
   command -v $tool >/dev/null || { echo "missing: $tool" >&2; exit 1; }
 done
-echo "building obol (release)…" >&2
-cargo build --release -q -p obol --bin obol
-bin=${CARGO_TARGET_DIR:-$(pwd)/target}/release/obol
+if [ -n "${BENCH_OBOL_BIN:-}" ]; then
+  bin=$BENCH_OBOL_BIN
+else
+  echo "building obol (release)…" >&2
+  cargo build --release -q -p obol --bin obol
+  bin=${CARGO_TARGET_DIR:-$(pwd)/target}/release/obol
+fi
 
 work=$(mktemp -d /tmp/obol-bench.XXXXXX)
 sandbox_pid=""
@@ -132,9 +140,12 @@ starts=0
 start_obol() { # rate
   starts=$((starts + 1))
   obol_log=$work/obol-$starts-$1.log
-  obol_env "$1" "$bin" serve >"$obol_log" 2>&1 &
+  # shellcheck disable=SC2086 # the wrapper is a command line
+  obol_env "$1" ${BENCH_OBOL_WRAP:-} "$bin" serve >"$obol_log" 2>&1 &
   obol_pid=$!
   wait_listening "$obol_log" "$obol_pid" obol
+  # Wrapped: measure (and later stop) obol itself, not its wrapper.
+  if [ -n "${BENCH_OBOL_WRAP:-}" ]; then obol_pid=$(pgrep -n -f "$bin serve"); fi
 }
 
 stop_obol() {

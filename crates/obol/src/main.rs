@@ -18,6 +18,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    runtime.spawn(trim_heap_periodically());
     match runtime.block_on(obol::cli::run(cli)) {
         Ok(code) => code,
         Err(e) => {
@@ -57,5 +59,23 @@ fn tune_allocator() {
                 libc::mallopt(libc::M_TRIM_THRESHOLD, 128 * 1024);
             }
         }
+    }
+}
+
+/// glibc returns freed memory to the kernel only from the top of each
+/// arena; pages freed in the middle (a batch of 1,000 charge-run items
+/// parsed and stored, a page of events listed) stay resident until
+/// `malloc_trim`, which hands every whole free page back. Every ten
+/// seconds, on a blocking thread: it walks the free lists of two arenas,
+/// well under a millisecond for obol's heap of a few tens of MiB.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+async fn trim_heap_periodically() {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(10));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        // SAFETY: malloc_trim only releases free memory; it takes the
+        // arenas' own locks and is safe to call from any thread.
+        let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
     }
 }
