@@ -169,6 +169,12 @@ pub struct AcpConfig {
     /// The HMAC key of `Merchant-Signature`; required with `webhook_url`.
     #[serde(default)]
     pub webhook_secret: Option<SecretString>,
+    /// The HMAC key the agent platform signs its requests with (`Signature`
+    /// and `Timestamp` headers, `crate::acp::verify_request`); when set,
+    /// unsigned, badly signed or stale requests are refused (401). At
+    /// least 32 characters.
+    #[serde(default)]
+    pub signing_secret: Option<SecretString>,
     /// The buyer's order page, `{id}` and `{number}` replaced (default
     /// `{public_url}/orders/{id}`): the order's `permalink_url`.
     #[serde(default)]
@@ -1015,6 +1021,14 @@ impl Config {
                 return Err(ConfigError::new(
                     &format!("acp.api_keys[{i}]"),
                     "an ACP key has at least 32 characters, no spaces, and is none of obol's own keys (obol_…)",
+                ));
+            }
+        }
+        if let Some(s) = &acp.signing_secret {
+            if s.expose_secret().len() < 32 {
+                return Err(ConfigError::new(
+                    "acp.signing_secret",
+                    "the request-signing secret has at least 32 characters",
                 ));
             }
         }

@@ -314,6 +314,9 @@ pub fn is_acp(op: &Map<String, Value>) -> bool {
 /// Codes every `/acp/checkout_sessions…` route can answer.
 const ACP_EVERY_ROUTE: &[&str] = &[
     "unauthorized",
+    "signature_required",
+    "invalid_signature",
+    "timestamp_out_of_range",
     "missing_api_version",
     "unsupported_api_version",
     "internal_error",
@@ -376,6 +379,12 @@ fn add_acp(op: &mut Map<String, Value>) {
                 "schema": {"type": "string", "enum": crate::acp::SUPPORTED_VERSIONS}}));
             params.push(json!({"name": "Request-Id", "in": "header", "required": false,
                 "description": "The caller's id of this request; echoed.", "schema": {"type": "string", "maxLength": 255}}));
+            params.push(json!({"name": "Signature", "in": "header", "required": false,
+                "description": "Required when `acp.signing_secret` is set: base64url of HMAC-SHA256 (that secret) over `\"<Timestamp>.<canonical JSON body>\"` (keys sorted, no whitespace; nothing after the dot without a body). Missing: 401 `signature_required`; wrong: 401 `invalid_signature`.",
+                "schema": {"type": "string"}}));
+            params.push(json!({"name": "Timestamp", "in": "header", "required": false,
+                "description": "Required with `Signature`: RFC 3339, within 300 seconds of obol's clock (else 401 `timestamp_out_of_range`).",
+                "schema": {"type": "string", "format": "date-time"}}));
             if post {
                 params.push(json!({"name": "Idempotency-Key", "in": "header", "required": true,
                     "description": "Required on every POST (RFC §6): the same key and body replay the stored answer (`Idempotent-Replayed: true`), another body answers 422 `idempotency_conflict`, a request still in flight 409 `idempotency_in_flight` with `Retry-After`. 5xx answers are not stored; keys are kept 24 hours.",

@@ -3,8 +3,8 @@
 //! webhooks. The use cases are `ops::acp`; this module holds only the
 //! protocol's shapes and rules that need no storage or Stripe: settings,
 //! the flat error object, the request-body fingerprint for
-//! `Idempotency-Key`, `Merchant-Signature`, and the order webhook body
-//! (`webhook`).
+//! `Idempotency-Key`, the agent's request `Signature` / `Timestamp`,
+//! `Merchant-Signature`, and the order webhook body (`webhook`).
 //!
 //! The spec and its JSON schemas are copied in `spec/acp/2026-04-17/`;
 //! `tests/it/acp*.rs` validate obol's answers against them.
@@ -34,6 +34,9 @@ pub struct AcpSettings {
     pub organization: Option<String>,
     pub webhook_url: Option<String>,
     pub webhook_secret: Option<SecretString>,
+    /// `acp.signing_secret`: when set, every `/acp` request must carry a
+    /// valid `Signature` and a fresh `Timestamp` ([`verify_request`]).
+    pub signing_secret: Option<SecretString>,
     /// `{id}` / `{number}` template of the buyer's order page.
     pub order_url: String,
     pub acquirer_bin: String,
@@ -56,6 +59,7 @@ impl AcpSettings {
             organization: acp.organization.clone(),
             webhook_url: acp.webhook_url.clone(),
             webhook_secret: acp.webhook_secret.clone(),
+            signing_secret: acp.signing_secret.clone(),
             order_url: acp
                 .order_url
                 .clone()
@@ -110,6 +114,9 @@ pub enum ErrorType {
 /// OpenAPI document's `x-error-codes` of the `/acp` routes come from here.
 pub const ERROR_CODES: &[(&str, u16, ErrorType)] = &[
     ("unauthorized", 401, ErrorType::InvalidRequest),
+    ("signature_required", 401, ErrorType::InvalidRequest),
+    ("invalid_signature", 401, ErrorType::InvalidRequest),
+    ("timestamp_out_of_range", 401, ErrorType::InvalidRequest),
     ("missing_api_version", 400, ErrorType::InvalidRequest),
     ("unsupported_api_version", 400, ErrorType::InvalidRequest),
     ("idempotency_key_required", 400, ErrorType::InvalidRequest),
@@ -207,11 +214,12 @@ impl AcpError {
     }
 }
 
-/// SHA-256 (hex) of the canonical form of a JSON body (RFC §6.2): object
-/// keys sorted at every depth, numbers with an integral value written as
-/// integers (`1.0` and `1` are one value), arrays in order, `null` kept
-/// (it differs from an absent key).
-pub fn body_fingerprint(body: &Value) -> String {
+/// The canonical form of a JSON value (RFC §6.2), the text both the
+/// `Idempotency-Key` fingerprint and the request `Signature` are computed
+/// over: object keys sorted at every depth, no whitespace, numbers with an
+/// integral value written as integers (`1.0` and `1` are one value),
+/// arrays in order, `null` kept (it differs from an absent key).
+pub fn canonical_json(v: &Value) -> String {
     fn canonical(v: &Value, out: &mut String) {
         match v {
             Value::Object(m) => {
@@ -252,8 +260,91 @@ pub fn body_fingerprint(body: &Value) -> String {
         }
     }
     let mut s = String::new();
-    canonical(body, &mut s);
-    hex::encode(Sha256::digest(s.as_bytes()))
+    canonical(v, &mut s);
+    s
+}
+
+/// SHA-256 (hex) of a JSON body's [`canonical_json`].
+pub fn body_fingerprint(body: &Value) -> String {
+    hex::encode(Sha256::digest(canonical_json(body).as_bytes()))
+}
+
+/// How far an agent's `Timestamp` may be from obol's clock, either way.
+pub const SIGNATURE_TOLERANCE_SECONDS: i64 = 300;
+
+/// The request `Signature` of the RFC (§2.1, §7: "over canonical JSON with
+/// an accompanying `Timestamp`", algorithm published out of band). obol's
+/// algorithm: base64url (padding optional) of HMAC-SHA256 keyed with
+/// `acp.signing_secret` over `"<Timestamp>.<canonical JSON of the body>"`,
+/// the `Timestamp` header's text exactly as sent (RFC 3339); a request
+/// without a body (GET) signs `"<Timestamp>."`.
+pub fn request_signature(secret: &str, timestamp: &str, body: Option<&Value>) -> Vec<u8> {
+    signing_mac(secret, timestamp, body)
+        .map(|m| m.finalize().into_bytes().to_vec())
+        .unwrap_or_default()
+}
+
+fn signing_mac(secret: &str, timestamp: &str, body: Option<&Value>) -> Option<Hmac<Sha256>> {
+    // HMAC takes keys of any length: `None` is unreachable.
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).ok()?;
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    if let Some(b) = body {
+        mac.update(canonical_json(b).as_bytes());
+    }
+    Some(mac)
+}
+
+/// Checks an agent's `Signature` and `Timestamp` against `secret` (the
+/// digests compared in constant time) and `now` (within
+/// [`SIGNATURE_TOLERANCE_SECONDS`]). Nothing to check without a secret.
+pub fn verify_request(
+    secret: Option<&SecretString>,
+    signature: Option<&str>,
+    timestamp: Option<&str>,
+    body: Option<&Value>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), AcpError> {
+    use base64::Engine as _;
+    let Some(secret) = secret else {
+        return Ok(());
+    };
+    let (Some(signature), Some(timestamp)) = (
+        signature.map(str::trim).filter(|s| !s.is_empty()),
+        timestamp.map(str::trim).filter(|s| !s.is_empty()),
+    ) else {
+        return Err(AcpError::new(
+            "signature_required",
+            "this merchant requires signed requests: the Signature and Timestamp headers are required",
+        ));
+    };
+    let at = chrono::DateTime::parse_from_rfc3339(timestamp).map_err(|_| {
+        AcpError::new(
+            "timestamp_out_of_range",
+            "Timestamp must be an RFC 3339 date-time such as 2026-04-17T10:30:00Z",
+        )
+    })?;
+    let skew = (now - at.with_timezone(&chrono::Utc)).num_seconds();
+    if skew.abs() > SIGNATURE_TOLERANCE_SECONDS {
+        return Err(AcpError::new(
+            "timestamp_out_of_range",
+            format!(
+                "Timestamp is more than {SIGNATURE_TOLERANCE_SECONDS} seconds from the merchant's clock; sign the request anew"
+            ),
+        ));
+    }
+    let presented = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(signature.trim_end_matches('='))
+        .unwrap_or_default();
+    let mac = signing_mac(secret.expose_secret(), timestamp, body)
+        .ok_or_else(|| AcpError::new("internal_error", "an internal error occurred"))?;
+    // `verify_slice` compares in constant time.
+    mac.verify_slice(&presented).map_err(|_| {
+        AcpError::new(
+            "invalid_signature",
+            "the Signature does not match the request (HMAC-SHA256 over \"<Timestamp>.<canonical JSON body>\")",
+        )
+    })
 }
 
 /// `Merchant-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "t.body")>`.
@@ -298,6 +389,59 @@ mod tests {
             merchant_signature("key", 1, "{}"),
             "t=1,v1=1ba6b8171186efc613e8bcc0cbdab2748f24984d7c5a84faa2637afa0e40d224"
         );
+    }
+
+    #[test]
+    fn request_signatures_verify_within_the_window() {
+        use base64::Engine as _;
+        let secret = SecretString::from("agent-platform-signing-secret".to_string());
+        let now = chrono::DateTime::parse_from_rfc3339("2026-04-17T10:30:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let body = json!({"b": 1, "a": [1, 2]});
+        let ts = "2026-04-17T10:29:00Z";
+        let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(request_signature(
+            "agent-platform-signing-secret",
+            ts,
+            Some(&body),
+        ));
+        let check = |sig: Option<&str>, ts: Option<&str>, body: &Value| {
+            verify_request(Some(&secret), sig, ts, Some(body), now).map_err(|e| e.code)
+        };
+        assert_eq!(check(Some(&sig), Some(ts), &body), Ok(()));
+        // Key order and whitespace do not matter, values do.
+        let same: Value = serde_json::from_str(r#"{ "a": [1, 2.0], "b": 1 }"#).unwrap();
+        assert_eq!(check(Some(&sig), Some(ts), &same), Ok(()));
+        assert_eq!(
+            check(Some(&sig), Some(ts), &json!({"b": 2, "a": [1, 2]})),
+            Err("invalid_signature")
+        );
+        assert_eq!(
+            check(Some(&sig), Some("2026-04-17T10:29:01Z"), &body),
+            Err("invalid_signature")
+        );
+        assert_eq!(
+            check(Some("AAAA"), Some(ts), &body),
+            Err("invalid_signature")
+        );
+        assert_eq!(check(None, Some(ts), &body), Err("signature_required"));
+        assert_eq!(check(Some(&sig), None, &body), Err("signature_required"));
+        assert_eq!(
+            check(Some(&sig), Some("yesterday"), &body),
+            Err("timestamp_out_of_range")
+        );
+        let stale = "2026-04-17T10:24:59Z";
+        let stale_sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(request_signature(
+            "agent-platform-signing-secret",
+            stale,
+            Some(&body),
+        ));
+        assert_eq!(
+            check(Some(&stale_sig), Some(stale), &body),
+            Err("timestamp_out_of_range")
+        );
+        // Unconfigured: nothing is checked.
+        assert!(verify_request(None, None, None, None, now).is_ok());
     }
 
     #[test]

@@ -34,6 +34,8 @@ fn meta(h: &HeaderMap) -> Meta {
     Meta {
         api_version: header(h, "api-version").map(str::to_string),
         idempotency_key: header(h, "idempotency-key").map(str::to_string),
+        signature: header(h, "signature").map(str::to_string),
+        timestamp: header(h, "timestamp").map(str::to_string),
     }
 }
 

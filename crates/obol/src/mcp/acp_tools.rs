@@ -83,14 +83,17 @@ fn rpc_error(body: Value) -> ErrorData {
 }
 
 impl ObolMcp {
-    async fn acp_call(
+    /// Every tool: its arguments (or why they do not fit) split by `parts`
+    /// into the protocol metadata, the operation and its payload, run by
+    /// `ops::acp::call` for the connection's account; a success is the
+    /// tool's structured result, an ACP error a JSON-RPC error.
+    async fn acp_call<T>(
         &self,
         actor: &Actor,
-        meta: std::result::Result<AcpMetaIn, String>,
-        op: Op,
-        payload: Option<Value>,
+        args: std::result::Result<T, String>,
+        parts: impl FnOnce(T) -> (AcpMetaIn, Op, Option<Value>),
     ) -> Result<CallToolResult, ErrorData> {
-        let meta = meta.map_err(|m| {
+        let (meta, op, payload) = args.map(parts).map_err(|m| {
             ErrorData::invalid_params(format!("the arguments do not fit the tool: {m}"), None)
         })?;
         let account = actor.account().clone();
@@ -102,6 +105,9 @@ impl ObolMcp {
             idempotency_key: meta
                 .idempotency_key
                 .or_else(|| Some(format!("mcp-{}", ulid::Ulid::new()))),
+            // The MCP connection is authenticated by obol's secret key, not
+            // by an agent platform's credential: nothing to verify.
+            ..Meta::default()
         };
         let answer = acp::call(self.ctx(), &credential, &account, meta, op, payload).await;
         if answer.status >= 400 {
@@ -129,12 +135,10 @@ impl ObolMcp {
         Extension(Caller(actor)): Extension<Caller>,
         Parameters(args): Parameters<Args<CreateSessionIn>>,
     ) -> Result<CallToolResult, ErrorData> {
-        let a = args.into_inner();
-        let (meta, payload) = match a {
-            Ok(a) => (Ok(a.meta), Some(a.payload)),
-            Err(e) => (Err(e), None),
-        };
-        self.acp_call(&actor, meta, Op::Create, payload).await
+        self.acp_call(&actor, args.into_inner(), |a| {
+            (a.meta, Op::Create, Some(a.payload))
+        })
+        .await
     }
 
     #[tool(
@@ -150,10 +154,8 @@ impl ObolMcp {
         Extension(Caller(actor)): Extension<Caller>,
         Parameters(args): Parameters<Args<GetSessionIn>>,
     ) -> Result<CallToolResult, ErrorData> {
-        match args.into_inner() {
-            Ok(a) => self.acp_call(&actor, Ok(a.meta), Op::Get(a.id), None).await,
-            Err(e) => self.acp_call(&actor, Err(e), Op::Create, None).await,
-        }
+        self.acp_call(&actor, args.into_inner(), |a| (a.meta, Op::Get(a.id), None))
+            .await
     }
 
     #[tool(
@@ -171,13 +173,10 @@ impl ObolMcp {
         Extension(Caller(actor)): Extension<Caller>,
         Parameters(args): Parameters<Args<SessionPayloadIn>>,
     ) -> Result<CallToolResult, ErrorData> {
-        match args.into_inner() {
-            Ok(a) => {
-                self.acp_call(&actor, Ok(a.meta), Op::Update(a.id), Some(a.payload))
-                    .await
-            }
-            Err(e) => self.acp_call(&actor, Err(e), Op::Create, None).await,
-        }
+        self.acp_call(&actor, args.into_inner(), |a| {
+            (a.meta, Op::Update(a.id), Some(a.payload))
+        })
+        .await
     }
 
     #[tool(
@@ -195,13 +194,10 @@ impl ObolMcp {
         Extension(Caller(actor)): Extension<Caller>,
         Parameters(args): Parameters<Args<SessionPayloadIn>>,
     ) -> Result<CallToolResult, ErrorData> {
-        match args.into_inner() {
-            Ok(a) => {
-                self.acp_call(&actor, Ok(a.meta), Op::Complete(a.id), Some(a.payload))
-                    .await
-            }
-            Err(e) => self.acp_call(&actor, Err(e), Op::Create, None).await,
-        }
+        self.acp_call(&actor, args.into_inner(), |a| {
+            (a.meta, Op::Complete(a.id), Some(a.payload))
+        })
+        .await
     }
 
     #[tool(
@@ -219,12 +215,9 @@ impl ObolMcp {
         Extension(Caller(actor)): Extension<Caller>,
         Parameters(args): Parameters<Args<CancelSessionIn>>,
     ) -> Result<CallToolResult, ErrorData> {
-        match args.into_inner() {
-            Ok(a) => {
-                self.acp_call(&actor, Ok(a.meta), Op::Cancel(a.id), a.payload)
-                    .await
-            }
-            Err(e) => self.acp_call(&actor, Err(e), Op::Create, None).await,
-        }
+        self.acp_call(&actor, args.into_inner(), |a| {
+            (a.meta, Op::Cancel(a.id), a.payload)
+        })
+        .await
     }
 }

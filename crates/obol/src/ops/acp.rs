@@ -24,6 +24,8 @@
 //! `not_ready_for_payment`, or `complete_in_progress` while a complete
 //! holds the lease), `authentication_required`, `completed`, `canceled`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -37,7 +39,7 @@ use crate::context::{AccountId, Actor, Ctx};
 use crate::error::{Error, Result};
 use crate::ids::ProductId;
 use crate::money::{Currency, Money};
-use crate::storage::acp::{AcpAttempt, AcpSessionRow};
+use crate::storage::acp::{AcpAttempt, AcpKey, AcpKeyRecord, AcpSessionRow};
 use crate::storage::Conn;
 use crate::stripe::{IdempotencyKey, Params, StripeError};
 
@@ -103,10 +105,15 @@ impl Answer {
 pub struct Meta {
     pub api_version: Option<String>,
     pub idempotency_key: Option<String>,
+    /// `Signature` and `Timestamp` (REST only: checked by [`rest`] when
+    /// `acp.signing_secret` is set).
+    pub signature: Option<String>,
+    pub timestamp: Option<String>,
 }
 
-/// A REST call: checks the Bearer credential against `acp.api_keys`,
-/// then runs [`call`] for the account ACP acts for.
+/// A REST call: checks the Bearer credential against `acp.api_keys` and,
+/// with `acp.signing_secret`, the request's `Signature` and `Timestamp`
+/// (`acp::verify_request`), then runs [`call`] for the account ACP acts for.
 pub async fn rest(
     ctx: &Ctx,
     authorization: Option<&str>,
@@ -144,6 +151,15 @@ pub async fn rest(
             }
         },
     };
+    if let Err(e) = acp::verify_request(
+        ctx.settings().acp.signing_secret.as_ref(),
+        meta.signature.as_deref(),
+        meta.timestamp.as_deref(),
+        body.as_ref(),
+        ctx.now(),
+    ) {
+        return Answer::error(e);
+    }
     call(ctx, &credential, &account, meta, op, body).await
 }
 
@@ -184,7 +200,7 @@ pub async fn call(
         Some(_) => {}
     }
     if !op.is_post() {
-        return finish(run(ctx, account, &op, &Value::Null).await);
+        return finish(run(ctx, account, &op, &Value::Null, None).await);
     }
     let Some(key) = meta.idempotency_key.as_deref() else {
         return Answer::error(AcpError::new(
@@ -201,28 +217,92 @@ pub async fn call(
     let body = body.unwrap_or_else(|| json!({}));
     let hash = acp::body_fingerprint(&body);
     let route = op.route();
-    match begin_key(ctx, credential, &route, key, &hash).await {
-        Ok(Begun::Fresh) => {}
+    let resumed = match begin_key(ctx, credential, &route, key, &hash).await {
+        Ok(Begun::Fresh { resumed }) => resumed,
         Ok(Begun::Replay(answer)) => return answer,
         Err(e) => return Answer::error(e),
-    }
-    let answer = finish(run(ctx, account, &op, &body).await);
-    let stored = async {
-        let mut h = ctx.store().acquire().await?;
-        let mut conn = h.conn();
-        if answer.status >= 500 {
-            conn.delete_acp_idempotency(credential, &route, key).await
-        } else {
-            let text = serde_json::to_string(&answer.body).map_err(Error::internal)?;
-            conn.finish_acp_idempotency(credential, &route, key, i32::from(answer.status), &text)
-                .await
+    };
+    let pending = Pending {
+        credential: credential.to_string(),
+        route,
+        key: key.to_string(),
+        resumed,
+        stored: AtomicBool::new(false),
+    };
+    let answer = finish(run(ctx, account, &op, &body, Some(&pending)).await);
+    // An answer that changed something was stored by the operation, in
+    // the transaction of its change (`Pending::store_on`). What is left:
+    // answers that changed nothing (refusals) are stored here; 5xx answers
+    // and "try again shortly" ones (`Retry-After`) are forgotten, so the
+    // retry they ask for runs afresh instead of replaying them for 24 hours.
+    let transient = answer.status >= 500 || answer.retry_after.is_some();
+    if transient || !pending.stored.load(Ordering::SeqCst) {
+        let stored = async {
+            let mut h = ctx.store().acquire().await?;
+            let mut conn = h.conn();
+            if transient {
+                conn.delete_acp_idempotency(&pending.key()).await
+            } else {
+                pending
+                    .store_on(&mut conn, answer.status, &answer.body)
+                    .await
+            }
+        }
+        .await;
+        if let Err(e) = stored {
+            tracing::error!(error = %e, "could not record an ACP idempotency key's answer");
         }
     }
-    .await;
-    if let Err(e) = stored {
-        tracing::error!(error = %e, "could not record an ACP idempotency key's answer");
-    }
     answer
+}
+
+/// The Idempotency-Key of the POST under way.
+///
+/// Why the answer and the effect cannot part: an operation that changes
+/// the session stores its answer with [`Pending::store_on`] on the
+/// transaction that makes the change (create, update, cancel, a declined
+/// or 3-D Secure attempt), so either both commit or neither does. The one
+/// change made in another transaction is the order of a successful
+/// complete (`orders::create`, which completes the session in the
+/// order's own transaction); its answer is stored right after. A crash in
+/// between leaves the key in flight: once its lock passes, a retry with
+/// the same key and body takes it over (`resumed`) and, finding the
+/// session completed, answers the completed session with its order (the
+/// lost answer), charging nothing: the session is completed, so no
+/// completion lease can be claimed again. A crash before the order
+/// (after Stripe authorized) is covered by the session: the authorized
+/// intent is recorded on it (`set_acp_intent`) and the next attempt
+/// creates the order from it, and the PaymentIntent's own Stripe
+/// idempotency key (session, attempt) answers a retried creation with
+/// the same intent, so a token is never charged twice.
+pub struct Pending {
+    credential: String,
+    route: String,
+    key: String,
+    /// This request took its key over from an earlier one with the same
+    /// body that never answered (it died in flight): that one's effect
+    /// may have committed.
+    resumed: bool,
+    stored: AtomicBool,
+}
+
+impl Pending {
+    fn key(&self) -> AcpKey<'_> {
+        AcpKey {
+            credential: &self.credential,
+            route: &self.route,
+            key: &self.key,
+        }
+    }
+
+    /// Stores `body` as the key's answer, on `conn` (the caller's transaction).
+    async fn store_on(&self, conn: &mut Conn<'_>, status: u16, body: &Value) -> Result<()> {
+        let text = serde_json::to_string(body).map_err(Error::internal)?;
+        conn.finish_acp_idempotency(&self.key(), i32::from(status), &text)
+            .await?;
+        self.stored.store(true, Ordering::SeqCst);
+        Ok(())
+    }
 }
 
 fn finish(r: std::result::Result<(u16, Value), AcpError>) -> Answer {
@@ -238,7 +318,10 @@ fn finish(r: std::result::Result<(u16, Value), AcpError>) -> Answer {
 }
 
 enum Begun {
-    Fresh,
+    /// `resumed`: taken over from a request with the same body that died in flight.
+    Fresh {
+        resumed: bool,
+    },
     Replay(Answer),
 }
 
@@ -255,14 +338,21 @@ async fn begin_key(
     let now = ctx.now();
     let locked = now + Duration::seconds(IN_FLIGHT);
     let expires = now + Duration::hours(KEY_RETENTION_HOURS);
+    let k = AcpKey {
+        credential,
+        route,
+        key,
+    };
+    let record = AcpKeyRecord {
+        body_hash: hash,
+        locked_until: locked,
+        now,
+        expires_at: expires,
+    };
     let mut h = ctx.store().acquire().await.map_err(db)?;
     let mut conn = h.conn();
-    if conn
-        .insert_acp_idempotency(credential, route, key, hash, locked, now, expires)
-        .await
-        .map_err(db)?
-    {
-        return Ok(Begun::Fresh);
+    if conn.insert_acp_idempotency(&k, &record).await.map_err(db)? {
+        return Ok(Begun::Fresh { resumed: false });
     }
     let in_flight = |until: DateTime<Utc>| {
         AcpError::new(
@@ -271,18 +361,10 @@ async fn begin_key(
         )
         .retry_after(u64::try_from((until - now).num_seconds().max(1)).unwrap_or(1))
     };
-    let Some(row) = conn
-        .get_acp_idempotency(credential, route, key)
-        .await
-        .map_err(db)?
-    else {
+    let Some(row) = conn.get_acp_idempotency(&k).await.map_err(db)? else {
         // Deleted meanwhile (its request answered 5xx): start afresh.
-        return if conn
-            .insert_acp_idempotency(credential, route, key, hash, locked, now, expires)
-            .await
-            .map_err(db)?
-        {
-            Ok(Begun::Fresh)
+        return if conn.insert_acp_idempotency(&k, &record).await.map_err(db)? {
+            Ok(Begun::Fresh { resumed: false })
         } else {
             Err(in_flight(locked))
         };
@@ -308,12 +390,13 @@ async fn begin_key(
         }
     }
     // Expired, or its first request's holder died: the key starts afresh.
+    let resumed = row.expires_at > now;
     if conn
-        .take_over_acp_idempotency(credential, route, key, hash, locked, now, expires)
+        .take_over_acp_idempotency(&k, &record)
         .await
         .map_err(db)?
     {
-        Ok(Begun::Fresh)
+        Ok(Begun::Fresh { resumed })
     } else {
         Err(in_flight(locked))
     }
@@ -330,13 +413,22 @@ async fn run(
     account: &AccountId,
     op: &Op,
     body: &Value,
+    pending: Option<&Pending>,
 ) -> std::result::Result<(u16, Value), AcpError> {
+    if let Op::Get(id) = op {
+        return get(ctx, account, id).await.map(|v| (200, v));
+    }
+    let Some(p) = pending else {
+        return Err(obol(Error::internal(
+            "an ACP POST without its Idempotency-Key",
+        )));
+    };
     match op {
-        Op::Create => create(ctx, account, body).await.map(|v| (201, v)),
-        Op::Get(id) => get(ctx, account, id).await.map(|v| (200, v)),
-        Op::Update(id) => update(ctx, account, id, body).await.map(|v| (200, v)),
-        Op::Complete(id) => complete(ctx, account, id, body).await.map(|v| (200, v)),
-        Op::Cancel(id) => cancel(ctx, account, id, body).await.map(|v| (200, v)),
+        Op::Create => create(ctx, account, body, p).await.map(|v| (201, v)),
+        Op::Get(_) => Err(obol(Error::internal("unreachable"))),
+        Op::Update(id) => update(ctx, account, id, body, p).await.map(|v| (200, v)),
+        Op::Complete(id) => complete(ctx, account, id, body, p).await.map(|v| (200, v)),
+        Op::Cancel(id) => cancel(ctx, account, id, body, p).await.map(|v| (200, v)),
     }
 }
 
@@ -764,20 +856,43 @@ fn payment_handler(ctx: &Ctx) -> Value {
 
 /// The session as the protocol answers it.
 async fn view(ctx: &Ctx, row: &AcpSessionRow) -> Result<Value> {
+    let mut h = ctx.store().acquire().await?;
+    view_on(ctx, &mut h.conn(), row).await
+}
+
+/// [`view`] on `conn` (the transaction that changed the session, so its
+/// answer is stored with the change).
+async fn view_on(ctx: &Ctx, conn: &mut Conn<'_>, row: &AcpSessionRow) -> Result<Value> {
     let cart: Cart = serde_json::from_str(&row.cart).map_err(Error::internal)?;
     let account = AccountId::from_db(row.account_id.clone());
     let currency = Currency::parse(&row.currency)?;
-    let (priced, order) = {
-        let mut h = ctx.store().acquire().await?;
-        let mut conn = h.conn();
-        let priced = price(&mut conn, &account, &cart, currency).await?;
-        let order = match &row.order_id {
-            Some(id) => conn.get_order(&account, id).await?,
-            None => None,
-        };
-        (priced, order)
+    let priced = price(conn, &account, &cart, currency).await?;
+    let order = match &row.order_id {
+        Some(id) => conn.get_order(&account, id).await?,
+        None => None,
     };
     Ok(render(ctx, row, &cart, &priced, order.as_ref()))
+}
+
+/// Reads the session `id` on `conn`, renders it, and stores that as the
+/// answer of `pending` (status `status`) on the same `conn`: with `conn` a
+/// transaction that made the change, the change and its replayable answer
+/// commit together.
+async fn answer_on(
+    ctx: &Ctx,
+    conn: &mut Conn<'_>,
+    pending: &Pending,
+    account: &AccountId,
+    id: &str,
+    status: u16,
+) -> Result<Value> {
+    let row = conn
+        .get_acp_session(account, id)
+        .await?
+        .ok_or_else(|| Error::internal("an ACP session vanished in its own transaction"))?;
+    let body = view_on(ctx, conn, &row).await?;
+    pending.store_on(conn, status, &body).await?;
+    Ok(body)
 }
 
 fn render(
@@ -934,6 +1049,7 @@ async fn create(
     ctx: &Ctx,
     account: &AccountId,
     body: &Value,
+    pending: &Pending,
 ) -> std::result::Result<Value, AcpError> {
     let o = object(body, "$")?;
     if !o.contains_key("line_items") {
@@ -996,12 +1112,17 @@ async fn create(
         created_at: now,
         updated_at: now,
     };
-    {
-        let mut h = ctx.store().acquire().await.map_err(obol)?;
-        h.conn().insert_acp_session(&row).await.map_err(obol)?;
+    let answer = async {
+        let mut tx = ctx.store().begin().await?;
+        tx.conn().insert_acp_session(&row).await?;
+        let answer = answer_on(ctx, &mut tx.conn(), pending, account, &row.id, 201).await?;
+        tx.commit().await?;
+        Ok::<_, Error>(answer)
     }
+    .await
+    .map_err(obol)?;
     tracing::info!(session = %row.id, "ACP checkout session created");
-    view(ctx, &row).await.map_err(obol)
+    Ok(answer)
 }
 
 async fn get(ctx: &Ctx, account: &AccountId, id: &str) -> std::result::Result<Value, AcpError> {
@@ -1031,6 +1152,7 @@ async fn update(
     account: &AccountId,
     id: &str,
     body: &Value,
+    pending: &Pending,
 ) -> std::result::Result<Value, AcpError> {
     let row = load(ctx, account, id).await?;
     if let Some(e) = finished(&row) {
@@ -1046,18 +1168,28 @@ async fn update(
     let mut cart = cart_of(&row)?;
     apply(&mut cart, o)?;
     let text = serde_json::to_string(&cart).map_err(|e| obol(Error::internal(e)))?;
-    let updated = {
-        let mut h = ctx.store().acquire().await.map_err(obol)?;
-        h.conn()
+    let updated = async {
+        let mut tx = ctx.store().begin().await?;
+        if !tx
+            .conn()
             .update_acp_cart(account, id, &row.currency, &text, ctx.now())
-            .await
-            .map_err(obol)?
-    };
-    let row = load(ctx, account, id).await?;
-    if !updated {
-        return Err(finished(&row).unwrap_or_else(busy));
+            .await?
+        {
+            return Ok(None);
+        }
+        let answer = answer_on(ctx, &mut tx.conn(), pending, account, id, 200).await?;
+        tx.commit().await?;
+        Ok::<_, Error>(Some(answer))
     }
-    view(ctx, &row).await.map_err(obol)
+    .await
+    .map_err(obol)?;
+    match updated {
+        Some(answer) => Ok(answer),
+        None => {
+            let row = load(ctx, account, id).await?;
+            Err(finished(&row).unwrap_or_else(busy))
+        }
+    }
 }
 
 async fn cancel(
@@ -1065,6 +1197,7 @@ async fn cancel(
     account: &AccountId,
     id: &str,
     body: &Value,
+    pending: &Pending,
 ) -> std::result::Result<Value, AcpError> {
     let row = load(ctx, account, id).await?;
     let refused = |row: &AcpSessionRow| {
@@ -1085,15 +1218,19 @@ async fn cancel(
     {
         tracing::info!(session = %id, reason = %reason.chars().take(40).collect::<String>(), "ACP checkout abandoned");
     }
-    let canceled = {
-        let mut h = ctx.store().acquire().await.map_err(obol)?;
-        h.conn()
-            .cancel_acp_session(account, id, ctx.now())
-            .await
-            .map_err(obol)?
-    };
-    let now_row = load(ctx, account, id).await?;
-    if !canceled {
+    let canceled = async {
+        let mut tx = ctx.store().begin().await?;
+        if !tx.conn().cancel_acp_session(account, id, ctx.now()).await? {
+            return Ok(None);
+        }
+        let answer = answer_on(ctx, &mut tx.conn(), pending, account, id, 200).await?;
+        tx.commit().await?;
+        Ok::<_, Error>(Some(answer))
+    }
+    .await
+    .map_err(obol)?;
+    let Some(answer) = canceled else {
+        let now_row = load(ctx, account, id).await?;
         return Err(
             if matches!(now_row.status.as_str(), "completed" | "canceled") {
                 refused(&now_row)
@@ -1101,13 +1238,14 @@ async fn cancel(
                 busy()
             },
         );
-    }
+    };
     // An intent waiting for 3-D Secure holds nothing yet; cancel it so it
-    // can never be confirmed.
+    // can never be confirmed. After the commit: a crash before this leaves
+    // an intent nobody can confirm (the session is canceled), which lapses.
     if let (Some(pi), "authentication_required") = (&row.payment_intent_id, row.status.as_str()) {
         cancel_intent(ctx, account, pi, &row.id).await;
     }
-    view(ctx, &now_row).await.map_err(obol)
+    Ok(answer)
 }
 
 async fn cancel_intent(ctx: &Ctx, account: &AccountId, pi: &str, session: &str) {
@@ -1286,6 +1424,7 @@ async fn complete(
     account: &AccountId,
     id: &str,
     body: &Value,
+    pending: &Pending,
 ) -> std::result::Result<Value, AcpError> {
     let o = object(body, "$")?;
     let payment = parse_payment(o)?;
@@ -1295,6 +1434,11 @@ async fn complete(
         Some(b) => Some(parse_buyer(b)?),
     };
     let row = load(ctx, account, id).await?;
+    if pending.resumed && row.status == "completed" {
+        // This key's first request completed the session and died before
+        // its answer was stored (see `Pending`): that answer is this.
+        return view(ctx, &row).await.map_err(obol);
+    }
     if let Some(e) = finished(&row) {
         return Err(e);
     }
@@ -1331,7 +1475,7 @@ async fn complete(
                 .await
                 .map_err(obol)?;
         }
-        charge(ctx, account, &row, &cart, &payment, auth.as_ref()).await
+        charge(ctx, account, &row, &cart, &payment, auth.as_ref(), pending).await
     }
     .await;
     if result.is_err() {
@@ -1345,21 +1489,35 @@ async fn complete(
 }
 
 /// How an attempt that did not complete the session leaves it.
+/// The attempt's end and the answer (`pending`'s, when given) commit together.
 async fn end_attempt(
     ctx: &Ctx,
     row: &AcpSessionRow,
     attempt: AcpAttempt<'_>,
+    pending: Option<&Pending>,
 ) -> std::result::Result<Value, AcpError> {
-    {
-        let mut h = ctx.store().acquire().await.map_err(obol)?;
-        h.conn()
-            .finish_acp_attempt(&row.id, &attempt, ctx.now())
-            .await
-            .map_err(obol)?;
-    }
     let account = AccountId::from_db(row.account_id.clone());
-    let now_row = load(ctx, &account, &row.id).await?;
-    view(ctx, &now_row).await.map_err(obol)
+    async {
+        let mut tx = ctx.store().begin().await?;
+        tx.conn()
+            .finish_acp_attempt(&row.id, &attempt, ctx.now())
+            .await?;
+        let answer = match pending {
+            Some(p) => answer_on(ctx, &mut tx.conn(), p, &account, &row.id, 200).await?,
+            None => {
+                let now_row = tx
+                    .conn()
+                    .get_acp_session(&account, &row.id)
+                    .await?
+                    .ok_or_else(|| Error::internal("an ACP session vanished"))?;
+                view_on(ctx, &mut tx.conn(), &now_row).await?
+            }
+        };
+        tx.commit().await?;
+        Ok::<_, Error>(answer)
+    }
+    .await
+    .map_err(obol)
 }
 
 /// A decline: the session stays payable, with a `payment_declined` message.
@@ -1367,6 +1525,7 @@ async fn declined(
     ctx: &Ctx,
     row: &AcpSessionRow,
     why: &str,
+    pending: Option<&Pending>,
 ) -> std::result::Result<Value, AcpError> {
     tracing::info!(session = %row.id, reason = %why, "ACP payment declined");
     end_attempt(
@@ -1379,6 +1538,7 @@ async fn declined(
             authentication_metadata: None,
             decline_message: Some(why),
         },
+        pending,
     )
     .await
 }
@@ -1390,7 +1550,9 @@ async fn charge(
     cart: &Cart,
     payment: &PaymentIn,
     auth: Option<&AuthIn>,
+    pending: &Pending,
 ) -> std::result::Result<Value, AcpError> {
+    let p = Some(pending);
     let currency = Currency::parse(&row.currency).map_err(|e| obol(e.into()))?;
     let priced = {
         let mut h = ctx.store().acquire().await.map_err(obol)?;
@@ -1398,6 +1560,11 @@ async fn charge(
             .await
             .map_err(obol)?
     };
+    if priced.errors.iter().any(|e| e["code"] == "out_of_stock") {
+        // Sold out since the agent last looked: nothing is charged; the
+        // session answers with the spec's `out_of_stock` message.
+        return not_in_stock(ctx, row, p).await;
+    }
     if let Some(first) = priced.errors.first() {
         return Err(AcpError::new(
             "session_not_ready",
@@ -1417,8 +1584,15 @@ async fn charge(
         _ => None,
     };
     let attempt = row.attempts.to_string();
-    let outcome = match (waiting, auth) {
-        (Some(pi), Some(auth)) => {
+    let recovered = match (row.status.as_str(), &row.payment_intent_id) {
+        ("open", Some(pi)) => authorized_earlier(ctx, account, pi, amount, &row.id).await?,
+        _ => None,
+    };
+    let outcome = match (waiting, auth, recovered) {
+        // An attempt that Stripe authorized died before its order: the
+        // order is created from that authorization, nothing is charged again.
+        (_, _, Some(intent)) => Ok(intent),
+        (Some(pi), Some(auth), None) => {
             let status = match auth.outcome.as_str() {
                 "authenticated" => "Y",
                 "attempt_acknowledged" => "A",
@@ -1427,8 +1601,7 @@ async fn charge(
                     return declined(
                         ctx,
                         row,
-                        &format!("The card's authentication did not succeed ({other}); nothing was charged."),
-                    )
+                        &format!("The card's authentication did not succeed ({other}); nothing was charged."), p)
                     .await;
                 }
             };
@@ -1464,12 +1637,12 @@ async fn charge(
             {
                 Ok(t) => t,
                 Err(StripeError::Refused { status: 404, .. }) => {
-                    return declined(ctx, row, "The shared payment token is unknown.").await
+                    return declined(ctx, row, "The shared payment token is unknown.", p).await
                 }
                 Err(e) => return Err(obol(e.into())),
             };
             if let Some(why) = token_refusal(&token, amount, ctx.now().timestamp()) {
-                return declined(ctx, row, &why).await;
+                return declined(ctx, row, &why, p).await;
             }
             let brand = token["payment_method_details"]["card"]["brand"]
                 .as_str()
@@ -1492,7 +1665,14 @@ async fn charge(
                 .post_json(
                     "/v1/payment_intents",
                     &params,
-                    &IdempotencyKey::for_op("acp-intent", &[&row.id, &attempt]),
+                    // The total is part of the key: an attempt retried
+                    // after a crash gets its intent back, one whose cart
+                    // changed meanwhile asks anew (and Stripe refuses the
+                    // consumed token if the first had authorized).
+                    &IdempotencyKey::for_op(
+                        "acp-intent",
+                        &[&row.id, &attempt, &amount.minor().to_string()],
+                    ),
                 )
                 .await;
             if let Ok(pi) = &created {
@@ -1509,6 +1689,7 @@ async fn charge(
                             authentication_metadata: Some(&text),
                             decline_message: None,
                         },
+                        p,
                     )
                     .await;
                 }
@@ -1524,7 +1705,7 @@ async fn charge(
                 .as_deref()
                 .is_some_and(|c| c.starts_with("shared_payment_granted_token"));
             if error.kind == "card_error" || status == 402 || token_refused {
-                return declined(ctx, row, &error.message).await;
+                return declined(ctx, row, &error.message, p).await;
             }
             return Err(obol(StripeError::Refused { status, error }.into()));
         }
@@ -1537,14 +1718,14 @@ async fn charge(
             // Still asking after an imported authentication: treat it as
             // failed; the intent is canceled and nothing is charged.
             cancel_intent(ctx, account, &pi, &row.id).await;
-            return declined(ctx, row, "The card's authentication was not accepted.").await;
+            return declined(ctx, row, "The card's authentication was not accepted.", p).await;
         }
         _ => {
             let why = intent["last_payment_error"]["message"]
                 .as_str()
                 .unwrap_or("The payment was declined.")
                 .to_string();
-            return declined(ctx, row, &why).await;
+            return declined(ctx, row, &why, p).await;
         }
     }
     {
@@ -1606,16 +1787,95 @@ async fn charge(
                     tracing::error!(session = %row.id, error = %r, "releasing an ACP authorization failed; the release job retries");
                 }
             }
+            if e.code() == "insufficient_stock" {
+                // Sold out between pricing and the order (another buyer):
+                // the authorization is released, the session answers
+                // `out_of_stock` like a sold-out session above.
+                return not_in_stock(ctx, row, Some(pending)).await;
+            }
             let message = format!("The order could not be created: {e}");
-            declined(ctx, row, &message).await?;
+            declined(ctx, row, &message, None).await?;
             Err(AcpError::from_obol(&e))
         }
     }
 }
 
+/// A complete refused for want of stock: the attempt ends with nothing
+/// charged (an intent waiting for 3-D Secure is canceled) and the session
+/// answers `not_ready_for_payment` with an `out_of_stock` message per
+/// line short of stock (the pricing's).
+async fn not_in_stock(
+    ctx: &Ctx,
+    row: &AcpSessionRow,
+    pending: Option<&Pending>,
+) -> std::result::Result<Value, AcpError> {
+    tracing::info!(session = %row.id, "ACP complete refused: out of stock");
+    // An intent waiting for 3-D Secure, or one an earlier attempt had
+    // authorized: canceled, so nothing stays held.
+    if let Some(pi) = &row.payment_intent_id {
+        let account = AccountId::from_db(row.account_id.clone());
+        cancel_intent(ctx, &account, pi, &row.id).await;
+    }
+    end_attempt(
+        ctx,
+        row,
+        AcpAttempt {
+            status: "open",
+            payment_intent_id: None,
+            attempts: row.attempts.saturating_add(1),
+            authentication_metadata: None,
+            decline_message: None,
+        },
+        pending,
+    )
+    .await
+}
+
+/// The intent an earlier attempt recorded on an open session (it was
+/// authorized, then the attempt died before the order): usable when it
+/// still holds `amount`; otherwise it is canceled and `None`.
+async fn authorized_earlier(
+    ctx: &Ctx,
+    account: &AccountId,
+    pi: &str,
+    amount: Money,
+    session: &str,
+) -> std::result::Result<Option<Value>, AcpError> {
+    let intent = ctx
+        .stripe_of(account)
+        .await
+        .map_err(obol)?
+        .get_json(&format!("/v1/payment_intents/{pi}"), &Params::new())
+        .await
+        .map_err(|e| obol(e.into()))?;
+    let held = matches!(
+        intent["status"].as_str(),
+        Some("requires_capture" | "succeeded")
+    );
+    if held
+        && intent["amount"].as_i64() == Some(amount.minor())
+        && intent["currency"].as_str() == Some(amount.currency().as_str())
+    {
+        tracing::info!(session = %session, intent = %pi, "ACP complete resumes an authorized attempt");
+        return Ok(Some(intent));
+    }
+    if intent["status"] == "requires_capture" {
+        cancel_intent(ctx, account, pi, session).await;
+    }
+    Ok(None)
+}
+
 /// Why the token cannot pay `amount` now, if it cannot.
+///
+/// A `consumed` token is left to Stripe: it may be this session's own
+/// attempt that authorized and died before recording its intent, which
+/// the attempt's Stripe idempotency key answers again; any other use
+/// Stripe refuses (`shared_payment_granted_token_deactivated`).
 fn token_refusal(token: &Value, amount: Money, now: i64) -> Option<String> {
-    if let Some(reason) = token["deactivated_reason"].as_str() {
+    if let Some(reason) = token["deactivated_reason"]
+        .as_str()
+        .filter(|r| *r != "consumed")
+    {
         return Some(format!(
             "The shared payment token is no longer usable ({reason}); nothing was charged."
         ));

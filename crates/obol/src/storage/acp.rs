@@ -39,6 +39,25 @@ const SESSION_COLUMNS: &str =
     "id, account_id, status, currency, cart, payment_intent_id, attempts, \
     authentication_metadata, decline_message, order_id, completing_until, created_at, updated_at";
 
+/// An Idempotency-Key as the RFC scopes it: the caller's credential, the
+/// endpoint and the key.
+#[derive(Debug, Clone, Copy)]
+pub struct AcpKey<'a> {
+    pub credential: &'a str,
+    pub route: &'a str,
+    pub key: &'a str,
+}
+
+/// A key's request in flight: its body's fingerprint, how long it holds
+/// the key, and how long the record is kept.
+#[derive(Debug, Clone, Copy)]
+pub struct AcpKeyRecord<'a> {
+    pub body_hash: &'a str,
+    pub locked_until: DateTime<Utc>,
+    pub now: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
 /// What a finished completion attempt leaves on the session.
 pub struct AcpAttempt<'a> {
     pub status: &'a str,
@@ -295,97 +314,84 @@ impl Conn<'_> {
 
     /// Records a new Idempotency-Key in flight; `false` if the key is
     /// already recorded (see `take_over_acp_idempotency`).
-    #[allow(clippy::too_many_arguments)]
     pub async fn insert_acp_idempotency(
         &mut self,
-        credential: &str,
-        route: &str,
-        key: &str,
-        body_hash: &str,
-        locked_until: DateTime<Utc>,
-        now: DateTime<Utc>,
-        expires_at: DateTime<Utc>,
+        k: &AcpKey<'_>,
+        r: &AcpKeyRecord<'_>,
+    ) -> Result<bool> {
+        self.write_acp_idempotency(
+            "INSERT INTO acp_idempotency_keys (credential, route, idem_key, body_hash, status, response, \
+             locked_until, created_at, expires_at) VALUES ($1, $2, $3, $4, NULL, NULL, $5, $6, $7) \
+             ON CONFLICT (credential, route, idem_key) DO NOTHING",
+            k,
+            r,
+        )
+        .await
+    }
+
+    /// Starts the key afresh when its record expired, or when its first
+    /// request's holder died in flight (the lock passed): of concurrent
+    /// callers one gets `true`.
+    pub async fn take_over_acp_idempotency(
+        &mut self,
+        k: &AcpKey<'_>,
+        r: &AcpKeyRecord<'_>,
+    ) -> Result<bool> {
+        self.write_acp_idempotency(
+            "UPDATE acp_idempotency_keys SET body_hash = $4, status = NULL, response = NULL, \
+             locked_until = $5, created_at = $6, expires_at = $7 \
+             WHERE credential = $1 AND route = $2 AND idem_key = $3 \
+             AND (expires_at <= $6 OR (status IS NULL AND locked_until <= $6 AND body_hash = $4))",
+            k,
+            r,
+        )
+        .await
+    }
+
+    /// `sql` with the key as $1–$3 and the record as $4–$7; one row or none.
+    async fn write_acp_idempotency(
+        &mut self,
+        sql: &str,
+        k: &AcpKey<'_>,
+        r: &AcpKeyRecord<'_>,
     ) -> Result<bool> {
         let n = on_conn!(self, |conn| {
-            sqlx::query(
-                "INSERT INTO acp_idempotency_keys (credential, route, idem_key, body_hash, status, response, \
-                 locked_until, created_at, expires_at) VALUES ($1, $2, $3, $4, NULL, NULL, $5, $6, $7) \
-                 ON CONFLICT (credential, route, idem_key) DO NOTHING",
-            )
-            .bind(credential)
-            .bind(route)
-            .bind(key)
-            .bind(body_hash)
-            .bind(locked_until)
-            .bind(now)
-            .bind(expires_at)
-            .execute(&mut **conn)
-            .await?
-            .rows_affected()
+            sqlx::query(sql)
+                .bind(k.credential)
+                .bind(k.route)
+                .bind(k.key)
+                .bind(r.body_hash)
+                .bind(r.locked_until)
+                .bind(r.now)
+                .bind(r.expires_at)
+                .execute(&mut **conn)
+                .await?
+                .rows_affected()
         });
         Ok(n == 1)
     }
 
     pub async fn get_acp_idempotency(
         &mut self,
-        credential: &str,
-        route: &str,
-        key: &str,
+        k: &AcpKey<'_>,
     ) -> Result<Option<AcpIdempotencyRow>> {
         Ok(on_conn!(self, |conn| {
             sqlx::query_as::<_, AcpIdempotencyRow>(
                 "SELECT body_hash, status, response, locked_until, expires_at FROM acp_idempotency_keys \
                  WHERE credential = $1 AND route = $2 AND idem_key = $3",
             )
-            .bind(credential)
-            .bind(route)
-            .bind(key)
+            .bind(k.credential)
+            .bind(k.route)
+            .bind(k.key)
             .fetch_optional(&mut **conn)
             .await?
         }))
     }
 
-    /// Starts the key afresh when its record expired, or when its first
-    /// request's holder died in flight (the lock passed): of concurrent
-    /// callers one gets `true`.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn take_over_acp_idempotency(
-        &mut self,
-        credential: &str,
-        route: &str,
-        key: &str,
-        body_hash: &str,
-        locked_until: DateTime<Utc>,
-        now: DateTime<Utc>,
-        expires_at: DateTime<Utc>,
-    ) -> Result<bool> {
-        let n = on_conn!(self, |conn| {
-            sqlx::query(
-                "UPDATE acp_idempotency_keys SET body_hash = $4, status = NULL, response = NULL, \
-                 locked_until = $5, created_at = $6, expires_at = $7 \
-                 WHERE credential = $1 AND route = $2 AND idem_key = $3 \
-                 AND (expires_at <= $6 OR (status IS NULL AND locked_until <= $6 AND body_hash = $4))",
-            )
-            .bind(credential)
-            .bind(route)
-            .bind(key)
-            .bind(body_hash)
-            .bind(locked_until)
-            .bind(now)
-            .bind(expires_at)
-            .execute(&mut **conn)
-            .await?
-            .rows_affected()
-        });
-        Ok(n == 1)
-    }
-
     /// Stores the answer to replay.
     pub async fn finish_acp_idempotency(
         &mut self,
-        credential: &str,
-        route: &str,
-        key: &str,
+        k: &AcpKey<'_>,
         status: i32,
         response: &str,
     ) -> Result<()> {
@@ -394,9 +400,9 @@ impl Conn<'_> {
                 "UPDATE acp_idempotency_keys SET status = $4, response = $5 \
                  WHERE credential = $1 AND route = $2 AND idem_key = $3",
             )
-            .bind(credential)
-            .bind(route)
-            .bind(key)
+            .bind(k.credential)
+            .bind(k.route)
+            .bind(k.key)
             .bind(status)
             .bind(response)
             .execute(&mut **conn)
@@ -405,20 +411,16 @@ impl Conn<'_> {
         Ok(())
     }
 
-    /// Forgets a key (its request answered 5xx: a retry runs afresh).
-    pub async fn delete_acp_idempotency(
-        &mut self,
-        credential: &str,
-        route: &str,
-        key: &str,
-    ) -> Result<()> {
+    /// Forgets a key (its request answered 5xx or "try again shortly": a
+    /// retry runs afresh).
+    pub async fn delete_acp_idempotency(&mut self, k: &AcpKey<'_>) -> Result<()> {
         on_conn!(self, |conn| {
             sqlx::query(
                 "DELETE FROM acp_idempotency_keys WHERE credential = $1 AND route = $2 AND idem_key = $3",
             )
-            .bind(credential)
-            .bind(route)
-            .bind(key)
+            .bind(k.credential)
+            .bind(k.route)
+            .bind(k.key)
             .execute(&mut **conn)
             .await?;
         });

@@ -22,10 +22,14 @@ on_both_backends!(
     tokens_that_cannot_pay_are_refused_with_nothing_charged,
     concurrent_completes_charge_the_token_once,
     three_d_secure_leads_through_authentication_required_to_completion,
+    signed_requests_are_verified_when_a_signing_secret_is_set,
+    a_complete_whose_answer_was_lost_answers_its_order_on_retry,
+    out_of_stock_at_completion_is_refused_with_nothing_charged,
 );
 
 pub const AGENT_KEY: &str = "acp_test_agent_platform_key_0123456789abcdef";
 pub const HOOK_SECRET: &str = "acp_webhook_secret_for_tests";
+pub const SIGNING_SECRET: &str = "acp_request_signing_secret_0123456789abcdef";
 
 /// The ACP JSON Schema bundle the protocol publishes.
 static BUNDLE: LazyLock<Value> = LazyLock::new(|| {
@@ -95,11 +99,14 @@ pub async fn start(backend: Backend, hooks: Option<&str>) -> Obol {
 }
 
 /// One ACP request; answers status, headers and body.
+#[derive(Clone)]
 pub struct Call<'a> {
     pub key: Option<&'a str>,
     pub version: Option<&'a str>,
     pub idempotency: Option<String>,
     pub request_id: Option<&'a str>,
+    /// `Signature` and `Timestamp` headers, as sent.
+    pub signature: Option<(String, String)>,
 }
 
 impl Default for Call<'_> {
@@ -109,22 +116,33 @@ impl Default for Call<'_> {
             version: Some("2026-04-17"),
             idempotency: Some(uuid::Uuid::new_v4().to_string()),
             request_id: None,
+            signature: None,
         }
     }
 }
 
-pub async fn acp(
-    obol: &Obol,
-    c: Call<'_>,
+impl Call<'_> {
+    /// With `Idempotency-Key: key`.
+    pub fn keyed(key: &str) -> Self {
+        Call {
+            idempotency: Some(key.to_string()),
+            ..Call::default()
+        }
+    }
+}
+
+/// The request `c` describes (for `acp`, and for spawned concurrent calls).
+pub fn request(
+    http: &reqwest_middleware::ClientWithMiddleware,
+    url: String,
+    c: &Call<'_>,
     method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, reqwest::header::HeaderMap, Value) {
-    let url = obol.url(path);
+    body: Option<&Value>,
+) -> reqwest_middleware::RequestBuilder {
     let mut req = if method == "GET" {
-        obol.http.get(url)
+        http.get(url)
     } else {
-        obol.http.post(url)
+        http.post(url)
     };
     if let Some(k) = c.key {
         req = req.bearer_auth(k);
@@ -140,14 +158,47 @@ pub async fn acp(
     if let Some(r) = c.request_id {
         req = req.header("Request-Id", r);
     }
-    if let Some(b) = body {
-        req = req.json(&b);
+    if let Some((sig, ts)) = &c.signature {
+        req = req.header("Signature", sig).header("Timestamp", ts);
     }
-    let r = req.send().await.unwrap();
+    if let Some(b) = body {
+        req = req.json(b);
+    }
+    req
+}
+
+pub async fn acp(
+    obol: &Obol,
+    c: Call<'_>,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let r = request(&obol.http, obol.url(path), &c, method, body.as_ref())
+        .send()
+        .await
+        .unwrap();
     let status = r.status().as_u16();
     let headers = r.headers().clone();
     let body = r.json().await.unwrap_or(Value::Null);
     (status, headers, body)
+}
+
+/// A complete sent on a task of its own (for concurrent calls).
+fn spawn_complete(
+    obol: &Obol,
+    path: &str,
+    key: String,
+    body: Value,
+) -> tokio::task::JoinHandle<(u16, Value)> {
+    let (http, url) = (obol.http.clone(), obol.url(path));
+    tokio::spawn(async move {
+        let r = request(&http, url, &Call::keyed(&key), "POST", Some(&body))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    })
 }
 
 pub async fn post(obol: &Obol, path: &str, body: Value) -> (u16, Value) {
@@ -709,10 +760,7 @@ async fn idempotency_keys_replay_conflict_and_are_required(backend: Backend) {
     // Replay: the same key and an equivalent body (keys reordered, 1.0
     // for 1) answer the stored session, marked replayed.
     let key = "idem-create-1".to_string();
-    let call = || Call {
-        idempotency: Some(key.clone()),
-        ..Call::default()
-    };
+    let call = || Call::keyed(&key);
     let (s, h, first) = acp(
         &obol,
         call(),
@@ -841,33 +889,11 @@ async fn an_in_flight_key_answers_409_and_a_5xx_is_not_stored(backend: Backend) 
     // While the first complete waits for a slow Stripe, the same key is in flight.
     set_chaos(&obol, json!({"latency_ms": 700})).await;
     let key = "idem-complete-1".to_string();
-    let first = {
-        let (o, p, b, k) = (
-            obol.http.clone(),
-            obol.url(&path),
-            payment(&token),
-            key.clone(),
-        );
-        tokio::spawn(async move {
-            let r = o
-                .post(p)
-                .bearer_auth(AGENT_KEY)
-                .header("API-Version", "2026-04-17")
-                .header("Idempotency-Key", k)
-                .json(&b)
-                .send()
-                .await
-                .unwrap();
-            (r.status().as_u16(), r.json::<Value>().await.unwrap())
-        })
-    };
+    let first = spawn_complete(&obol, &path, key.clone(), payment(&token));
     tokio::time::sleep(Duration::from_millis(400)).await;
     let (s, h, e) = acp(
         &obol,
-        Call {
-            idempotency: Some(key.clone()),
-            ..Call::default()
-        },
+        Call::keyed(&key),
         "POST",
         &path,
         Some(payment(&token)),
@@ -883,10 +909,7 @@ async fn an_in_flight_key_answers_409_and_a_5xx_is_not_stored(backend: Backend) 
     set_chaos(&obol, json!({})).await;
     let (s, h, replay) = acp(
         &obol,
-        Call {
-            idempotency: Some(key.clone()),
-            ..Call::default()
-        },
+        Call::keyed(&key),
         "POST",
         &path,
         Some(payment(&token)),
@@ -905,10 +928,7 @@ async fn an_in_flight_key_answers_409_and_a_5xx_is_not_stored(backend: Backend) 
     let key = "idem-complete-2".to_string();
     let (s, _, e) = acp(
         &obol,
-        Call {
-            idempotency: Some(key.clone()),
-            ..Call::default()
-        },
+        Call::keyed(&key),
         "POST",
         &path,
         Some(payment(&token)),
@@ -919,10 +939,7 @@ async fn an_in_flight_key_answers_409_and_a_5xx_is_not_stored(backend: Backend) 
     set_chaos(&obol, json!({})).await;
     let (s, h, done) = acp(
         &obol,
-        Call {
-            idempotency: Some(key),
-            ..Call::default()
-        },
+        Call::keyed(&key),
         "POST",
         &path,
         Some(payment(&token)),
@@ -1011,23 +1028,17 @@ async fn concurrent_completes_charge_the_token_once(backend: Backend) {
     let id = ready_session(&obol, &shop).await;
     let token = grant(&obol, "pm_card_visa", 11700, None).await;
     let path = format!("/acp/checkout_sessions/{id}/complete");
-    let calls = (0..8).map(|_| {
-        let (o, p, b) = (obol.http.clone(), obol.url(&path), payment(&token));
-        tokio::spawn(async move {
-            let r = o
-                .post(p)
-                .bearer_auth(AGENT_KEY)
-                .header("API-Version", "2026-04-17")
-                .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
-                .json(&b)
-                .send()
-                .await
-                .unwrap();
-            (r.status().as_u16(), r.json::<Value>().await.unwrap())
-        })
-    });
+    let keys: Vec<String> = (0..8).map(|i| format!("concurrent-{i}")).collect();
+    let calls = keys
+        .iter()
+        .map(|k| spawn_complete(&obol, &path, k.clone(), payment(&token)));
     let mut completed = 0;
-    for c in futures::future::join_all(calls).await {
+    let mut busy = Vec::new();
+    for (c, key) in futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .zip(&keys)
+    {
         let (s, body) = c.unwrap();
         match s {
             200 => {
@@ -1041,11 +1052,32 @@ async fn concurrent_completes_charge_the_token_once(backend: Backend) {
                         || body["code"] == "session_not_modifiable",
                     "{body}"
                 );
+                if body["code"] == "checkout_in_progress" {
+                    busy.push(key.clone());
+                }
             }
             other => panic!("{other}: {body}"),
         }
     }
     assert_eq!(completed, 1);
+    // "Try again shortly" is not stored: the retry with its key runs
+    // afresh (and finds the session completed) instead of a replay.
+    for key in busy {
+        let (s, h, e) = acp(
+            &obol,
+            Call::keyed(&key),
+            "POST",
+            &path,
+            Some(payment(&token)),
+        )
+        .await;
+        assert_eq!(
+            (s, e["code"].as_str()),
+            (409, Some("session_not_modifiable")),
+            "{e}"
+        );
+        assert!(h.get("idempotent-replayed").is_none());
+    }
     let intents = intents_of(&obol, &id).await;
     assert_eq!(intents.len(), 1, "one PaymentIntent");
     let base = sandbox(&obol).await;
@@ -1138,4 +1170,290 @@ async fn three_d_secure_leads_through_authentication_required_to_completion(back
     assert!(codes(&session).iter().any(|(c, _)| c == "payment_declined"));
     let intents = intents_of(&obol, &id).await;
     assert_eq!(intents[0]["status"], "canceled");
+}
+
+/// `Signature` / `Timestamp` for `body` at `at`, as the agent platform
+/// computes them: base64url HMAC-SHA256 over "<Timestamp>.<canonical
+/// JSON>" (serde_json's `Value` keeps keys sorted and writes no
+/// whitespace: canonical for these integer-only bodies).
+fn sign(secret: &str, at: chrono::DateTime<chrono::Utc>, body: Option<&Value>) -> (String, String) {
+    use base64::Engine as _;
+    let ts = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{ts}.").as_bytes());
+    if let Some(b) = body {
+        mac.update(serde_json::to_string(b).unwrap().as_bytes());
+    }
+    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    (sig, ts)
+}
+
+async fn signed_requests_are_verified_when_a_signing_secret_is_set(backend: Backend) {
+    let obol = Obol::builder(backend)
+        .env("OBOL_ACP__API_KEYS", AGENT_KEY)
+        .env("OBOL_ACP__SIGNING_SECRET", SIGNING_SECRET)
+        .start()
+        .await;
+    let shop = shop(&obol).await;
+    let now = chrono::Utc::now();
+    let body = json!({"currency": "usd", "line_items": [{"id": shop.socks, "quantity": 2}]});
+    let signed = |sig: (String, String)| Call {
+        signature: Some(sig),
+        ..Call::default()
+    };
+
+    // Good: a create and a read (no body: "<Timestamp>." is signed).
+    let (s, _, created) = acp(
+        &obol,
+        signed(sign(SIGNING_SECRET, now, Some(&body))),
+        "POST",
+        "/acp/checkout_sessions",
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(s, 201, "{created}");
+    let path = format!("/acp/checkout_sessions/{}", created["id"].as_str().unwrap());
+    let (s, _, got) = acp(
+        &obol,
+        signed(sign(SIGNING_SECRET, now, None)),
+        "GET",
+        &path,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{got}");
+    assert_eq!(got["id"], created["id"]);
+
+    // The same body sent with other key order and whitespace verifies:
+    // the signature is over its canonical form.
+    let raw = format!(
+        "{{ \"line_items\": [ {{\"quantity\": 2, \"id\": \"{}\"}} ],\n \"currency\": \"usd\" }}",
+        shop.socks
+    );
+    let (sig, ts) = sign(SIGNING_SECRET, now, Some(&body));
+    let r = obol
+        .http
+        .post(obol.url("/acp/checkout_sessions"))
+        .bearer_auth(AGENT_KEY)
+        .header("API-Version", "2026-04-17")
+        .header("Idempotency-Key", "signed-raw")
+        .header("Signature", sig)
+        .header("Timestamp", ts)
+        .header("Content-Type", "application/json")
+        .body(raw)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+
+    let refused = |code: &'static str| {
+        move |(s, _, e): (u16, reqwest::header::HeaderMap, Value)| {
+            assert_eq!((s, e["code"].as_str()), (401, Some(code)), "{e}");
+            assert_acp("Error", &e);
+            assert_eq!(e["type"], "invalid_request");
+        }
+    };
+    // Bad: another secret, another body, a signature of another time.
+    let other = json!({"currency": "usd", "line_items": [{"id": shop.socks, "quantity": 3}]});
+    for sig in [
+        sign("not_the_platform_secret_0123456789abcdef", now, Some(&body)),
+        sign(SIGNING_SECRET, now, Some(&other)),
+        (
+            sign(
+                SIGNING_SECRET,
+                now - chrono::Duration::seconds(1),
+                Some(&body),
+            )
+            .0,
+            sign(SIGNING_SECRET, now, None).1,
+        ),
+        (
+            "bm90IGEgc2lnbmF0dXJl".to_string(),
+            sign(SIGNING_SECRET, now, None).1,
+        ),
+    ] {
+        refused("invalid_signature")(
+            acp(
+                &obol,
+                signed(sig),
+                "POST",
+                "/acp/checkout_sessions",
+                Some(body.clone()),
+            )
+            .await,
+        );
+    }
+    // Stale or from the future (beyond 300 s), correctly signed; unparsable.
+    for at in [
+        now - chrono::Duration::seconds(400),
+        now + chrono::Duration::seconds(400),
+    ] {
+        refused("timestamp_out_of_range")(
+            acp(
+                &obol,
+                signed(sign(SIGNING_SECRET, at, Some(&body))),
+                "POST",
+                "/acp/checkout_sessions",
+                Some(body.clone()),
+            )
+            .await,
+        );
+    }
+    refused("timestamp_out_of_range")(
+        acp(
+            &obol,
+            signed(("x".into(), "yesterday".into())),
+            "GET",
+            &path,
+            None,
+        )
+        .await,
+    );
+    // Missing.
+    refused("signature_required")(acp(&obol, Call::default(), "GET", &path, None).await);
+    refused("signature_required")(
+        acp(
+            &obol,
+            Call::default(),
+            "POST",
+            "/acp/checkout_sessions",
+            Some(body.clone()),
+        )
+        .await,
+    );
+}
+
+async fn set_stock(obol: &Obol, product: &str, stock: i64) {
+    let r = obol
+        .http
+        .patch(obol.url(&format!("/v1/products/{product}")))
+        .bearer_auth(&obol.api_key)
+        .json(&json!({"stock": stock}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+}
+
+/// Runs `sql` on obol's database (SQLite or PostgreSQL).
+async fn exec(obol: &Obol, backend: Backend, sql: &str) {
+    use sqlx::Connection;
+    match backend {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&obol.db.url).await.unwrap();
+            sqlx::query(sql).execute(&mut c).await.unwrap();
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&obol.db.url).await.unwrap();
+            sqlx::query(sql).execute(&mut c).await.unwrap();
+        }
+    }
+}
+
+async fn a_complete_whose_answer_was_lost_answers_its_order_on_retry(backend: Backend) {
+    let obol = start(backend, None).await;
+    let shop = shop(&obol).await;
+    let id = ready_session(&obol, &shop).await;
+    let token = grant(&obol, "pm_card_visa", 11700, None).await;
+    let path = format!("/acp/checkout_sessions/{id}/complete");
+    let (s, _, done) = acp(
+        &obol,
+        Call::keyed("lost-answer"),
+        "POST",
+        &path,
+        Some(payment(&token)),
+    )
+    .await;
+    assert_eq!(s, 200, "{done}");
+    assert_eq!(done["status"], "completed");
+
+    // The process died after the order's transaction and before the
+    // answer was stored: the key is left in flight, its lock passed.
+    exec(
+        &obol,
+        backend,
+        "UPDATE acp_idempotency_keys SET status = NULL, response = NULL, \
+         locked_until = '2000-01-01T00:00:00+00:00' WHERE idem_key = 'lost-answer'",
+    )
+    .await;
+    let (s, h, again) = acp(
+        &obol,
+        Call::keyed("lost-answer"),
+        "POST",
+        &path,
+        Some(payment(&token)),
+    )
+    .await;
+    assert_eq!(s, 200, "{again}");
+    assert!(
+        h.get("idempotent-replayed").is_none(),
+        "run afresh, not replayed"
+    );
+    assert_acp("CheckoutSessionWithOrder", &again);
+    assert_eq!(again["order"], done["order"]);
+    assert_eq!(intents_of(&obol, &id).await.len(), 1, "charged once");
+    // ...and that answer is now the stored one.
+    let (s, h, replay) = acp(
+        &obol,
+        Call::keyed("lost-answer"),
+        "POST",
+        &path,
+        Some(payment(&token)),
+    )
+    .await;
+    assert_eq!(
+        (s, h["idempotent-replayed"].to_str().unwrap()),
+        (200, "true")
+    );
+    assert_eq!(replay["order"], done["order"]);
+    // Another key is told the session is done.
+    let (s, e) = post(&obol, &path, payment(&token)).await;
+    assert_eq!(
+        (s, e["code"].as_str()),
+        (409, Some("session_not_modifiable")),
+        "{e}"
+    );
+}
+
+async fn out_of_stock_at_completion_is_refused_with_nothing_charged(backend: Backend) {
+    let obol = start(backend, None).await;
+    let shop = shop(&obol).await;
+    let id = ready_session(&obol, &shop).await;
+    let token = grant(&obol, "pm_card_visa", 11700, None).await;
+    let path = format!("/acp/checkout_sessions/{id}/complete");
+
+    // The session asks for 2 boots; 1 is left by the time the agent pays.
+    set_stock(&obol, &shop.boots, 1).await;
+    let (s, session) = post(&obol, &path, payment(&token)).await;
+    assert_eq!(s, 200, "{session}");
+    assert_acp("CheckoutSession", &session);
+    assert_eq!(session["status"], "not_ready_for_payment");
+    assert!(session.get("order").is_none());
+    assert!(
+        codes(&session).contains(&("out_of_stock".to_string(), "$.line_items[0]".to_string())),
+        "{session}"
+    );
+    assert!(
+        intents_of(&obol, &id).await.is_empty(),
+        "nothing was charged"
+    );
+    let t = stripe_get(
+        &sandbox(&obol).await,
+        &format!("/v1/shared_payment/granted_tokens/{token}"),
+    )
+    .await;
+    assert!(
+        t["deactivated_reason"].is_null(),
+        "the token is unused: {t}"
+    );
+
+    // Restocked: the same token completes, through the pay-first checkout
+    // (an order of the session's items); like that checkout, the order
+    // checks stock and does not decrement it (README: checked, not reserved).
+    set_stock(&obol, &shop.boots, 2).await;
+    let (s, done) = post(&obol, &path, payment(&token)).await;
+    assert_eq!(s, 200, "{done}");
+    assert_eq!(done["status"], "completed", "{done}");
+    let (_, product) = obol.get(&format!("/v1/products/{}", shop.boots)).await;
+    assert_eq!(product["stock"], 2, "{product}");
 }
