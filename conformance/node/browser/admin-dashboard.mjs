@@ -149,6 +149,32 @@ await step('charge_run', async () => {
   return { first: Number(first), last: 100, status: (await text('#run-status')).trim() };
 });
 
+await step('more_pages', async () => {
+  const rows = {};
+  for (const [label, file, table] of [
+    ['Orders', 'orders.png', '#orders'],
+    ['Customers', 'customers.png', '#customers, #no-customers'],
+    ['Disputes', 'disputes.png', '#disputes, #no-disputes'],
+    ['Invoices', 'invoices.png', '#invoices, #no-invoices'],
+    ['Organisations', 'organizations.png', '#organizations, #no-organizations'],
+  ]) {
+    await page.click(`nav >> text=${label}`);
+    await page.waitForSelector(table, { state: 'attached' });
+    await shot(file);
+    rows[label] = await page.locator('main table:first-of-type tbody tr').count();
+  }
+  // The order of the payment found before, by its e-mail.
+  await page.click('nav >> text=Orders');
+  await page.fill('#q', input.email);
+  await page.click('#search');
+  await page.waitForSelector('#orders tbody tr a');
+  await page.click('#orders tbody tr a');
+  await page.waitForSelector('#timeline', { state: 'attached' });
+  const payments = await page.locator(`#payments tr[data-id="${input.payment_id}"]`).count();
+  await shot('order.png');
+  return { rows, order_payments: payments };
+});
+
 await step('no_page_errors', async () => {
   if (pageErrors.length) { throw new Error(pageErrors.join('\n')); }
   return {};

@@ -25,6 +25,7 @@
 
 pub mod views;
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
@@ -42,6 +43,7 @@ use crate::api::throttle::CredentialKind;
 use crate::api::AppState;
 use crate::error::Error;
 use crate::ops;
+pub use crate::ops::admin::ListQuery;
 use crate::ops::admin::{Session, SessionPolicy, COOKIE};
 use crate::pages::StripeJs;
 
@@ -85,6 +87,16 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(charge_runs))
         .routes(routes!(charge_run))
         .routes(routes!(charge_run_progress))
+        .routes(routes!(orders))
+        .routes(routes!(order))
+        .routes(routes!(customers))
+        .routes(routes!(customer))
+        .routes(routes!(disputes))
+        .routes(routes!(dispute))
+        .routes(routes!(invoices))
+        .routes(routes!(invoice))
+        .routes(routes!(organizations))
+        .routes(routes!(organization))
         .routes(routes!(admin_js))
         .routes(routes!(admin_css))
 }
@@ -180,6 +192,39 @@ pub fn error_page(e: &Error) -> Response {
 
 fn done(to: &str) -> Response {
     Redirect::to(to).into_response()
+}
+
+/// Every signed-in page: its frame and its data, read at the same time,
+/// then rendered; an error is an error page with its status.
+async fn show<T>(
+    state: &AppState,
+    admin: &Admin,
+    load: impl Future<Output = Result<T, Error>>,
+    view: impl FnOnce(&views::Frame, T) -> Markup,
+) -> Response {
+    let (f, data) = tokio::join!(frame(state, admin), load);
+    match data {
+        Ok(d) => page(StatusCode::OK, view(&f, d)),
+        Err(e) => error_page(&e),
+    }
+}
+
+/// Every form post: the origin and CSRF checks, the action, then on to
+/// the page `to` names.
+async fn act<T>(
+    admin: &Admin,
+    headers: &HeaderMap,
+    csrf: Option<&str>,
+    action: impl Future<Output = Result<T, Error>>,
+    to: impl FnOnce(T) -> String,
+) -> Response {
+    if let Err(e) = post_allowed(admin, headers, csrf) {
+        return error_page(&e);
+    }
+    match action.await {
+        Ok(v) => done(&to(v)),
+        Err(e) => error_page(&e),
+    }
 }
 
 /// `?notice=` after a POST: one of a few fixed texts, never the caller's.
@@ -323,17 +368,19 @@ async fn logout(
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Err(e) = post_allowed(&admin, &headers, form.csrf.as_deref()) {
-        return error_page(&e);
+    let end = ops::admin::sign_out(state.ctx(), &admin.cookie);
+    let mut r = act(&admin, &headers, form.csrf.as_deref(), end, |_| {
+        "/admin/login".into()
+    })
+    .await;
+    if r.status() == StatusCode::SEE_OTHER {
+        r.headers_mut().insert(
+            header::SET_COOKIE,
+            HeaderValue::from_static(
+                "obol_admin=; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=0",
+            ),
+        );
     }
-    if let Err(e) = ops::admin::sign_out(state.ctx(), &admin.cookie).await {
-        return error_page(&e);
-    }
-    let mut r = done("/admin/login");
-    r.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("obol_admin=; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=0"),
-    );
     r
 }
 
@@ -371,20 +418,16 @@ async fn switch_organization(
     headers: HeaderMap,
     Form(form): Form<OrganizationForm>,
 ) -> Response {
-    if let Err(e) = post_allowed(&admin, &headers, form.csrf.as_deref()) {
-        return error_page(&e);
-    }
-    match ops::admin::switch_organization(
+    let switch = ops::admin::switch_organization(
         state.ctx(),
         &admin.session,
         &admin.cookie,
         &form.organization,
-    )
+    );
+    act(&admin, &headers, form.csrf.as_deref(), switch, |_| {
+        "/admin".into()
+    })
     .await
-    {
-        Ok(_) => done("/admin"),
-        Err(e) => error_page(&e),
-    }
 }
 
 /// What every page's frame shows: the organisations to switch between.
@@ -436,41 +479,45 @@ async fn frame(state: &AppState, admin: &Admin) -> views::Frame {
     extensions(("x-error-codes" = json!([]))),
 )]
 async fn overview(State(state): State<AppState>, admin: Admin) -> Response {
-    let f = frame(&state, &admin).await;
-    let days = match ops::admin::payments_per_day(state.ctx(), admin.actor(), 30).await {
-        Ok(d) => d,
-        Err(e) => return error_page(&e),
+    let (ctx, actor) = (state.ctx(), admin.actor());
+    let load = async {
+        let five = |status: &str| ops::admin::ListQuery {
+            status: Some(status.into()),
+            ..Default::default()
+        };
+        let (days, lag, failed, dead) = tokio::join!(
+            ops::admin::payments_per_day(ctx, actor, 30),
+            ops::admin::webhook_lag(ctx, actor),
+            ops::webhook_events::list(ctx, actor, webhook_query(&five("failed"), 5)),
+            ops::jobs::list(ctx, actor, job_query(&five("dead"), 5)),
+        );
+        Ok::<_, Error>((
+            days?,
+            lag?,
+            failed.map(|p| p.data.len()).unwrap_or_default(),
+            dead.map(|p| p.data.len()).unwrap_or_default(),
+        ))
     };
-    let failed = ops::webhook_events::list(
-        state.ctx(),
-        admin.actor(),
-        ops::webhook_events::ListWebhookEvents {
-            status: Some("failed".into()),
-            limit: Some(5),
-            cursor: None,
-        },
-    )
-    .await;
-    let dead = ops::jobs::list(
-        state.ctx(),
-        admin.actor(),
-        ops::jobs::ListQuery {
-            status: Some("dead".into()),
-            limit: Some(5),
-            cursor: None,
-        },
-    )
-    .await;
-    page(
-        StatusCode::OK,
-        views::overview(
-            &f,
-            &days,
-            failed.map(|p| p.data).unwrap_or_default().len(),
-            dead.map(|p| p.data).unwrap_or_default().len(),
-            state.ctx().now(),
-        ),
-    )
+    show(&state, &admin, load, |f, (days, lag, failed, dead)| {
+        views::overview(f, &days, &lag, failed, dead, ctx.now())
+    })
+    .await
+}
+
+fn webhook_query(q: &ListQuery, limit: i64) -> ops::webhook_events::ListWebhookEvents {
+    ops::webhook_events::ListWebhookEvents {
+        status: q.status(),
+        limit: Some(limit),
+        cursor: q.cursor(),
+    }
+}
+
+fn job_query(q: &ListQuery, limit: i64) -> ops::jobs::ListQuery {
+    ops::jobs::ListQuery {
+        status: q.status(),
+        limit: Some(limit),
+        cursor: q.cursor(),
+    }
 }
 
 /// Payments (HTML): newest first, 50 a page; search by payment id,
@@ -498,8 +545,11 @@ async fn payments(
     admin: Admin,
     Query(q): Query<ops::admin::PaymentQuery>,
 ) -> Response {
-    let f = frame(&state, &admin).await;
-    match ops::admin::search_payments(state.ctx(), admin.actor(), &q).await {
+    let (f, list) = tokio::join!(
+        frame(&state, &admin),
+        ops::admin::search_payments(state.ctx(), admin.actor(), &q)
+    );
+    match list {
         Ok(list) => page(StatusCode::OK, views::payments(&f, &q, &list)),
         Err(e) => page(e.status(), views::payments_error(&f, &q, &e)),
     }
@@ -522,34 +572,34 @@ async fn payment(
     Path(id): Path<String>,
     Query(n): Query<Notice>,
 ) -> Response {
-    let f = frame(&state, &admin).await;
-    let p = match ops::payments::get(state.ctx(), admin.actor(), &id).await {
-        Ok(p) => p,
-        Err(e) => return error_page(&e),
-    };
-    let refunds = ops::payments::list_refunds(state.ctx(), admin.actor(), &id)
+    let (ctx, actor) = (state.ctx(), admin.actor());
+    let load = async {
+        let p = ops::payments::get(ctx, actor, &id).await?;
+        let refunds = ops::payments::list_refunds(ctx, actor, &id)
+            .await
+            .map(|p| p.data)
+            .unwrap_or_default();
+        let disputes = ops::disputes::list(
+            ctx,
+            actor,
+            ops::disputes::ListQuery {
+                status: None,
+                limit: Some(100),
+                cursor: None,
+            },
+        )
         .await
-        .map(|p| p.data)
-        .unwrap_or_default();
-    let disputes = ops::disputes::list(
-        state.ctx(),
-        admin.actor(),
-        ops::disputes::ListQuery {
-            status: None,
-            limit: Some(100),
-            cursor: None,
-        },
-    )
+        .map(|d| d.data)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|d| d.payment_id == p.id)
+        .collect::<Vec<_>>();
+        Ok::<_, Error>((p, refunds, disputes))
+    };
+    show(&state, &admin, load, |f, (p, refunds, disputes)| {
+        views::payment(f, &p, &refunds, &disputes, n.notice.as_deref())
+    })
     .await
-    .map(|d| d.data)
-    .unwrap_or_default()
-    .into_iter()
-    .filter(|d| d.payment_id == p.id)
-    .collect::<Vec<_>>();
-    page(
-        StatusCode::OK,
-        views::payment(&f, &p, &refunds, &disputes, n.notice.as_deref()),
-    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -582,11 +632,9 @@ async fn refund(
     Path(id): Path<String>,
     Form(form): Form<RefundForm>,
 ) -> Response {
-    if let Err(e) = post_allowed(&admin, &headers, form.csrf.as_deref()) {
-        return error_page(&e);
-    }
-    let result = async {
-        let p = ops::payments::get(state.ctx(), admin.actor(), &id).await?;
+    let (ctx, actor) = (state.ctx(), admin.actor());
+    let create = async {
+        let p = ops::payments::get(ctx, actor, &id).await?;
         let amount = match form
             .amount
             .as_deref()
@@ -605,35 +653,12 @@ async fn refund(
             .map(str::trim)
             .filter(|r| !r.is_empty())
             .map(str::to_string);
-        ops::refunds::create(
-            state.ctx(),
-            admin.actor(),
-            &id,
-            ops::refunds::RefundIn { amount, reason },
-        )
-        .await
-    }
-    .await;
-    match result {
-        Ok(_) => done(&format!("/admin/payments/{id}?notice=refunded")),
-        Err(e) => error_page(&e),
-    }
-}
-
-#[derive(Debug, Deserialize, Default)]
-pub struct StatusQuery {
-    #[serde(default)]
-    pub status: Option<String>,
-    #[serde(default)]
-    pub cursor: Option<String>,
-    #[serde(default)]
-    pub endpoint: Option<String>,
-    #[serde(default)]
-    pub notice: Option<String>,
-}
-
-fn status_filter(s: &Option<String>) -> Option<String> {
-    s.as_deref().filter(|s| !s.is_empty()).map(str::to_string)
+        ops::refunds::create(ctx, actor, &id, ops::refunds::RefundIn { amount, reason }).await
+    };
+    act(&admin, &headers, form.csrf.as_deref(), create, |_| {
+        format!("/admin/payments/{id}?notice=refunded")
+    })
+    .await
 }
 
 /// The Stripe webhook inbox (HTML): newest first, by status.
@@ -651,23 +676,17 @@ fn status_filter(s: &Option<String>) -> Option<String> {
 async fn webhook_events(
     State(state): State<AppState>,
     admin: Admin,
-    Query(q): Query<StatusQuery>,
+    Query(q): Query<ListQuery>,
 ) -> Response {
-    let f = frame(&state, &admin).await;
     let list = ops::webhook_events::list(
         state.ctx(),
         admin.actor(),
-        ops::webhook_events::ListWebhookEvents {
-            status: status_filter(&q.status),
-            limit: Some(ops::admin::LIST_LIMIT),
-            cursor: status_filter(&q.cursor),
-        },
-    )
-    .await;
-    match list {
-        Ok(list) => page(StatusCode::OK, views::webhook_events(&f, &q, &list)),
-        Err(e) => error_page(&e),
-    }
+        webhook_query(&q, ops::admin::LIST_LIMIT),
+    );
+    show(&state, &admin, list, |f, list| {
+        views::webhook_events(f, &q, &list)
+    })
+    .await
 }
 
 /// One inbox event (HTML): the raw event, why it was ignored or failed,
@@ -687,18 +706,18 @@ async fn webhook_event(
     Path(id): Path<String>,
     Query(n): Query<Notice>,
 ) -> Response {
-    let f = frame(&state, &admin).await;
-    let event = match ops::webhook_events::get(state.ctx(), admin.actor(), &id).await {
-        Ok(e) => e,
-        Err(e) => return error_page(&e),
+    let (ctx, actor) = (state.ctx(), admin.actor());
+    let load = async {
+        let event = ops::webhook_events::get(ctx, actor, &id).await?;
+        let raw = ops::admin::raw_webhook_event(ctx, actor, &id)
+            .await
+            .unwrap_or_default();
+        Ok::<_, Error>((event, raw))
     };
-    let raw = ops::admin::raw_webhook_event(state.ctx(), admin.actor(), &id)
-        .await
-        .unwrap_or_default();
-    page(
-        StatusCode::OK,
-        views::webhook_event(&f, &event, &raw, n.notice.as_deref()),
-    )
+    show(&state, &admin, load, |f, (event, raw)| {
+        views::webhook_event(f, &event, &raw, n.notice.as_deref())
+    })
+    .await
 }
 
 /// Replays an inbox event (form post; `ops::webhook_events::replay`).
@@ -719,13 +738,11 @@ async fn admin_replay_webhook_event(
     Path(id): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Err(e) = post_allowed(&admin, &headers, form.csrf.as_deref()) {
-        return error_page(&e);
-    }
-    match ops::webhook_events::replay(state.ctx(), admin.actor(), &id).await {
-        Ok(_) => done(&format!("/admin/webhook-events/{id}?notice=replayed")),
-        Err(e) => error_page(&e),
-    }
+    let replay = ops::webhook_events::replay(state.ctx(), admin.actor(), &id);
+    act(&admin, &headers, form.csrf.as_deref(), replay, |_| {
+        format!("/admin/webhook-events/{id}?notice=replayed")
+    })
+    .await
 }
 
 /// Background jobs (HTML): newest first, by status (dead ones can be retried).
@@ -740,26 +757,13 @@ async fn admin_replay_webhook_event(
     ),
     extensions(("x-error-codes" = json!(["invalid_query"]))),
 )]
-async fn jobs(
-    State(state): State<AppState>,
-    admin: Admin,
-    Query(q): Query<StatusQuery>,
-) -> Response {
-    let f = frame(&state, &admin).await;
+async fn jobs(State(state): State<AppState>, admin: Admin, Query(q): Query<ListQuery>) -> Response {
     let list = ops::jobs::list(
         state.ctx(),
         admin.actor(),
-        ops::jobs::ListQuery {
-            status: status_filter(&q.status),
-            limit: Some(ops::admin::LIST_LIMIT),
-            cursor: status_filter(&q.cursor),
-        },
-    )
-    .await;
-    match list {
-        Ok(list) => page(StatusCode::OK, views::jobs(&f, &q, &list)),
-        Err(e) => error_page(&e),
-    }
+        job_query(&q, ops::admin::LIST_LIMIT),
+    );
+    show(&state, &admin, list, |f, list| views::jobs(f, &q, &list)).await
 }
 
 /// Retries a dead job (form post; `ops::jobs::retry`).
@@ -781,13 +785,11 @@ async fn admin_retry_job(
     Path(id): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Err(e) = post_allowed(&admin, &headers, form.csrf.as_deref()) {
-        return error_page(&e);
-    }
-    match ops::jobs::retry(state.ctx(), admin.actor(), &id).await {
-        Ok(_) => done("/admin/jobs?notice=retried"),
-        Err(e) => error_page(&e),
-    }
+    let retry = ops::jobs::retry(state.ctx(), admin.actor(), &id);
+    act(&admin, &headers, form.csrf.as_deref(), retry, |_| {
+        "/admin/jobs?notice=retried".into()
+    })
+    .await
 }
 
 /// Host notifications (HTML): the endpoints, and one endpoint's
@@ -807,35 +809,42 @@ async fn admin_retry_job(
 async fn notifications(
     State(state): State<AppState>,
     admin: Admin,
-    Query(q): Query<StatusQuery>,
+    Query(q): Query<ListQuery>,
 ) -> Response {
-    let f = frame(&state, &admin).await;
-    let endpoints = match ops::endpoints::list(state.ctx(), admin.actor()).await {
-        Ok(e) => e.data,
-        Err(e) => return error_page(&e),
+    let (ctx, actor) = (state.ctx(), admin.actor());
+    let load = async {
+        let endpoints = ops::endpoints::list(ctx, actor).await?.data;
+        let chosen = q
+            .endpoint
+            .clone()
+            .filter(|e| !e.is_empty())
+            .or_else(|| endpoints.first().map(|e| e.id.clone()));
+        let deliveries = match &chosen {
+            Some(id) => Some(
+                ops::endpoints::list_deliveries(
+                    ctx,
+                    actor,
+                    id,
+                    ops::endpoints::DeliveryQuery {
+                        status: q.status(),
+                        limit: Some(ops::admin::LIST_LIMIT),
+                    },
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        Ok::<_, Error>((endpoints, chosen, deliveries))
     };
-    let chosen = status_filter(&q.endpoint).or_else(|| endpoints.first().map(|e| e.id.clone()));
-    let deliveries = match &chosen {
-        Some(id) => match ops::endpoints::list_deliveries(
-            state.ctx(),
-            admin.actor(),
-            id,
-            ops::endpoints::DeliveryQuery {
-                status: status_filter(&q.status),
-                limit: Some(ops::admin::LIST_LIMIT),
-            },
-        )
-        .await
-        {
-            Ok(d) => Some(d),
-            Err(e) => return error_page(&e),
+    show(
+        &state,
+        &admin,
+        load,
+        |f, (endpoints, chosen, deliveries)| {
+            views::notifications(f, &q, &endpoints, chosen.as_deref(), deliveries.as_ref())
         },
-        None => None,
-    };
-    page(
-        StatusCode::OK,
-        views::notifications(&f, &q, &endpoints, chosen.as_deref(), deliveries.as_ref()),
     )
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -864,18 +873,17 @@ async fn redrive_delivery(
     Path(id): Path<String>,
     Form(form): Form<RedriveForm>,
 ) -> Response {
-    if let Err(e) = post_allowed(&admin, &headers, form.csrf.as_deref()) {
-        return error_page(&e);
-    }
-    match ops::endpoints::replay_delivery(state.ctx(), admin.actor(), &id).await {
-        Ok(d) => done(&format!(
+    let redrive = ops::endpoints::replay_delivery(state.ctx(), admin.actor(), &id);
+    let back = form
+        .endpoint
+        .filter(|e| e.starts_with("we_") && e.len() < 64);
+    act(&admin, &headers, form.csrf.as_deref(), redrive, |d| {
+        format!(
             "/admin/notifications?endpoint={}&notice=redriven",
-            form.endpoint
-                .filter(|e| e.starts_with("we_") && e.len() < 64)
-                .unwrap_or(d.endpoint_id)
-        )),
-        Err(e) => error_page(&e),
-    }
+            back.unwrap_or(d.endpoint_id)
+        )
+    })
+    .await
 }
 
 /// Charge runs (HTML): newest first, with their progress.
@@ -891,20 +899,16 @@ async fn redrive_delivery(
 async fn charge_runs(
     State(state): State<AppState>,
     admin: Admin,
-    Query(q): Query<StatusQuery>,
+    Query(q): Query<ListQuery>,
 ) -> Response {
-    let f = frame(&state, &admin).await;
-    match ops::charge_runs::list(
+    let cursor = q.cursor();
+    let list = ops::charge_runs::list(
         state.ctx(),
         admin.actor(),
-        q.cursor.as_deref(),
+        cursor.as_deref(),
         Some(ops::admin::LIST_LIMIT),
-    )
-    .await
-    {
-        Ok(list) => page(StatusCode::OK, views::charge_runs(&f, &list)),
-        Err(e) => error_page(&e),
-    }
+    );
+    show(&state, &admin, list, |f, list| views::charge_runs(f, &list)).await
 }
 
 /// One charge run (HTML): a live progress bar and the outcome counts
@@ -923,11 +927,8 @@ async fn charge_run(
     admin: Admin,
     Path(id): Path<String>,
 ) -> Response {
-    let f = frame(&state, &admin).await;
-    match ops::charge_runs::get(state.ctx(), admin.actor(), &id).await {
-        Ok(run) => page(StatusCode::OK, views::charge_run(&f, &run)),
-        Err(e) => error_page(&e),
-    }
+    let run = ops::charge_runs::get(state.ctx(), admin.actor(), &id);
+    show(&state, &admin, run, |f, run| views::charge_run(f, &run)).await
 }
 
 /// A charge run's progress as JSON, for the run page's progress bar
@@ -950,6 +951,234 @@ async fn charge_run_progress(
         Ok(run) => Json(run).into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// Orders (HTML): newest first, 50 a page; search by order number or
+/// the order's or customer's e-mail; filter by status.
+#[utoipa::path(get, path = "/admin/orders", tag = "admin", security(("admin_session" = [])),
+    params(("q" = Option<String>, Query, description = "`ORD-…` or an e-mail."),
+        ("status" = Option<String>, Query, description = "An order status."),
+        ("cursor" = Option<String>, Query, description = "The next page's cursor.")),
+    responses(
+        (status = 200, description = "The orders.", content_type = "text/html", body = String),
+        (status = 303, description = "No session: to the sign-in page."),
+        (status = 400, description = "A search or filter that cannot be read.", content_type = "text/html", body = String),
+    ),
+    extensions(("x-error-codes" = json!(["invalid_query"]))),
+)]
+async fn orders(
+    State(state): State<AppState>,
+    admin: Admin,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let list = ops::admin::search_orders(state.ctx(), admin.actor(), &q);
+    show(&state, &admin, list, |f, list| views::orders(f, &q, &list)).await
+}
+
+/// One order (HTML): its lines, status history, payments and refunds.
+#[utoipa::path(get, path = "/admin/orders/{id}", tag = "admin", security(("admin_session" = [])),
+    params(("id" = String, Path, description = "`ord_…`")),
+    responses(
+        (status = 200, description = "The order.", content_type = "text/html", body = String),
+        (status = 303, description = "No session: to the sign-in page."),
+        (status = 404, description = "Unknown, or another organisation's.", content_type = "text/html", body = String),
+    ),
+    extensions(("x-error-codes" = json!(["order_not_found"]))),
+)]
+async fn order(State(state): State<AppState>, admin: Admin, Path(id): Path<String>) -> Response {
+    let detail = ops::admin::order_detail(state.ctx(), admin.actor(), &id);
+    show(&state, &admin, detail, |f, d| views::order(f, &d)).await
+}
+
+/// Customers (HTML): newest first, 50 a page; search by e-mail or the
+/// start of the name.
+#[utoipa::path(get, path = "/admin/customers", tag = "admin", security(("admin_session" = [])),
+    params(("q" = Option<String>, Query, description = "An e-mail (exact, any case) or the start of a name."),
+        ("cursor" = Option<String>, Query, description = "The next page's cursor.")),
+    responses(
+        (status = 200, description = "The customers.", content_type = "text/html", body = String),
+        (status = 303, description = "No session: to the sign-in page."),
+        (status = 400, description = "A cursor obol did not issue.", content_type = "text/html", body = String),
+    ),
+    extensions(("x-error-codes" = json!(["invalid_query"]))),
+)]
+async fn customers(
+    State(state): State<AppState>,
+    admin: Admin,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let list = ops::admin::search_customers(state.ctx(), admin.actor(), &q);
+    show(&state, &admin, list, |f, list| {
+        views::customers(f, &q, &list)
+    })
+    .await
+}
+
+/// One customer (HTML): the Stripe customer, saved cards, payments,
+/// subscriptions and scheduled payments.
+#[utoipa::path(get, path = "/admin/customers/{id}", tag = "admin", security(("admin_session" = [])),
+    params(("id" = String, Path, description = "`cus_…` (obol's)")),
+    responses(
+        (status = 200, description = "The customer.", content_type = "text/html", body = String),
+        (status = 303, description = "No session: to the sign-in page."),
+        (status = 404, description = "Unknown, or another organisation's.", content_type = "text/html", body = String),
+    ),
+    extensions(("x-error-codes" = json!(["customer_not_found"]))),
+)]
+async fn customer(State(state): State<AppState>, admin: Admin, Path(id): Path<String>) -> Response {
+    let detail = ops::admin::customer_detail(state.ctx(), admin.actor(), &id);
+    show(&state, &admin, detail, |f, d| views::customer(f, &d)).await
+}
+
+/// Disputes (HTML): newest first with their status and evidence due
+/// date, by status; and the open tasks.
+#[utoipa::path(get, path = "/admin/disputes", tag = "admin", security(("admin_session" = [])),
+    params(("status" = Option<String>, Query, description = "A dispute status."),
+        ("cursor" = Option<String>, Query, description = "The next page's cursor.")),
+    responses(
+        (status = 200, description = "The disputes.", content_type = "text/html", body = String),
+        (status = 303, description = "No session: to the sign-in page."),
+        (status = 400, description = "An unknown status.", content_type = "text/html", body = String),
+    ),
+    extensions(("x-error-codes" = json!(["invalid_query"]))),
+)]
+async fn disputes(
+    State(state): State<AppState>,
+    admin: Admin,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let (ctx, actor) = (state.ctx(), admin.actor());
+    let load = async {
+        let query = |status, cursor| ops::disputes::ListQuery {
+            status,
+            limit: Some(ops::admin::LIST_LIMIT),
+            cursor,
+        };
+        let (list, tasks) = tokio::join!(
+            ops::disputes::list(ctx, actor, query(q.status(), q.cursor())),
+            ops::disputes::list_tasks(ctx, actor, query(Some("open".into()), None)),
+        );
+        Ok::<_, Error>((list?, tasks?))
+    };
+    show(&state, &admin, load, |f, (list, tasks)| {
+        views::disputes(f, &q, &list, &tasks)
+    })
+    .await
+}
+
+/// One dispute (HTML): its timeline, its tasks, a link to Stripe's
+/// dashboard (where evidence is submitted).
+#[utoipa::path(get, path = "/admin/disputes/{id}", tag = "admin", security(("admin_session" = [])),
+    params(("id" = String, Path, description = "`dsp_…`")),
+    responses(
+        (status = 200, description = "The dispute.", content_type = "text/html", body = String),
+        (status = 303, description = "No session: to the sign-in page."),
+        (status = 404, description = "Unknown, or another organisation's.", content_type = "text/html", body = String),
+    ),
+    extensions(("x-error-codes" = json!(["dispute_not_found"]))),
+)]
+async fn dispute(State(state): State<AppState>, admin: Admin, Path(id): Path<String>) -> Response {
+    let detail = ops::admin::dispute_detail(state.ctx(), admin.actor(), &id);
+    show(&state, &admin, detail, |f, (d, tasks)| {
+        views::dispute(f, &d, &tasks)
+    })
+    .await
+}
+
+/// Invoices (HTML): newest first, by status.
+#[utoipa::path(get, path = "/admin/invoices", tag = "admin", security(("admin_session" = [])),
+    params(("status" = Option<String>, Query, description = "draft, processed, partially_paid, paid or void."),
+        ("cursor" = Option<String>, Query, description = "The next page's cursor.")),
+    responses(
+        (status = 200, description = "The invoices.", content_type = "text/html", body = String),
+        (status = 303, description = "No session: to the sign-in page."),
+        (status = 400, description = "An unknown status.", content_type = "text/html", body = String),
+    ),
+    extensions(("x-error-codes" = json!(["invalid_query"]))),
+)]
+async fn invoices(
+    State(state): State<AppState>,
+    admin: Admin,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let list = ops::invoices::list(
+        state.ctx(),
+        admin.actor(),
+        ops::invoices::ListQuery {
+            status: q.status(),
+            customer_id: None,
+            limit: Some(ops::admin::LIST_LIMIT),
+            cursor: q.cursor(),
+        },
+    );
+    show(&state, &admin, list, |f, list| {
+        views::invoices(f, &q, &list)
+    })
+    .await
+}
+
+/// One invoice (HTML): its lines, timeline and payment attempts.
+#[utoipa::path(get, path = "/admin/invoices/{id}", tag = "admin", security(("admin_session" = [])),
+    params(("id" = String, Path, description = "`inv_…`")),
+    responses(
+        (status = 200, description = "The invoice.", content_type = "text/html", body = String),
+        (status = 303, description = "No session: to the sign-in page."),
+        (status = 404, description = "Unknown, or another organisation's.", content_type = "text/html", body = String),
+    ),
+    extensions(("x-error-codes" = json!(["invoice_not_found"]))),
+)]
+async fn invoice(State(state): State<AppState>, admin: Admin, Path(id): Path<String>) -> Response {
+    let inv = ops::invoices::get(state.ctx(), admin.actor(), &id);
+    show(&state, &admin, inv, |f, inv| views::invoice(f, &inv)).await
+}
+
+/// Organisations (HTML) and their Stripe connection: every one for the
+/// platform, only itself for an organisation's session.
+#[utoipa::path(get, path = "/admin/organizations", tag = "admin", security(("admin_session" = [])),
+    params(("cursor" = Option<String>, Query, description = "The next page's cursor.")),
+    responses(
+        (status = 200, description = "The organisations.", content_type = "text/html", body = String),
+        (status = 303, description = "No session: to the sign-in page."),
+        (status = 400, description = "A cursor obol did not issue.", content_type = "text/html", body = String),
+    ),
+    extensions(("x-error-codes" = json!(["invalid_query"]))),
+)]
+async fn organizations(
+    State(state): State<AppState>,
+    admin: Admin,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let list = ops::organizations::list(
+        state.ctx(),
+        admin.actor(),
+        ops::organizations::ListQuery {
+            limit: Some(ops::admin::LIST_LIMIT),
+            cursor: q.cursor(),
+        },
+    );
+    show(&state, &admin, list, |f, list| {
+        views::organizations(f, &list)
+    })
+    .await
+}
+
+/// One organisation (HTML): its Stripe connection.
+#[utoipa::path(get, path = "/admin/organizations/{id}", tag = "admin", security(("admin_session" = [])),
+    params(("id" = String, Path, description = "`org_…`")),
+    responses(
+        (status = 200, description = "The organisation.", content_type = "text/html", body = String),
+        (status = 303, description = "No session: to the sign-in page."),
+        (status = 404, description = "Unknown, or not the session's.", content_type = "text/html", body = String),
+    ),
+    extensions(("x-error-codes" = json!(["organization_not_found"]))),
+)]
+async fn organization(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Response {
+    let org = ops::organizations::get(state.ctx(), admin.actor(), &id);
+    show(&state, &admin, org, |f, o| views::organization(f, &o)).await
 }
 
 const ADMIN_JS: crate::pages::Asset = crate::pages::Asset {

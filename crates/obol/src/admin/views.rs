@@ -9,14 +9,19 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use maud::{html, Markup, DOCTYPE};
 
-use super::StatusQuery;
+use super::ListQuery;
 use crate::error::Error;
 use crate::money::{Currency, Money};
-use crate::ops::admin::{DailyPayments, PaymentQuery};
+use crate::ops::admin::{CustomerDetail, DailyPayments, LagPoint, OrderDetail, PaymentQuery};
 use crate::ops::charge_runs::ChargeRunOut;
+use crate::ops::customers::CustomerOut;
 use crate::ops::disputes::DisputeOut;
+use crate::ops::disputes::TaskOut;
 use crate::ops::endpoints::{DeliveryOut, EndpointOut};
+use crate::ops::invoices::InvoiceOut;
 use crate::ops::jobs::JobOut;
+use crate::ops::orders::OrderOut;
+use crate::ops::organizations::OrganizationOut;
 use crate::ops::pagination::Page;
 use crate::ops::payments::PaymentOut;
 use crate::ops::refunds::RefundOut;
@@ -77,12 +82,17 @@ fn opt_time(at: Option<DateTime<Utc>>) -> Markup {
     }
 }
 
-const NAV: [(&str, &str); 5] = [
+const NAV: [(&str, &str); 10] = [
     ("/admin/payments", "Payments"),
+    ("/admin/orders", "Orders"),
+    ("/admin/customers", "Customers"),
+    ("/admin/disputes", "Disputes"),
+    ("/admin/invoices", "Invoices"),
     ("/admin/webhook-events", "Webhook inbox"),
     ("/admin/notifications", "Notifications"),
     ("/admin/jobs", "Jobs"),
     ("/admin/charge-runs", "Charge runs"),
+    ("/admin/organizations", "Organisations"),
 ];
 
 fn document(title: &str, body: Markup) -> Markup {
@@ -286,6 +296,7 @@ pub fn payments_plot(days: &[DailyPayments], now: DateTime<Utc>) -> Markup {
 pub fn overview(
     f: &Frame,
     days: &[DailyPayments],
+    lag: &[LagPoint],
     failed: usize,
     dead: usize,
     now: DateTime<Utc>,
@@ -295,12 +306,66 @@ pub fn overview(
         "Overview",
         html! {
             (payments_plot(days, now))
+            (lag_plot(lag))
             ul class="attention" {
                 li { a href="/admin/webhook-events?status=failed" { "Failed webhook events: " strong { (failed) @if failed >= 5 { "+" } } } }
                 li { a href="/admin/jobs?status=dead" { "Dead jobs: " strong { (dead) @if dead >= 5 { "+" } } } }
             }
         },
     )
+}
+
+/// Server-rendered SVG: the inbox lag (age of the oldest event waiting
+/// to be applied) per minute over the last hour.
+pub fn lag_plot(points: &[LagPoint]) -> Markup {
+    let (w, h) = (610i64, 100i64);
+    let max = points.iter().map(|p| p.seconds).max().unwrap_or(0);
+    let top = max.max(60);
+    let step = if points.len() > 1 {
+        w / (points.len() as i64 - 1)
+    } else {
+        w
+    };
+    let xy = |i: usize, s: i64| (i as i64 * step, h - s * h / top);
+    let line: String = points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let (x, y) = xy(i, p.seconds);
+            format!("{x},{y}")
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    let now = points.last().map_or(0, |p| p.seconds);
+    html! {
+        figure class="plot" {
+            svg id="lag-plot" xmlns="http://www.w3.org/2000/svg" viewBox={"0 0 " (w + 10) " " (h + 20)} role="img" aria-label="Webhook lag over the last hour" {
+                line class="axis-line" x1="0" y1=(h) x2=(w) y2=(h) {}
+                polyline class="lag" fill="none" points=(line) {}
+                @for (i, p) in points.iter().enumerate() {
+                    @let (x, y) = xy(i, p.seconds);
+                    circle class="lag-point" cx=(x) cy=(y) r="2" data-seconds=(p.seconds) {
+                        title { (p.at.format("%H:%M UTC")) ": " (duration(p.seconds)) }
+                    }
+                }
+                text x="0" y=(h + 15) class="axis" { "−60 min" }
+                text x=(w - 30) y=(h + 15) class="axis" { "now" }
+            }
+            figcaption id="lag-caption" {
+                "Webhook lag over the last hour (the oldest event waiting to be applied): now "
+                strong id="lag-now" { (duration(now)) } ", most " (duration(max)) "."
+            }
+        }
+    }
+}
+
+/// `42 s`, `3 min`, `2 h 5 min`.
+fn duration(s: i64) -> String {
+    match s {
+        s if s < 120 => format!("{s} s"),
+        s if s < 7200 => format!("{} min", s / 60),
+        s => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+    }
 }
 
 // ---------------------------------------------------------------- payments
@@ -513,7 +578,7 @@ fn status_links(base: &str, current: Option<&str>, statuses: &[&str]) -> Markup 
     }
 }
 
-pub fn webhook_events(f: &Frame, q: &StatusQuery, list: &Page<WebhookEventOut>) -> Markup {
+pub fn webhook_events(f: &Frame, q: &ListQuery, list: &Page<WebhookEventOut>) -> Markup {
     let status = q.status.as_deref().filter(|s| !s.is_empty());
     let base = match status {
         Some(s) => format!("/admin/webhook-events?status={s}"),
@@ -584,7 +649,7 @@ pub fn webhook_event(f: &Frame, e: &WebhookEventOut, raw: &str, n: Option<&str>)
 
 // ---------------------------------------------------------------- jobs
 
-pub fn jobs(f: &Frame, q: &StatusQuery, list: &Page<JobOut>) -> Markup {
+pub fn jobs(f: &Frame, q: &ListQuery, list: &Page<JobOut>) -> Markup {
     let status = q.status.as_deref().filter(|s| !s.is_empty());
     let base = match status {
         Some(s) => format!("/admin/jobs?status={s}"),
@@ -628,7 +693,7 @@ pub fn jobs(f: &Frame, q: &StatusQuery, list: &Page<JobOut>) -> Markup {
 
 pub fn notifications(
     f: &Frame,
-    q: &StatusQuery,
+    q: &ListQuery,
     endpoints: &[EndpointOut],
     chosen: Option<&str>,
     deliveries: Option<&Page<DeliveryOut>>,
@@ -738,6 +803,512 @@ pub fn charge_run(f: &Frame, run: &ChargeRunOut) -> Markup {
                     }
                 }
                 p { "Created " (time(run.created_at)) " · started " (opt_time(run.started_at)) " · completed " (opt_time(run.completed_at)) }
+            }
+        },
+    )
+}
+
+// ---------------------------------------------------------------- orders
+
+fn search_box(action: &str, q: &ListQuery, placeholder: &str, statuses: &[(&str, &str)]) -> Markup {
+    html! {
+        form method="get" action=(action) class="search" {
+            input type="search" name="q" id="q" value=(q.q.as_deref().unwrap_or_default()) placeholder=(placeholder);
+            @if !statuses.is_empty() { (select("status", q.status.as_deref(), statuses)) }
+            button type="submit" id="search" { "Search" }
+        }
+    }
+}
+
+/// `base?q=…&status=…`, for the next page's link.
+fn list_url(base: &str, q: &ListQuery) -> String {
+    let mut s = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in [("q", &q.q), ("status", &q.status)] {
+        if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+            s.append_pair(k, v);
+        }
+    }
+    let query = s.finish();
+    if query.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{query}")
+    }
+}
+
+const ORDER_STATES: [(&str, &str); 6] = [
+    ("", "any status"),
+    ("pending", "pending"),
+    ("confirmed", "confirmed"),
+    ("shipped", "shipped"),
+    ("delivered", "delivered"),
+    ("cancelled", "cancelled"),
+];
+
+fn link_or_dash(base: &str, id: Option<&str>) -> Markup {
+    html! {
+        @match id {
+            Some(id) => { a href={(base) (id)} { (id) } }
+            None => { "—" }
+        }
+    }
+}
+
+pub fn orders(f: &Frame, q: &ListQuery, list: &Page<OrderOut>) -> Markup {
+    layout(
+        f,
+        "Orders",
+        html! {
+            (search_box("/admin/orders", q, "ORD-…, e-mail", &ORDER_STATES))
+            @if list.data.is_empty() { p class="empty" id="no-orders" { "No orders match." } }
+            @else {
+                table id="orders" {
+                    thead { tr { th { "Order" } th { "Status" } th { "Total" } th { "E-mail" } th { "Customer" } th { "Created" } } }
+                    tbody {
+                        @for o in &list.data {
+                            tr data-id=(o.id) {
+                                td { a href={"/admin/orders/" (o.id)} { (o.number) } }
+                                td { (status_badge(&json_str(&o.status))) }
+                                td class="num" { (money(o.total.minor(), &o.currency)) }
+                                td { (o.email) }
+                                td { (link_or_dash("/admin/customers/", o.customer_id.as_deref())) }
+                                td { (time(o.created_at)) }
+                            }
+                        }
+                    }
+                }
+            }
+            (next_link(&list_url("/admin/orders", q), &list.next_cursor))
+        },
+    )
+}
+
+fn cause_text(c: &crate::ops::payments::Cause) -> String {
+    match &c.reference {
+        Some(r) => format!("{} {r}", c.kind),
+        None => c.kind.clone(),
+    }
+}
+
+pub fn order(f: &Frame, d: &OrderDetail) -> Markup {
+    let o = &d.order;
+    layout(
+        f,
+        &format!("Order {}", o.number),
+        html! {
+            dl class="facts" {
+                dt { "Status" } dd id="status" { (status_badge(&json_str(&o.status))) }
+                dt { "Total" } dd id="total" { (money(o.total.minor(), &o.currency)) }
+                dt { "Subtotal" } dd { (money(o.subtotal.minor(), &o.currency)) }
+                dt { "E-mail" } dd { (o.email) }
+                dt { "Customer" } dd { (link_or_dash("/admin/customers/", o.customer_id.as_deref())) }
+                dt { "Id" } dd { code { (o.id) } }
+                dt { "Created" } dd { (time(o.created_at)) }
+            }
+            h2 { "Lines" }
+            table id="lines" {
+                thead { tr { th { "Item" } th { "Unit" } th { "Quantity" } th { "Amount" } } }
+                tbody {
+                    @for l in &o.line_items {
+                        tr { td { (l.name) } td class="num" { (money(l.unit_amount, &o.currency)) } td class="num" { (l.quantity) } td class="num" { (money(l.amount, &o.currency)) } }
+                    }
+                }
+            }
+            h2 { "Status history" }
+            ol class="timeline" id="timeline" {
+                @for t in o.timeline.iter().flatten() {
+                    li { (time(t.at)) " " (t.from.as_deref().unwrap_or("·")) " → " strong { (t.to) } " " span class="cause" { (cause_text(&t.cause)) } }
+                }
+            }
+            h2 { "Payments" }
+            @if d.payments.is_empty() { p class="empty" id="no-payments" { "No payments yet." } }
+            table id="payments" {
+                thead { tr { th { "Payment" } th { "Status" } th { "Amount" } th { "Refunds" } th { "Created" } } }
+                tbody {
+                    @for (p, refunds) in &d.payments {
+                        tr data-id=(p.id) {
+                            td { a href={"/admin/payments/" (p.id)} { (p.id) } }
+                            td { (status_badge(&json_str(&p.status))) }
+                            td class="num" { (money(p.amount, &p.currency)) }
+                            td class="refunds" {
+                                @for r in refunds { (money(r.amount, &r.currency)) " " (status_badge(&json_str(&r.status))) " " }
+                            }
+                            td { (time(p.created_at)) }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+// ---------------------------------------------------------------- customers
+
+pub fn customers(f: &Frame, q: &ListQuery, list: &Page<CustomerOut>) -> Markup {
+    layout(
+        f,
+        "Customers",
+        html! {
+            (search_box("/admin/customers", q, "e-mail or the start of a name", &[]))
+            @if list.data.is_empty() { p class="empty" id="no-customers" { "No customers match." } }
+            @else {
+                table id="customers" {
+                    thead { tr { th { "Customer" } th { "E-mail" } th { "Name" } th { "Stripe" } th { "Created" } } }
+                    tbody {
+                        @for c in &list.data {
+                            tr data-id=(c.id) {
+                                td { a href={"/admin/customers/" (c.id)} { (c.id) } }
+                                td { (c.email.as_deref().unwrap_or("—")) }
+                                td { (c.name.as_deref().unwrap_or("—")) }
+                                td { (c.stripe_customer_id.as_deref().unwrap_or("—")) }
+                                td { (time(c.created_at)) }
+                            }
+                        }
+                    }
+                }
+            }
+            (next_link(&list_url("/admin/customers", q), &list.next_cursor))
+        },
+    )
+}
+
+pub fn customer(f: &Frame, d: &CustomerDetail) -> Markup {
+    let c = &d.customer;
+    layout(
+        f,
+        &format!(
+            "Customer {}",
+            c.name.as_deref().or(c.email.as_deref()).unwrap_or(&c.id)
+        ),
+        html! {
+            dl class="facts" {
+                dt { "Id" } dd { code { (c.id) } }
+                dt { "E-mail" } dd id="email" { (c.email.as_deref().unwrap_or("—")) }
+                dt { "Name" } dd { (c.name.as_deref().unwrap_or("—")) }
+                dt { "External id" } dd { (c.external_id.as_deref().unwrap_or("—")) }
+                dt { "Stripe customer" } dd id="stripe-customer" {
+                    @match &c.stripe_customer_id {
+                        Some(s) => { a href=(f.stripe_url(&format!("customers/{s}"))) rel="noreferrer" target="_blank" { (s) } }
+                        None => { "—" }
+                    }
+                    @if let Some(at) = c.stripe_customer_deleted_at { " (deleted " (time(at)) ")" }
+                }
+                dt { "Source" } dd { (c.source) }
+                dt { "Created" } dd { (time(c.created_at)) }
+            }
+            h2 { "Saved cards" }
+            @match &d.cards {
+                Ok(cards) if cards.is_empty() => { p class="empty" id="no-cards" { "No saved cards." } }
+                Ok(cards) => { table id="cards" {
+                    thead { tr { th { "Brand" } th { "Number" } th { "Expires" } th { "Default" } } }
+                    tbody {
+                        @for card in cards {
+                            tr data-id=(card.id) {
+                                td { (crate::ops::payment_methods::brand_name(&card.brand)) }
+                                td { "•••• " (card.last4) }
+                                td { (format!("{:02}/{}", card.exp_month, card.exp_year)) }
+                                td { @if card.default { span class="badge default" { "default" } } }
+                            }
+                        }
+                    }
+                } }
+                Err(e) => { p class="error" id="cards-error" data-code=(e.code()) { "The cards could not be read: " (e.to_string()) } }
+            }
+            h2 { "Subscriptions" }
+            @if d.subscriptions.is_empty() { p class="empty" id="no-subscriptions" { "No subscriptions." } }
+            @else {
+                table id="subscriptions" {
+                    thead { tr { th { "Subscription" } th { "Status" } th { "Amount" } th { "Every" } th { "Next payment" } } }
+                    tbody {
+                        @for s in &d.subscriptions {
+                            tr data-id=(s.id) {
+                                td { code { (s.id) } " " (s.description.as_deref().unwrap_or("")) }
+                                td { (status_badge(&s.status)) }
+                                td class="num" { (money(s.amount.minor(), s.amount.currency().as_str())) }
+                                td { (s.interval_count) " " (s.interval) }
+                                td { (opt_time(s.next_payment_at)) }
+                            }
+                        }
+                    }
+                }
+            }
+            @if !d.scheduled.is_empty() {
+                h2 { "Scheduled payments" }
+                table id="scheduled" {
+                    thead { tr { th { "Scheduled" } th { "Status" } th { "Amount" } th { "Charged at" } } }
+                    tbody {
+                        @for s in &d.scheduled {
+                            tr data-id=(s.id) {
+                                td { code { (s.id) } " " (s.description.as_deref().unwrap_or("")) }
+                                td { (status_badge(&s.status)) }
+                                td class="num" { (money(s.amount.minor(), s.amount.currency().as_str())) }
+                                td { (time(s.charge_at)) }
+                            }
+                        }
+                    }
+                }
+            }
+            h2 { "Payments" }
+            @if d.payments.data.is_empty() { p class="empty" id="no-payments" { "No payments." } }
+            @else {
+                table id="payments" {
+                    thead { tr { th { "Payment" } th { "Status" } th { "Amount" } th { "Order" } th { "Created" } } }
+                    tbody {
+                        @for p in &d.payments.data {
+                            tr data-id=(p.id) {
+                                td { a href={"/admin/payments/" (p.id)} { (p.id) } }
+                                td { (status_badge(&json_str(&p.status))) }
+                                td class="num" { (money(p.amount, &p.currency)) }
+                                td { (link_or_dash("/admin/orders/", p.order_id.as_deref())) }
+                                td { (time(p.created_at)) }
+                            }
+                        }
+                    }
+                }
+                @if d.payments.has_more { p class="more" { "The newest " (d.payments.data.len()) " payments; " a href={"/admin/payments?q=" (url::form_urlencoded::byte_serialize(c.email.as_deref().unwrap_or_default().as_bytes()).collect::<String>())} { "search for all" } "." } }
+            }
+        },
+    )
+}
+
+// ---------------------------------------------------------------- disputes
+
+fn tasks_table(tasks: &[TaskOut]) -> Markup {
+    html! {
+        table id="tasks" {
+            thead { tr { th { "Task" } th { "Status" } th { "Due" } th { "About" } th { "Closed" } } }
+            tbody {
+                @for t in tasks {
+                    tr data-id=(t.id) {
+                        td { (t.title) }
+                        td { (status_badge(&json_str(&t.status))) }
+                        td { (opt_time(t.due_at)) }
+                        td { @if t.subject_type == "dispute" { a href={"/admin/disputes/" (t.subject_id)} { (t.subject_id) } } @else { (t.subject_id) } }
+                        td { (opt_time(t.closed_at)) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+const DISPUTE_STATES: [&str; 7] = [
+    "warning_needs_response",
+    "warning_under_review",
+    "warning_closed",
+    "needs_response",
+    "under_review",
+    "won",
+    "lost",
+];
+
+pub fn disputes(
+    f: &Frame,
+    q: &ListQuery,
+    list: &Page<DisputeOut>,
+    tasks: &Page<TaskOut>,
+) -> Markup {
+    let status = q.status.as_deref().filter(|s| !s.is_empty());
+    layout(
+        f,
+        "Disputes",
+        html! {
+            (status_links("/admin/disputes", status, &DISPUTE_STATES))
+            @if list.data.is_empty() { p class="empty" id="no-disputes" { "No disputes." } }
+            @else {
+                table id="disputes" {
+                    thead { tr { th { "Dispute" } th { "Status" } th { "Amount" } th { "Reason" } th { "Evidence due" } th { "Payment" } th { "Created" } } }
+                    tbody {
+                        @for d in &list.data {
+                            tr data-id=(d.id) {
+                                td { a href={"/admin/disputes/" (d.id)} { (d.id) } }
+                                td { (status_badge(&json_str(&d.status))) }
+                                td class="num" { (money(d.amount, &d.currency)) }
+                                td { (d.reason) }
+                                td { (opt_time(d.evidence_due_by)) }
+                                td { a href={"/admin/payments/" (d.payment_id)} { (d.payment_id) } }
+                                td { (time(d.created_at)) }
+                            }
+                        }
+                    }
+                }
+            }
+            (next_link(&list_url("/admin/disputes", q), &list.next_cursor))
+            h2 { "Open tasks" }
+            @if tasks.data.is_empty() { p class="empty" id="no-tasks" { "No open tasks." } }
+            @else { (tasks_table(&tasks.data)) }
+            @if tasks.has_more { p class="more" { "The newest " (tasks.data.len()) " open tasks." } }
+        },
+    )
+}
+
+pub fn dispute(f: &Frame, d: &DisputeOut, tasks: &[TaskOut]) -> Markup {
+    layout(
+        f,
+        &format!("Dispute {}", d.id),
+        html! {
+            dl class="facts" {
+                dt { "Status" } dd id="status" { (status_badge(&json_str(&d.status))) }
+                dt { "Amount" } dd { (money(d.amount, &d.currency)) }
+                dt { "Reason" } dd { (d.reason) }
+                dt { "Evidence due" } dd id="due" { (opt_time(d.evidence_due_by)) }
+                dt { "Payment" } dd { a href={"/admin/payments/" (d.payment_id)} { (d.payment_id) } }
+                dt { "In Stripe" } dd { a id="stripe-link" href=(f.stripe_url(&format!("disputes/{}", d.stripe_dispute_id))) rel="noreferrer" target="_blank" { (d.stripe_dispute_id) } " (respond with evidence there)" }
+                dt { "Created" } dd { (time(d.created_at)) }
+            }
+            h2 { "Timeline" }
+            ol class="timeline" id="timeline" {
+                @for t in d.timeline.iter().flatten() {
+                    li { (time(t.at)) " " (t.from.as_deref().unwrap_or("·")) " → " strong { (t.to) } " " span class="cause" { (cause_text(&t.cause)) } }
+                }
+            }
+            h2 { "Tasks" }
+            p class="note" { "A task is done when its dispute closes (Stripe's event)." }
+            @if tasks.is_empty() { p class="empty" id="no-tasks" { "No tasks." } }
+            @else { (tasks_table(tasks)) }
+        },
+    )
+}
+
+// ---------------------------------------------------------------- invoices
+
+pub fn invoices(f: &Frame, q: &ListQuery, list: &Page<InvoiceOut>) -> Markup {
+    let status = q.status.as_deref().filter(|s| !s.is_empty());
+    layout(
+        f,
+        "Invoices",
+        html! {
+            (status_links("/admin/invoices", status, &["draft", "processed", "partially_paid", "paid", "void"]))
+            @if list.data.is_empty() { p class="empty" id="no-invoices" { "No invoices." } }
+            @else {
+                table id="invoices" {
+                    thead { tr { th { "Invoice" } th { "Status" } th { "Total" } th { "Due" } th { "Customer" } th { "Due date" } th { "Created" } } }
+                    tbody {
+                        @for i in &list.data {
+                            tr data-id=(i.id) {
+                                td { a href={"/admin/invoices/" (i.id)} { (i.number) } }
+                                td { (status_badge(&json_str(&i.status))) }
+                                td class="num" { (money(i.total, &i.currency)) }
+                                td class="num" { (money(i.amount_due, &i.currency)) }
+                                td { a href={"/admin/customers/" (i.customer_id)} { (i.customer_id) } }
+                                td { (i.due_date) }
+                                td { (time(i.created_at)) }
+                            }
+                        }
+                    }
+                }
+            }
+            (next_link(&list_url("/admin/invoices", q), &list.next_cursor))
+        },
+    )
+}
+
+pub fn invoice(f: &Frame, i: &InvoiceOut) -> Markup {
+    layout(
+        f,
+        &format!("Invoice {}", i.number),
+        html! {
+            dl class="facts" {
+                dt { "Status" } dd id="status" { (status_badge(&json_str(&i.status))) }
+                dt { "Total" } dd { (money(i.total, &i.currency)) }
+                dt { "Paid" } dd id="paid" { (money(i.amount_paid, &i.currency)) }
+                dt { "Due" } dd { (money(i.amount_due, &i.currency)) " by " (i.due_date) }
+                dt { "Customer" } dd { a href={"/admin/customers/" (i.customer_id)} { (i.customer_id) } }
+                @if let Some(fee) = &i.fee { dt { "Fee" } dd { (money(fee.amount, &i.currency)) } }
+                @if let Some(m) = &i.memo { dt { "Memo" } dd { (m) } }
+                dt { "Id" } dd { code { (i.id) } }
+                dt { "Created" } dd { (time(i.created_at)) }
+            }
+            h2 { "Lines" }
+            table id="lines" {
+                thead { tr { th { "Item" } th { "Unit" } th { "Quantity" } th { "Amount" } } }
+                tbody {
+                    @for l in &i.line_items {
+                        tr { td { (l.description) } td class="num" { (money(l.unit_amount, &i.currency)) } td class="num" { (l.quantity) } td class="num" { (money(l.amount, &i.currency)) } }
+                    }
+                }
+            }
+            h2 { "Payment attempts" }
+            @let attempts = i.payment_attempts.as_deref().unwrap_or_default();
+            @if attempts.is_empty() { p class="empty" id="no-attempts" { "No payment attempts." } }
+            @else {
+                table id="attempts" {
+                    thead { tr { th { "PaymentIntent" } th { "Status" } th { "Amount" } th { "Fee" } th { "Created" } } }
+                    tbody {
+                        @for a in attempts {
+                            tr {
+                                td { a href=(f.stripe_url(&format!("payments/{}", a.payment_intent_id))) rel="noreferrer" target="_blank" { (a.payment_intent_id) } }
+                                td { (status_badge(&a.status)) @if let Some(r) = &a.void_reason { " " (r) } }
+                                td class="num" { (money(a.amount, &i.currency)) }
+                                td class="num" { (money(a.fee_amount, &i.currency)) }
+                                td { (time(a.created_at)) }
+                            }
+                        }
+                    }
+                }
+            }
+            h2 { "Timeline" }
+            ol class="timeline" id="timeline" {
+                @for t in i.timeline.iter().flatten() {
+                    li { (time(t.at)) " " (t.from.as_ref().map(json_str).unwrap_or_else(|| "·".into())) " → " strong { (json_str(&t.to)) } " " (t.note.as_deref().unwrap_or("")) " " span class="cause" { (t.cause) " " (t.cause_ref.as_deref().unwrap_or("")) } }
+                }
+            }
+        },
+    )
+}
+
+// ---------------------------------------------------------------- organisations
+
+pub fn organizations(f: &Frame, list: &Page<OrganizationOut>) -> Markup {
+    layout(
+        f,
+        "Organisations",
+        html! {
+            @if list.data.is_empty() { p class="empty" id="no-organizations" { "No organisations." } }
+            @else {
+                table id="organizations" {
+                    thead { tr { th { "Organisation" } th { "Stripe" } th { "Account" } th { "Mode" } th { "Connected" } th { "Created" } } }
+                    tbody {
+                        @for o in &list.data {
+                            tr data-id=(o.id) {
+                                td { a href={"/admin/organizations/" (o.id)} { (o.name) } " " code { (o.id) } }
+                                td { (status_badge(&json_str(&o.stripe.status))) }
+                                td { (o.stripe.account_name.as_deref().unwrap_or("")) @if let Some(l) = &o.stripe.account_id_last4 { " (acct_…" (l) ")" } }
+                                td { (mode(o.stripe.livemode)) }
+                                td { (opt_time(o.stripe.connected_at)) }
+                                td { (time(o.created_at)) }
+                            }
+                        }
+                    }
+                }
+            }
+            (next_link("/admin/organizations", &list.next_cursor))
+        },
+    )
+}
+
+fn mode(livemode: Option<bool>) -> &'static str {
+    match livemode {
+        Some(true) => "live",
+        Some(false) => "test",
+        None => "—",
+    }
+}
+
+pub fn organization(f: &Frame, o: &OrganizationOut) -> Markup {
+    layout(
+        f,
+        &format!("Organisation {}", o.name),
+        html! {
+            dl class="facts" {
+                dt { "Id" } dd { code { (o.id) } }
+                dt { "External id" } dd { (o.external_id.as_deref().unwrap_or("—")) }
+                dt { "Stripe" } dd id="stripe-status" { (status_badge(&json_str(&o.stripe.status))) }
+                dt { "Account" } dd { (o.stripe.account_name.as_deref().unwrap_or("—")) @if let Some(l) = &o.stripe.account_id_last4 { " (acct_…" (l) ")" } }
+                dt { "Mode" } dd { (mode(o.stripe.livemode)) }
+                dt { "Connected" } dd { (opt_time(o.stripe.connected_at)) }
+                dt { "Disconnected" } dd { (opt_time(o.stripe.disconnected_at)) }
+                dt { "Created" } dd { (time(o.created_at)) }
             }
         },
     )

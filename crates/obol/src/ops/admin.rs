@@ -449,9 +449,318 @@ pub async fn raw_webhook_event(ctx: &Ctx, actor: &Actor, id: &str) -> Result<Str
 /// Page sizes of the dashboard's other lists.
 pub const LIST_LIMIT: i64 = pagination::MAX_LIMIT;
 
+fn cursor_of(c: &Option<String>) -> Result<Option<(DateTime<Utc>, String)>> {
+    Ok(non_empty(c)
+        .map(Cursor::decode)
+        .transpose()?
+        .map(|c| (c.at, c.id)))
+}
+
+/// A search box, a status and a cursor: the dashboard's other lists.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    pub q: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// The notifications page: whose deliveries to show.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub notice: Option<String>,
+}
+
+impl ListQuery {
+    /// The status filter, when one is chosen.
+    pub fn status(&self) -> Option<String> {
+        non_empty(&self.status).map(str::to_string)
+    }
+
+    /// The cursor, when there is one.
+    pub fn cursor(&self) -> Option<String> {
+        non_empty(&self.cursor).map(str::to_string)
+    }
+}
+
+/// Orders of the session's account, newest first, 50 a page: by order
+/// number (`ORD-…`) or by the order's or its customer's e-mail, and by
+/// status.
+pub async fn search_orders(
+    ctx: &Ctx,
+    actor: &Actor,
+    q: &ListQuery,
+) -> Result<Page<super::orders::OrderOut>> {
+    actor.require_secret()?;
+    let limit = 50;
+    let status = non_empty(&q.status);
+    if let Some(s) = status {
+        crate::ledger::order::OrderStatus::parse(s)
+            .ok_or_else(|| Error::InvalidQuery(format!("status {s:?} is not an order status")))?;
+    }
+    let text = non_empty(&q.q);
+    let upper = text.map(str::to_ascii_uppercase);
+    let mut search = crate::storage::admin::OrderSearch {
+        status,
+        before: cursor_of(&q.cursor)?,
+        limit: limit + 1,
+        ..Default::default()
+    };
+    match text {
+        None => {}
+        Some(t) if t.contains('@') => search.email = Some(t),
+        Some(_) if upper.as_deref().is_some_and(|u| u.starts_with("ORD-")) => {
+            search.number = upper.as_deref();
+        }
+        Some(_) => {
+            return Err(Error::InvalidQuery(
+                "search for an order number (ORD-…) or an e-mail".into(),
+            ))
+        }
+    }
+    let mut h = ctx.store().acquire().await?;
+    let rows = h.conn().search_orders(actor.account(), &search).await?;
+    let page = Page::from_rows(rows, limit, |r| Cursor {
+        at: r.created_at,
+        id: r.id.clone(),
+    });
+    let data = page
+        .data
+        .into_iter()
+        .map(|o| super::orders::order_out(o, Vec::new(), None, None))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Page {
+        data,
+        has_more: page.has_more,
+        next_cursor: page.next_cursor,
+    })
+}
+
+/// One order for the dashboard: the order with its timeline, and its
+/// payments with their refunds.
+pub struct OrderDetail {
+    pub order: super::orders::OrderOut,
+    pub payments: Vec<(PaymentOut, Vec<super::refunds::RefundOut>)>,
+}
+
+pub async fn order_detail(ctx: &Ctx, actor: &Actor, id: &str) -> Result<OrderDetail> {
+    let order = super::orders::get(ctx, actor, id).await?;
+    let payments = super::payments::list(
+        ctx,
+        actor,
+        super::payments::ListPayments {
+            status: None,
+            customer_id: None,
+            order_id: Some(order.id.clone()),
+            created_gte: None,
+            created_lt: None,
+            expiring_before: None,
+            limit: Some(LIST_LIMIT),
+            cursor: None,
+        },
+    )
+    .await?;
+    let mut out = Vec::with_capacity(payments.data.len());
+    for p in payments.data {
+        let refunds = super::payments::list_refunds(ctx, actor, &p.id).await?.data;
+        out.push((p, refunds));
+    }
+    Ok(OrderDetail {
+        order,
+        payments: out,
+    })
+}
+
+/// Customers of the session's account, newest first, 50 a page: by
+/// e-mail (exact, any case) or by the start of the name.
+pub async fn search_customers(
+    ctx: &Ctx,
+    actor: &Actor,
+    q: &ListQuery,
+) -> Result<Page<super::customers::CustomerOut>> {
+    actor.require_secret()?;
+    let limit = 50;
+    let text = non_empty(&q.q);
+    let mut search = crate::storage::admin::CustomerSearch {
+        before: cursor_of(&q.cursor)?,
+        limit: limit + 1,
+        ..Default::default()
+    };
+    match text {
+        None => {}
+        Some(t) if t.contains('@') => search.email = Some(t),
+        Some(t) => search.name_prefix = Some(t),
+    }
+    let mut h = ctx.store().acquire().await?;
+    let rows = h.conn().search_customers(actor.account(), &search).await?;
+    Ok(Page::from_rows(rows, limit, |r| Cursor {
+        at: r.created_at,
+        id: r.id.clone(),
+    })
+    .map(super::customers::CustomerOut::from))
+}
+
+/// One customer for the dashboard: saved cards, payments, subscriptions
+/// (recurring gifts and plans) and scheduled payments.
+pub struct CustomerDetail {
+    pub customer: super::customers::CustomerOut,
+    /// The saved cards, or why they could not be read (Stripe is asked
+    /// when obol's copy is incomplete).
+    pub cards: std::result::Result<Vec<super::payment_methods::CardOut>, Error>,
+    pub payments: Page<PaymentOut>,
+    pub subscriptions: Vec<crate::billing::views::SubscriptionOut>,
+    pub scheduled: Vec<super::scheduled_payments::ScheduledPaymentOut>,
+}
+
+pub async fn customer_detail(ctx: &Ctx, actor: &Actor, id: &str) -> Result<CustomerDetail> {
+    let customer = super::customers::get(ctx, actor, id).await?;
+    let cards = super::payment_methods::list(ctx, actor, &customer.id)
+        .await
+        .map(|l| l.data);
+    let payments = super::payments::list(
+        ctx,
+        actor,
+        super::payments::ListPayments {
+            status: None,
+            customer_id: Some(customer.id.clone()),
+            order_id: None,
+            created_gte: None,
+            created_lt: None,
+            expiring_before: None,
+            limit: Some(LIST_LIMIT),
+            cursor: None,
+        },
+    )
+    .await?;
+    let subscriptions = super::subscriptions::list(
+        ctx,
+        actor,
+        super::subscriptions::ListQuery {
+            customer: Some(customer.id.clone()),
+            status: None,
+            limit: Some(LIST_LIMIT),
+            cursor: None,
+        },
+    )
+    .await?
+    .data;
+    let scheduled = super::scheduled_payments::list(
+        ctx,
+        actor,
+        super::scheduled_payments::ListQuery {
+            customer: Some(customer.id.clone()),
+            limit: Some(LIST_LIMIT),
+            cursor: None,
+        },
+    )
+    .await?
+    .data;
+    Ok(CustomerDetail {
+        customer,
+        cards,
+        payments,
+        subscriptions,
+        scheduled,
+    })
+}
+
+/// One dispute with its timeline and the tasks it opened.
+pub async fn dispute_detail(
+    ctx: &Ctx,
+    actor: &Actor,
+    id: &str,
+) -> Result<(super::disputes::DisputeOut, Vec<super::disputes::TaskOut>)> {
+    let dispute = super::disputes::get(ctx, actor, id).await?;
+    let mut h = ctx.store().acquire().await?;
+    let tasks = h
+        .conn()
+        .list_tasks_about(actor.account(), &dispute.id)
+        .await?
+        .into_iter()
+        .map(super::disputes::TaskOut::from)
+        .collect();
+    Ok((dispute, tasks))
+}
+
+/// The inbox lag at one minute: how old the oldest event waiting to be
+/// applied was then (seconds from Stripe creating it), 0 when none was.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LagPoint {
+    pub at: DateTime<Utc>,
+    pub seconds: i64,
+}
+
+/// Inbox lag per minute over the last hour (the `obol_inbox_lag_seconds`
+/// gauge, drawn back in time), with the scope of the inbox list: the
+/// platform sees every account's events, an organisation its own.
+pub async fn webhook_lag(ctx: &Ctx, actor: &Actor) -> Result<Vec<LagPoint>> {
+    actor.require_secret()?;
+    let now = ctx.now();
+    let since = now - Duration::hours(1);
+    let scope = (!actor.account().is_platform()).then(|| actor.account());
+    let mut h = ctx.store().acquire().await?;
+    let events = h.conn().webhook_event_timings(scope, since, 20_000).await?;
+    Ok(lag_per_minute(&events, now))
+}
+
+/// The 61 minutes ending at `now`: at each, the oldest event received by
+/// then and not yet applied.
+pub fn lag_per_minute(
+    events: &[crate::storage::admin::EventTiming],
+    now: DateTime<Utc>,
+) -> Vec<LagPoint> {
+    (0..=60)
+        .rev()
+        .map(|m| {
+            let at = now - Duration::minutes(m);
+            let oldest = events
+                .iter()
+                .filter(|e| e.received_at <= at)
+                .filter(|e| match e.applied_at {
+                    Some(a) => a > at,
+                    None => matches!(e.status.as_str(), "received" | "failed"),
+                })
+                .map(|e| e.stripe_created)
+                .min();
+            LagPoint {
+                at,
+                seconds: oldest.map_or(0, |c| (at.timestamp() - c).max(0)),
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lag_is_the_age_of_the_oldest_waiting_event_at_each_minute() {
+        use crate::storage::admin::EventTiming;
+        let now = Utc::now();
+        let at = |m: i64| now - Duration::minutes(m);
+        let ev =
+            |received: DateTime<Utc>, applied: Option<DateTime<Utc>>, status: &str| EventTiming {
+                received_at: received,
+                stripe_created: received.timestamp(),
+                applied_at: applied,
+                status: status.into(),
+            };
+        let events = vec![
+            ev(at(30), Some(at(20)), "applied"),
+            ev(at(5), None, "failed"),
+            ev(at(50), None, "ignored"),
+        ];
+        let lag = lag_per_minute(&events, now);
+        assert_eq!(lag.len(), 61);
+        let minute = |m: usize| lag[60 - m].seconds;
+        assert_eq!(minute(40), 0, "an ignored event waits for nothing");
+        assert_eq!(minute(25), 300, "waiting since 30 minutes ago");
+        assert_eq!(minute(20), 0, "applied then");
+        assert_eq!(minute(10), 0);
+        assert_eq!(minute(0), 300, "the failed one, still waiting");
+    }
 
     #[test]
     fn the_csrf_token_belongs_to_its_session_only() {

@@ -183,7 +183,7 @@ fn money_of(amount: i64, currency: &str) -> Result<Money> {
     Ok(Money::balance(amount, c)?)
 }
 
-fn order_out(
+pub(crate) fn order_out(
     o: OrderRow,
     items: Vec<LineItemRow>,
     payment_id: Option<String>,

@@ -257,3 +257,164 @@ impl Conn<'_> {
         }))
     }
 }
+
+/// What the dashboard's order list searches by; all optional, with AND.
+#[derive(Debug, Default)]
+pub struct OrderSearch<'a> {
+    /// `ORD-…`, exact.
+    pub number: Option<&'a str>,
+    /// The order's or its customer's e-mail, case-insensitively.
+    pub email: Option<&'a str>,
+    pub status: Option<&'a str>,
+    pub before: Option<(DateTime<Utc>, String)>,
+    pub limit: i64,
+}
+
+/// What the dashboard's customer list searches by.
+#[derive(Debug, Default)]
+pub struct CustomerSearch<'a> {
+    /// The e-mail, case-insensitively, exact.
+    pub email: Option<&'a str>,
+    /// The start of the name, case-insensitively.
+    pub name_prefix: Option<&'a str>,
+    pub before: Option<(DateTime<Utc>, String)>,
+    pub limit: i64,
+}
+
+/// One inbox event's timing, for the webhook-lag plot.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct EventTiming {
+    pub received_at: DateTime<Utc>,
+    /// Stripe's `created`, unix seconds.
+    pub stripe_created: i64,
+    pub applied_at: Option<DateTime<Utc>>,
+    pub status: String,
+}
+
+/// `LIKE` wildcards in a typed prefix, escaped (`ESCAPE '\'`).
+fn like_prefix(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 1);
+    for c in s.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+impl Conn<'_> {
+    /// Orders of `account`, newest first, keyset on (created_at, id).
+    pub async fn search_orders(
+        &mut self,
+        account: &AccountId,
+        s: &OrderSearch<'_>,
+    ) -> Result<Vec<super::orders::OrderRow>> {
+        let (before_at, before_id) = super::keyset(&s.before);
+        let sql = format!(
+            "SELECT {} FROM orders o WHERE o.account_id = $1 \
+             AND ($2 IS NULL OR o.number = $2) \
+             AND ($3 IS NULL OR lower(o.email) = lower($3) \
+                  OR o.customer_id IN (SELECT c.id FROM customers c \
+                    WHERE c.account_id = $1 AND lower(c.email) = lower($3))) \
+             AND ($4 IS NULL OR o.status = $4) \
+             AND ($5 IS NULL OR o.created_at < $5 OR (o.created_at = $5 AND o.id < $6)) \
+             ORDER BY o.created_at DESC, o.id DESC LIMIT $7",
+            super::orders::COLUMNS
+        );
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, super::orders::OrderRow>(&sql)
+                .bind(account.as_str())
+                .bind(s.number)
+                .bind(s.email)
+                .bind(s.status)
+                .bind(before_at)
+                .bind(before_id)
+                .bind(s.limit)
+                .fetch_all(&mut **conn)
+                .await?
+        }))
+    }
+
+    /// Customers of `account`, newest first, keyset on (created_at, id).
+    pub async fn search_customers(
+        &mut self,
+        account: &AccountId,
+        s: &CustomerSearch<'_>,
+    ) -> Result<Vec<super::customers::CustomerRow>> {
+        let (before_at, before_id) = super::keyset(&s.before);
+        let sql = format!(
+            "SELECT {} FROM customers WHERE account_id = $1 \
+             AND ($2 IS NULL OR lower(email) = lower($2)) \
+             AND ($3 IS NULL OR lower(name) LIKE $3 ESCAPE '\\') \
+             AND ($4 IS NULL OR created_at < $4 OR (created_at = $4 AND id < $5)) \
+             ORDER BY created_at DESC, id DESC LIMIT $6",
+            super::customers::COLUMNS
+        );
+        let prefix = s.name_prefix.map(like_prefix);
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, super::customers::CustomerRow>(&sql)
+                .bind(account.as_str())
+                .bind(s.email)
+                .bind(prefix.as_deref())
+                .bind(before_at)
+                .bind(before_id)
+                .bind(s.limit)
+                .fetch_all(&mut **conn)
+                .await?
+        }))
+    }
+
+    /// The tasks about one object (a dispute), newest first.
+    pub async fn list_tasks_about(
+        &mut self,
+        account: &AccountId,
+        subject_id: &str,
+    ) -> Result<Vec<super::disputes::TaskRow>> {
+        let sql = format!(
+            "SELECT {} FROM tasks WHERE account_id = $1 AND subject_id = $2 \
+             ORDER BY created_at DESC, id DESC LIMIT 100",
+            super::disputes::TASK_COLUMNS
+        );
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, super::disputes::TaskRow>(&sql)
+                .bind(account.as_str())
+                .bind(subject_id)
+                .fetch_all(&mut **conn)
+                .await?
+        }))
+    }
+
+    /// The inbox events (of `account`, or of every account when `None`)
+    /// received or applied since `since` (of those received in the day
+    /// before it), or still waiting to be applied; newest first, `limit`
+    /// at most. Two index ranges (`webhook_events_received`,
+    /// `webhook_events_waiting`), not a scan of the inbox.
+    pub async fn webhook_event_timings(
+        &mut self,
+        account: Option<&AccountId>,
+        since: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<EventTiming>> {
+        let day_before = since - chrono::Duration::days(1);
+        Ok(on_conn!(self, |conn| {
+            sqlx::query_as::<_, EventTiming>(
+                "SELECT received_at, stripe_created, applied_at, status FROM webhook_events \
+                 WHERE ($1 IS NULL OR account_id = $1) AND received_at >= $3 \
+                 AND (received_at >= $2 OR applied_at >= $2 OR status IN ('received', 'failed')) \
+                 UNION ALL \
+                 SELECT received_at, stripe_created, applied_at, status FROM webhook_events \
+                 WHERE ($1 IS NULL OR account_id = $1) AND received_at < $3 \
+                 AND status IN ('received', 'failed') \
+                 ORDER BY received_at DESC LIMIT $4",
+            )
+            .bind(account.map(AccountId::as_str))
+            .bind(since)
+            .bind(day_before)
+            .bind(limit)
+            .fetch_all(&mut **conn)
+            .await?
+        }))
+    }
+}

@@ -64,7 +64,8 @@ pub struct MirroredCustomer<'a> {
     pub now: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "id, account_id, external_id, email, name, stripe_customer_id, source, \
+pub(crate) const COLUMNS: &str =
+    "id, account_id, external_id, email, name, stripe_customer_id, source, \
      stripe_observed, stripe_deleted_at, created_at, updated_at";
 
 impl Conn<'_> {

@@ -96,7 +96,8 @@ pub struct TaskRow {
 const DISPUTE_COLUMNS: &str =
     "id, stripe_dispute_id, payment_id, amount, currency, reason, status, \
     evidence_due_by, observed_at, created_at, updated_at";
-const TASK_COLUMNS: &str = "id, kind, title, subject_type, subject_id, payment_id, customer_id, \
+pub(crate) const TASK_COLUMNS: &str =
+    "id, kind, title, subject_type, subject_id, payment_id, customer_id, \
     status, due_at, created_at, closed_at";
 
 pub struct NewDispute<'a> {

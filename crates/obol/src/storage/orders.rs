@@ -50,7 +50,8 @@ pub struct NewLineItem<'a> {
     pub amount: i64,
 }
 
-const COLUMNS: &str = "id, number, account_id, customer_id, guest_token_hash, email, currency, \
+pub(crate) const COLUMNS: &str =
+    "id, number, account_id, customer_id, guest_token_hash, email, currency, \
     subtotal, shipping_name, shipping_amount, total, status, shipping_address, billing_address, \
     payment_reference, created_at, updated_at";
 

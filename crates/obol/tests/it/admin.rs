@@ -9,13 +9,14 @@ use serde_json::json;
 
 use crate::checkout::authorize;
 use crate::helpers::{Backend, Obol};
-use crate::inbox::eventually;
+use crate::inbox::{eventually, sandbox, stripe_post};
 use crate::on_both_backends;
 
 on_both_backends!(
     an_operator_finds_a_payment_by_email_and_refunds_part_of_it,
     an_idle_session_is_sent_back_to_sign_in,
     a_key_session_sees_only_its_organisation,
+    an_operator_reads_orders_customers_disputes_invoices_and_organisations,
 );
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -505,4 +506,198 @@ fn set_password_refuses_a_short_password() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
+}
+
+async fn an_operator_reads_orders_customers_disputes_invoices_and_organisations(backend: Backend) {
+    let obol = start_with_password(backend, &[]).await;
+    let (payment_id, number) = paid_order(&obol, "Ana.Lopez@example.com").await;
+    let (_, p) = obol.get(&format!("/v1/payments/{payment_id}")).await;
+    let order_id = p["order_id"].as_str().unwrap().to_string();
+    // A member with a saved card.
+    let customer = crate::invoices::customer(&obol).await;
+    let (token, _) = crate::saved_cards::link(&obol, &customer).await;
+    crate::saved_cards::save_card(&obol, &token, "pm_card_visa").await;
+    // An invoice for them.
+    let (invoice, _) = crate::invoices::issued(
+        &obol,
+        json!({"customer_id": customer, "currency": "eur", "due_date": "2026-12-31",
+               "number": "W-2026-042", "line_items": [{"description": "Court fee", "unit_amount": 12000, "quantity": 1}]}),
+    )
+    .await;
+    let invoice_id = invoice["id"].as_str().unwrap().to_string();
+    // A disputed payment.
+    let base = sandbox(&obol).await;
+    let pi = stripe_post(
+        &base,
+        "/v1/payment_intents",
+        &[
+            ("amount", "3000"),
+            ("currency", "eur"),
+            ("payment_method", "pm_card_createDispute"),
+            ("confirm", "true"),
+            ("payment_method_types[]", "card"),
+        ],
+    )
+    .await;
+    assert_eq!(pi["status"], "succeeded", "{pi}");
+    let disputes = eventually(&obol, "/v1/disputes", |b| {
+        b["data"].as_array().is_some_and(|d| !d.is_empty())
+    })
+    .await;
+    let dispute_id = disputes["data"][0]["id"].as_str().unwrap().to_string();
+    let dp = disputes["data"][0]["stripe_dispute_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    eventually(&obol, "/v1/tasks?status=open", |b| {
+        b["data"].as_array().is_some_and(|d| !d.is_empty())
+    })
+    .await;
+    let (status, org) = obol
+        .post("/v1/organizations", json!({"name": "Bodega <Bob>"}))
+        .await;
+    assert_eq!(status, 201, "{org}");
+
+    let mut browser = Browser::new(&obol);
+    browser.sign_in(PASSWORD, "").await;
+    let overview = browser.get("/admin").await;
+    assert!(overview.body.contains("id=\"lag-plot\""), "the lag plot");
+    assert!(
+        overview.body.contains("id=\"lag-now\">0 s<"),
+        "{}",
+        overview.body
+    );
+    for href in [
+        "orders",
+        "customers",
+        "disputes",
+        "invoices",
+        "organizations",
+    ] {
+        assert!(
+            overview.body.contains(&format!("href=\"/admin/{href}\"")),
+            "{href} in the nav"
+        );
+    }
+
+    // Orders: by the e-mail in any case, by the number; the filter.
+    for q in ["ana.lopez@EXAMPLE.com", number.as_str()] {
+        let a = browser
+            .get(&format!("/admin/orders?q={}", urlencode(q)))
+            .await;
+        assert_eq!(a.status, 200, "{q}: {}", a.body);
+        assert!(
+            a.body.contains(&number) && a.body.contains(&order_id),
+            "{q}"
+        );
+        assert!(a.body.contains("49.99 EUR"), "{q}: the total");
+    }
+    let a = browser.get("/admin/orders?status=cancelled").await;
+    assert!(a.body.contains("id=\"no-orders\"") && !a.body.contains(&order_id));
+    let a = browser.get("/admin/orders?q=nobody@example.com").await;
+    assert!(!a.body.contains(&order_id));
+    for bad in [
+        "/admin/orders?q=hello",
+        "/admin/orders?status=lost",
+        "/admin/orders?cursor=x",
+    ] {
+        let a = browser.get(bad).await;
+        assert_eq!((a.status, a.code()), (400, Some("invalid_query")), "{bad}");
+    }
+    let a = browser.get(&format!("/admin/orders/{order_id}")).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(a.body.contains(&payment_id), "its payment");
+    assert!(a.body.contains("Riesling 2022"), "its lines");
+    assert!(
+        a.body.contains("→ <strong>"),
+        "its status history: {}",
+        a.body
+    );
+
+    // Customers: by e-mail in any case, by the start of the name.
+    for q in ["ANA@example.com", "ana l"] {
+        let a = browser
+            .get(&format!("/admin/customers?q={}", urlencode(q)))
+            .await;
+        assert_eq!(a.status, 200, "{q}: {}", a.body);
+        assert!(a.body.contains(&customer), "{q} finds the customer");
+    }
+    let a = browser.get("/admin/customers?q=%25").await;
+    assert!(
+        a.body.contains("id=\"no-customers\""),
+        "% is a character, not a wildcard"
+    );
+    let a = browser.get(&format!("/admin/customers/{customer}")).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(a.body.contains("<td>Visa</td>"), "{}", a.body);
+    assert!(a.body.contains("•••• 4242"), "{}", a.body);
+    assert!(a.body.contains("badge default"), "the default card");
+    assert!(
+        a.body
+            .contains("https://dashboard.stripe.com/test/customers/cus_"),
+        "the Stripe customer, linked"
+    );
+
+    // Disputes and their tasks.
+    let a = browser.get("/admin/disputes").await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(a.body.contains(&dispute_id) && a.body.contains("30.00 EUR"));
+    assert!(a.body.contains("Respond to dispute"), "the open task");
+    let a = browser.get("/admin/disputes?status=won").await;
+    assert!(a.body.contains("id=\"no-disputes\""));
+    let a = browser.get("/admin/disputes?status=bogus").await;
+    assert_eq!((a.status, a.code()), (400, Some("invalid_query")));
+    let a = browser.get(&format!("/admin/disputes/{dispute_id}")).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(a
+        .body
+        .contains(&format!("https://dashboard.stripe.com/test/disputes/{dp}")));
+    assert!(a.body.contains("Respond to dispute") && a.body.contains("badge open"));
+
+    // Invoices and their attempts.
+    let a = browser.get("/admin/invoices?status=processed").await;
+    assert!(
+        a.body.contains("W-2026-042") && a.body.contains("120.00 EUR"),
+        "{}",
+        a.body
+    );
+    let a = browser.get("/admin/invoices?status=paid").await;
+    assert!(!a.body.contains("W-2026-042"));
+    let a = browser.get(&format!("/admin/invoices/{invoice_id}")).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(a.body.contains("Court fee") && a.body.contains("Payment attempts"));
+
+    // Organisations, their names escaped.
+    let a = browser.get("/admin/organizations").await;
+    assert!(a.body.contains("Bodega &lt;Bob&gt;"), "{}", a.body);
+    assert!(!a.body.contains("Bodega <Bob>"));
+    let org_id = org["id"].as_str().unwrap();
+    let a = browser.get(&format!("/admin/organizations/{org_id}")).await;
+    assert_eq!(a.status, 200);
+    assert!(a.body.contains("badge not_connected") || a.body.contains("id=\"stripe-status\""));
+
+    // Another organisation's session sees none of it.
+    let mut bob = Browser::new(&obol);
+    bob.sign_in(&obol.api_key, org_id).await;
+    for (path, code) in [
+        (format!("/admin/orders/{order_id}"), "order_not_found"),
+        (format!("/admin/customers/{customer}"), "customer_not_found"),
+        (format!("/admin/disputes/{dispute_id}"), "dispute_not_found"),
+        (format!("/admin/invoices/{invoice_id}"), "invoice_not_found"),
+    ] {
+        let a = bob.get(&path).await;
+        assert_eq!((a.status, a.code()), (404, Some(code)), "{path}");
+    }
+    for (path, id) in [
+        ("/admin/orders", order_id.as_str()),
+        ("/admin/customers", customer.as_str()),
+        ("/admin/disputes", dispute_id.as_str()),
+        ("/admin/invoices", invoice_id.as_str()),
+    ] {
+        let a = bob.get(path).await;
+        assert_eq!(a.status, 200, "{path}");
+        assert!(!a.body.contains(id), "{path} shows none of the platform's");
+    }
+    let a = bob.get("/admin/organizations").await;
+    assert!(a.body.contains(org_id) && a.body.matches("data-id=\"org_").count() == 1);
 }

@@ -3,7 +3,8 @@
 //! sign in (a wrong password first), find a payment by its customer's
 //! e-mail, read its timeline, refund part of it and see the timeline
 //! grow, replay a failed webhook event, retry a dead job, watch a charge
-//! run reach 100 %, on both backends. Screenshots of each page go to
+//! run reach 100 %, open the orders, customers, disputes, invoices and
+//! organisations pages, on both backends. Screenshots of each page go to
 //! `target/browser-screenshots/admin/{sqlite,postgres}/`.
 
 use std::io::Write;
@@ -159,6 +160,9 @@ async fn an_operator_works_the_dashboard_in_a_real_browser(backend: Backend) {
     assert_eq!(replay["raw_type"], "payment_intent.succeeded");
     assert_eq!(step("retry_dead_job")["notice"], "Job queued again.");
     assert_eq!(step("charge_run")["status"], "completed");
+    let more = step("more_pages");
+    assert_eq!(more["rows"]["Orders"], 1, "{more}");
+    assert_eq!(more["order_payments"], 1, "{more}");
 
     // What the browser did, as the API sees it.
     let p = wait_for(&obol, &format!("/v1/payments/{payment_id}"), 20, |p| {
@@ -183,6 +187,12 @@ async fn an_operator_works_the_dashboard_in_a_real_browser(backend: Backend) {
         "jobs-dead.png",
         "notifications.png",
         "charge-run.png",
+        "orders.png",
+        "order.png",
+        "customers.png",
+        "disputes.png",
+        "invoices.png",
+        "organizations.png",
     ] {
         assert!(screenshots.join(file).exists(), "{file}");
     }

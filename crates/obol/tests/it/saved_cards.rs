@@ -58,7 +58,7 @@ async fn public_post(obol: &Obol, path: &str, body: Value) -> (u16, Value) {
 }
 
 /// A link for `customer`; (its token, the whole answer).
-async fn link(obol: &Obol, customer: &str) -> (String, Value) {
+pub async fn link(obol: &Obol, customer: &str) -> (String, Value) {
     let (status, body) = obol
         .post(
             &format!("/v1/customers/{customer}/card-update-links"),
@@ -78,7 +78,7 @@ async fn link(obol: &Obol, customer: &str) -> (String, Value) {
 
 /// The page's side: the link's SetupIntent, confirmed on the sandbox with
 /// `card` (as Stripe.js would), then `complete`.
-async fn save_card(obol: &Obol, token: &str, card: &str) -> Value {
+pub async fn save_card(obol: &Obol, token: &str, card: &str) -> Value {
     let (status, si) = public_post(
         obol,
         &format!("/v1/public/card-updates/{token}/setup-intent"),
