@@ -550,14 +550,9 @@ pub async fn order_detail(ctx: &Ctx, actor: &Actor, id: &str) -> Result<OrderDet
         ctx,
         actor,
         super::payments::ListPayments {
-            status: None,
-            customer_id: None,
             order_id: Some(order.id.clone()),
-            created_gte: None,
-            created_lt: None,
-            expiring_before: None,
             limit: Some(LIST_LIMIT),
-            cursor: None,
+            ..Default::default()
         },
     )
     .await?;
@@ -622,14 +617,9 @@ pub async fn customer_detail(ctx: &Ctx, actor: &Actor, id: &str) -> Result<Custo
         ctx,
         actor,
         super::payments::ListPayments {
-            status: None,
             customer_id: Some(customer.id.clone()),
-            order_id: None,
-            created_gte: None,
-            created_lt: None,
-            expiring_before: None,
             limit: Some(LIST_LIMIT),
-            cursor: None,
+            ..Default::default()
         },
     )
     .await?;
