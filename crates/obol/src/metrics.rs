@@ -163,7 +163,7 @@ impl Metrics {
             charge_run_items: counter(
                 &registry,
                 "obol_charge_run_items_total",
-                "Charge-run items a worker finished, by outcome (succeeded, requires_action, failed, no_payment_method, …).",
+                "Outcomes charge-run items reached, by outcome (succeeded, requires_action, failed, no_payment_method, canceled): each item's first outcome, and a later success (3-D Secure completed by the member).",
                 &["outcome"],
             )?,
             registry,

@@ -57,6 +57,9 @@ pub async fn observe_intent(
         )
         .await?;
     }
+    // Counted as the outcome it reached; the event's transaction may still
+    // roll back and be retried, which counts it again (rare: a conflict).
+    crate::metrics::record(|m| m.charge_run_item(Outcome::Succeeded.as_str()));
     tracing::info!(item = %item.id, from = item.outcome.as_str(), intent = %pi.id, "charge run item succeeded");
     Ok(())
 }

@@ -284,6 +284,17 @@ async fn a_member_confirms_a_requires_action_charge_from_the_emailed_link(backen
         "{done}"
     );
     assert_eq!(done["amounts"]["succeeded"], 10000, "{done}");
+    // /metrics counts the outcomes reached: the 4242 member's success, the
+    // 3-D Secure item's requires_action and then its success.
+    let samples = crate::metrics::scrape(&obol).await;
+    let items = |outcome: &str| {
+        crate::metrics::value(
+            &samples,
+            "obol_charge_run_items_total",
+            &[("outcome", outcome)],
+        )
+    };
+    assert_eq!((items("succeeded"), items("requires_action")), (2.0, 1.0));
     let got = host
         .until("the item's success notified", |r| {
             r.iter().any(|n| n.json()["data"]["item"]["id"] == item_id)
