@@ -315,15 +315,22 @@ impl StripeClient {
             "client_secret".to_string(),
             self.secret_key.expose_secret().to_string(),
         ));
-        let response = self
+        let started = std::time::Instant::now();
+        let sent = self
             .http
             .post(&url)
             .timeout(self.retry.request_timeout)
             .header("Stripe-Version", STRIPE_VERSION)
             .form(&form)
             .send()
-            .await
-            .map_err(|e| OAuthError::Unavailable(e.without_url().to_string()))?;
+            .await;
+        let elapsed = started.elapsed();
+        let outcome = match &sent {
+            Ok(r) => crate::metrics::stripe_outcome(r.status().as_u16()),
+            Err(_) => "network",
+        };
+        crate::metrics::record(|m| m.stripe_request("POST", path, outcome, elapsed));
+        let response = sent.map_err(|e| OAuthError::Unavailable(e.without_url().to_string()))?;
         let status = response.status();
         let body = response
             .bytes()

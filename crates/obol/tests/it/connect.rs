@@ -402,6 +402,20 @@ async fn disconnect_deauthorizes_and_stops_payments(backend: Backend) {
     assert_eq!(r.status(), 403);
     let err: Value = r.json().await.unwrap();
     assert_eq!(err["error"]["code"], "account_invalid", "{err}");
+    // Both OAuth calls are Stripe calls on /metrics, like any other.
+    let samples = crate::metrics::scrape(&obol).await;
+    for endpoint in ["/oauth/token", "/oauth/deauthorize"] {
+        let n = crate::metrics::value(
+            &samples,
+            "obol_stripe_requests_total",
+            &[
+                ("method", "POST"),
+                ("endpoint", endpoint),
+                ("outcome", "2xx"),
+            ],
+        );
+        assert_eq!(n, 1.0, "{endpoint}");
+    }
     // The tokens are gone from the row.
     let store = obol.db.store().await;
     let mut h = store.acquire().await.unwrap();
