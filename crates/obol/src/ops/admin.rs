@@ -35,7 +35,7 @@ use crate::ids::{SecretToken, TokenHash};
 use crate::ledger::PaymentState;
 use crate::money::{Currency, Money};
 pub use crate::storage::admin::DailyPayments;
-use crate::storage::admin::{AdminSessionRow, PaymentSearch};
+use crate::storage::admin::{self as admin_days, AdminSessionRow, PaymentSearch};
 
 /// The dashboard's session cookie.
 pub const COOKIE: &str = "obol_admin";
@@ -413,17 +413,79 @@ pub async fn search_payments(
 }
 
 /// Payments per UTC day, status and currency over the last `days` days.
+/// Days that ended over an hour ago are summed once and kept
+/// (`payment_day_totals`) until a payment of theirs changes; the rest
+/// (today, and yesterday in the first hour of a day, while a transaction
+/// begun before midnight may still commit) are summed on each call.
 pub async fn payments_per_day(ctx: &Ctx, actor: &Actor, days: i64) -> Result<Vec<DailyPayments>> {
     actor.require_secret()?;
-    let since = (ctx.now() - Duration::days(days.clamp(1, 366)))
-        .date_naive()
-        .and_hms_opt(0, 0, 0)
-        .map(|d| d.and_utc())
-        .unwrap_or_else(|| ctx.now());
+    let now = ctx.now();
+    let start_of = |d: chrono::NaiveDate| d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+    let first = (now - Duration::days(days.clamp(1, 366))).date_naive();
+    let live_from = (now - Duration::hours(1)).date_naive();
+    let (Some(since), Some(live_since)) = (start_of(first), start_of(live_from)) else {
+        return Ok(Vec::new());
+    };
+    let account = actor.account();
+    let (from_day, live_day) = (admin_days::day_of(since), admin_days::day_of(live_since));
     let mut h = ctx.store().acquire().await?;
-    h.conn()
-        .count_payments_per_day(actor.account(), since)
-        .await
+    let mut cached = h
+        .conn()
+        .cached_payment_days(account, &from_day, &live_day)
+        .await?;
+    // The closed days not cached (or changed since): summed from the
+    // first of them to the live part, and kept.
+    let mut missing = Vec::new();
+    let mut d = first;
+    while d < live_from {
+        let day = admin_days::day_of(start_of(d).unwrap_or(since));
+        if !cached.contains_key(&day) {
+            missing.push(d);
+        }
+        d = d.succ_opt().unwrap_or(live_from);
+    }
+    if let Some(lo) = missing.first().and_then(|d| start_of(*d)) {
+        let (totals, versions) = h
+            .conn()
+            .sum_payments_per_day(account, lo, live_since)
+            .await?;
+        let keep: Vec<(String, i64)> = missing
+            .iter()
+            .filter_map(|d| start_of(*d))
+            .map(admin_days::day_of)
+            .map(|day| {
+                let v = versions.get(&day).copied().unwrap_or(0);
+                (day, v)
+            })
+            .collect();
+        for (day, _) in &keep {
+            cached.insert(
+                day.clone(),
+                totals.iter().filter(|t| t.day == *day).cloned().collect(),
+            );
+        }
+        drop(h);
+        // The plot is drawn whether or not the totals could be kept.
+        let kept = async {
+            let mut tx = ctx.store().begin().await?;
+            tx.conn()
+                .cache_payment_days(account, &keep, &totals)
+                .await?;
+            tx.commit().await
+        };
+        if let Err(e) = kept.await {
+            tracing::warn!(error = %e, "could not keep the payments-per-day totals");
+        }
+        h = ctx.store().acquire().await?;
+    }
+    let (live, _) = h
+        .conn()
+        .sum_payments_per_day(account, live_since, now + Duration::days(1))
+        .await?;
+    let mut out: Vec<DailyPayments> = cached.into_values().flatten().collect();
+    out.extend(live);
+    out.sort_by(|a, b| (&a.day, &a.status, &a.currency).cmp(&(&b.day, &b.status, &b.currency)));
+    Ok(out)
 }
 
 /// The stored event as Stripe sent it (pretty-printed JSON), with the same

@@ -146,91 +146,218 @@ pub struct DailyPayments {
 }
 
 impl Conn<'_> {
-    /// Newest first, keyset on (created_at, id), within `account`.
+    /// Newest first, keyset on (created_at, id), within `account`. Only the
+    /// filters given are in the statement, so each one's index can serve it
+    /// (a `$n IS NULL OR …` form hides them from PostgreSQL's generic plan);
+    /// the e-mail is a union of two index lookups, not a scan.
     pub async fn search_payments(
         &mut self,
         account: &AccountId,
         s: &PaymentSearch<'_>,
     ) -> Result<Vec<PaymentRow>> {
-        let (before_at, before_id) = super::keyset(&s.before);
-        let amounts = |i: usize| s.amounts.get(i).copied();
-        let any_amount = !s.amounts.is_empty();
+        let mut w = Where::new("p", account.as_str());
+        if let Some(id) = s.id {
+            w.and("p.id = ", Bind::Text(id.into()));
+        }
+        if let Some(pi) = s.intent_id {
+            w.and("p.stripe_payment_intent_id = ", Bind::Text(pi.into()));
+        }
+        if let Some(email) = s.email {
+            let n = w.bind(Bind::Text(email.into()));
+            w.raw(format!(
+                "p.id IN (SELECT p2.id FROM payments p2 JOIN customers c ON c.id = p2.customer_id \
+                 WHERE c.account_id = $1 AND lower(c.email) = lower(${n}) \
+                 UNION SELECT p3.id FROM payments p3 JOIN orders o ON o.id = p3.order_id \
+                 WHERE o.account_id = $1 AND lower(o.email) = lower(${n}))"
+            ));
+        }
+        if let Some(number) = s.order_number {
+            let n = w.bind(Bind::Text(number.into()));
+            w.raw(format!(
+                "p.order_id IN (SELECT o.id FROM orders o WHERE o.account_id = $1 AND o.number = ${n})"
+            ));
+        }
+        if !s.amounts.is_empty() {
+            let list: Vec<String> = s
+                .amounts
+                .iter()
+                .map(|a| format!("${}", w.bind(Bind::Int(*a))))
+                .collect();
+            w.raw(format!("p.amount IN ({})", list.join(", ")));
+        }
+        if let Some(c) = s.currency {
+            w.and("p.currency = ", Bind::Text(c.into()));
+        }
+        if let Some(st) = s.status {
+            w.and("p.status = ", Bind::Text(st.into()));
+        }
+        if let Some(d) = s.disputed {
+            w.and("p.disputed = ", Bind::Bool(d));
+        }
+        if let Some(t) = s.created_gte {
+            w.and("p.created_at >= ", Bind::Time(t));
+        }
+        if let Some(t) = s.created_lt {
+            w.and("p.created_at < ", Bind::Time(t));
+        }
+        w.before(&s.before);
+        let limit = w.bind(Bind::Int(s.limit));
         let sql = format!(
-            "SELECT {PAYMENT_COLUMNS} FROM payments p WHERE p.account_id = $1 \
-             AND ($2 IS NULL OR p.id = $2) \
-             AND ($3 IS NULL OR p.stripe_payment_intent_id = $3) \
-             AND ($4 IS NULL OR p.customer_id IN (SELECT c.id FROM customers c \
-                    WHERE c.account_id = $1 AND lower(c.email) = lower($4)) \
-                  OR p.order_id IN (SELECT o.id FROM orders o \
-                    WHERE o.account_id = $1 AND lower(o.email) = lower($4))) \
-             AND ($5 IS NULL OR p.order_id IN (SELECT o.id FROM orders o \
-                    WHERE o.account_id = $1 AND o.number = $5)) \
-             AND ($6 = 0 OR p.amount = $7 OR p.amount = $8 OR p.amount = $9) \
-             AND ($10 IS NULL OR p.currency = $10) \
-             AND ($11 IS NULL OR p.status = $11) \
-             AND ($12 IS NULL OR p.disputed = $12) \
-             AND ($13 IS NULL OR p.created_at >= $13) \
-             AND ($14 IS NULL OR p.created_at < $14) \
-             AND ($15 IS NULL OR p.created_at < $15 OR (p.created_at = $15 AND p.id < $16)) \
-             ORDER BY p.created_at DESC, p.id DESC LIMIT $17"
+            "SELECT {PAYMENT_COLUMNS} FROM payments p WHERE {} \
+             ORDER BY p.created_at DESC, p.id DESC LIMIT ${limit}",
+            w.sql
         );
         Ok(on_conn!(self, |conn| {
-            sqlx::query_as::<_, PaymentRow>(&sql)
-                .bind(account.as_str())
-                .bind(s.id)
-                .bind(s.intent_id)
-                .bind(s.email)
-                .bind(s.order_number)
-                .bind(i64::from(any_amount))
-                .bind(amounts(0))
-                .bind(amounts(1))
-                .bind(amounts(2))
-                .bind(s.currency)
-                .bind(s.status)
-                .bind(s.disputed)
-                .bind(s.created_gte)
-                .bind(s.created_lt)
-                .bind(before_at)
-                .bind(before_id)
-                .bind(s.limit)
+            w.query_as::<_, PaymentRow>(&sql)
                 .fetch_all(&mut **conn)
                 .await?
         }))
     }
 
-    /// Payments of `account` created at or after `since`, per UTC day,
-    /// status and currency.
-    pub async fn count_payments_per_day(
+    /// Payments per day (UTC), status and currency, summed from the
+    /// payments created in `[from, until)`, with the versions of those days
+    /// (`payment_day_versions`) read in the same statement, so from one
+    /// snapshot: totals cached with these versions hold until a payment of
+    /// their day changes.
+    pub async fn sum_payments_per_day(
         &mut self,
         account: &AccountId,
-        since: DateTime<Utc>,
-    ) -> Result<Vec<DailyPayments>> {
-        Ok(match self {
-            Conn::Sqlite(conn) => {
-                sqlx::query_as::<_, DailyPayments>(
-                    "SELECT substr(created_at, 1, 10) AS day, status, currency, \
-                     CAST(COUNT(*) AS BIGINT) AS payments, CAST(SUM(amount) AS BIGINT) AS amount \
-                     FROM payments WHERE account_id = $1 AND created_at >= $2 \
-                     GROUP BY day, status, currency ORDER BY day",
-                )
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<(Vec<DailyPayments>, std::collections::HashMap<String, i64>)> {
+        let day = match self {
+            Conn::Sqlite(_) => "substr(created_at, 1, 10)",
+            Conn::Postgres(_) => "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+        };
+        let sql = format!(
+            "SELECT {day} AS day, status, currency, \
+             CAST(COUNT(*) AS BIGINT) AS payments, CAST(SUM(amount) AS BIGINT) AS amount, \
+             CAST(0 AS BIGINT) AS version \
+             FROM payments WHERE account_id = $1 AND created_at >= $2 AND created_at < $3 \
+             GROUP BY 1, status, currency \
+             UNION ALL \
+             SELECT day, '' AS status, '' AS currency, CAST(0 AS BIGINT) AS payments, \
+             CAST(0 AS BIGINT) AS amount, version FROM payment_day_versions \
+             WHERE account_id = $1 AND day >= $4 AND day < $5"
+        );
+        let rows: Vec<(String, String, String, i64, i64, i64)> = on_conn!(self, |conn| {
+            sqlx::query_as(&sql)
                 .bind(account.as_str())
-                .bind(since)
+                .bind(from)
+                .bind(until)
+                .bind(day_of(from))
+                .bind(day_of(until))
                 .fetch_all(&mut **conn)
                 .await?
+        });
+        let mut totals = Vec::new();
+        let mut versions = std::collections::HashMap::new();
+        for (day, status, currency, payments, amount, version) in rows {
+            if status.is_empty() {
+                versions.insert(day, version);
+            } else {
+                totals.push(DailyPayments {
+                    day,
+                    status,
+                    currency,
+                    payments,
+                    amount,
+                });
             }
-            Conn::Postgres(conn) => {
-                sqlx::query_as::<_, DailyPayments>(
-                    "SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, status, currency, \
-                     CAST(COUNT(*) AS BIGINT) AS payments, CAST(SUM(amount) AS BIGINT) AS amount \
-                     FROM payments WHERE account_id = $1 AND created_at >= $2 \
-                     GROUP BY day, status, currency ORDER BY day",
+        }
+        Ok((totals, versions))
+    }
+
+    /// The cached totals of the days in `[from_day, until_day)` whose
+    /// version is still the current one: each valid day, with its totals
+    /// (none for a day without payments).
+    pub async fn cached_payment_days(
+        &mut self,
+        account: &AccountId,
+        from_day: &str,
+        until_day: &str,
+    ) -> Result<std::collections::BTreeMap<String, Vec<DailyPayments>>> {
+        let rows: Vec<CachedDayRow> = on_conn!(self, |conn| {
+            sqlx::query_as(
+                    "SELECT c.day, t.status, t.currency, t.payments, t.amount \
+                     FROM payment_days_cached c \
+                     LEFT JOIN payment_day_versions v ON v.account_id = c.account_id AND v.day = c.day \
+                     LEFT JOIN payment_day_totals t ON t.account_id = c.account_id AND t.day = c.day \
+                     WHERE c.account_id = $1 AND c.day >= $2 AND c.day < $3 \
+                     AND c.version = COALESCE(v.version, 0)",
                 )
                 .bind(account.as_str())
-                .bind(since)
+                .bind(from_day)
+                .bind(until_day)
                 .fetch_all(&mut **conn)
                 .await?
+        });
+        let mut out = std::collections::BTreeMap::<String, Vec<DailyPayments>>::new();
+        for (day, status, currency, payments, amount) in rows {
+            let totals = out.entry(day.clone()).or_default();
+            if let (Some(status), Some(currency), Some(payments), Some(amount)) =
+                (status, currency, payments, amount)
+            {
+                totals.push(DailyPayments {
+                    day,
+                    status,
+                    currency,
+                    payments,
+                    amount,
+                });
             }
-        })
+        }
+        Ok(out)
+    }
+
+    /// Caches the totals of `days` (each with the version it was summed
+    /// at), replacing what was cached for them; in the caller's
+    /// transaction. An older version written over a newer one only makes
+    /// the day be summed again.
+    pub async fn cache_payment_days(
+        &mut self,
+        account: &AccountId,
+        days: &[(String, i64)],
+        totals: &[DailyPayments],
+    ) -> Result<()> {
+        for (day, version) in days {
+            on_conn!(self, |conn| {
+                sqlx::query("DELETE FROM payment_day_totals WHERE account_id = $1 AND day = $2")
+                    .bind(account.as_str())
+                    .bind(day)
+                    .execute(&mut **conn)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO payment_days_cached (account_id, day, version) VALUES ($1, $2, $3) \
+                     ON CONFLICT (account_id, day) DO UPDATE SET version = excluded.version",
+                )
+                .bind(account.as_str())
+                .bind(day)
+                .bind(*version)
+                .execute(&mut **conn)
+                .await?;
+            });
+        }
+        for t in totals
+            .iter()
+            .filter(|t| days.iter().any(|(d, _)| *d == t.day))
+        {
+            on_conn!(self, |conn| {
+                sqlx::query(
+                    "INSERT INTO payment_day_totals (account_id, day, status, currency, payments, amount) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(account.as_str())
+                .bind(&t.day)
+                .bind(&t.status)
+                .bind(&t.currency)
+                .bind(t.payments)
+                .bind(t.amount)
+                .execute(&mut **conn)
+                .await?;
+            });
+        }
+        Ok(())
     }
 
     /// The charge runs of `account`, newest first, keyset on (created_at, id).
@@ -305,62 +432,67 @@ fn like_prefix(s: &str) -> String {
 }
 
 impl Conn<'_> {
-    /// Orders of `account`, newest first, keyset on (created_at, id).
+    /// Orders of `account`, newest first, keyset on (created_at, id); only
+    /// the filters given are in the statement (as for payments).
     pub async fn search_orders(
         &mut self,
         account: &AccountId,
         s: &OrderSearch<'_>,
     ) -> Result<Vec<super::orders::OrderRow>> {
-        let (before_at, before_id) = super::keyset(&s.before);
+        let mut w = Where::new("o", account.as_str());
+        if let Some(number) = s.number {
+            w.and("o.number = ", Bind::Text(number.into()));
+        }
+        if let Some(email) = s.email {
+            let n = w.bind(Bind::Text(email.into()));
+            w.raw(format!(
+                "o.id IN (SELECT o2.id FROM orders o2 WHERE o2.account_id = $1 AND lower(o2.email) = lower(${n}) \
+                 UNION SELECT o3.id FROM orders o3 JOIN customers c ON c.id = o3.customer_id \
+                 WHERE c.account_id = $1 AND lower(c.email) = lower(${n}))"
+            ));
+        }
+        if let Some(st) = s.status {
+            w.and("o.status = ", Bind::Text(st.into()));
+        }
+        w.before(&s.before);
+        let limit = w.bind(Bind::Int(s.limit));
         let sql = format!(
-            "SELECT {} FROM orders o WHERE o.account_id = $1 \
-             AND ($2 IS NULL OR o.number = $2) \
-             AND ($3 IS NULL OR lower(o.email) = lower($3) \
-                  OR o.customer_id IN (SELECT c.id FROM customers c \
-                    WHERE c.account_id = $1 AND lower(c.email) = lower($3))) \
-             AND ($4 IS NULL OR o.status = $4) \
-             AND ($5 IS NULL OR o.created_at < $5 OR (o.created_at = $5 AND o.id < $6)) \
-             ORDER BY o.created_at DESC, o.id DESC LIMIT $7",
-            super::orders::COLUMNS
+            "SELECT {} FROM orders o WHERE {} ORDER BY o.created_at DESC, o.id DESC LIMIT ${limit}",
+            super::orders::COLUMNS,
+            w.sql
         );
         Ok(on_conn!(self, |conn| {
-            sqlx::query_as::<_, super::orders::OrderRow>(&sql)
-                .bind(account.as_str())
-                .bind(s.number)
-                .bind(s.email)
-                .bind(s.status)
-                .bind(before_at)
-                .bind(before_id)
-                .bind(s.limit)
+            w.query_as::<_, super::orders::OrderRow>(&sql)
                 .fetch_all(&mut **conn)
                 .await?
         }))
     }
 
-    /// Customers of `account`, newest first, keyset on (created_at, id).
+    /// Customers of `account`, newest first, keyset on (created_at, id);
+    /// only the filters given are in the statement.
     pub async fn search_customers(
         &mut self,
         account: &AccountId,
         s: &CustomerSearch<'_>,
     ) -> Result<Vec<super::customers::CustomerRow>> {
-        let (before_at, before_id) = super::keyset(&s.before);
+        let mut w = Where::new("c", account.as_str());
+        if let Some(email) = s.email {
+            let n = w.bind(Bind::Text(email.into()));
+            w.raw(format!("lower(c.email) = lower(${n})"));
+        }
+        if let Some(prefix) = s.name_prefix {
+            let n = w.bind(Bind::Text(like_prefix(prefix)));
+            w.raw(format!("lower(c.name) LIKE ${n} ESCAPE '\\'"));
+        }
+        w.before(&s.before);
+        let limit = w.bind(Bind::Int(s.limit));
         let sql = format!(
-            "SELECT {} FROM customers WHERE account_id = $1 \
-             AND ($2 IS NULL OR lower(email) = lower($2)) \
-             AND ($3 IS NULL OR lower(name) LIKE $3 ESCAPE '\\') \
-             AND ($4 IS NULL OR created_at < $4 OR (created_at = $4 AND id < $5)) \
-             ORDER BY created_at DESC, id DESC LIMIT $6",
-            super::customers::COLUMNS
+            "SELECT {} FROM customers c WHERE {} ORDER BY c.created_at DESC, c.id DESC LIMIT ${limit}",
+            super::customers::COLUMNS,
+            w.sql
         );
-        let prefix = s.name_prefix.map(like_prefix);
         Ok(on_conn!(self, |conn| {
-            sqlx::query_as::<_, super::customers::CustomerRow>(&sql)
-                .bind(account.as_str())
-                .bind(s.email)
-                .bind(prefix.as_deref())
-                .bind(before_at)
-                .bind(before_id)
-                .bind(s.limit)
+            w.query_as::<_, super::customers::CustomerRow>(&sql)
                 .fetch_all(&mut **conn)
                 .await?
         }))
@@ -417,4 +549,101 @@ impl Conn<'_> {
             .await?
         }))
     }
+}
+
+/// A value bound to a statement built from the filters given.
+enum Bind {
+    Text(String),
+    Int(i64),
+    Bool(bool),
+    Time(DateTime<Utc>),
+}
+
+/// A `WHERE` clause of the filters given, `$1` being the account: the
+/// statement names only what is searched for, so the planner sees each
+/// filter (and its index) for what it is.
+struct Where {
+    table: &'static str,
+    sql: String,
+    binds: Vec<Bind>,
+}
+
+impl Where {
+    /// `<table>.account_id = $1`.
+    fn new(table: &'static str, account: &str) -> Self {
+        Self {
+            table,
+            sql: format!("{table}.account_id = $1"),
+            binds: vec![Bind::Text(account.into())],
+        }
+    }
+
+    /// Binds `v`; answers its placeholder's number.
+    fn bind(&mut self, v: Bind) -> usize {
+        self.binds.push(v);
+        self.binds.len()
+    }
+
+    fn raw(&mut self, clause: String) {
+        self.sql.push_str(" AND ");
+        self.sql.push_str(&clause);
+    }
+
+    /// `<column op> $n`.
+    fn and(&mut self, column_op: &str, v: Bind) {
+        let n = self.bind(v);
+        self.raw(format!("{column_op}${n}"));
+    }
+
+    /// `sql` with every value bound, in order, on either backend.
+    fn query_as<'q, DB, O>(
+        &'q self,
+        sql: &'q str,
+    ) -> sqlx::query::QueryAs<'q, DB, O, <DB as sqlx::Database>::Arguments<'q>>
+    where
+        DB: sqlx::Database,
+        O: for<'r> sqlx::FromRow<'r, DB::Row>,
+        &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        DateTime<Utc>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    {
+        let mut q = sqlx::query_as::<DB, O>(sql);
+        for b in &self.binds {
+            q = match b {
+                Bind::Text(v) => q.bind(v.as_str()),
+                Bind::Int(v) => q.bind(*v),
+                Bind::Bool(v) => q.bind(*v),
+                Bind::Time(v) => q.bind(*v),
+            };
+        }
+        q
+    }
+
+    /// The keyset page boundary on `(created_at, id)`.
+    fn before(&mut self, before: &Option<(DateTime<Utc>, String)>) {
+        if let Some((at, id)) = before {
+            let t = self.table;
+            let a = self.bind(Bind::Time(*at));
+            let i = self.bind(Bind::Text(id.clone()));
+            self.raw(format!(
+                "({t}.created_at < ${a} OR ({t}.created_at = ${a} AND {t}.id < ${i}))"
+            ));
+        }
+    }
+}
+
+/// A cached day with one of its totals (none: a day without payments):
+/// day, status, currency, payments, amount.
+type CachedDayRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+);
+
+/// `YYYY-MM-DD` of `t` (UTC), as the payments-per-day queries name days.
+pub fn day_of(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d").to_string()
 }

@@ -17,6 +17,7 @@ on_both_backends!(
     an_idle_session_is_sent_back_to_sign_in,
     a_key_session_sees_only_its_organisation,
     an_operator_reads_orders_customers_disputes_invoices_and_organisations,
+    the_payments_plot_stays_true_for_closed_days,
 );
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -704,4 +705,128 @@ async fn an_operator_reads_orders_customers_disputes_invoices_and_organisations(
     }
     let a = bob.get("/admin/organizations").await;
     assert!(a.body.contains(org_id) && a.body.matches("data-id=\"org_").count() == 1);
+}
+
+/// Moves a payment's creation `days_ago` days back, the way a payment of
+/// an earlier day looks (no API creates one in the past).
+async fn move_payment_back(obol: &Obol, payment_id: &str, days_ago: i64) {
+    use sqlx::Connection;
+    let day = (chrono::Utc::now() - chrono::Duration::days(days_ago))
+        .format("%Y-%m-%d")
+        .to_string();
+    let n = if obol.db.url.starts_with("sqlite") {
+        let mut c = sqlx::SqliteConnection::connect(&obol.db.url).await.unwrap();
+        sqlx::query("UPDATE payments SET created_at = $1 || substr(created_at, 11) WHERE id = $2")
+            .bind(&day)
+            .bind(payment_id)
+            .execute(&mut c)
+            .await
+            .unwrap()
+            .rows_affected()
+    } else {
+        let mut c = sqlx::PgConnection::connect(&obol.db.url).await.unwrap();
+        sqlx::query(
+            "UPDATE payments SET created_at = created_at - make_interval(days => $1) WHERE id = $2",
+        )
+        .bind(i32::try_from(days_ago).unwrap())
+        .bind(payment_id)
+        .execute(&mut c)
+        .await
+        .unwrap()
+        .rows_affected()
+    };
+    assert_eq!(n, 1, "{payment_id} moved");
+}
+
+/// The overview plot's bar of `day`: its number of payments and the
+/// outcomes stacked in it; and the number of payments of all bars.
+fn plot_bar(body: &str, day: &str) -> ((i64, Vec<String>), i64) {
+    let plot = body
+        .split("id=\"payments-plot\"")
+        .nth(1)
+        .and_then(|p| p.split("</svg>").next())
+        .expect("the plot");
+    let mut bar = (0, Vec::new());
+    let mut all = 0;
+    for g in plot.split("<g>").skip(1) {
+        let title = g
+            .split("<title>")
+            .nth(1)
+            .and_then(|t| t.split("</title>").next())
+            .unwrap();
+        let (d, rest) = title.split_once(": ").unwrap();
+        let n: i64 = rest.trim_end_matches(" payments").parse().unwrap();
+        all += n;
+        if d == day {
+            let outcomes = g
+                .split("class=\"o-")
+                .skip(1)
+                .map(|c| c.split('"').next().unwrap().to_string())
+                .collect();
+            bar = (n, outcomes);
+        }
+    }
+    (bar, all)
+}
+
+/// A closed day's totals are summed once and kept; a refund of one of its
+/// payments, or a payment moved into it, shows on the next load all the
+/// same.
+async fn the_payments_plot_stays_true_for_closed_days(backend: Backend) {
+    let obol = start_with_password(backend, &[]).await;
+    let (old, _) = paid_order(&obol, "old.day@example.com").await;
+    let (later, _) = paid_order(&obol, "later@example.com").await;
+    paid_order(&obol, "today@example.com").await;
+    move_payment_back(&obol, &old, 3).await;
+    let day = (chrono::Utc::now() - chrono::Duration::days(3))
+        .format("%Y-%m-%d")
+        .to_string();
+    let mut browser = Browser::new(&obol);
+    browser.sign_in(PASSWORD, "").await;
+    let completed = || vec!["completed".to_string()];
+
+    let first = browser.get("/admin").await;
+    assert_eq!(first.status, 200);
+    assert_eq!(
+        plot_bar(&first.body, &day),
+        ((1, completed()), 3),
+        "{}",
+        first.body
+    );
+    assert!(first.body.contains("Amounts: 149.97 EUR"), "{}", first.body);
+    // The second load reads the kept totals and draws the same plot.
+    let second = browser.get("/admin").await;
+    assert_eq!(plot_bar(&second.body, &day), ((1, completed()), 3));
+    assert!(second.body.contains("Amounts: 149.97 EUR"));
+
+    // A refund of the closed day's payment changes its bar.
+    let (status, refund) = obol
+        .post(&format!("/v1/payments/{old}/refunds"), json!({}))
+        .await;
+    assert_eq!(status, 201, "{refund}");
+    eventually(&obol, &format!("/v1/payments/{old}"), |b| {
+        b["status"] == "refunded"
+    })
+    .await;
+    let third = browser.get("/admin").await;
+    assert_eq!(
+        plot_bar(&third.body, &day),
+        ((1, vec!["refunded".to_string()]), 3),
+        "{}",
+        third.body
+    );
+
+    // A payment that joins the closed day, after its totals were kept.
+    move_payment_back(&obol, &later, 3).await;
+    let fourth = browser.get("/admin").await;
+    assert_eq!(
+        plot_bar(&fourth.body, &day),
+        (
+            (2, vec!["completed".to_string(), "refunded".to_string()]),
+            3
+        ),
+        "{}",
+        fourth.body
+    );
+    assert!(fourth.body.contains("Amounts: 149.97 EUR"));
 }
