@@ -60,6 +60,23 @@ await step('sign_in', async () => {
   return { title: await text('h1') };
 });
 
+// First after signing in: the event's next automatic retry is 30 s away.
+await step('replay_event', async () => {
+  await page.click('nav >> text=Webhook inbox');
+  await page.click(`#filter-${input.event_status}`);
+  await page.waitForSelector(`tr[data-id="${input.event_id}"]`);
+  await shot('webhook-inbox.png');
+  await page.click(`tr[data-id="${input.event_id}"] a`);
+  await page.waitForSelector('#raw');
+  const reason = (await text('#reason')).trim();
+  const raw = JSON.parse(await text('#raw'));
+  await shot('webhook-event.png');
+  await page.click('#replay');
+  await page.waitForSelector('#notice');
+  await shot('webhook-event-replayed.png');
+  return { reason, raw_type: raw.type, notice: (await text('#notice')).trim() };
+});
+
 await step('find_by_email', async () => {
   await page.click('nav >> text=Payments');
   await page.fill('#q', input.email);
@@ -99,22 +116,6 @@ await step('refund', async () => {
   }
   await shot('payment-refunded.png');
   return { before, after, notice, refunded };
-});
-
-await step('replay_event', async () => {
-  await page.click('nav >> text=Webhook inbox');
-  await page.click(`#filter-${input.event_status}`);
-  await page.waitForSelector(`tr[data-id="${input.event_id}"]`);
-  await shot('webhook-inbox.png');
-  await page.click(`tr[data-id="${input.event_id}"] a`);
-  await page.waitForSelector('#raw');
-  const reason = (await text('#reason')).trim();
-  const raw = JSON.parse(await text('#raw'));
-  await shot('webhook-event.png');
-  await page.click('#replay');
-  await page.waitForSelector('#notice');
-  await shot('webhook-event-replayed.png');
-  return { reason, raw_type: raw.type, notice: (await text('#notice')).trim() };
 });
 
 await step('retry_dead_job', async () => {

@@ -35,47 +35,6 @@ async fn an_operator_works_the_dashboard_in_a_real_browser(backend: Backend) {
     let email = "ana.admin@example.com";
     let (payment_id, _) = paid_order(&obol, email).await;
 
-    // A failed event: Stripe's delivery of an intent whose amount is not
-    // money (the ledger refuses it, and would every time).
-    let event = json!({
-        "id": "evt_admin_broken", "object": "event", "type": "payment_intent.succeeded",
-        "created": chrono::Utc::now().timestamp(), "livemode": false, "api_version": "2024-06-20",
-        "data": {"object": {"id": "pi_admin_broken", "object": "payment_intent", "amount": -5,
-            "amount_received": -5, "currency": "eur", "status": "succeeded", "capture_method": "automatic",
-            "metadata": {}, "created": chrono::Utc::now().timestamp()}}
-    });
-    let body = event.to_string();
-    let sig = obol::stripe::signature::sign(
-        body.as_bytes(),
-        &SECRET.to_string().into(),
-        chrono::Utc::now().timestamp(),
-    );
-    let r = reqwest::Client::new()
-        .post(obol.url("/webhooks/stripe"))
-        .header("stripe-signature", sig)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.status());
-    let settled = wait_for(&obol, "/v1/webhook-events?limit=100", 20, |p| {
-        p["data"].as_array().is_some_and(|d| {
-            d.iter()
-                .any(|e| e["stripe_event_id"] == "evt_admin_broken" && e["status"] != "received")
-        })
-    })
-    .await;
-    let broken = settled["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["stripe_event_id"] == "evt_admin_broken")
-        .unwrap()
-        .clone();
-    let event_id = broken["id"].as_str().unwrap().to_string();
-    let event_status = broken["status"].as_str().unwrap().to_string();
-
     // A dead job: a release Stripe could not take, every attempt.
     let pi = crate::checkout::authorize(&obol, 3000).await;
     let (job_id, _) = release_while_stripe_is_down(&obol, &pi).await;
@@ -99,6 +58,51 @@ async fn an_operator_works_the_dashboard_in_a_real_browser(backend: Backend) {
         .await;
     assert_eq!(s, 200, "{started}");
 
+    // A failed event: a card attached to a Stripe customer obol does not
+    // know yet. obol retries it (1 s, 5 s, then 30 s later) while the
+    // customer may still arrive; after the third failure the customer does
+    // arrive, and the operator replays the event instead of waiting for the
+    // retry 30 s away.
+    let now = chrono::Utc::now().timestamp();
+    let customer = json!({"id": "cus_admin_late", "object": "customer", "email": "late@example.com",
+        "name": "Late", "metadata": {}, "invoice_settings": {"default_payment_method": null}});
+    let card = json!({
+        "id": "evt_admin_card", "object": "event", "type": "payment_method.attached",
+        "created": now, "livemode": false, "api_version": "2024-06-20",
+        "data": {"object": {"id": "pm_admin_late", "object": "payment_method", "type": "card",
+            "customer": "cus_admin_late", "created": now,
+            "card": {"brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2031}}}
+    });
+    deliver(&obol, &card).await;
+    let failed = wait_for(&obol, "/v1/webhook-events?limit=100", 30, |p| {
+        p["data"].as_array().is_some_and(|d| {
+            d.iter().any(|e| {
+                e["stripe_event_id"] == "evt_admin_card"
+                    && e["status"] == "failed"
+                    && e["attempts"].as_i64() >= Some(3)
+            })
+        })
+    })
+    .await;
+    let failed = failed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["stripe_event_id"] == "evt_admin_card")
+        .unwrap()
+        .clone();
+    assert_eq!(failed["attempts"], 3, "{failed}");
+    let event_id = failed["id"].as_str().unwrap().to_string();
+    let received_at: chrono::DateTime<chrono::Utc> =
+        failed["received_at"].as_str().unwrap().parse().unwrap();
+    deliver(
+        &obol,
+        &json!({"id": "evt_admin_customer", "object": "event", "type": "customer.created",
+            "created": now, "livemode": false, "api_version": "2024-06-20",
+            "data": {"object": customer}}),
+    )
+    .await;
+
     // One folder per backend: both runs go at once.
     let screenshots = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../target/browser-screenshots/admin")
@@ -117,7 +121,7 @@ async fn an_operator_works_the_dashboard_in_a_real_browser(backend: Backend) {
         .expect("node (scripts/test.sh installs it, with chromium and playwright-core)");
     let input = json!({
         "screenshots": screenshots, "base": obol.base_url, "password": PASSWORD,
-        "email": email, "payment_id": payment_id, "event_id": event_id, "event_status": event_status, "run_id": run_id,
+        "email": email, "payment_id": payment_id, "event_id": event_id, "event_status": "failed", "run_id": run_id,
         "refunded": "10.00 EUR",
     });
     child
@@ -157,7 +161,14 @@ async fn an_operator_works_the_dashboard_in_a_real_browser(backend: Backend) {
     );
     assert_eq!(refund["refunded"], "10.00 EUR");
     let replay = step("replay_event");
-    assert_eq!(replay["raw_type"], "payment_intent.succeeded");
+    assert_eq!(replay["raw_type"], "payment_method.attached");
+    assert!(
+        replay["reason"]
+            .as_str()
+            .unwrap()
+            .contains("cus_admin_late"),
+        "{replay}"
+    );
     assert_eq!(step("retry_dead_job")["notice"], "Job queued again.");
     assert_eq!(step("charge_run")["status"], "completed");
     let more = step("more_pages");
@@ -175,8 +186,28 @@ async fn an_operator_works_the_dashboard_in_a_real_browser(backend: Backend) {
     })
     .await;
     assert_eq!(done["status"], "succeeded");
-    let (_, e) = obol.get(&format!("/v1/webhook-events/{event_id}")).await;
-    assert!(e["attempts"].as_i64().unwrap() >= 1, "{e}");
+    // The replay applied the event, not obol's own retry: that one was due
+    // no earlier than 36 s (1 + 5 + 30) after the event was received.
+    let e = wait_for(&obol, &format!("/v1/webhook-events/{event_id}"), 20, |e| {
+        e["status"] == "applied"
+    })
+    .await;
+    assert_eq!(e["attempts"], 4, "{e}");
+    let applied_at: chrono::DateTime<chrono::Utc> =
+        e["applied_at"].as_str().unwrap().parse().unwrap();
+    assert!(
+        applied_at < received_at + chrono::Duration::seconds(36),
+        "applied by the scheduled retry, not the replay: {e}"
+    );
+    let (_, cards) = obol.get("/v1/webhook-events?limit=100").await;
+    assert!(
+        cards["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["status"] != "failed"),
+        "{cards}"
+    );
     for file in [
         "login-refused.png",
         "overview.png",
@@ -196,4 +227,22 @@ async fn an_operator_works_the_dashboard_in_a_real_browser(backend: Backend) {
     ] {
         assert!(screenshots.join(file).exists(), "{file}");
     }
+}
+
+async fn deliver(obol: &crate::helpers::Obol, event: &Value) {
+    let body = event.to_string();
+    let sig = obol::stripe::signature::sign(
+        body.as_bytes(),
+        &SECRET.to_string().into(),
+        chrono::Utc::now().timestamp(),
+    );
+    let r = reqwest::Client::new()
+        .post(obol.url("/webhooks/stripe"))
+        .header("stripe-signature", sig)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
 }
