@@ -3,9 +3,11 @@
 //
 //   node browser/admin-dashboard.mjs < input.json
 // input.json: {"screenshots", "base", "password", "email", "payment_id",
-// "event_id", "event_status", "run_id", "refunded"}. Prints one JSON line per step:
+// "event_id", "event_status", "run_id", "refunded", "handoff"}. For the
+// expired session it writes its session cookie to handoff/session and
+// waits for handoff/expired (the test ages the session meanwhile). Prints one JSON line per step:
 // {"name", "ok", ...facts} and exits non-zero when a step failed.
-import { readFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
@@ -176,9 +178,53 @@ await step('more_pages', async () => {
   return { rows, order_payments: payments };
 });
 
+await step('form_without_csrf', async () => {
+  // The refund form with its CSRF token taken out, as a forged
+  // cross-site form would be: refused, and no refund made.
+  await page.goto(`${input.base}/admin/payments/${input.payment_id}`);
+  await page.waitForSelector('#refund');
+  const refunded = (await text('#refunded')).trim();
+  const removed = await page.evaluate(() => {
+    const inputs = document.querySelectorAll('form input[name="csrf"]');
+    inputs.forEach((e) => e.remove());
+    return inputs.length;
+  });
+  await page.fill('#refund-amount', '1.00');
+  await page.click('#refund');
+  await page.waitForSelector('#error');
+  await shot('form-without-csrf.png');
+  const code = await page.getAttribute('#error', 'data-code');
+  const expected = pageErrors.filter((e) => e.includes('status of 403'));
+  if (expected.length !== 1) { throw new Error(`expected one 403, saw: ${pageErrors.join('\n')}`); }
+  pageErrors.length = 0;
+  await page.goto(`${input.base}/admin/payments/${input.payment_id}`);
+  const after = (await text('#refunded')).trim();
+  return { removed, code, refunded_before: refunded, refunded_after: after };
+});
+
 await step('no_page_errors', async () => {
   if (pageErrors.length) { throw new Error(pageErrors.join('\n')); }
   return {};
+});
+
+await step('expired_session', async () => {
+  const cookie = (await context.cookies()).find((c) => c.name === 'obol_admin');
+  if (!cookie) { throw new Error('no session cookie'); }
+  writeFileSync(join(input.handoff, 'session'), cookie.value);
+  const deadline = Date.now() + 30000;
+  while (!existsSync(join(input.handoff, 'expired'))) {
+    if (Date.now() > deadline) { throw new Error('the session was not aged'); }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await page.goto(`${input.base}/admin/payments`);
+  await page.waitForSelector('#password');
+  await shot('session-ended.png');
+  return {
+    url: new URL(page.url()).pathname + new URL(page.url()).search,
+    says: (await page.textContent('main')).includes('Your session has ended'),
+    http_only: cookie.httpOnly,
+    same_site: cookie.sameSite,
+  };
 });
 
 await browser.close();

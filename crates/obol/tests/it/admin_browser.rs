@@ -110,6 +110,7 @@ async fn an_operator_works_the_dashboard_in_a_real_browser(backend: Backend) {
             Backend::Sqlite => "sqlite",
             Backend::Postgres => "postgres",
         });
+    let handoff = tempfile::tempdir().unwrap();
     let node_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../conformance/node");
     let mut child = Command::new("node")
         .arg("browser/admin-dashboard.mjs")
@@ -122,7 +123,7 @@ async fn an_operator_works_the_dashboard_in_a_real_browser(backend: Backend) {
     let input = json!({
         "screenshots": screenshots, "base": obol.base_url, "password": PASSWORD,
         "email": email, "payment_id": payment_id, "event_id": event_id, "event_status": "failed", "run_id": run_id,
-        "refunded": "10.00 EUR",
+        "refunded": "10.00 EUR", "handoff": handoff.path(),
     });
     child
         .stdin
@@ -130,6 +131,26 @@ async fn an_operator_works_the_dashboard_in_a_real_browser(backend: Backend) {
         .unwrap()
         .write_all(input.to_string().as_bytes())
         .unwrap();
+    // The expired session: the browser hands over its cookie, the session
+    // is aged past the idle timeout (rather than the test waiting), and
+    // the browser tries again.
+    let cookie = handoff.path().join("session");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while !cookie.exists() && child.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "the browser run hangs");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    if let Ok(value) = std::fs::read_to_string(&cookie) {
+        let store = obol.db.store().await;
+        let mut h = store.acquire().await.unwrap();
+        let hash = obol::ids::TokenHash::of(value.trim());
+        assert!(h.conn().get_admin_session(&hash).await.unwrap().is_some());
+        h.conn()
+            .touch_admin_session(&hash, obol::storage::now() - chrono::Duration::minutes(61))
+            .await
+            .unwrap();
+        std::fs::write(handoff.path().join("expired"), "").unwrap();
+    }
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let steps: Vec<Value> = stdout
@@ -170,6 +191,16 @@ async fn an_operator_works_the_dashboard_in_a_real_browser(backend: Backend) {
         "{replay}"
     );
     assert_eq!(step("retry_dead_job")["notice"], "Job queued again.");
+    let forged = step("form_without_csrf");
+    assert_eq!(forged["code"], "csrf_token_invalid", "{forged}");
+    assert!(forged["removed"].as_i64().unwrap() >= 1, "{forged}");
+    assert_eq!(forged["refunded_before"], "10.00 EUR", "{forged}");
+    assert_eq!(forged["refunded_after"], "10.00 EUR", "no refund: {forged}");
+    let ended = step("expired_session");
+    assert_eq!(ended["url"], "/admin/login?ended=1", "{ended}");
+    assert_eq!(ended["says"], true, "{ended}");
+    assert_eq!(ended["http_only"], true, "{ended}");
+    assert_eq!(ended["same_site"], "Strict", "{ended}");
     assert_eq!(step("charge_run")["status"], "completed");
     let more = step("more_pages");
     assert_eq!(more["rows"]["Orders"], 1, "{more}");
@@ -181,6 +212,14 @@ async fn an_operator_works_the_dashboard_in_a_real_browser(backend: Backend) {
     })
     .await;
     assert_eq!(p["amount_refunded"], 1000);
+    let (_, refunds) = obol
+        .get(&format!("/v1/payments/{payment_id}/refunds"))
+        .await;
+    assert_eq!(
+        refunds["data"].as_array().unwrap().len(),
+        1,
+        "the form without its CSRF token refunded nothing: {refunds}"
+    );
     let done = wait_for(&obol, &format!("/v1/jobs/{job_id}"), 30, |j| {
         j["status"] == "succeeded"
     })
@@ -224,6 +263,8 @@ async fn an_operator_works_the_dashboard_in_a_real_browser(backend: Backend) {
         "disputes.png",
         "invoices.png",
         "organizations.png",
+        "form-without-csrf.png",
+        "session-ended.png",
     ] {
         assert!(screenshots.join(file).exists(), "{file}");
     }
