@@ -137,7 +137,10 @@ async fn an_operator_works_the_dashboard_in_a_real_browser(backend: Backend) {
     let cookie = handoff.path().join("session");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
     while !cookie.exists() && child.try_wait().unwrap().is_none() {
-        assert!(std::time::Instant::now() < deadline, "the browser run hangs");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the browser run hangs"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     if let Ok(value) = std::fs::read_to_string(&cookie) {
